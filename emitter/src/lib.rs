@@ -1,0 +1,14 @@
+//! The PostConfirmation trigger: decides whether a Cognito event is a sign-up confirmation,
+//! publishes it as `UserConfirmed` within a time budget, and always hands Cognito its event back
+//! (unless the operator chose fail-closed).
+
+pub mod adapters;
+pub mod config;
+pub mod handler;
+pub mod publish;
+pub mod trigger;
+
+pub use config::{ConfigError, EmitterConfig, FailurePolicy};
+pub use handler::{Emitter, EmitterError};
+pub use publish::{AttemptError, EventPublisher, FallbackQueue, PublishOutcome, PublishPolicy};
+pub use trigger::{Decision, SkipReason, decide};

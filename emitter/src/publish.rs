@@ -1,0 +1,253 @@
+//! Publishing within Cognito's patience: the ports the emitter publishes through, and the
+//! `PublishPolicy` that retries retryable failures with jittered back-off inside a fixed time
+//! budget, then tries the fallback queue.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tokio::time::Instant;
+
+/// One failed attempt, already classified by the adapter that made it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct AttemptError {
+    /// Whether another attempt may succeed (throttling, 5xx, timeouts, failed entries marked
+    /// `InternalFailure`), or not (bus missing, access denied, malformed detail).
+    pub retryable: bool,
+    /// AWS error code, or `Timeout` / `Connect` / `Dispatch` for transport failures.
+    pub code: String,
+    pub message: String,
+}
+
+impl AttemptError {
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { retryable: true, code: code.into(), message: message.into() }
+    }
+
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { retryable: false, code: code.into(), message: message.into() }
+    }
+}
+
+/// Where events are published: EventBridge in production.
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one event (`detail` is the JSON text) and succeeds only if the entry was
+    /// accepted: a 200 answer with a failed entry is an error.
+    fn publish(&self, detail_json: &str) -> impl Future<Output = Result<(), AttemptError>> + Send;
+}
+
+/// Where events go when they cannot be published: the worker's own queue.
+pub trait FallbackQueue: Send + Sync {
+    /// Sends one message body (an EventBridge-shaped envelope).
+    fn send(&self, body: &str) -> impl Future<Output = Result<(), AttemptError>> + Send;
+}
+
+/// How hard to try, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishPolicy {
+    /// The whole publish, fallback included, ends within this.
+    pub budget: Duration,
+    /// One call's timeout (also bounded by what is left of the budget).
+    pub attempt_timeout: Duration,
+    pub max_attempts: usize,
+    /// Kept back from the publish attempts for the fallback, when there is one.
+    pub fallback_reserve: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl PublishPolicy {
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_backoff)
+            .with_max_delay(self.max_backoff)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .with_jitter()
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Published { attempts: usize },
+    /// PutEvents failed; the event went to the fallback queue.
+    FellBack { attempts: usize, error: AttemptError },
+    /// Neither worked within the budget.
+    Failed { attempts: usize, error: AttemptError, fallback_error: Option<AttemptError> },
+}
+
+impl PublishOutcome {
+    pub fn attempts(&self) -> usize {
+        match self {
+            Self::Published { attempts } | Self::FellBack { attempts, .. } | Self::Failed { attempts, .. } => *attempts,
+        }
+    }
+}
+
+/// Runs `fut` with a timeout of `limit`, turning expiry into a retryable `Timeout`.
+async fn bounded<T>(limit: Duration, fut: impl Future<Output = Result<T, AttemptError>>) -> Result<T, AttemptError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(AttemptError::retryable("Timeout", format!("no answer within {} ms", limit.as_millis()))),
+    }
+}
+
+impl PublishPolicy {
+    /// Publishes `detail_json`, retrying within the budget, then sends `fallback_body` to the
+    /// fallback queue if there is one. Never takes longer than `budget` (nor `deadline`).
+    pub async fn run<P: EventPublisher, F: FallbackQueue>(
+        &self,
+        publisher: &P,
+        fallback: Option<&F>,
+        detail_json: &str,
+        fallback_body: impl FnOnce() -> String,
+        deadline: Option<Instant>,
+    ) -> PublishOutcome {
+        let start = Instant::now();
+        let mut end = start + self.budget;
+        if let Some(deadline) = deadline {
+            end = end.min(deadline);
+        }
+        let publish_end = match fallback {
+            Some(_) => end.checked_sub(self.fallback_reserve).unwrap_or(start).max(start),
+            None => end,
+        };
+
+        let mut attempts = 0usize;
+        let attempt = || {
+            attempts += 1;
+            let left = publish_end.saturating_duration_since(Instant::now());
+            async move {
+                if left.is_zero() {
+                    return Err(AttemptError::retryable("BudgetExhausted", "no time left for another attempt"));
+                }
+                bounded(self.attempt_timeout.min(left), publisher.publish(detail_json)).await
+            }
+        };
+        let result = attempt
+            .retry(self.backoff())
+            .when(|e: &AttemptError| e.retryable)
+            // Never start a back-off sleep that would end past the publish deadline.
+            .adjust(|_: &AttemptError, delay: Option<Duration>| delay.filter(|d| Instant::now() + *d < publish_end))
+            .notify(|e: &AttemptError, delay: Duration| {
+                tracing::warn!(code = %e.code, retry_in_ms = delay.as_millis() as u64, "PutEvents attempt failed; retrying");
+            })
+            .await;
+        let error = match result {
+            Ok(()) => return PublishOutcome::Published { attempts },
+            Err(error) => error,
+        };
+
+        let Some(fallback) = fallback else {
+            return PublishOutcome::Failed { attempts, error, fallback_error: None };
+        };
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let fallback_error = AttemptError::permanent("BudgetExhausted", "no time left for the fallback");
+            return PublishOutcome::Failed { attempts, error, fallback_error: Some(fallback_error) };
+        }
+        match bounded(self.attempt_timeout.min(left), fallback.send(&fallback_body())).await {
+            Ok(()) => PublishOutcome::FellBack { attempts, error },
+            Err(fallback_error) => PublishOutcome::Failed { attempts, error, fallback_error: Some(fallback_error) },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A scripted port: answers each call with the next scripted result, after a delay.
+    struct Script {
+        answers: Mutex<Vec<Result<(), AttemptError>>>,
+        delay: Duration,
+        calls: Mutex<usize>,
+    }
+
+    impl Script {
+        fn new(answers: Vec<Result<(), AttemptError>>, delay: Duration) -> Self {
+            Self { answers: Mutex::new(answers), delay, calls: Mutex::new(0) }
+        }
+        fn calls(&self) -> usize {
+            *self.calls.lock().unwrap()
+        }
+        async fn next(&self) -> Result<(), AttemptError> {
+            *self.calls.lock().unwrap() += 1;
+            tokio::time::sleep(self.delay).await;
+            let mut answers = self.answers.lock().unwrap();
+            if answers.is_empty() { Ok(()) } else { answers.remove(0) }
+        }
+    }
+
+    impl EventPublisher for Script {
+        async fn publish(&self, _: &str) -> Result<(), AttemptError> {
+            self.next().await
+        }
+    }
+
+    impl FallbackQueue for Script {
+        async fn send(&self, _: &str) -> Result<(), AttemptError> {
+            self.next().await
+        }
+    }
+
+    fn policy() -> PublishPolicy {
+        PublishPolicy {
+            budget: Duration::from_millis(2000),
+            attempt_timeout: Duration::from_millis(300),
+            max_attempts: 4,
+            fallback_reserve: Duration::from_millis(500),
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        }
+    }
+
+    fn flaky() -> AttemptError {
+        AttemptError::retryable("InternalFailure", "entry failed")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_retryable_failures_until_published() {
+        let publisher = Script::new(vec![Err(flaky()), Err(flaky())], Duration::from_millis(5));
+        let outcome = policy().run(&publisher, None::<&Script>, "{}", String::new, None).await;
+        assert_eq!(outcome, PublishOutcome::Published { attempts: 3 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_failure_goes_straight_to_the_fallback() {
+        let publisher = Script::new(vec![Err(AttemptError::permanent("ResourceNotFoundException", "no bus"))], Duration::ZERO);
+        let fallback = Script::new(vec![], Duration::ZERO);
+        let outcome = policy().run(&publisher, Some(&fallback), "{}", || "body".into(), None).await;
+        assert!(matches!(outcome, PublishOutcome::FellBack { attempts: 1, .. }), "{outcome:?}");
+        assert_eq!(fallback.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_endpoint_cannot_overrun_the_budget() {
+        let publisher = Script::new(vec![], Duration::from_secs(60));
+        let fallback = Script::new(vec![], Duration::from_secs(60));
+        let start = Instant::now();
+        let outcome = policy().run(&publisher, Some(&fallback), "{}", || "body".into(), None).await;
+        assert!(start.elapsed() <= policy().budget, "took {:?}", start.elapsed());
+        match outcome {
+            PublishOutcome::Failed { attempts, error, fallback_error } => {
+                assert_eq!(attempts, 4);
+                assert_eq!(error.code, "Timeout");
+                assert_eq!(fallback_error.unwrap().code, "Timeout");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lambda_deadline_shortens_the_budget() {
+        let publisher = Script::new(vec![], Duration::from_secs(60));
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(700);
+        let outcome = policy().run(&publisher, None::<&Script>, "{}", String::new, Some(deadline)).await;
+        assert!(start.elapsed() <= Duration::from_millis(700));
+        assert!(matches!(outcome, PublishOutcome::Failed { .. }));
+    }
+}

@@ -1,0 +1,126 @@
+//! CloudWatch Embedded Metric Format (EMF) records: JSON lines on stdout that CloudWatch turns
+//! into metrics without any API call from the function.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+/// The CloudWatch namespace of every metric the pipeline writes.
+pub const METRICS_NAMESPACE: &str = "UserConfirmedPipeline";
+
+/// One EMF record: counters and timings for one unit of work (an invocation or a batch).
+#[derive(Debug, Clone)]
+pub struct MetricsRecord {
+    service: &'static str,
+    counts: BTreeMap<&'static str, f64>,
+    timings: BTreeMap<&'static str, Vec<f64>>,
+    properties: BTreeMap<&'static str, Value>,
+}
+
+impl MetricsRecord {
+    /// A record for `service` (the `Service` dimension: "emitter", "worker", ...).
+    pub fn new(service: &'static str) -> Self {
+        Self {
+            service,
+            counts: BTreeMap::new(),
+            timings: BTreeMap::new(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `n` to the counter `name`.
+    pub fn count(&mut self, name: &'static str, n: u64) -> &mut Self {
+        *self.counts.entry(name).or_default() += n as f64;
+        self
+    }
+
+    /// Records one duration sample, in milliseconds.
+    pub fn timing_ms(&mut self, name: &'static str, ms: f64) -> &mut Self {
+        self.timings.entry(name).or_default().push(ms);
+        self
+    }
+
+    /// A searchable property (not a metric): request ids, never PII.
+    pub fn property(&mut self, name: &'static str, value: impl Into<Value>) -> &mut Self {
+        self.properties.insert(name, value.into());
+        self
+    }
+
+    /// The current value of a counter (0 when never counted).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counts.get(name).copied().unwrap_or_default() as u64
+    }
+
+    /// The record as one EMF JSON object.
+    pub fn to_json(&self) -> Value {
+        let mut definitions = Vec::new();
+        let mut root = serde_json::Map::new();
+        for (name, value) in &self.counts {
+            definitions.push(json!({"Name": name, "Unit": "Count"}));
+            root.insert((*name).to_owned(), json!(value));
+        }
+        for (name, values) in &self.timings {
+            definitions.push(json!({"Name": name, "Unit": "Milliseconds"}));
+            root.insert((*name).to_owned(), json!(values));
+        }
+        for (name, value) in &self.properties {
+            root.insert((*name).to_owned(), value.clone());
+        }
+        root.insert("Service".into(), json!(self.service));
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": chrono::Utc::now().timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [["Service"]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        Value::Object(root)
+    }
+
+    /// Writes the record as one line to `out`.
+    pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "{}", self.to_json())
+    }
+
+    /// Writes the record to stdout, where the Lambda log agent picks EMF lines up.
+    pub fn emit(&self) {
+        let _ = self.write_to(&mut std::io::stdout().lock());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_record_declares_every_metric_it_carries() {
+        let mut record = MetricsRecord::new("worker");
+        record
+            .count("Created", 2)
+            .count("Created", 1)
+            .count("Retried", 0)
+            .timing_ms("AppSyncLatency", 12.5)
+            .timing_ms("AppSyncLatency", 7.0)
+            .property("RequestId", "r-1");
+        let json = record.to_json();
+        assert_eq!(json["Created"], 3.0);
+        assert_eq!(json["AppSyncLatency"], json!([12.5, 7.0]));
+        assert_eq!(json["Service"], "worker");
+        assert_eq!(json["RequestId"], "r-1");
+        let metrics = &json["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(metrics["Namespace"], METRICS_NAMESPACE);
+        assert_eq!(metrics["Dimensions"], json!([["Service"]]));
+        let names: Vec<&str> = metrics["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Created", "Retried", "AppSyncLatency"]);
+        assert!(json["_aws"]["Timestamp"].as_i64().unwrap() > 0);
+        assert_eq!(record.counter("Created"), 3);
+        let mut line = Vec::new();
+        record.write_to(&mut line).unwrap();
+        assert!(line.ends_with(b"\n") && !line[..line.len() - 1].contains(&b'\n'));
+    }
+}

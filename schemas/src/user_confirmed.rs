@@ -1,0 +1,134 @@
+//! The `UserConfirmed` v1 detail: what a consumer may rely on, and how its id is derived.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The EventBridge `detail-type` of every event this pipeline publishes.
+pub const DETAIL_TYPE: &str = "UserConfirmed";
+
+/// The default EventBridge `source`. Deployments may set their own (the emitter's
+/// `EVENT_SOURCE`); it must not start with `aws.`, which AWS reserves.
+pub const DEFAULT_SOURCE: &str = "userconfirmed.cognito";
+
+/// The major version of the contract. Additive, optional fields keep it; anything else bumps it.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// The contract as JSON Schema (Draft 4, so it uploads unchanged to the EventBridge registry).
+pub const JSON_SCHEMA: &str = include_str!("../json/user-confirmed.v1.schema.json");
+
+/// Namespace of the UUIDv5 event ids (a fixed, random UUID: never change it, or consumers'
+/// de-duplication across versions breaks).
+pub const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1b_7c1e_5a4d_4c1f_9e0b_2d7a_3c55_e201);
+
+/// The deterministic id of the confirmation of `sub` in `user_pool_id`: Cognito's retries of the
+/// trigger, SQS redeliveries and back-fills of the same user all carry the same id.
+pub fn event_id(user_pool_id: &str, sub: &str) -> Uuid {
+    Uuid::new_v5(
+        &EVENT_ID_NAMESPACE,
+        format!("{user_pool_id}:{sub}").as_bytes(),
+    )
+}
+
+/// Where an event came from, so consumers can tell a live sign-up from a back-fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Origin {
+    /// Cognito's PostConfirmation trigger (self sign-up or `AdminConfirmSignUp`).
+    #[default]
+    PostConfirmation,
+    /// The ops CLI's `backfill`, for users the trigger never saw.
+    Backfill,
+}
+
+/// The `detail` of a `UserConfirmed` event, version 1.
+///
+/// Unknown fields are ignored when reading, so consumers survive additive changes; the JSON
+/// Schema is strict, so producers cannot add one without changing the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserConfirmed {
+    pub schema_version: String,
+    pub event_id: Uuid,
+    pub user_pool_id: String,
+    /// Cognito's immutable user id: the profile's id.
+    pub sub: String,
+    /// Cognito's `userName` (a UUID when email is the sign-in alias).
+    pub username: String,
+    /// Absent for phone-only pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// The app client that confirmed the user; absent for back-fills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub confirmed_at: DateTime<Utc>,
+    pub region: String,
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+impl UserConfirmed {
+    /// Builds a v1 event, deriving `eventId` from the pool and `sub`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        user_pool_id: impl Into<String>,
+        sub: impl Into<String>,
+        username: impl Into<String>,
+        email: Option<String>,
+        email_verified: Option<bool>,
+        client_id: Option<String>,
+        confirmed_at: DateTime<Utc>,
+        region: impl Into<String>,
+        origin: Origin,
+    ) -> Self {
+        let user_pool_id = user_pool_id.into();
+        let sub = sub.into();
+        Self {
+            schema_version: SCHEMA_VERSION.to_owned(),
+            event_id: event_id(&user_pool_id, &sub),
+            user_pool_id,
+            sub,
+            username: username.into(),
+            email,
+            email_verified,
+            client_id,
+            confirmed_at,
+            region: region.into(),
+            origin,
+        }
+    }
+
+    /// `"<sub>::<username>"`: the owner value Amplify's `ownerDefinedIn` rules compare against.
+    pub fn profile_owner(&self) -> String {
+        format!("{}::{}", self.sub, self.username)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_id_is_deterministic_and_pool_scoped() {
+        let a = event_id("eu-west-1_abc", "1111");
+        assert_eq!(a, event_id("eu-west-1_abc", "1111"));
+        assert_ne!(a, event_id("eu-west-1_xyz", "1111"));
+        assert_ne!(a, event_id("eu-west-1_abc", "2222"));
+        assert_eq!(a.get_version_num(), 5);
+    }
+
+    #[test]
+    fn origin_defaults_to_post_confirmation_when_absent() {
+        let json = serde_json::json!({
+            "schemaVersion": "1",
+            "eventId": event_id("p", "s"),
+            "userPoolId": "p", "sub": "s", "username": "u",
+            "confirmedAt": "2026-01-02T03:04:05Z", "region": "eu-west-1"
+        });
+        let ev: UserConfirmed = serde_json::from_value(json).unwrap();
+        assert_eq!(ev.origin, Origin::PostConfirmation);
+        assert_eq!(ev.email, None);
+    }
+}

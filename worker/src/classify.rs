@@ -1,0 +1,232 @@
+//! The one classification of what AppSync answered (or failed to answer) into an outcome.
+//! AppSync often answers HTTP 200 with `errors`, so the body decides as much as the status.
+//! Pure logic: the table in the README is this function, row by row.
+
+use serde_json::Value;
+
+/// What the transport saw: an HTTP answer, or no answer at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Http { status: u16, body: Vec<u8> },
+    /// Connecting failed (refused, DNS, TLS).
+    ConnectFailed(String),
+    /// No complete answer within the request timeout.
+    TimedOut,
+    /// The connection broke mid-request, or another transport error.
+    Transport(String),
+}
+
+/// What the worker does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The profile was created.
+    Created,
+    /// The profile exists already (a redelivery, a retry, a replay): success.
+    AlreadyExists,
+    /// May succeed later; `throttled` asks the caller to slow down.
+    Retryable { reason: String, throttled: bool },
+    /// The signature or credentials were refused: refresh credentials and retry once.
+    AuthRejected { reason: String },
+    /// Will not succeed by retrying the same request.
+    Permanent { reason: String },
+}
+
+impl Outcome {
+    /// A short, stable reason code (`Created`, `AlreadyExists`, or the error type).
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Created => "Created",
+            Self::AlreadyExists => "AlreadyExists",
+            Self::Retryable { reason, .. } | Self::AuthRejected { reason } | Self::Permanent { reason } => reason,
+        }
+    }
+}
+
+/// AppSync's errorType when the create resolver's `attribute_not_exists(id)` condition fails.
+pub const ALREADY_EXISTS: &str = "DynamoDB:ConditionalCheckFailedException";
+
+/// Error types that mean "the request is wrong or not allowed": retrying cannot help.
+const PERMANENT_TYPES: &[&str] = &[
+    "Unauthorized",
+    "UnauthorizedException",
+    "MappingTemplate",
+    "ValidationError",
+    "BadRequestException",
+    "MalformedHttpRequestException",
+    "DynamoDB:ValidationException",
+    "DynamoDB:ResourceNotFoundException",
+    "DynamoDB:AccessDeniedException",
+];
+
+/// Classifies one answer to the mutation whose result sits under `data.<field>`.
+pub fn classify(answer: &Answer, field: &str) -> Outcome {
+    let (status, body) = match answer {
+        Answer::ConnectFailed(_) => return retry("ConnectFailed"),
+        Answer::TimedOut => return retry("Timeout"),
+        Answer::Transport(_) => return retry("TransportError"),
+        Answer::Http { status, body } => (*status, body),
+    };
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let first_type = json.as_ref().and_then(|j| error_types(j).into_iter().next());
+    match status {
+        200 => {}
+        401 | 403 => {
+            return Outcome::AuthRejected {
+                reason: first_type.unwrap_or_else(|| format!("Http{status}")),
+            };
+        }
+        429 => {
+            return Outcome::Retryable {
+                reason: first_type.unwrap_or_else(|| "TooManyRequests".into()),
+                throttled: true,
+            };
+        }
+        500..=599 => return retry(&first_type.unwrap_or_else(|| format!("Http{status}"))),
+        400..=499 => {
+            return Outcome::Permanent {
+                reason: first_type.unwrap_or_else(|| format!("Http{status}")),
+            };
+        }
+        _ => return retry(&format!("Http{status}")),
+    }
+    let Some(json) = json else {
+        return retry("UnreadableResponse");
+    };
+    let errors = json.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty());
+    let Some(errors) = errors else {
+        return match json.pointer(&format!("/data/{field}")) {
+            Some(Value::Object(_)) => Outcome::Created,
+            _ => retry("EmptyResult"),
+        };
+    };
+    // Several errors: the most final one decides (permanent, then retryable, then exists).
+    let outcomes: Vec<Outcome> = errors.iter().map(classify_graphql_error).collect();
+    outcomes
+        .iter()
+        .find(|o| matches!(o, Outcome::Permanent { .. }))
+        .or_else(|| outcomes.iter().find(|o| matches!(o, Outcome::Retryable { .. })))
+        .or_else(|| outcomes.first())
+        .cloned()
+        .unwrap_or_else(|| retry("UnknownError"))
+}
+
+fn classify_graphql_error(error: &Value) -> Outcome {
+    let error_type = error.get("errorType").and_then(Value::as_str).unwrap_or_default();
+    let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
+    if error_type == ALREADY_EXISTS {
+        return Outcome::AlreadyExists;
+    }
+    if error_type.is_empty() {
+        // AppSync reports query validation failures with no errorType.
+        if message.starts_with("Validation error") {
+            return Outcome::Permanent { reason: "ValidationError".into() };
+        }
+        return retry("UnknownError");
+    }
+    if PERMANENT_TYPES.contains(&error_type) {
+        return Outcome::Permanent { reason: error_type.to_owned() };
+    }
+    let throttled = ["Throttl", "ThroughputExceeded", "LimitExceeded", "TooManyRequests"]
+        .iter()
+        .any(|needle| error_type.contains(needle));
+    Outcome::Retryable { reason: error_type.to_owned(), throttled }
+}
+
+fn retry(reason: &str) -> Outcome {
+    Outcome::Retryable { reason: reason.to_owned(), throttled: false }
+}
+
+fn error_types(json: &Value) -> Vec<String> {
+    json.get("errors")
+        .and_then(Value::as_array)
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e.get("errorType").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FIELD: &str = "createUserProfile";
+
+    fn http(status: u16, body: Value) -> Answer {
+        Answer::Http { status, body: body.to_string().into_bytes() }
+    }
+
+    fn gql_error(error_type: Option<&str>, message: &str) -> Value {
+        let mut e = json!({"path": [FIELD], "data": null, "errorInfo": null, "locations": [{"line": 2, "column": 3, "sourceName": null}], "message": message});
+        if let Some(t) = error_type {
+            e["errorType"] = t.into();
+        }
+        json!({"data": {FIELD: null}, "errors": [e]})
+    }
+
+    fn retryable(reason: &str, throttled: bool) -> Outcome {
+        Outcome::Retryable { reason: reason.into(), throttled }
+    }
+
+    fn permanent(reason: &str) -> Outcome {
+        Outcome::Permanent { reason: reason.into() }
+    }
+
+    /// The README's classification table, row by row.
+    #[test]
+    fn classification_table() {
+        let rows: Vec<(&str, Answer, Outcome)> = vec![
+            ("200 with data", http(200, json!({"data": {FIELD: {"id": "s"}}})), Outcome::Created),
+            ("200 exists", http(200, gql_error(Some(ALREADY_EXISTS), "The conditional request failed")), Outcome::AlreadyExists),
+            ("200 Unauthorized", http(200, gql_error(Some("Unauthorized"), "Not Authorized to access createUserProfile on type Mutation")), permanent("Unauthorized")),
+            ("200 MappingTemplate", http(200, gql_error(Some("MappingTemplate"), "bad template")), permanent("MappingTemplate")),
+            ("200 validation", http(200, json!({"data": null, "errors": [{"path": null, "locations": [], "message": "Validation error of type FieldUndefined: Field 'x' in type 'Mutation' is undefined"}]})), permanent("ValidationError")),
+            ("200 throughput", http(200, gql_error(Some("DynamoDB:ProvisionedThroughputExceededException"), "slow down")), retryable("DynamoDB:ProvisionedThroughputExceededException", true)),
+            ("200 throttling", http(200, gql_error(Some("DynamoDB:ThrottlingException"), "slow down")), retryable("DynamoDB:ThrottlingException", true)),
+            ("200 execution timeout", http(200, gql_error(Some("ExecutionTimeout"), "Execution timed out.")), retryable("ExecutionTimeout", false)),
+            ("200 unknown errorType", http(200, gql_error(Some("Lambda:Unhandled"), "boom")), retryable("Lambda:Unhandled", false)),
+            ("200 error without type", http(200, gql_error(None, "something")), retryable("UnknownError", false)),
+            ("200 null result, no errors", http(200, json!({"data": {FIELD: null}})), retryable("EmptyResult", false)),
+            ("200 not JSON", Answer::Http { status: 200, body: b"<html>".to_vec() }, retryable("UnreadableResponse", false)),
+            ("401 unsigned", http(401, json!({"errors": [{"errorType": "UnauthorizedException", "message": "Valid authorization header not provided."}]})), Outcome::AuthRejected { reason: "UnauthorizedException".into() }),
+            ("403 bad signature", http(403, json!({"errors": [{"errorType": "InvalidSignatureException", "message": "Signature expired"}]})), Outcome::AuthRejected { reason: "InvalidSignatureException".into() }),
+            ("403 no body", Answer::Http { status: 403, body: vec![] }, Outcome::AuthRejected { reason: "Http403".into() }),
+            ("429", http(429, json!({"errors": [{"errorType": "TooManyRequestsException", "message": "rate"}]})), retryable("TooManyRequestsException", true)),
+            ("429 no body", Answer::Http { status: 429, body: vec![] }, retryable("TooManyRequests", true)),
+            ("500", http(500, json!({"errors": [{"errorType": "InternalFailureException"}]})), retryable("InternalFailureException", false)),
+            ("503", Answer::Http { status: 503, body: b"Service Unavailable".to_vec() }, retryable("Http503", false)),
+            ("400 malformed", http(400, json!({"errors": [{"errorType": "MalformedHttpRequestException"}]})), permanent("MalformedHttpRequestException")),
+            ("404", Answer::Http { status: 404, body: vec![] }, permanent("Http404")),
+            ("302", Answer::Http { status: 302, body: vec![] }, retryable("Http302", false)),
+            ("connect refused", Answer::ConnectFailed("refused".into()), retryable("ConnectFailed", false)),
+            ("timeout", Answer::TimedOut, retryable("Timeout", false)),
+            ("broken connection", Answer::Transport("reset".into()), retryable("TransportError", false)),
+        ];
+        for (name, answer, expected) in rows {
+            assert_eq!(classify(&answer, FIELD), expected, "row: {name}");
+        }
+    }
+
+    #[test]
+    fn the_most_final_error_decides() {
+        let body = json!({"data": {FIELD: null}, "errors": [
+            {"errorType": ALREADY_EXISTS, "message": "exists"},
+            {"errorType": "ExecutionTimeout", "message": "slow"},
+            {"errorType": "Unauthorized", "message": "no"},
+        ]});
+        assert_eq!(classify(&http(200, body.clone()), FIELD), permanent("Unauthorized"));
+        let mut two = body.clone();
+        two["errors"].as_array_mut().unwrap().pop();
+        assert_eq!(classify(&http(200, two), FIELD), retryable("ExecutionTimeout", false));
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(Outcome::Created.code(), "Created");
+        assert_eq!(Outcome::AlreadyExists.code(), "AlreadyExists");
+        assert_eq!(permanent("Unauthorized").code(), "Unauthorized");
+    }
+}
