@@ -369,8 +369,16 @@ def _parse_request_time(headers) -> tuple[str, _dt.datetime]:
 class Verifier:
     """Verifies AppSync SigV4 requests against the configured credentials."""
 
-    def __init__(self, region: str, credentials: dict[str, tuple[str, str | None]]):
+    def __init__(
+        self,
+        region: str,
+        credentials: dict[str, tuple[str, str | None]],
+        service: str = SERVICE,
+        clock=None,
+    ):
         self.region = region
+        self.service = service
+        self._clock = clock or _now
         self._lock = threading.Lock()
         self._credentials = dict(credentials)
 
@@ -410,11 +418,11 @@ class Verifier:
                 403,
                 "IncompleteSignatureException",
                 "Authorization header requires 'Credential' parameter of the form "
-                f"'<AccessKeyId>/<yyyymmdd>/{self.region}/{SERVICE}/aws4_request'. "
+                f"'<AccessKeyId>/<yyyymmdd>/{self.region}/{self.service}/aws4_request'. "
                 "Authorization=AWS4-HMAC-SHA256",
             )
         akid, scope_date, scope_region, scope_service, terminator = scope
-        expected_scope = f"{amz_date[:8]}/{self.region}/{SERVICE}/aws4_request"
+        expected_scope = f"{amz_date[:8]}/{self.region}/{self.service}/aws4_request"
         if terminator != "aws4_request":
             raise AuthError(
                 403,
@@ -436,11 +444,11 @@ class Verifier:
                 f"Credential should be scoped to a valid region, not '{scope_region}'. "
                 f"Expected scope: '{expected_scope}'.",
             )
-        if scope_service != SERVICE:
+        if scope_service != self.service:
             raise AuthError(
                 403,
                 "InvalidSignatureException",
-                f"Credential should be scoped to correct service: '{SERVICE}'. "
+                f"Credential should be scoped to correct service: '{self.service}'. "
                 f"Expected scope: '{expected_scope}'.",
             )
 
@@ -467,7 +475,7 @@ class Verifier:
         elif sent_tokens:
             raise AuthError(403, "UnrecognizedClientException", MSG_BAD_TOKEN)
 
-        now = _now()
+        now = self._clock()
         if moment < now - MAX_SKEW:
             raise AuthError(
                 403,
@@ -503,7 +511,7 @@ class Verifier:
         )
         request.headers = signed_headers
         request.context["timestamp"] = amz_date
-        signer = _ExactSigV4Auth(Credentials(akid, secret, token), SERVICE, self.region)
+        signer = _ExactSigV4Auth(Credentials(akid, secret, token), self.service, self.region)
         canonical = signer.canonical_request(request)
         to_sign = signer.string_to_sign(request, canonical)
         expected = signer.signature(to_sign, request)
@@ -952,7 +960,7 @@ class State:
          "sessionTokenRequests": n,   # authenticated with a session-token credential
          "faultsInjected": {"status:503": n, "errorType:<T>": n, "latency": n, "disconnect": n},
          "createAttempts": n,         # createUserProfile fields in authenticated requests
-                                      #   (faulted ones included)
+                                      #   with a valid document (faulted ones included)
          "created": n, "duplicates": n,
          "operations": {topLevelField: n},
          "responses": {"200": n, ...},
@@ -1461,7 +1469,9 @@ class Handler(BaseHTTPRequestHandler):
         compiled = app.standin.compile(req["query"])
         fields: list[tuple[str, FieldNode]] = []
         op = None
-        if isinstance(compiled, CompiledDocument):
+        if isinstance(compiled, CompiledDocument) and not compiled.errors:
+            # Only documents that would execute count as operations / create attempts and can
+            # be matched by id; faults without "match" also hit invalid documents.
             op, fields = top_level_fields(compiled.document, op_name)
         field_names = [node.name.value for _k, node in fields]
         ids = create_input_ids(fields, variables)
@@ -1529,11 +1539,13 @@ class Handler(BaseHTTPRequestHandler):
             template = rule.get("message") or ERRORTYPE_MESSAGES.get(
                 error_type, f"Injected {error_type} error."
             )
-            message = template.format(
-                field=node.name.value if node is not None else "",
-                parent=parent,
-                request_id=dynamodb_request_id(),
-            ) if not rule.get("message") else template
+            message = template
+            if not rule.get("message"):
+                message = (
+                    template.replace("{field}", node.name.value if node is not None else "")
+                    .replace("{parent}", parent)
+                    .replace("{request_id}", dynamodb_request_id())
+                )
             loc = None
             if node is not None and node.loc is not None:
                 sl = get_location(node.loc.source, node.loc.start)

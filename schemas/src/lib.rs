@@ -9,5 +9,5 @@ mod user_confirmed;
 pub use envelope::{EnvelopeError, EnvelopeMeta, ReceivedEvent, parse_message, to_envelope};
 pub use user_confirmed::{
     DEFAULT_SOURCE, DETAIL_TYPE, EVENT_ID_NAMESPACE, JSON_SCHEMA, Origin, SCHEMA_VERSION,
-    UserConfirmed, event_id,
+    UserConfirmed, event_id, event_pattern,
 };

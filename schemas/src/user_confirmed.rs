@@ -30,6 +30,12 @@ pub fn event_id(user_pool_id: &str, sub: &str) -> Uuid {
     )
 }
 
+/// The EventBridge rule pattern that selects `UserConfirmed` events from `source`: the same
+/// pattern in the template, the local stack and every consumer's rule.
+pub fn event_pattern(source: &str) -> serde_json::Value {
+    serde_json::json!({ "source": [source], "detail-type": [DETAIL_TYPE] })
+}
+
 /// Where an event came from, so consumers can tell a live sign-up from a back-fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

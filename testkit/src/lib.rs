@@ -302,3 +302,177 @@ async fn serve_connection(mut stream: tokio::net::TcpStream, script: Arc<Mutex<V
         }
     }
 }
+
+/// A Lambda Runtime API on loopback that runs a real function binary the way Lambda does:
+/// the binary long-polls for invocations, we hand it events and collect its answers and its
+/// stdout/stderr lines. The process is killed on drop.
+pub struct LambdaHarness {
+    guard: ChildGuard,
+    api: Arc<RuntimeApi>,
+    task: tokio::task::JoinHandle<()>,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Default)]
+struct RuntimeApi {
+    pending: Mutex<std::collections::VecDeque<(String, String, u64)>>,
+    results: Mutex<std::collections::HashMap<String, (bool, String)>>,
+    wake: tokio::sync::Notify,
+    done: tokio::sync::Notify,
+}
+
+/// What a function answered to one invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// `Ok(response)` or `Err(error document)`.
+    pub result: Result<serde_json::Value, serde_json::Value>,
+    /// From handing the event over to receiving the answer.
+    pub elapsed: Duration,
+}
+
+impl LambdaHarness {
+    /// Starts `binary` with the Lambda environment plus `env`.
+    pub async fn start(binary: &str, env: &[(&str, String)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let api = Arc::new(RuntimeApi::default());
+        let served = api.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                tokio::spawn(serve_runtime_api(stream, served.clone()));
+            }
+        });
+        let mut command = Command::new(binary);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "local-function")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local-function")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { guard: ChildGuard::new("lambda function", child), api, task, output }
+    }
+
+    /// Invokes the function with `event`, allowing it `timeout` (its deadline).
+    pub async fn invoke(&self, event: &serde_json::Value, timeout: Duration) -> Invocation {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = format!("req-{:08}", NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let deadline_ms = (std::time::SystemTime::now() + timeout)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let start = Instant::now();
+        self.api.pending.lock().unwrap().push_back((id.clone(), event.to_string(), deadline_ms));
+        self.api.wake.notify_waiters();
+        let limit = timeout + Duration::from_secs(5);
+        loop {
+            let done = self.api.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if let Some((ok, body)) = self.api.results.lock().unwrap().remove(&id) {
+                let value: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+                return Invocation { result: if ok { Ok(value) } else { Err(value) }, elapsed: start.elapsed() };
+            }
+            assert!(start.elapsed() < limit, "the function did not answer {id} within {limit:?}");
+            let _ = tokio::time::timeout(Duration::from_millis(200), done).await;
+        }
+    }
+
+    /// Every line the function has written to stdout or stderr so far.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.guard.id()
+    }
+}
+
+impl Drop for LambdaHarness {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_runtime_api(mut stream: tokio::net::TcpStream, api: Arc<RuntimeApi>) {
+    let mut buffer = Vec::new();
+    loop {
+        let header_end = loop {
+            if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+            let mut chunk = [0u8; 8192];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .unwrap_or(0);
+        while buffer.len() < header_end + length {
+            let mut chunk = [0u8; 8192];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
+        buffer.drain(..header_end + length);
+        let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let response = if path.ends_with("/invocation/next") {
+            let (id, event, deadline) = loop {
+                let wake = api.wake.notified();
+                tokio::pin!(wake);
+                wake.as_mut().enable();
+                if let Some(next) = api.pending.lock().unwrap().pop_front() {
+                    break next;
+                }
+                wake.await;
+            };
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:{REGION}:000000000000:function:local-function\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
+                event.len()
+            )
+        } else if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
+            let mut parts = rest.splitn(2, '/');
+            let id = parts.next().unwrap_or_default().to_owned();
+            let ok = parts.next() == Some("response");
+            api.results.lock().unwrap().insert(id, (ok, body));
+            api.done.notify_waiters();
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 16\r\n\r\n{\"status\":\"OK\"}\n".to_owned()
+        } else {
+            // init/error and anything else: accept, so the function can report and exit.
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_owned()
+        };
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}

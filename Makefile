@@ -1,0 +1,39 @@
+# The project's two commands: `make demo` (the whole pipeline on the local stack) and
+# `make test` (every check and test). Both set up what they need on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV  := dev/.venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
+
+.PHONY: help venv build test lint unit demo clean
+
+help:
+	@echo "make demo   run the whole pipeline locally and print a report"
+	@echo "make test   format check, clippy, Python and Rust tests (unit + local-stack integration)"
+
+# A Python venv with the pinned local-stack tools (moto server, botocore, graphql-core, pytest).
+venv: $(STAMP)
+$(STAMP): dev/requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r dev/requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+build:
+	cargo build --workspace --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: venv lint
+	$(PY) -m pytest dev/tests -q -p no:cacheprovider
+	cargo test --workspace
+
+demo: venv
+	@echo "make demo arrives with the local stack (issue: local stack and demo)."
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
