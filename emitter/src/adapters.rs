@@ -37,12 +37,22 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     match &error {
-        SdkError::TimeoutError(_) => AttemptError::retryable("Timeout", "the SDK's attempt timeout expired"),
+        SdkError::TimeoutError(_) => {
+            AttemptError::retryable("Timeout", "the SDK's attempt timeout expired")
+        }
         SdkError::DispatchFailure(failure) => {
-            let code = if failure.is_timeout() { "Timeout" } else if failure.is_io() { "Connect" } else { "Dispatch" };
+            let code = if failure.is_timeout() {
+                "Timeout"
+            } else if failure.is_io() {
+                "Connect"
+            } else {
+                "Dispatch"
+            };
             AttemptError::retryable(code, format!("{:?}", failure.as_connector_error()))
         }
-        SdkError::ResponseError(_) => AttemptError::retryable("BadResponse", "the response could not be read"),
+        SdkError::ResponseError(_) => {
+            AttemptError::retryable("BadResponse", "the response could not be read")
+        }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or("Unknown").to_owned();
@@ -111,8 +121,14 @@ impl EventPublisher for EventBridgePublisher {
             return Ok(());
         }
         let failed = output.entries().iter().find(|e| e.error_code().is_some());
-        let code = failed.and_then(|e| e.error_code()).unwrap_or("UnknownEntryFailure").to_owned();
-        let message = failed.and_then(|e| e.error_message()).unwrap_or_default().to_owned();
+        let code = failed
+            .and_then(|e| e.error_code())
+            .unwrap_or("UnknownEntryFailure")
+            .to_owned();
+        let message = failed
+            .and_then(|e| e.error_message())
+            .unwrap_or_default()
+            .to_owned();
         if RETRYABLE_ENTRY_CODES.contains(&code.as_str()) {
             Err(AttemptError::retryable(code, message))
         } else {
@@ -135,7 +151,10 @@ impl SqsFallback {
             .retry_config(retry)
             .timeout_config(timeouts)
             .build();
-        Self { client: aws_sdk_sqs::Client::from_conf(client_config), queue_url }
+        Self {
+            client: aws_sdk_sqs::Client::from_conf(client_config),
+            queue_url,
+        }
     }
 }
 

@@ -48,9 +48,13 @@ impl EmitterConfig {
     }
 
     /// Reads configuration through `env` (the process environment, or a map in tests).
-    pub fn from_reader<F: Fn(&str) -> Option<String>>(env: &EnvReader<F>) -> Result<Self, ConfigError> {
+    pub fn from_reader<F: Fn(&str) -> Option<String>>(
+        env: &EnvReader<F>,
+    ) -> Result<Self, ConfigError> {
         let event_bus = env.required("EVENT_BUS_NAME")?;
-        let source = env.optional("EVENT_SOURCE").unwrap_or_else(|| uc_schemas::DEFAULT_SOURCE.to_owned());
+        let source = env
+            .optional("EVENT_SOURCE")
+            .unwrap_or_else(|| uc_schemas::DEFAULT_SOURCE.to_owned());
         if source.starts_with("aws.") {
             return Err(ConfigError::Invalid {
                 name: "EVENT_SOURCE",
@@ -65,13 +69,17 @@ impl EmitterConfig {
             return Err(ConfigError::Invalid {
                 name: "FALLBACK_RESERVE_MS",
                 value: fallback_reserve.as_millis().to_string(),
-                why: format!("must be less than PUBLISH_BUDGET_MS ({})", budget.as_millis()),
+                why: format!(
+                    "must be less than PUBLISH_BUDGET_MS ({})",
+                    budget.as_millis()
+                ),
             });
         }
-        let failure_policy = match env.choice("FAILURE_POLICY", "fail-open", &["fail-open", "fail-closed"])? {
-            "fail-closed" => FailurePolicy::FailClosed,
-            _ => FailurePolicy::FailOpen,
-        };
+        let failure_policy =
+            match env.choice("FAILURE_POLICY", "fail-open", &["fail-open", "fail-closed"])? {
+                "fail-closed" => FailurePolicy::FailClosed,
+                _ => FailurePolicy::FailOpen,
+            };
         Ok(Self {
             event_bus,
             source,
@@ -92,7 +100,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<EmitterConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         EmitterConfig::from_reader(&EnvReader::new(|k: &str| map.get(k).cloned()))
     }
 
@@ -107,7 +118,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        assert_eq!(config(&[]).unwrap_err(), ConfigError::Missing("EVENT_BUS_NAME"));
+        assert_eq!(
+            config(&[]).unwrap_err(),
+            ConfigError::Missing("EVENT_BUS_NAME")
+        );
         for (name, value) in [
             ("PUBLISH_BUDGET_MS", "lots"),
             ("PUBLISH_BUDGET_MS", "5000"),

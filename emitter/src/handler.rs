@@ -18,7 +18,9 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 /// Only returned under the fail-closed policy: Cognito shows it to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmitterError {
-    #[error("could not publish UserConfirmed for sub {sub} ({code}); the sign-up was confirmed but its profile is delayed")]
+    #[error(
+        "could not publish UserConfirmed for sub {sub} ({code}); the sign-up was confirmed but its profile is delayed"
+    )]
     PublishFailed { sub: String, code: String },
 }
 
@@ -54,16 +56,29 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
             min_backoff: Duration::from_millis(25),
             max_backoff: Duration::from_millis(250),
         };
-        Self { config, policy, region, publisher, fallback }
+        Self {
+            config,
+            policy,
+            region,
+            publisher,
+            fallback,
+        }
     }
 
     /// Handles one Cognito event. `time_left` is what the Lambda runtime allows, if known.
-    pub async fn handle(&self, event: Value, request_id: &str, time_left: Option<Duration>) -> Result<Value, EmitterError> {
+    pub async fn handle(
+        &self,
+        event: Value,
+        request_id: &str,
+        time_left: Option<Duration>,
+    ) -> Result<Value, EmitterError> {
         let started = Instant::now();
         let deadline = time_left.map(|left| started + left.saturating_sub(DEADLINE_MARGIN));
         let mut metrics = MetricsRecord::new("emitter");
         metrics.property("RequestId", request_id);
-        let result = self.publish_for(&event, request_id, deadline, &mut metrics).await;
+        let result = self
+            .publish_for(&event, request_id, deadline, &mut metrics)
+            .await;
         metrics.timing_ms("HandlerLatency", started.elapsed().as_secs_f64() * 1000.0);
         metrics.emit();
         result.map(|()| event)
@@ -76,7 +91,10 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
         deadline: Option<Instant>,
         metrics: &mut MetricsRecord,
     ) -> Result<(), EmitterError> {
-        let trigger_source = event.get("triggerSource").and_then(Value::as_str).unwrap_or_default();
+        let trigger_source = event
+            .get("triggerSource")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let detail = match decide(event, &self.region, chrono::Utc::now()) {
             Decision::Publish(detail) => detail,
             Decision::Skip(reason) => {
@@ -93,7 +111,13 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
         let started = Instant::now();
         let outcome = self
             .policy
-            .run(&self.publisher, self.fallback.as_ref(), &detail_json, fallback_body, deadline)
+            .run(
+                &self.publisher,
+                self.fallback.as_ref(),
+                &detail_json,
+                fallback_body,
+                deadline,
+            )
             .await;
         metrics.timing_ms("PublishLatency", started.elapsed().as_secs_f64() * 1000.0);
         metrics.count("Retried", outcome.attempts().saturating_sub(1) as u64);
@@ -101,7 +125,13 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
         match outcome {
             PublishOutcome::Published { attempts } => {
                 metrics.count("Published", 1);
-                tracing::info!(request_id, sub, event_id, attempts, "published UserConfirmed");
+                tracing::info!(
+                    request_id,
+                    sub,
+                    event_id,
+                    attempts,
+                    "published UserConfirmed"
+                );
                 Ok(())
             }
             PublishOutcome::FellBack { attempts, error } => {
@@ -109,7 +139,11 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
                 tracing::warn!(request_id, sub, event_id, attempts, code = %error.code, error = %error.message, "PutEvents failed; sent to the fallback queue");
                 Ok(())
             }
-            PublishOutcome::Failed { attempts, error, fallback_error } => {
+            PublishOutcome::Failed {
+                attempts,
+                error,
+                fallback_error,
+            } => {
                 metrics.count("Failed", 1);
                 let fallback_code = fallback_error.as_ref().map(|e| e.code.as_str());
                 tracing::error!(
@@ -120,7 +154,10 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
                 );
                 match self.config.failure_policy {
                     FailurePolicy::FailOpen => Ok(()),
-                    FailurePolicy::FailClosed => Err(EmitterError::PublishFailed { sub: sub.to_owned(), code: error.code }),
+                    FailurePolicy::FailClosed => Err(EmitterError::PublishFailed {
+                        sub: sub.to_owned(),
+                        code: error.code,
+                    }),
                 }
             }
         }

@@ -22,11 +22,19 @@ pub struct AttemptError {
 
 impl AttemptError {
     pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { retryable: true, code: code.into(), message: message.into() }
+        Self {
+            retryable: true,
+            code: code.into(),
+            message: message.into(),
+        }
     }
 
     pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { retryable: false, code: code.into(), message: message.into() }
+        Self {
+            retryable: false,
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -70,26 +78,43 @@ impl PublishPolicy {
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
-    Published { attempts: usize },
+    Published {
+        attempts: usize,
+    },
     /// PutEvents failed; the event went to the fallback queue.
-    FellBack { attempts: usize, error: AttemptError },
+    FellBack {
+        attempts: usize,
+        error: AttemptError,
+    },
     /// Neither worked within the budget.
-    Failed { attempts: usize, error: AttemptError, fallback_error: Option<AttemptError> },
+    Failed {
+        attempts: usize,
+        error: AttemptError,
+        fallback_error: Option<AttemptError>,
+    },
 }
 
 impl PublishOutcome {
     pub fn attempts(&self) -> usize {
         match self {
-            Self::Published { attempts } | Self::FellBack { attempts, .. } | Self::Failed { attempts, .. } => *attempts,
+            Self::Published { attempts }
+            | Self::FellBack { attempts, .. }
+            | Self::Failed { attempts, .. } => *attempts,
         }
     }
 }
 
 /// Runs `fut` with a timeout of `limit`, turning expiry into a retryable `Timeout`.
-async fn bounded<T>(limit: Duration, fut: impl Future<Output = Result<T, AttemptError>>) -> Result<T, AttemptError> {
+async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, AttemptError>>,
+) -> Result<T, AttemptError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result,
-        Err(_) => Err(AttemptError::retryable("Timeout", format!("no answer within {} ms", limit.as_millis()))),
+        Err(_) => Err(AttemptError::retryable(
+            "Timeout",
+            format!("no answer within {} ms", limit.as_millis()),
+        )),
     }
 }
 
@@ -110,7 +135,10 @@ impl PublishPolicy {
             end = end.min(deadline);
         }
         let publish_end = match fallback {
-            Some(_) => end.checked_sub(self.fallback_reserve).unwrap_or(start).max(start),
+            Some(_) => end
+                .checked_sub(self.fallback_reserve)
+                .unwrap_or(start)
+                .max(start),
             None => end,
         };
 
@@ -120,9 +148,16 @@ impl PublishPolicy {
             let left = publish_end.saturating_duration_since(Instant::now());
             async move {
                 if left.is_zero() {
-                    return Err(AttemptError::retryable("BudgetExhausted", "no time left for another attempt"));
+                    return Err(AttemptError::retryable(
+                        "BudgetExhausted",
+                        "no time left for another attempt",
+                    ));
                 }
-                bounded(self.attempt_timeout.min(left), publisher.publish(detail_json)).await
+                bounded(
+                    self.attempt_timeout.min(left),
+                    publisher.publish(detail_json),
+                )
+                .await
             }
         };
         let result = attempt
@@ -140,16 +175,34 @@ impl PublishPolicy {
         };
 
         let Some(fallback) = fallback else {
-            return PublishOutcome::Failed { attempts, error, fallback_error: None };
+            return PublishOutcome::Failed {
+                attempts,
+                error,
+                fallback_error: None,
+            };
         };
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let fallback_error = AttemptError::permanent("BudgetExhausted", "no time left for the fallback");
-            return PublishOutcome::Failed { attempts, error, fallback_error: Some(fallback_error) };
+            let fallback_error =
+                AttemptError::permanent("BudgetExhausted", "no time left for the fallback");
+            return PublishOutcome::Failed {
+                attempts,
+                error,
+                fallback_error: Some(fallback_error),
+            };
         }
-        match bounded(self.attempt_timeout.min(left), fallback.send(&fallback_body())).await {
+        match bounded(
+            self.attempt_timeout.min(left),
+            fallback.send(&fallback_body()),
+        )
+        .await
+        {
             Ok(()) => PublishOutcome::FellBack { attempts, error },
-            Err(fallback_error) => PublishOutcome::Failed { attempts, error, fallback_error: Some(fallback_error) },
+            Err(fallback_error) => PublishOutcome::Failed {
+                attempts,
+                error,
+                fallback_error: Some(fallback_error),
+            },
         }
     }
 }
@@ -168,7 +221,11 @@ mod tests {
 
     impl Script {
         fn new(answers: Vec<Result<(), AttemptError>>, delay: Duration) -> Self {
-            Self { answers: Mutex::new(answers), delay, calls: Mutex::new(0) }
+            Self {
+                answers: Mutex::new(answers),
+                delay,
+                calls: Mutex::new(0),
+            }
         }
         fn calls(&self) -> usize {
             *self.calls.lock().unwrap()
@@ -177,7 +234,11 @@ mod tests {
             *self.calls.lock().unwrap() += 1;
             tokio::time::sleep(self.delay).await;
             let mut answers = self.answers.lock().unwrap();
-            if answers.is_empty() { Ok(()) } else { answers.remove(0) }
+            if answers.is_empty() {
+                Ok(())
+            } else {
+                answers.remove(0)
+            }
         }
     }
 
@@ -211,16 +272,29 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_retryable_failures_until_published() {
         let publisher = Script::new(vec![Err(flaky()), Err(flaky())], Duration::from_millis(5));
-        let outcome = policy().run(&publisher, None::<&Script>, "{}", String::new, None).await;
+        let outcome = policy()
+            .run(&publisher, None::<&Script>, "{}", String::new, None)
+            .await;
         assert_eq!(outcome, PublishOutcome::Published { attempts: 3 });
     }
 
     #[tokio::test(start_paused = true)]
     async fn permanent_failure_goes_straight_to_the_fallback() {
-        let publisher = Script::new(vec![Err(AttemptError::permanent("ResourceNotFoundException", "no bus"))], Duration::ZERO);
+        let publisher = Script::new(
+            vec![Err(AttemptError::permanent(
+                "ResourceNotFoundException",
+                "no bus",
+            ))],
+            Duration::ZERO,
+        );
         let fallback = Script::new(vec![], Duration::ZERO);
-        let outcome = policy().run(&publisher, Some(&fallback), "{}", || "body".into(), None).await;
-        assert!(matches!(outcome, PublishOutcome::FellBack { attempts: 1, .. }), "{outcome:?}");
+        let outcome = policy()
+            .run(&publisher, Some(&fallback), "{}", || "body".into(), None)
+            .await;
+        assert!(
+            matches!(outcome, PublishOutcome::FellBack { attempts: 1, .. }),
+            "{outcome:?}"
+        );
         assert_eq!(fallback.calls(), 1);
     }
 
@@ -229,10 +303,20 @@ mod tests {
         let publisher = Script::new(vec![], Duration::from_secs(60));
         let fallback = Script::new(vec![], Duration::from_secs(60));
         let start = Instant::now();
-        let outcome = policy().run(&publisher, Some(&fallback), "{}", || "body".into(), None).await;
-        assert!(start.elapsed() <= policy().budget, "took {:?}", start.elapsed());
+        let outcome = policy()
+            .run(&publisher, Some(&fallback), "{}", || "body".into(), None)
+            .await;
+        assert!(
+            start.elapsed() <= policy().budget,
+            "took {:?}",
+            start.elapsed()
+        );
         match outcome {
-            PublishOutcome::Failed { attempts, error, fallback_error } => {
+            PublishOutcome::Failed {
+                attempts,
+                error,
+                fallback_error,
+            } => {
                 assert_eq!(attempts, 4);
                 assert_eq!(error.code, "Timeout");
                 assert_eq!(fallback_error.unwrap().code, "Timeout");
@@ -246,7 +330,15 @@ mod tests {
         let publisher = Script::new(vec![], Duration::from_secs(60));
         let start = Instant::now();
         let deadline = start + Duration::from_millis(700);
-        let outcome = policy().run(&publisher, None::<&Script>, "{}", String::new, Some(deadline)).await;
+        let outcome = policy()
+            .run(
+                &publisher,
+                None::<&Script>,
+                "{}",
+                String::new,
+                Some(deadline),
+            )
+            .await;
         assert!(start.elapsed() <= Duration::from_millis(700));
         assert!(matches!(outcome, PublishOutcome::Failed { .. }));
     }

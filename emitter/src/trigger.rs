@@ -85,7 +85,10 @@ pub fn decide(event: &Value, default_region: &str, now: DateTime<Utc>) -> Decisi
 
 /// A non-blank string value, trimmed.
 fn text(value: Option<&Value>) -> Option<&str> {
-    value.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    value
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// Cognito sends attribute values as strings ("true"), some tools as JSON booleans.
@@ -151,8 +154,14 @@ mod tests {
         assert_eq!(e.client_id.as_deref(), Some("1example23456789"));
         assert_eq!(e.region, "us-east-1");
         assert_eq!(e.confirmed_at, now());
-        assert_eq!(e.event_id, uc_schemas::event_id("us-east-1_Ab12Cd34E", &e.sub));
-        assert_eq!(e.profile_owner(), "4b1b2b8e-6b2a-4d3c-9a1e-0123456789ab::testuser");
+        assert_eq!(
+            e.event_id,
+            uc_schemas::event_id("us-east-1_Ab12Cd34E", &e.sub)
+        );
+        assert_eq!(
+            e.profile_owner(),
+            "4b1b2b8e-6b2a-4d3c-9a1e-0123456789ab::testuser"
+        );
     }
 
     #[test]
@@ -175,7 +184,10 @@ mod tests {
     fn forgot_password_is_skipped() {
         let mut event = aws_docs_sample();
         event["triggerSource"] = CONFIRM_FORGOT_PASSWORD.into();
-        assert_eq!(decide(&event, "r", now()), Decision::Skip(SkipReason::ForgotPassword));
+        assert_eq!(
+            decide(&event, "r", now()),
+            Decision::Skip(SkipReason::ForgotPassword)
+        );
     }
 
     #[test]
@@ -184,11 +196,19 @@ mod tests {
         event["triggerSource"] = "PostConfirmation_SomethingNew".into();
         assert_eq!(
             decide(&event, "r", now()),
-            Decision::Skip(SkipReason::UnknownTriggerSource("PostConfirmation_SomethingNew".into()))
+            Decision::Skip(SkipReason::UnknownTriggerSource(
+                "PostConfirmation_SomethingNew".into()
+            ))
         );
         event.as_object_mut().unwrap().remove("triggerSource");
-        assert_eq!(decide(&event, "r", now()), Decision::Skip(SkipReason::MissingField("triggerSource")));
-        assert_eq!(decide(&json!([1]), "r", now()), Decision::Skip(SkipReason::NotAnObject));
+        assert_eq!(
+            decide(&event, "r", now()),
+            Decision::Skip(SkipReason::MissingField("triggerSource"))
+        );
+        assert_eq!(
+            decide(&json!([1]), "r", now()),
+            Decision::Skip(SkipReason::NotAnObject)
+        );
     }
 
     #[test]
@@ -211,7 +231,10 @@ mod tests {
         }
         let mut event = aws_docs_sample();
         event.as_object_mut().unwrap().remove("request");
-        assert_eq!(decide(&event, "r", now()).clone(), Decision::Skip(SkipReason::MissingField("request.userAttributes.sub")));
+        assert_eq!(
+            decide(&event, "r", now()).clone(),
+            Decision::Skip(SkipReason::MissingField("request.userAttributes.sub"))
+        );
     }
 
     #[test]

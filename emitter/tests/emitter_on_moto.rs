@@ -13,9 +13,15 @@ use uc_testkit::{Answer, Moto, ScriptedHttp, free_port, sdk_config_for};
 const BUS: &str = "uc-test-bus";
 
 fn config(pairs: &[(&str, &str)]) -> EmitterConfig {
-    let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let owned: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     EmitterConfig::from_reader(&EnvReader::new(move |name: &str| {
-        owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        owned
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }))
     .unwrap()
 }
@@ -42,7 +48,14 @@ async fn bus_rule_queue(sdk: &aws_config::SdkConfig, queue: &str) -> String {
     let events = aws_sdk_eventbridge::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     events.create_event_bus().name(BUS).send().await.unwrap();
-    let queue_url = sqs.create_queue().queue_name(queue).send().await.unwrap().queue_url.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -65,7 +78,13 @@ async fn bus_rule_queue(sdk: &aws_config::SdkConfig, queue: &str) -> String {
         .put_targets()
         .rule("user-confirmed")
         .event_bus_name(BUS)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().unwrap())
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(queue_arn)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -82,7 +101,10 @@ async fn receive_all(sdk: &aws_config::SdkConfig, queue_url: &str) -> Vec<String
         .send()
         .await
         .unwrap();
-    out.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect()
+    out.messages()
+        .iter()
+        .filter_map(|m| m.body().map(str::to_owned))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +117,10 @@ async fn publishes_through_a_real_bus_and_rule_to_the_queue() {
     let event = cognito_event("4b1b2b8e-6b2a-4d3c-9a1e-0123456789ab");
     let before = chrono::Utc::now();
     let returned = emitter.handle(event.clone(), "req-1", None).await.unwrap();
-    assert_eq!(returned, event, "the Cognito event comes back unchanged, unknown fields included");
+    assert_eq!(
+        returned, event,
+        "the Cognito event comes back unchanged, unknown fields included"
+    );
 
     let bodies = receive_all(&sdk, &queue_url).await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
@@ -105,7 +130,10 @@ async fn publishes_through_a_real_bus_and_rule_to_the_queue() {
 
     let schema: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
     let validator = jsonschema::draft4::new(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&envelope["detail"]).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&envelope["detail"])
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
 
     let parsed = parse_message(&bodies[0]).unwrap().detail;
@@ -132,13 +160,19 @@ async fn forgot_password_publishes_nothing() {
     let emitter = Emitter::from_sdk_config(config(&[("EVENT_BUS_NAME", BUS)]), &sdk);
     let mut event = cognito_event("s-1");
     event["triggerSource"] = "PostConfirmation_ConfirmForgotPassword".into();
-    assert_eq!(emitter.handle(event.clone(), "req", None).await.unwrap(), event);
+    assert_eq!(
+        emitter.handle(event.clone(), "req", None).await.unwrap(),
+        event
+    );
     assert!(receive_all(&sdk, &queue_url).await.is_empty());
 }
 
 /// The budget holds whatever the endpoint does; checked with slack for scheduling only.
 fn assert_within(elapsed: Duration, budget_ms: u64) {
-    assert!(elapsed < Duration::from_millis(budget_ms + 300), "took {elapsed:?}, budget {budget_ms} ms");
+    assert!(
+        elapsed < Duration::from_millis(budget_ms + 300),
+        "took {elapsed:?}, budget {budget_ms} ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,34 +180,61 @@ async fn missing_bus_falls_back_to_the_queue() {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let fallback_url = sqs.create_queue().queue_name("worker-queue").send().await.unwrap().queue_url.unwrap();
+    let fallback_url = sqs
+        .create_queue()
+        .queue_name("worker-queue")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let emitter = Emitter::from_sdk_config(
-        config(&[("EVENT_BUS_NAME", "no-such-bus"), ("FALLBACK_QUEUE_URL", &fallback_url), ("PUBLISH_BUDGET_MS", "1500")]),
+        config(&[
+            ("EVENT_BUS_NAME", "no-such-bus"),
+            ("FALLBACK_QUEUE_URL", &fallback_url),
+            ("PUBLISH_BUDGET_MS", "1500"),
+        ]),
         &sdk,
     );
     let event = cognito_event("sub-fallback");
     let start = std::time::Instant::now();
-    assert_eq!(emitter.handle(event.clone(), "req", None).await.unwrap(), event);
+    assert_eq!(
+        emitter.handle(event.clone(), "req", None).await.unwrap(),
+        event
+    );
     assert_within(start.elapsed(), 1500);
     let bodies = receive_all(&sdk, &fallback_url).await;
     assert_eq!(bodies.len(), 1);
     let parsed = parse_message(&bodies[0]).unwrap();
     assert_eq!(parsed.detail.sub, "sub-fallback");
-    assert_eq!(parsed.envelope.unwrap().source.as_deref(), Some(DEFAULT_SOURCE));
+    assert_eq!(
+        parsed.envelope.unwrap().source.as_deref(),
+        Some(DEFAULT_SOURCE)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_end_within_budget_under_either_policy() {
     let closed = format!("http://127.0.0.1:{}", free_port());
     let sdk = sdk_config_for(&closed).await;
-    let open = Emitter::from_sdk_config(config(&[("EVENT_BUS_NAME", BUS), ("PUBLISH_BUDGET_MS", "800")]), &sdk);
+    let open = Emitter::from_sdk_config(
+        config(&[("EVENT_BUS_NAME", BUS), ("PUBLISH_BUDGET_MS", "800")]),
+        &sdk,
+    );
     let event = cognito_event("sub-refused");
     let start = std::time::Instant::now();
-    assert_eq!(open.handle(event.clone(), "req", None).await.unwrap(), event);
+    assert_eq!(
+        open.handle(event.clone(), "req", None).await.unwrap(),
+        event
+    );
     assert_within(start.elapsed(), 800);
 
     let closed_policy = Emitter::from_sdk_config(
-        config(&[("EVENT_BUS_NAME", BUS), ("PUBLISH_BUDGET_MS", "800"), ("FAILURE_POLICY", "fail-closed")]),
+        config(&[
+            ("EVENT_BUS_NAME", BUS),
+            ("PUBLISH_BUDGET_MS", "800"),
+            ("FAILURE_POLICY", "fail-closed"),
+        ]),
         &sdk,
     );
     let start = std::time::Instant::now();
@@ -186,11 +247,25 @@ async fn refused_connections_end_within_budget_under_either_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_cannot_hold_the_trigger_past_its_budget() {
-    let slow = ScriptedHttp::start(vec![Answer::json(200, json!({"FailedEntryCount": 0, "Entries": [{"EventId": "e"}]})).after(Duration::from_secs(10))]).await;
+    let slow = ScriptedHttp::start(vec![
+        Answer::json(
+            200,
+            json!({"FailedEntryCount": 0, "Entries": [{"EventId": "e"}]}),
+        )
+        .after(Duration::from_secs(10)),
+    ])
+    .await;
     let sdk = sdk_config_for(&slow.endpoint()).await;
     let moto = Moto::start();
     let moto_sdk = moto.sdk_config().await;
-    let fallback_url = aws_sdk_sqs::Client::new(&moto_sdk).create_queue().queue_name("q").send().await.unwrap().queue_url.unwrap();
+    let fallback_url = aws_sdk_sqs::Client::new(&moto_sdk)
+        .create_queue()
+        .queue_name("q")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let cfg = config(&[
         ("EVENT_BUS_NAME", BUS),
         ("PUBLISH_BUDGET_MS", "1200"),
@@ -206,25 +281,45 @@ async fn a_slow_endpoint_cannot_hold_the_trigger_past_its_budget() {
     );
     let event = cognito_event("sub-slow");
     let start = std::time::Instant::now();
-    assert_eq!(emitter.handle(event, "req", None).await.unwrap()["userName"], "jane");
+    assert_eq!(
+        emitter.handle(event, "req", None).await.unwrap()["userName"],
+        "jane"
+    );
     assert_within(start.elapsed(), 1200);
-    assert!(slow.requests().len() >= 2, "retried within the budget: {}", slow.requests().len());
-    assert_eq!(receive_all(&moto_sdk, &fallback_url).await.len(), 1, "the fallback got the event");
+    assert!(
+        slow.requests().len() >= 2,
+        "retried within the budget: {}",
+        slow.requests().len()
+    );
+    assert_eq!(
+        receive_all(&moto_sdk, &fallback_url).await.len(),
+        1,
+        "the fallback got the event"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_entry_is_retried_until_accepted() {
     let failed = json!({"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]});
     let ok = json!({"FailedEntryCount": 0, "Entries": [{"EventId": "11111111-2222-3333-4444-555555555555"}]});
-    let endpoint = ScriptedHttp::start(vec![Answer::json(200, failed.clone()), Answer::json(200, failed), Answer::json(200, ok)]).await;
+    let endpoint = ScriptedHttp::start(vec![
+        Answer::json(200, failed.clone()),
+        Answer::json(200, failed),
+        Answer::json(200, ok),
+    ])
+    .await;
     let sdk = sdk_config_for(&endpoint.endpoint()).await;
     let emitter = Emitter::from_sdk_config(config(&[("EVENT_BUS_NAME", BUS)]), &sdk);
-    emitter.handle(cognito_event("sub-entry"), "req", None).await.unwrap();
+    emitter
+        .handle(cognito_event("sub-entry"), "req", None)
+        .await
+        .unwrap();
     let requests = endpoint.requests();
     assert_eq!(requests.len(), 3, "two failed entries, then accepted");
     for body in &requests {
         let request: Value = serde_json::from_str(body).unwrap();
-        let detail: Value = serde_json::from_str(request["Entries"][0]["Detail"].as_str().unwrap()).unwrap();
+        let detail: Value =
+            serde_json::from_str(request["Entries"][0]["Detail"].as_str().unwrap()).unwrap();
         assert_eq!(detail["sub"], "sub-entry");
     }
 }
@@ -236,22 +331,51 @@ async fn a_permanently_failed_entry_goes_to_the_fallback_or_fails_closed() {
     let sdk = sdk_config_for(&endpoint.endpoint()).await;
     let moto = Moto::start();
     let moto_sdk = moto.sdk_config().await;
-    let fallback_url = aws_sdk_sqs::Client::new(&moto_sdk).create_queue().queue_name("q").send().await.unwrap().queue_url.unwrap();
+    let fallback_url = aws_sdk_sqs::Client::new(&moto_sdk)
+        .create_queue()
+        .queue_name("q")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
 
-    let cfg = config(&[("EVENT_BUS_NAME", BUS), ("FALLBACK_QUEUE_URL", &fallback_url), ("FAILURE_POLICY", "fail-closed")]);
+    let cfg = config(&[
+        ("EVENT_BUS_NAME", BUS),
+        ("FALLBACK_QUEUE_URL", &fallback_url),
+        ("FAILURE_POLICY", "fail-closed"),
+    ]);
     let with_fallback = Emitter::new(
         cfg.clone(),
         "us-east-1".into(),
         EventBridgePublisher::new(&sdk, &cfg),
         Some(SqsFallback::new(&moto_sdk, &cfg, fallback_url.clone())),
     );
-    with_fallback.handle(cognito_event("sub-perm"), "req", None).await.unwrap();
-    assert_eq!(endpoint.requests().len(), 1, "a permanent entry error is not retried");
+    with_fallback
+        .handle(cognito_event("sub-perm"), "req", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        endpoint.requests().len(),
+        1,
+        "a permanent entry error is not retried"
+    );
     assert_eq!(receive_all(&moto_sdk, &fallback_url).await.len(), 1);
 
     let cfg = config(&[("EVENT_BUS_NAME", BUS), ("FAILURE_POLICY", "fail-closed")]);
-    let without = Emitter::new(cfg.clone(), "us-east-1".into(), EventBridgePublisher::new(&sdk, &cfg), None::<SqsFallback>);
-    let err = without.handle(cognito_event("sub-perm"), "req", None).await.unwrap_err();
-    assert!(err.to_string().contains("NotAuthorizedForSourceException"), "{err}");
+    let without = Emitter::new(
+        cfg.clone(),
+        "us-east-1".into(),
+        EventBridgePublisher::new(&sdk, &cfg),
+        None::<SqsFallback>,
+    );
+    let err = without
+        .handle(cognito_event("sub-perm"), "req", None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("NotAuthorizedForSourceException"),
+        "{err}"
+    );
     assert!(!err.to_string().contains('@'));
 }

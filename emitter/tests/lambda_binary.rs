@@ -30,9 +30,15 @@ fn event(trigger: &str, sub: Option<&str>, email: Option<&str>) -> Value {
 fn assert_no_pii(lines: &[String]) {
     assert!(!lines.is_empty());
     for line in lines {
-        assert!(!line.contains('@'), "an address-like value was logged: {line}");
+        assert!(
+            !line.contains('@'),
+            "an address-like value was logged: {line}"
+        );
         assert!(!line.contains("jane.doe"), "{line}");
-        assert!(!line.contains("do-not-log"), "client metadata was logged: {line}");
+        assert!(
+            !line.contains("do-not-log"),
+            "client metadata was logged: {line}"
+        );
     }
 }
 
@@ -40,27 +46,57 @@ fn assert_no_pii(lines: &[String]) {
 async fn the_binary_answers_cognito_and_logs_no_email() {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
-    aws_sdk_eventbridge::Client::new(&sdk).create_event_bus().name("bus").send().await.unwrap();
+    aws_sdk_eventbridge::Client::new(&sdk)
+        .create_event_bus()
+        .name("bus")
+        .send()
+        .await
+        .unwrap();
 
-    let harness = LambdaHarness::start(BINARY, &[("EVENT_BUS_NAME", "bus".into()), ("AWS_ENDPOINT_URL", moto.endpoint())]).await;
+    let harness = LambdaHarness::start(
+        BINARY,
+        &[
+            ("EVENT_BUS_NAME", "bus".into()),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ],
+    )
+    .await;
     let cases = [
-        event("PostConfirmation_ConfirmSignUp", Some("sub-published"), Some(EMAIL)),
-        event("PostConfirmation_ConfirmForgotPassword", Some("sub-reset"), Some(EMAIL)),
+        event(
+            "PostConfirmation_ConfirmSignUp",
+            Some("sub-published"),
+            Some(EMAIL),
+        ),
+        event(
+            "PostConfirmation_ConfirmForgotPassword",
+            Some("sub-reset"),
+            Some(EMAIL),
+        ),
         event("PostConfirmation_ConfirmSignUp", None, Some(EMAIL)),
         event("PostConfirmation_Unknown", Some("sub-unknown"), Some(EMAIL)),
         event("PostConfirmation_ConfirmSignUp", Some("sub-phone"), None),
     ];
     for case in &cases {
         let invocation = harness.invoke(case, Duration::from_secs(3)).await;
-        assert_eq!(invocation.result.as_ref().unwrap(), case, "the event comes back unchanged");
+        assert_eq!(
+            invocation.result.as_ref().unwrap(),
+            case,
+            "the event comes back unchanged"
+        );
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let lines = harness.output();
     assert_no_pii(&lines);
     let joined = lines.join("\n");
-    assert!(joined.contains("sub-published") && joined.contains("published UserConfirmed"), "{joined}");
+    assert!(
+        joined.contains("sub-published") && joined.contains("published UserConfirmed"),
+        "{joined}"
+    );
     assert!(joined.contains("ForgotPassword"), "{joined}");
-    assert!(joined.contains("\"Published\":1.0"), "EMF metric line: {joined}");
+    assert!(
+        joined.contains("\"Published\":1.0"),
+        "EMF metric line: {joined}"
+    );
     assert!(joined.contains("\"Skipped\":1.0"), "{joined}");
 
     // Fail-closed with nowhere to publish: Cognito gets an error, still without the email.
@@ -89,6 +125,10 @@ fn a_missing_variable_stops_the_cold_start_with_its_name() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(text.contains("EVENT_BUS_NAME is required"), "{text}");
 }

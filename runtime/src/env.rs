@@ -10,7 +10,11 @@ pub enum ConfigError {
     #[error("{0} is required but not set")]
     Missing(&'static str),
     #[error("{name}={value:?} is not valid: {why}")]
-    Invalid { name: &'static str, value: String, why: String },
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 /// Reads variables through a lookup function: the process environment, or a map in tests.
@@ -21,7 +25,9 @@ pub struct EnvReader<F> {
 impl EnvReader<fn(&str) -> Option<String>> {
     /// The process environment.
     pub fn process() -> Self {
-        Self { lookup: |name| std::env::var(name).ok() }
+        Self {
+            lookup: |name| std::env::var(name).ok(),
+        }
     }
 }
 
@@ -32,7 +38,9 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
 
     /// The trimmed value, or `None` when unset or blank.
     pub fn optional(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -40,7 +48,13 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
     }
 
     /// A number in `min..=max`, `default` when unset.
-    pub fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    pub fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + Display + Copy,
     {
@@ -49,25 +63,45 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
         };
         match raw.parse::<T>() {
             Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(ConfigError::Invalid { name, value: raw, why: format!("must be a number from {min} to {max}") }),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value: raw,
+                why: format!("must be a number from {min} to {max}"),
+            }),
         }
     }
 
     /// Milliseconds in `min..=max`, `default` when unset.
-    pub fn millis(&self, name: &'static str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
-        self.number(name, default, min, max).map(Duration::from_millis)
+    pub fn millis(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min, max)
+            .map(Duration::from_millis)
     }
 
     /// One of `choices`, `default` when unset.
-    pub fn choice(&self, name: &'static str, default: &'static str, choices: &[&'static str]) -> Result<&'static str, ConfigError> {
+    pub fn choice(
+        &self,
+        name: &'static str,
+        default: &'static str,
+        choices: &[&'static str],
+    ) -> Result<&'static str, ConfigError> {
         let Some(raw) = self.optional(name) else {
             return Ok(default);
         };
-        choices.iter().copied().find(|c| *c == raw).ok_or_else(|| ConfigError::Invalid {
-            name,
-            value: raw,
-            why: format!("must be one of: {}", choices.join(", ")),
-        })
+        choices
+            .iter()
+            .copied()
+            .find(|c| *c == raw)
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: raw,
+                why: format!("must be one of: {}", choices.join(", ")),
+            })
     }
 }
 
@@ -75,16 +109,33 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
 mod tests {
     use super::*;
 
-    fn reader(pairs: &'static [(&'static str, &'static str)]) -> EnvReader<impl Fn(&str) -> Option<String>> {
-        EnvReader::new(move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    fn reader(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> EnvReader<impl Fn(&str) -> Option<String>> {
+        EnvReader::new(move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     #[test]
     fn reads_and_checks_values() {
-        let env = reader(&[("A", " x "), ("BLANK", "  "), ("N", "7"), ("BAD", "seven"), ("BIG", "99"), ("C", "two")]);
+        let env = reader(&[
+            ("A", " x "),
+            ("BLANK", "  "),
+            ("N", "7"),
+            ("BAD", "seven"),
+            ("BIG", "99"),
+            ("C", "two"),
+        ]);
         assert_eq!(env.optional("A").as_deref(), Some("x"));
         assert_eq!(env.optional("BLANK"), None);
-        assert_eq!(env.required("MISSING"), Err(ConfigError::Missing("MISSING")));
+        assert_eq!(
+            env.required("MISSING"),
+            Err(ConfigError::Missing("MISSING"))
+        );
         assert_eq!(env.number("N", 1u32, 1, 10), Ok(7));
         assert_eq!(env.number("UNSET", 3u32, 1, 10), Ok(3));
         assert_eq!(env.millis("N", 1, 1, 10), Ok(Duration::from_millis(7)));
@@ -94,6 +145,11 @@ mod tests {
         }
         assert_eq!(env.choice("UNSET", "one", &["one", "two"]), Ok("one"));
         assert_eq!(env.choice("C", "one", &["one", "two"]), Ok("two"));
-        assert!(env.choice("A", "one", &["one", "two"]).unwrap_err().to_string().contains("one, two"));
+        assert!(
+            env.choice("A", "one", &["one", "two"])
+                .unwrap_err()
+                .to_string()
+                .contains("one, two")
+        );
     }
 }

@@ -115,7 +115,12 @@ mod tests {
         let metrics = &json["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(metrics["Namespace"], METRICS_NAMESPACE);
         assert_eq!(metrics["Dimensions"], json!([["Service"]]));
-        let names: Vec<&str> = metrics["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = metrics["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["Created", "Retried", "AppSyncLatency"]);
         assert!(json["_aws"]["Timestamp"].as_i64().unwrap() > 0);
         assert_eq!(record.counter("Created"), 3);

@@ -14,7 +14,12 @@ pub fn redact_emails(text: &str) -> String {
         token.clear();
     };
     for c in text.chars() {
-        if c.is_whitespace() || matches!(c, ',' | '{' | '}' | '[' | ']' | '(' | ')' | '"' | '\'' | '=') {
+        if c.is_whitespace()
+            || matches!(
+                c,
+                ',' | '{' | '}' | '[' | ']' | '(' | ')' | '"' | '\'' | '='
+            )
+        {
             flush(&mut token, &mut out);
             out.push(c);
         } else {
@@ -32,10 +37,15 @@ mod tests {
     #[test]
     fn emails_are_redacted_and_the_rest_kept() {
         assert_eq!(
-            redact_emails("Variable 'input' has an invalid value: {email=jane.doe+x@example.com, id=42}"),
+            redact_emails(
+                "Variable 'input' has an invalid value: {email=jane.doe+x@example.com, id=42}"
+            ),
             "Variable 'input' has an invalid value: {email=<redacted>, id=42}"
         );
-        assert_eq!(redact_emails("\"zoë@exämple.de\" failed"), "\"<redacted>\" failed");
+        assert_eq!(
+            redact_emails("\"zoë@exämple.de\" failed"),
+            "\"<redacted>\" failed"
+        );
         assert_eq!(redact_emails("no address here"), "no address here");
     }
 }

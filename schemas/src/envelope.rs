@@ -27,7 +27,9 @@ pub enum EnvelopeError {
     WrongDetailType(String),
     #[error("envelope has no object `detail`")]
     MissingDetail,
-    #[error("message is neither an EventBridge envelope nor a UserConfirmed detail (no `detail-type`, no `schemaVersion`)")]
+    #[error(
+        "message is neither an EventBridge envelope nor a UserConfirmed detail (no `detail-type`, no `schemaVersion`)"
+    )]
     Unrecognised,
     #[error("schemaVersion {0:?} is not supported (this consumer reads major version 1)")]
     UnsupportedSchemaVersion(String),
@@ -83,7 +85,8 @@ pub fn parse_message(body: &str) -> Result<ReceivedEvent, EnvelopeError> {
             max: MAX_MESSAGE_BYTES,
         });
     }
-    let value: Value = serde_json::from_str(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
     let Value::Object(mut object) = value else {
         return Err(EnvelopeError::NotAnObject);
     };
@@ -116,7 +119,11 @@ fn parse_detail(detail: Map<String, Value>) -> Result<UserConfirmed, EnvelopeErr
     let version = match detail.get("schemaVersion") {
         Some(Value::String(v)) => v.clone(),
         Some(other) => other.to_string(),
-        None => return Err(EnvelopeError::InvalidDetail("missing field `schemaVersion`".into())),
+        None => {
+            return Err(EnvelopeError::InvalidDetail(
+                "missing field `schemaVersion`".into(),
+            ));
+        }
     };
     if version.split('.').next() != Some(SCHEMA_VERSION) {
         return Err(EnvelopeError::UnsupportedSchemaVersion(version));
@@ -177,7 +184,10 @@ mod tests {
         let bare = serde_json::to_string(&event).unwrap();
         let from_envelope = parse_message(&envelope).unwrap();
         assert_eq!(from_envelope.detail, event);
-        assert_eq!(from_envelope.envelope.unwrap().source.as_deref(), Some(DEFAULT_SOURCE));
+        assert_eq!(
+            from_envelope.envelope.unwrap().source.as_deref(),
+            Some(DEFAULT_SOURCE)
+        );
         let from_bare = parse_message(&bare).unwrap();
         assert_eq!(from_bare.detail, event);
         assert!(from_bare.envelope.is_none());
@@ -206,43 +216,83 @@ mod tests {
             ("\"str\"".into(), "NotAnObject"),
             ("{}".into(), "UnrecognisedMessage"),
             (
-                { let mut e = good.clone(); e["detail-type"] = "UserDeleted".into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail-type"] = "UserDeleted".into();
+                    e.to_string()
+                },
                 "WrongDetailType",
             ),
             (
-                { let mut e = good.clone(); e["detail-type"] = 7.into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail-type"] = 7.into();
+                    e.to_string()
+                },
                 "WrongDetailType",
             ),
             (
-                { let mut e = good.clone(); e.as_object_mut().unwrap().remove("detail"); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e.as_object_mut().unwrap().remove("detail");
+                    e.to_string()
+                },
                 "MissingDetail",
             ),
             (
-                { let mut e = good.clone(); e["detail"] = "text".into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail"] = "text".into();
+                    e.to_string()
+                },
                 "MissingDetail",
             ),
             (
-                { let mut e = good.clone(); e["detail"]["schemaVersion"] = "2".into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail"]["schemaVersion"] = "2".into();
+                    e.to_string()
+                },
                 "UnsupportedSchemaVersion",
             ),
             (
-                { let mut e = good.clone(); e["detail"].as_object_mut().unwrap().remove("sub"); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail"].as_object_mut().unwrap().remove("sub");
+                    e.to_string()
+                },
                 "InvalidDetail",
             ),
             (
-                { let mut e = good.clone(); e["detail"]["sub"] = "  ".into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail"]["sub"] = "  ".into();
+                    e.to_string()
+                },
                 "InvalidDetail",
             ),
             (
-                { let mut e = good.clone(); e["detail"]["eventId"] = "not-a-uuid".into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail"]["eventId"] = "not-a-uuid".into();
+                    e.to_string()
+                },
                 "InvalidDetail",
             ),
             (
-                { let mut e = good.clone(); e["detail"]["confirmedAt"] = "yesterday".into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail"]["confirmedAt"] = "yesterday".into();
+                    e.to_string()
+                },
                 "InvalidDetail",
             ),
             (
-                { let mut e = good.clone(); e["detail"]["origin"] = "elsewhere".into(); e.to_string() },
+                {
+                    let mut e = good.clone();
+                    e["detail"]["origin"] = "elsewhere".into();
+                    e.to_string()
+                },
                 "InvalidDetail",
             ),
         ];

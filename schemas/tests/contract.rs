@@ -18,7 +18,10 @@ fn examples() -> Vec<(String, Value)> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        out.push((path.display().to_string(), serde_json::from_str(&text).unwrap()));
+        out.push((
+            path.display().to_string(),
+            serde_json::from_str(&text).unwrap(),
+        ));
     }
     assert!(out.len() >= 4, "examples went missing");
     out
@@ -33,12 +36,19 @@ fn every_example_validates_and_round_trips() {
     let validator = validator();
     for (name, example) in examples() {
         let detail = detail_of(&example);
-        let errors: Vec<String> = validator.iter_errors(detail).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(detail)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{name}: {errors:?}");
 
         let parsed = parse_message(&example.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let event = parsed.detail;
-        assert_eq!(event.event_id, event_id(&event.user_pool_id, &event.sub), "{name}: eventId");
+        assert_eq!(
+            event.event_id,
+            event_id(&event.user_pool_id, &event.sub),
+            "{name}: eventId"
+        );
         // Round trip: the type serializes back to exactly the example (no field lost or added).
         let mut again = serde_json::to_value(&event).unwrap();
         let mut original = detail.clone();
@@ -70,13 +80,18 @@ fn the_fullest_rust_value_satisfies_the_schema() {
             Some("a+b@example.com".into()),
             Some(true),
             Some("client".into()),
-            chrono::Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+                .unwrap()
                 + chrono::Duration::milliseconds(123),
             "us-east-1",
             origin,
         );
         let value = serde_json::to_value(&event).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:?} in {value}");
         let mut minimal = event.clone();
         minimal.email = None;
@@ -90,11 +105,22 @@ fn the_fullest_rust_value_satisfies_the_schema() {
 #[test]
 fn the_schema_rejects_what_the_contract_forbids() {
     let validator = validator();
-    let (_, example) = examples().into_iter().find(|(n, _)| n.ends_with("detail.email-alias.json")).unwrap();
+    let (_, example) = examples()
+        .into_iter()
+        .find(|(n, _)| n.ends_with("detail.email-alias.json"))
+        .unwrap();
     let mut extra = example.clone();
     extra["clientMetadata"] = serde_json::json!({"secret": "x"});
     assert!(!validator.is_valid(&extra));
-    for field in ["schemaVersion", "eventId", "userPoolId", "sub", "username", "confirmedAt", "region"] {
+    for field in [
+        "schemaVersion",
+        "eventId",
+        "userPoolId",
+        "sub",
+        "username",
+        "confirmedAt",
+        "region",
+    ] {
         let mut missing = example.clone();
         missing.as_object_mut().unwrap().remove(field);
         assert!(!validator.is_valid(&missing), "{field} should be required");
@@ -106,6 +132,9 @@ fn the_schema_rejects_what_the_contract_forbids() {
 
 #[test]
 fn graphql_documents_are_embedded() {
-    assert!(uc_schemas::graphql::CREATE_USER_PROFILE.contains("mutation CreateUserProfile($input: CreateUserProfileInput!)"));
+    assert!(
+        uc_schemas::graphql::CREATE_USER_PROFILE
+            .contains("mutation CreateUserProfile($input: CreateUserProfileInput!)")
+    );
     assert!(uc_schemas::graphql::SCHEMA.contains("createUserProfile(input: CreateUserProfileInput!, condition: ModelUserProfileConditionInput): UserProfile"));
 }

@@ -20,7 +20,10 @@ pub const SECRET_KEY: &str = "local/test/secret/key/0000000000000000000";
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The Python of the pinned dev venv (`UC_PYTHON` overrides). `make venv` creates it.
@@ -29,14 +32,22 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let venv = workspace_root().join("dev/.venv/bin/python");
-    assert!(venv.exists(), "{} is missing: run `make venv` (make test does it for you)", venv.display());
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make venv` (make test does it for you)",
+        venv.display()
+    );
     venv
 }
 
 /// A free TCP port on 127.0.0.1 (the OS picks it; another process could take it before we
 /// bind again, which the callers' start-up checks would report).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed and reaped on drop: every process a test starts, it stops.
@@ -76,7 +87,10 @@ fn wait_for_port(port: u16, guard: &mut ChildGuard, timeout: Duration) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{} did not listen on 127.0.0.1:{port} within {timeout:?}", guard.name);
+    panic!(
+        "{} did not listen on 127.0.0.1:{port} within {timeout:?}",
+        guard.name
+    );
 }
 
 /// A moto server on a free loopback port, for SQS, EventBridge, Cognito and more.
@@ -90,7 +104,14 @@ impl Moto {
     pub fn start() -> Self {
         let port = free_port();
         let child = Command::new(python())
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -120,7 +141,13 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "uc-testkit"))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "uc-testkit",
+        ))
         .load()
         .await
 }
@@ -165,8 +192,15 @@ impl AppSyncStandIn {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("the AppSync stand-in did not print READY"));
-        let url = line.strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_owned();
-        Self { guard, url, http: reqwest::Client::new() }
+        let url = line
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        Self {
+            guard,
+            url,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -179,23 +213,52 @@ impl AppSyncStandIn {
 
     /// Replaces the fault rules (see `dev/appsync_standin.py`).
     pub async fn set_faults(&self, rules: serde_json::Value) {
-        let response = self.http.post(self.control("faults")).json(&serde_json::json!({ "rules": rules })).send().await.unwrap();
-        assert!(response.status().is_success(), "set faults: {}", response.status());
+        let response = self
+            .http
+            .post(self.control("faults"))
+            .json(&serde_json::json!({ "rules": rules }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "set faults: {}",
+            response.status()
+        );
     }
 
     pub async fn clear_faults(&self) {
-        self.http.delete(self.control("faults")).send().await.unwrap();
+        self.http
+            .delete(self.control("faults"))
+            .send()
+            .await
+            .unwrap();
     }
 
     /// Every stored profile.
     pub async fn profiles(&self) -> Vec<serde_json::Value> {
-        let body: serde_json::Value = self.http.get(self.control("profiles")).send().await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = self
+            .http
+            .get(self.control("profiles"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         body["items"].as_array().cloned().unwrap_or_default()
     }
 
     /// The stand-in's counters.
     pub async fn stats(&self) -> serde_json::Value {
-        self.http.get(self.control("stats")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.control("stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
@@ -209,7 +272,11 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(status: u16, body: serde_json::Value) -> Self {
-        Self { status, body: body.to_string(), delay: Duration::ZERO }
+        Self {
+            status,
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
     }
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
@@ -235,11 +302,17 @@ impl ScriptedHttp {
         let seen = requests.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(serve_connection(stream, script.clone(), seen.clone()));
             }
         });
-        Self { port, requests, task }
+        Self {
+            port,
+            requests,
+            task,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -258,7 +331,11 @@ impl Drop for ScriptedHttp {
     }
 }
 
-async fn serve_connection(mut stream: tokio::net::TcpStream, script: Arc<Mutex<Vec<Answer>>>, seen: Arc<Mutex<Vec<String>>>) {
+async fn serve_connection(
+    mut stream: tokio::net::TcpStream,
+    script: Arc<Mutex<Vec<Answer>>>,
+    seen: Arc<Mutex<Vec<String>>>,
+) {
     let mut buffer = Vec::new();
     loop {
         let header_end = loop {
@@ -274,7 +351,10 @@ async fn serve_connection(mut stream: tokio::net::TcpStream, script: Arc<Mutex<V
         let head = String::from_utf8_lossy(&buffer[..header_end]).to_lowercase();
         let length: usize = head
             .lines()
-            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
             .unwrap_or(0);
         while buffer.len() < header_end + length {
             let mut chunk = [0u8; 4096];
@@ -287,7 +367,11 @@ async fn serve_connection(mut stream: tokio::net::TcpStream, script: Arc<Mutex<V
         buffer.drain(..header_end + length);
         let answer = {
             let mut script = script.lock().unwrap();
-            if script.len() > 1 { script.remove(0) } else { script[0].clone() }
+            if script.len() > 1 {
+                script.remove(0)
+            } else {
+                script[0].clone()
+            }
         };
         seen.lock().unwrap().push(body);
         tokio::time::sleep(answer.delay).await;
@@ -339,7 +423,9 @@ impl LambdaHarness {
         let served = api.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(serve_runtime_api(stream, served.clone()));
             }
         });
@@ -361,7 +447,9 @@ impl LambdaHarness {
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
         let output = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -374,19 +462,31 @@ impl LambdaHarness {
                 }
             });
         }
-        Self { guard: ChildGuard::new("lambda function", child), api, task, output }
+        Self {
+            guard: ChildGuard::new("lambda function", child),
+            api,
+            task,
+            output,
+        }
     }
 
     /// Invokes the function with `event`, allowing it `timeout` (its deadline).
     pub async fn invoke(&self, event: &serde_json::Value, timeout: Duration) -> Invocation {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = format!("req-{:08}", NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let id = format!(
+            "req-{:08}",
+            NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let deadline_ms = (std::time::SystemTime::now() + timeout)
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
         let start = Instant::now();
-        self.api.pending.lock().unwrap().push_back((id.clone(), event.to_string(), deadline_ms));
+        self.api
+            .pending
+            .lock()
+            .unwrap()
+            .push_back((id.clone(), event.to_string(), deadline_ms));
         self.api.wake.notify_waiters();
         let limit = timeout + Duration::from_secs(5);
         loop {
@@ -394,10 +494,17 @@ impl LambdaHarness {
             tokio::pin!(done);
             done.as_mut().enable();
             if let Some((ok, body)) = self.api.results.lock().unwrap().remove(&id) {
-                let value: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
-                return Invocation { result: if ok { Ok(value) } else { Err(value) }, elapsed: start.elapsed() };
+                let value: serde_json::Value =
+                    serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+                return Invocation {
+                    result: if ok { Ok(value) } else { Err(value) },
+                    elapsed: start.elapsed(),
+                };
             }
-            assert!(start.elapsed() < limit, "the function did not answer {id} within {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "the function did not answer {id} within {limit:?}"
+            );
             let _ = tokio::time::timeout(Duration::from_millis(200), done).await;
         }
     }
@@ -434,7 +541,11 @@ async fn serve_runtime_api(mut stream: tokio::net::TcpStream, api: Arc<RuntimeAp
         let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
         let length: usize = head
             .lines()
-            .find_map(|l| l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .find_map(|l| {
+                l.to_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
             .unwrap_or(0);
         while buffer.len() < header_end + length {
             let mut chunk = [0u8; 8192];
@@ -445,7 +556,11 @@ async fn serve_runtime_api(mut stream: tokio::net::TcpStream, api: Arc<RuntimeAp
         }
         let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
         buffer.drain(..header_end + length);
-        let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let path = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
         let response = if path.ends_with("/invocation/next") {
             let (id, event, deadline) = loop {
                 let wake = api.wake.notified();

@@ -7,7 +7,10 @@ use serde_json::Value;
 /// What the transport saw: an HTTP answer, or no answer at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    Http { status: u16, body: Vec<u8> },
+    Http {
+        status: u16,
+        body: Vec<u8>,
+    },
     /// Connecting failed (refused, DNS, TLS).
     ConnectFailed(String),
     /// No complete answer within the request timeout.
@@ -37,7 +40,9 @@ impl Outcome {
         match self {
             Self::Created => "Created",
             Self::AlreadyExists => "AlreadyExists",
-            Self::Retryable { reason, .. } | Self::AuthRejected { reason } | Self::Permanent { reason } => reason,
+            Self::Retryable { reason, .. }
+            | Self::AuthRejected { reason }
+            | Self::Permanent { reason } => reason,
         }
     }
 }
@@ -67,7 +72,9 @@ pub fn classify(answer: &Answer, field: &str) -> Outcome {
         Answer::Http { status, body } => (*status, body),
     };
     let json: Option<Value> = serde_json::from_slice(body).ok();
-    let first_type = json.as_ref().and_then(|j| error_types(j).into_iter().next());
+    let first_type = json
+        .as_ref()
+        .and_then(|j| error_types(j).into_iter().next());
     match status {
         200 => {}
         401 | 403 => {
@@ -92,7 +99,10 @@ pub fn classify(answer: &Answer, field: &str) -> Outcome {
     let Some(json) = json else {
         return retry("UnreadableResponse");
     };
-    let errors = json.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty());
+    let errors = json
+        .get("errors")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty());
     let Some(errors) = errors else {
         return match json.pointer(&format!("/data/{field}")) {
             Some(Value::Object(_)) => Outcome::Created,
@@ -104,36 +114,64 @@ pub fn classify(answer: &Answer, field: &str) -> Outcome {
     outcomes
         .iter()
         .find(|o| matches!(o, Outcome::Permanent { .. }))
-        .or_else(|| outcomes.iter().find(|o| matches!(o, Outcome::Retryable { .. })))
+        .or_else(|| {
+            outcomes
+                .iter()
+                .find(|o| matches!(o, Outcome::Retryable { .. }))
+        })
         .or_else(|| outcomes.first())
         .cloned()
         .unwrap_or_else(|| retry("UnknownError"))
 }
 
 fn classify_graphql_error(error: &Value) -> Outcome {
-    let error_type = error.get("errorType").and_then(Value::as_str).unwrap_or_default();
-    let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
+    let error_type = error
+        .get("errorType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if error_type == ALREADY_EXISTS {
         return Outcome::AlreadyExists;
     }
     if error_type.is_empty() {
-        // AppSync reports query validation failures with no errorType.
-        if message.starts_with("Validation error") {
-            return Outcome::Permanent { reason: "ValidationError".into() };
+        // AppSync reports query and variable validation failures with no errorType.
+        if message.starts_with("Validation error")
+            || message.starts_with("Variable '")
+            || message.starts_with("Invalid Syntax")
+        {
+            return Outcome::Permanent {
+                reason: "ValidationError".into(),
+            };
         }
         return retry("UnknownError");
     }
     if PERMANENT_TYPES.contains(&error_type) {
-        return Outcome::Permanent { reason: error_type.to_owned() };
+        return Outcome::Permanent {
+            reason: error_type.to_owned(),
+        };
     }
-    let throttled = ["Throttl", "ThroughputExceeded", "LimitExceeded", "TooManyRequests"]
-        .iter()
-        .any(|needle| error_type.contains(needle));
-    Outcome::Retryable { reason: error_type.to_owned(), throttled }
+    let throttled = [
+        "Throttl",
+        "ThroughputExceeded",
+        "LimitExceeded",
+        "TooManyRequests",
+    ]
+    .iter()
+    .any(|needle| error_type.contains(needle));
+    Outcome::Retryable {
+        reason: error_type.to_owned(),
+        throttled,
+    }
 }
 
 fn retry(reason: &str) -> Outcome {
-    Outcome::Retryable { reason: reason.to_owned(), throttled: false }
+    Outcome::Retryable {
+        reason: reason.to_owned(),
+        throttled: false,
+    }
 }
 
 fn error_types(json: &Value) -> Vec<String> {
@@ -142,7 +180,11 @@ fn error_types(json: &Value) -> Vec<String> {
         .map(|errors| {
             errors
                 .iter()
-                .filter_map(|e| e.get("errorType").and_then(Value::as_str).map(str::to_owned))
+                .filter_map(|e| {
+                    e.get("errorType")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -156,7 +198,10 @@ mod tests {
     const FIELD: &str = "createUserProfile";
 
     fn http(status: u16, body: Value) -> Answer {
-        Answer::Http { status, body: body.to_string().into_bytes() }
+        Answer::Http {
+            status,
+            body: body.to_string().into_bytes(),
+        }
     }
 
     fn gql_error(error_type: Option<&str>, message: &str) -> Value {
@@ -168,42 +213,222 @@ mod tests {
     }
 
     fn retryable(reason: &str, throttled: bool) -> Outcome {
-        Outcome::Retryable { reason: reason.into(), throttled }
+        Outcome::Retryable {
+            reason: reason.into(),
+            throttled,
+        }
     }
 
     fn permanent(reason: &str) -> Outcome {
-        Outcome::Permanent { reason: reason.into() }
+        Outcome::Permanent {
+            reason: reason.into(),
+        }
     }
 
     /// The README's classification table, row by row.
     #[test]
     fn classification_table() {
         let rows: Vec<(&str, Answer, Outcome)> = vec![
-            ("200 with data", http(200, json!({"data": {FIELD: {"id": "s"}}})), Outcome::Created),
-            ("200 exists", http(200, gql_error(Some(ALREADY_EXISTS), "The conditional request failed")), Outcome::AlreadyExists),
-            ("200 Unauthorized", http(200, gql_error(Some("Unauthorized"), "Not Authorized to access createUserProfile on type Mutation")), permanent("Unauthorized")),
-            ("200 MappingTemplate", http(200, gql_error(Some("MappingTemplate"), "bad template")), permanent("MappingTemplate")),
-            ("200 validation", http(200, json!({"data": null, "errors": [{"path": null, "locations": [], "message": "Validation error of type FieldUndefined: Field 'x' in type 'Mutation' is undefined"}]})), permanent("ValidationError")),
-            ("200 throughput", http(200, gql_error(Some("DynamoDB:ProvisionedThroughputExceededException"), "slow down")), retryable("DynamoDB:ProvisionedThroughputExceededException", true)),
-            ("200 throttling", http(200, gql_error(Some("DynamoDB:ThrottlingException"), "slow down")), retryable("DynamoDB:ThrottlingException", true)),
-            ("200 execution timeout", http(200, gql_error(Some("ExecutionTimeout"), "Execution timed out.")), retryable("ExecutionTimeout", false)),
-            ("200 unknown errorType", http(200, gql_error(Some("Lambda:Unhandled"), "boom")), retryable("Lambda:Unhandled", false)),
-            ("200 error without type", http(200, gql_error(None, "something")), retryable("UnknownError", false)),
-            ("200 null result, no errors", http(200, json!({"data": {FIELD: null}})), retryable("EmptyResult", false)),
-            ("200 not JSON", Answer::Http { status: 200, body: b"<html>".to_vec() }, retryable("UnreadableResponse", false)),
-            ("401 unsigned", http(401, json!({"errors": [{"errorType": "UnauthorizedException", "message": "Valid authorization header not provided."}]})), Outcome::AuthRejected { reason: "UnauthorizedException".into() }),
-            ("403 bad signature", http(403, json!({"errors": [{"errorType": "InvalidSignatureException", "message": "Signature expired"}]})), Outcome::AuthRejected { reason: "InvalidSignatureException".into() }),
-            ("403 no body", Answer::Http { status: 403, body: vec![] }, Outcome::AuthRejected { reason: "Http403".into() }),
-            ("429", http(429, json!({"errors": [{"errorType": "TooManyRequestsException", "message": "rate"}]})), retryable("TooManyRequestsException", true)),
-            ("429 no body", Answer::Http { status: 429, body: vec![] }, retryable("TooManyRequests", true)),
-            ("500", http(500, json!({"errors": [{"errorType": "InternalFailureException"}]})), retryable("InternalFailureException", false)),
-            ("503", Answer::Http { status: 503, body: b"Service Unavailable".to_vec() }, retryable("Http503", false)),
-            ("400 malformed", http(400, json!({"errors": [{"errorType": "MalformedHttpRequestException"}]})), permanent("MalformedHttpRequestException")),
-            ("404", Answer::Http { status: 404, body: vec![] }, permanent("Http404")),
-            ("302", Answer::Http { status: 302, body: vec![] }, retryable("Http302", false)),
-            ("connect refused", Answer::ConnectFailed("refused".into()), retryable("ConnectFailed", false)),
+            (
+                "200 with data",
+                http(200, json!({"data": {FIELD: {"id": "s"}}})),
+                Outcome::Created,
+            ),
+            (
+                "200 exists",
+                http(
+                    200,
+                    gql_error(Some(ALREADY_EXISTS), "The conditional request failed"),
+                ),
+                Outcome::AlreadyExists,
+            ),
+            (
+                "200 Unauthorized",
+                http(
+                    200,
+                    gql_error(
+                        Some("Unauthorized"),
+                        "Not Authorized to access createUserProfile on type Mutation",
+                    ),
+                ),
+                permanent("Unauthorized"),
+            ),
+            (
+                "200 MappingTemplate",
+                http(200, gql_error(Some("MappingTemplate"), "bad template")),
+                permanent("MappingTemplate"),
+            ),
+            (
+                "200 validation",
+                http(
+                    200,
+                    json!({"data": null, "errors": [{"path": null, "locations": [], "message": "Validation error of type FieldUndefined: Field 'x' in type 'Mutation' is undefined"}]}),
+                ),
+                permanent("ValidationError"),
+            ),
+            (
+                "200 throughput",
+                http(
+                    200,
+                    gql_error(
+                        Some("DynamoDB:ProvisionedThroughputExceededException"),
+                        "slow down",
+                    ),
+                ),
+                retryable("DynamoDB:ProvisionedThroughputExceededException", true),
+            ),
+            (
+                "200 throttling",
+                http(
+                    200,
+                    gql_error(Some("DynamoDB:ThrottlingException"), "slow down"),
+                ),
+                retryable("DynamoDB:ThrottlingException", true),
+            ),
+            (
+                "200 execution timeout",
+                http(
+                    200,
+                    gql_error(Some("ExecutionTimeout"), "Execution timed out."),
+                ),
+                retryable("ExecutionTimeout", false),
+            ),
+            (
+                "200 unknown errorType",
+                http(200, gql_error(Some("Lambda:Unhandled"), "boom")),
+                retryable("Lambda:Unhandled", false),
+            ),
+            (
+                "200 bad variable",
+                http(
+                    200,
+                    json!({"data": null, "errors": [{"message": "Variable 'input' has coerced Null value for NonNull type 'ID!'"}]}),
+                ),
+                permanent("ValidationError"),
+            ),
+            (
+                "200 syntax error",
+                http(
+                    200,
+                    json!({"data": null, "errors": [{"message": "Invalid Syntax : offending token '}'"}]}),
+                ),
+                permanent("ValidationError"),
+            ),
+            (
+                "200 error without type",
+                http(200, gql_error(None, "something")),
+                retryable("UnknownError", false),
+            ),
+            (
+                "200 null result, no errors",
+                http(200, json!({"data": {FIELD: null}})),
+                retryable("EmptyResult", false),
+            ),
+            (
+                "200 not JSON",
+                Answer::Http {
+                    status: 200,
+                    body: b"<html>".to_vec(),
+                },
+                retryable("UnreadableResponse", false),
+            ),
+            (
+                "401 unsigned",
+                http(
+                    401,
+                    json!({"errors": [{"errorType": "UnauthorizedException", "message": "Valid authorization header not provided."}]}),
+                ),
+                Outcome::AuthRejected {
+                    reason: "UnauthorizedException".into(),
+                },
+            ),
+            (
+                "403 bad signature",
+                http(
+                    403,
+                    json!({"errors": [{"errorType": "InvalidSignatureException", "message": "Signature expired"}]}),
+                ),
+                Outcome::AuthRejected {
+                    reason: "InvalidSignatureException".into(),
+                },
+            ),
+            (
+                "403 no body",
+                Answer::Http {
+                    status: 403,
+                    body: vec![],
+                },
+                Outcome::AuthRejected {
+                    reason: "Http403".into(),
+                },
+            ),
+            (
+                "429",
+                http(
+                    429,
+                    json!({"errors": [{"errorType": "TooManyRequestsException", "message": "rate"}]}),
+                ),
+                retryable("TooManyRequestsException", true),
+            ),
+            (
+                "429 no body",
+                Answer::Http {
+                    status: 429,
+                    body: vec![],
+                },
+                retryable("TooManyRequests", true),
+            ),
+            (
+                "500",
+                http(
+                    500,
+                    json!({"errors": [{"errorType": "InternalFailureException"}]}),
+                ),
+                retryable("InternalFailureException", false),
+            ),
+            (
+                "503",
+                Answer::Http {
+                    status: 503,
+                    body: b"Service Unavailable".to_vec(),
+                },
+                retryable("Http503", false),
+            ),
+            (
+                "400 malformed",
+                http(
+                    400,
+                    json!({"errors": [{"errorType": "MalformedHttpRequestException"}]}),
+                ),
+                permanent("MalformedHttpRequestException"),
+            ),
+            (
+                "404",
+                Answer::Http {
+                    status: 404,
+                    body: vec![],
+                },
+                permanent("Http404"),
+            ),
+            (
+                "302",
+                Answer::Http {
+                    status: 302,
+                    body: vec![],
+                },
+                retryable("Http302", false),
+            ),
+            (
+                "connect refused",
+                Answer::ConnectFailed("refused".into()),
+                retryable("ConnectFailed", false),
+            ),
             ("timeout", Answer::TimedOut, retryable("Timeout", false)),
-            ("broken connection", Answer::Transport("reset".into()), retryable("TransportError", false)),
+            (
+                "broken connection",
+                Answer::Transport("reset".into()),
+                retryable("TransportError", false),
+            ),
         ];
         for (name, answer, expected) in rows {
             assert_eq!(classify(&answer, FIELD), expected, "row: {name}");
@@ -217,10 +442,16 @@ mod tests {
             {"errorType": "ExecutionTimeout", "message": "slow"},
             {"errorType": "Unauthorized", "message": "no"},
         ]});
-        assert_eq!(classify(&http(200, body.clone()), FIELD), permanent("Unauthorized"));
+        assert_eq!(
+            classify(&http(200, body.clone()), FIELD),
+            permanent("Unauthorized")
+        );
         let mut two = body.clone();
         two["errors"].as_array_mut().unwrap().pop();
-        assert_eq!(classify(&http(200, two), FIELD), retryable("ExecutionTimeout", false));
+        assert_eq!(
+            classify(&http(200, two), FIELD),
+            retryable("ExecutionTimeout", false)
+        );
     }
 
     #[test]

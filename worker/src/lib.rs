@@ -1,1 +1,56 @@
-//! The worker (filled in by the worker issue).
+//! The worker: turns `UserConfirmed` messages into profiles through a SigV4-signed AppSync
+//! mutation. One core ([`processor`]) serves the Lambda front end ([`lambda`]), the long-poll
+//! front end ([`poller`]) and the ops CLI's DLQ replay.
+
+pub mod appsync;
+pub mod classify;
+pub mod config;
+pub mod dead_letter;
+pub mod lambda;
+pub mod limit;
+pub mod mutation;
+pub mod poller;
+pub mod processor;
+pub mod retry;
+
+use aws_config::SdkConfig;
+
+pub use appsync::{AppSyncClient, EndpointSetting, GraphQlEndpoint};
+pub use config::WorkerConfig;
+pub use dead_letter::{DeadLetterSink, FailureRecord, SqsDeadLetters};
+pub use processor::{
+    Disposition, MessageHandler, MessageMeta, MessageReport, ProfileWriter, Worker,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Config(#[from] uc_runtime::ConfigError),
+    #[error("AppSync endpoint: {0}")]
+    Endpoint(String),
+    #[error("SQS: {0}")]
+    Sqs(String),
+}
+
+/// The production worker for `config`: resolves the endpoint (once), builds the signing client
+/// and, when `DLQ_URL` is set, the DLQ writer.
+pub async fn build_worker(
+    config: &WorkerConfig,
+    sdk: &SdkConfig,
+) -> Result<Worker<AppSyncClient, SqsDeadLetters>, WorkerError> {
+    let url = config.endpoint.resolve(sdk).await?;
+    let client =
+        AppSyncClient::from_sdk_config(url, sdk, config.connect_timeout, config.concurrency)?;
+    let writer = ProfileWriter::new(
+        client,
+        config.mutation.clone(),
+        config.retry.clone(),
+        config.request_timeout,
+        config.concurrency,
+    );
+    let dead_letters = config
+        .dlq_url
+        .clone()
+        .map(|url| SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), url));
+    Ok(Worker::new(writer, dead_letters))
+}

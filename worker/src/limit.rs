@@ -30,7 +30,11 @@ impl AdaptiveLimit {
         let max = max.max(1);
         Self {
             max,
-            state: Mutex::new(State { limit: max as f64, in_flight: 0, last_decrease: None }),
+            state: Mutex::new(State {
+                limit: max as f64,
+                in_flight: 0,
+                last_decrease: None,
+            }),
             released: Notify::new(),
         }
     }
@@ -61,7 +65,10 @@ impl AdaptiveLimit {
     pub fn on_throttled(&self) {
         let mut state = self.state.lock().unwrap();
         let now = Instant::now();
-        if state.last_decrease.is_some_and(|t| now.duration_since(t) < DECREASE_COOLDOWN) {
+        if state
+            .last_decrease
+            .is_some_and(|t| now.duration_since(t) < DECREASE_COOLDOWN)
+        {
             return;
         }
         state.limit = (state.limit / 2.0).max(1.0);
@@ -102,10 +109,14 @@ mod tests {
         assert_eq!(limit.current(), 16);
         limit.on_throttled(); // within the cool-down: the same congestion event
         assert_eq!(limit.current(), 16);
-        for _ in 0..16 {
+        for _ in 0..20 {
             limit.on_success();
         }
-        assert_eq!(limit.current(), 17);
+        assert_eq!(
+            limit.current(),
+            17,
+            "about one slot per limit's worth of successes"
+        );
         for _ in 0..10_000 {
             limit.on_success();
         }
@@ -140,6 +151,9 @@ mod tests {
             task.await.unwrap();
         }
         assert!(peak.load(Ordering::SeqCst) <= 4);
-        assert!(peak.load(Ordering::SeqCst) >= 2, "the slots were used concurrently");
+        assert!(
+            peak.load(Ordering::SeqCst) >= 2,
+            "the slots were used concurrently"
+        );
     }
 }

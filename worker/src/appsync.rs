@@ -1,0 +1,247 @@
+//! The AppSync edge: one pooled HTTPS client that signs every request with SigV4 (service
+//! `appsync`), credentials from the default chain cached until near expiry, and the endpoint
+//! resolved once at start-up.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+
+use crate::WorkerError;
+use crate::classify::Answer;
+
+/// What the worker needs from a GraphQL endpoint: post a body, and renew credentials after
+/// the endpoint refused them.
+pub trait GraphQlEndpoint: Send + Sync {
+    fn post(&self, body: Vec<u8>, timeout: Duration) -> impl Future<Output = Answer> + Send;
+    fn refresh_credentials(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Credentials are renewed this long before they expire.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+
+/// The default chain's credentials, cached (the chain itself may call STS or IMDS).
+#[derive(Debug)]
+pub struct CredentialsCache {
+    provider: SharedCredentialsProvider,
+    cached: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+impl CredentialsCache {
+    pub fn new(provider: SharedCredentialsProvider) -> Self {
+        Self {
+            provider,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Cached credentials, fetched when absent or within [`EXPIRY_MARGIN`] of expiry.
+    pub async fn get(&self) -> Result<Credentials, String> {
+        let mut cached = self.cached.lock().await;
+        if let Some(credentials) = cached.as_ref() {
+            let fresh = credentials.expiry().is_none_or(|expiry| {
+                expiry
+                    .duration_since(SystemTime::now())
+                    .is_ok_and(|left| left > EXPIRY_MARGIN)
+            });
+            if fresh {
+                return Ok(credentials.clone());
+            }
+        }
+        let credentials = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| e.to_string())?;
+        *cached = Some(credentials.clone());
+        Ok(credentials)
+    }
+
+    /// Drops the cached credentials; the next `get` fetches new ones.
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+}
+
+/// A SigV4-signing client for one AppSync GraphQL URL.
+#[derive(Debug)]
+pub struct AppSyncClient {
+    http: reqwest::Client,
+    url: String,
+    region: String,
+    credentials: CredentialsCache,
+}
+
+impl AppSyncClient {
+    pub fn new(
+        url: String,
+        region: String,
+        credentials: SharedCredentialsProvider,
+        connect_timeout: Duration,
+        pool_size: usize,
+    ) -> Result<Self, WorkerError> {
+        reqwest::Url::parse(&url)
+            .map_err(|e| WorkerError::Endpoint(format!("{url:?} is not a URL: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .pool_max_idle_per_host(pool_size)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("userconfirmed-worker/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| WorkerError::Endpoint(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            url,
+            region,
+            credentials: CredentialsCache::new(credentials),
+        })
+    }
+
+    /// Builds the client from the SDK configuration (region, credentials chain).
+    pub fn from_sdk_config(
+        url: String,
+        sdk: &SdkConfig,
+        connect_timeout: Duration,
+        pool_size: usize,
+    ) -> Result<Self, WorkerError> {
+        let region = sdk
+            .region()
+            .ok_or_else(|| WorkerError::Endpoint("no AWS region configured (AWS_REGION)".into()))?
+            .to_string();
+        let provider = sdk.credentials_provider().ok_or_else(|| {
+            WorkerError::Endpoint("no AWS credentials provider configured".into())
+        })?;
+        Self::new(url, region, provider, connect_timeout, pool_size)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Signs a POST of `body` with `credentials` at `time`.
+    pub fn signed_request(
+        &self,
+        body: Vec<u8>,
+        credentials: Credentials,
+        time: SystemTime,
+    ) -> Result<http::Request<Vec<u8>>, String> {
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        let identity: Identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("appsync")
+            .time(time)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let headers = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+        let signable = SignableRequest::new(
+            "POST",
+            &self.url,
+            headers,
+            SignableBody::Bytes(request.body()),
+        )
+        .map_err(|e| e.to_string())?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
+}
+
+impl GraphQlEndpoint for AppSyncClient {
+    async fn post(&self, body: Vec<u8>, timeout: Duration) -> Answer {
+        let credentials = match self.credentials.get().await {
+            Ok(c) => c,
+            Err(e) => return Answer::Transport(format!("credentials unavailable: {e}")),
+        };
+        let request = match self.signed_request(body, credentials, SystemTime::now()) {
+            Ok(r) => r,
+            Err(e) => return Answer::Transport(format!("signing failed: {e}")),
+        };
+        let mut request = match reqwest::Request::try_from(request) {
+            Ok(r) => r,
+            Err(e) => return Answer::Transport(e.to_string()),
+        };
+        *request.timeout_mut() = Some(timeout);
+        let response = match self.http.execute(request).await {
+            Ok(r) => r,
+            Err(e) => return transport_answer(&e),
+        };
+        let status = response.status().as_u16();
+        match response.bytes().await {
+            Ok(body) => Answer::Http {
+                status,
+                body: body.to_vec(),
+            },
+            Err(e) => transport_answer(&e),
+        }
+    }
+
+    async fn refresh_credentials(&self) {
+        self.credentials.invalidate().await;
+    }
+}
+
+fn transport_answer(error: &reqwest::Error) -> Answer {
+    if error.is_timeout() {
+        Answer::TimedOut
+    } else if error.is_connect() {
+        Answer::ConnectFailed(error.to_string())
+    } else {
+        Answer::Transport(error.to_string())
+    }
+}
+
+/// Where the GraphQL endpoint comes from: `APPSYNC_GRAPHQL_URL`, or `APPSYNC_API_ID` looked up
+/// once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSetting {
+    Url(String),
+    ApiId(String),
+}
+
+impl EndpointSetting {
+    /// The GraphQL URL, calling `GetGraphqlApi` for an API id.
+    pub async fn resolve(&self, sdk: &SdkConfig) -> Result<String, WorkerError> {
+        match self {
+            Self::Url(url) => Ok(url.clone()),
+            Self::ApiId(id) => {
+                let api = aws_sdk_appsync::Client::new(sdk)
+                    .get_graphql_api()
+                    .api_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        WorkerError::Endpoint(format!(
+                            "GetGraphqlApi {id}: {}",
+                            aws_sdk_appsync::error::DisplayErrorContext(&e)
+                        ))
+                    })?;
+                api.graphql_api()
+                    .and_then(|a| a.uris())
+                    .and_then(|uris| uris.get("GRAPHQL"))
+                    .cloned()
+                    .ok_or_else(|| WorkerError::Endpoint(format!("API {id} has no GRAPHQL URI")))
+            }
+        }
+    }
+}

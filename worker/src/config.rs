@@ -1,0 +1,163 @@
+//! The worker's configuration, read once at start-up from the environment.
+
+use std::time::Duration;
+
+use uc_runtime::{ConfigError, EnvReader};
+
+use crate::appsync::EndpointSetting;
+use crate::mutation::{DEFAULT_INPUT_MAPPING, MutationSpec};
+use crate::retry::RetryPolicy;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// `APPSYNC_GRAPHQL_URL` or `APPSYNC_API_ID`.
+    pub endpoint: EndpointSetting,
+    /// `DLQ_URL`: where permanent failures go at once, with their reason.
+    pub dlq_url: Option<String>,
+    /// `QUEUE_URL`: the queue the long-poll mode reads.
+    pub queue_url: Option<String>,
+    /// `CONCURRENCY`: messages in flight and AppSync calls at most (throttling lowers it).
+    pub concurrency: usize,
+    /// `MAX_ATTEMPTS`, `RETRY_MIN_DELAY_MS`, `RETRY_MAX_DELAY_MS`: retries within one receive.
+    pub retry: RetryPolicy,
+    /// `REQUEST_TIMEOUT_MS`: one AppSync call, connection included.
+    pub request_timeout: Duration,
+    /// `CONNECT_TIMEOUT_MS`.
+    pub connect_timeout: Duration,
+    /// `MUTATION_DOCUMENT` (a file), `MUTATION_FIELD`, `MUTATION_INPUT`.
+    pub mutation: MutationSpec,
+    /// `VISIBILITY_BACKOFF_BASE_SECONDS`, `VISIBILITY_BACKOFF_MAX_SECONDS` (long-poll mode).
+    pub visibility_backoff: (Duration, Duration),
+    /// `WAIT_TIME_SECONDS`: long-poll wait (long-poll mode).
+    pub wait_time_seconds: i32,
+    /// `SHUTDOWN_GRACE_SECONDS`: how long in-flight messages may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_reader(&EnvReader::process())
+    }
+
+    pub fn from_reader<F: Fn(&str) -> Option<String>>(
+        env: &EnvReader<F>,
+    ) -> Result<Self, ConfigError> {
+        let endpoint = match (
+            env.optional("APPSYNC_GRAPHQL_URL"),
+            env.optional("APPSYNC_API_ID"),
+        ) {
+            (Some(url), _) => EndpointSetting::Url(url),
+            (None, Some(id)) => EndpointSetting::ApiId(id),
+            (None, None) => {
+                return Err(ConfigError::Missing(
+                    "APPSYNC_GRAPHQL_URL (or APPSYNC_API_ID)",
+                ));
+            }
+        };
+        let mut mutation = MutationSpec::default();
+        if let Some(path) = env.optional("MUTATION_DOCUMENT") {
+            mutation.document =
+                std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                    name: "MUTATION_DOCUMENT",
+                    value: path.clone(),
+                    why: e.to_string(),
+                })?;
+            if !mutation.document.contains("$input") {
+                return Err(ConfigError::Invalid {
+                    name: "MUTATION_DOCUMENT",
+                    value: path,
+                    why: "the document must declare $input".into(),
+                });
+            }
+        }
+        if let Some(field) = env.optional("MUTATION_FIELD") {
+            mutation.field = field;
+        }
+        mutation.inputs = MutationSpec::parse_mapping(
+            &env.optional("MUTATION_INPUT")
+                .unwrap_or_else(|| DEFAULT_INPUT_MAPPING.into()),
+        )?;
+        let retry = RetryPolicy {
+            max_attempts: env.number("MAX_ATTEMPTS", 4, 1, 20)?,
+            min_delay: env.millis("RETRY_MIN_DELAY_MS", 100, 1, 60_000)?,
+            max_delay: env.millis("RETRY_MAX_DELAY_MS", 3_000, 1, 300_000)?,
+        };
+        Ok(Self {
+            endpoint,
+            dlq_url: env.optional("DLQ_URL"),
+            queue_url: env.optional("QUEUE_URL"),
+            concurrency: env.number("CONCURRENCY", 16, 1, 1024)?,
+            retry,
+            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 5_000, 100, 60_000)?,
+            connect_timeout: env.millis("CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
+            mutation,
+            visibility_backoff: (
+                Duration::from_secs(env.number(
+                    "VISIBILITY_BACKOFF_BASE_SECONDS",
+                    10,
+                    0,
+                    43_200,
+                )?),
+                Duration::from_secs(env.number(
+                    "VISIBILITY_BACKOFF_MAX_SECONDS",
+                    900,
+                    0,
+                    43_200,
+                )?),
+            ),
+            wait_time_seconds: env.number("WAIT_TIME_SECONDS", 20, 0, 20)?,
+            shutdown_grace: Duration::from_secs(env.number(
+                "SHUTDOWN_GRACE_SECONDS",
+                20,
+                0,
+                3_600,
+            )?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> EnvReader<impl Fn(&str) -> Option<String>> {
+        EnvReader::new(move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn the_url_or_the_api_id_is_required() {
+        let err = WorkerConfig::from_reader(&reader(&[])).unwrap_err();
+        assert!(err.to_string().starts_with("APPSYNC_GRAPHQL_URL"), "{err}");
+        let c = WorkerConfig::from_reader(&reader(&[("APPSYNC_API_ID", "abc123")])).unwrap();
+        assert_eq!(c.endpoint, EndpointSetting::ApiId("abc123".into()));
+        let c = WorkerConfig::from_reader(&reader(&[("APPSYNC_GRAPHQL_URL", "https://x/graphql")]))
+            .unwrap();
+        assert_eq!(c.endpoint, EndpointSetting::Url("https://x/graphql".into()));
+        assert_eq!(c.mutation, MutationSpec::default());
+        assert_eq!(c.concurrency, 16);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("CONCURRENCY", "0"),
+            ("MAX_ATTEMPTS", "x"),
+            ("MUTATION_INPUT", "id=nothing"),
+            ("MUTATION_DOCUMENT", "/no/such/file"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(
+                vec![("APPSYNC_GRAPHQL_URL", "https://x/graphql"), (name, value)]
+                    .into_boxed_slice(),
+            );
+            let err = WorkerConfig::from_reader(&reader(pairs)).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+}

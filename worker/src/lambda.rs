@@ -1,0 +1,102 @@
+//! The Lambda front end: an SQS batch in, `ReportBatchItemFailures` out. Messages run
+//! concurrently (bounded), each in its own task so a panic fails only its own message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
+use tokio::time::Instant;
+use uc_runtime::MetricsRecord;
+
+use crate::processor::{MessageHandler, MessageMeta, MessageReport};
+
+/// Kept between the end of our work and the invocation deadline.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A failed record had no message id, and Lambda treats an empty identifier as the whole
+    /// batch failing anyway: say so plainly, so every message is retried and none lost.
+    #[error(
+        "{0} failed record(s) had no messageId; failing the whole batch so SQS retries all of it"
+    )]
+    UnidentifiedFailure(usize),
+}
+
+/// What a front end knows about an SQS record.
+fn meta(record: &SqsMessage) -> MessageMeta {
+    let attribute = |name: &str| record.attributes.get(name);
+    MessageMeta {
+        message_id: record.message_id.clone().unwrap_or_default(),
+        receive_count: attribute("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
+        sent_at: attribute("SentTimestamp")
+            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(chrono::DateTime::from_timestamp_millis),
+        attributes: record
+            .message_attributes
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.string_value.clone()?)))
+            .collect(),
+    }
+}
+
+/// Processes a batch; returns the ids of the messages SQS must redeliver.
+pub async fn handle_batch<H: MessageHandler>(
+    handler: Arc<H>,
+    event: SqsEvent,
+    deadline: Option<Instant>,
+    concurrency: usize,
+) -> Result<SqsBatchResponse, BatchError> {
+    let reports: Vec<MessageReport> = futures::stream::iter(event.records)
+        .map(|record| {
+            let handler = handler.clone();
+            let meta = meta(&record);
+            let message_id = meta.message_id.clone();
+            let body = record.body.unwrap_or_default();
+            async move {
+                let task = tokio::spawn(async move { handler.handle(body, meta, deadline).await });
+                match task.await {
+                    Ok(report) => report,
+                    Err(error) => {
+                        tracing::error!(
+                            message_id,
+                            panic = error.is_panic(),
+                            "message processing crashed; SQS will redeliver it"
+                        );
+                        MessageReport::crashed(message_id)
+                    }
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+
+    let mut metrics = MetricsRecord::new("worker");
+    metrics.count("Messages", reports.len() as u64);
+    let mut failures = Vec::new();
+    let mut unidentified = 0;
+    for report in &reports {
+        report.add_to(&mut metrics);
+        if report.disposition.is_settled() {
+            continue;
+        }
+        if report.message_id.is_empty() {
+            unidentified += 1;
+        } else {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = report.message_id.clone();
+            failures.push(failure);
+        }
+    }
+    metrics.emit();
+    if unidentified > 0 {
+        return Err(BatchError::UnidentifiedFailure(unidentified));
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    Ok(response)
+}

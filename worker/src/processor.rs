@@ -1,0 +1,391 @@
+//! The core, shared by every front end (Lambda, long-poll, DLQ replay): one message in, one
+//! disposition out. Parse with the contract's envelope parser, build the mutation, call AppSync
+//! with retries, classify, and dead-letter what cannot succeed. No Lambda or SQS types here.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use backon::Retryable;
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use uc_runtime::MetricsRecord;
+use uc_schemas::{UserConfirmed, parse_message};
+
+use crate::appsync::GraphQlEndpoint;
+use crate::classify::{Outcome, classify};
+use crate::dead_letter::{DeadLetterSink, FailureRecord, attr};
+use crate::limit::AdaptiveLimit;
+use crate::mutation::MutationSpec;
+use crate::retry::RetryPolicy;
+
+/// An attempt is not started with less time than this before the deadline.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(200);
+
+/// What a front end knows about a message besides its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub message_id: String,
+    pub receive_count: u32,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// String message attributes (a replayed message carries its earlier `uc.*` record).
+    pub attributes: HashMap<String, String>,
+}
+
+impl MessageMeta {
+    /// First sent: from an earlier dead-letter record if there is one, else SQS's SentTimestamp.
+    pub fn first_seen_at(&self) -> Option<DateTime<Utc>> {
+        self.attributes
+            .get(attr::FIRST_SEEN_AT)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .or(self.sent_at)
+    }
+}
+
+/// The result of writing one profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteReport {
+    /// `Created`, `AlreadyExists`, or the last failure.
+    pub outcome: Outcome,
+    pub attempts: u32,
+    pub latencies_ms: Vec<f64>,
+}
+
+/// Creates profiles through a GraphQL endpoint, with the one retry policy and adaptive
+/// concurrency.
+pub struct ProfileWriter<E> {
+    endpoint: E,
+    mutation: MutationSpec,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    limit: AdaptiveLimit,
+}
+
+impl<E: GraphQlEndpoint> ProfileWriter<E> {
+    pub fn new(
+        endpoint: E,
+        mutation: MutationSpec,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            endpoint,
+            mutation,
+            retry,
+            request_timeout,
+            limit: AdaptiveLimit::new(concurrency),
+        }
+    }
+
+    pub fn endpoint(&self) -> &E {
+        &self.endpoint
+    }
+
+    /// The current adaptive concurrency limit.
+    pub fn concurrency_limit(&self) -> usize {
+        self.limit.current()
+    }
+
+    /// Creates `event`'s profile, retrying retryable failures until attempts or `deadline` run out.
+    pub async fn write(&self, event: &UserConfirmed, deadline: Option<Instant>) -> WriteReport {
+        let body = self.mutation.request_body(event);
+        let attempts = AtomicU32::new(0);
+        let refreshed = AtomicBool::new(false);
+        let latencies = Mutex::new(Vec::new());
+        let attempt = || async {
+            let timeout = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left < MIN_ATTEMPT_TIME {
+                        return Err(Outcome::Retryable {
+                            reason: "DeadlineReached".into(),
+                            throttled: false,
+                        });
+                    }
+                    self.request_timeout.min(left)
+                }
+                None => self.request_timeout,
+            };
+            let _slot = self.limit.acquire().await;
+            attempts.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let answer = self.endpoint.post(body.clone(), timeout).await;
+            latencies
+                .lock()
+                .unwrap()
+                .push(started.elapsed().as_secs_f64() * 1000.0);
+            match classify(&answer, &self.mutation.field) {
+                done @ (Outcome::Created | Outcome::AlreadyExists) => {
+                    self.limit.on_success();
+                    Ok(done)
+                }
+                Outcome::AuthRejected { reason } if !refreshed.swap(true, Ordering::Relaxed) => {
+                    // Expired or rotated credentials: fetch new ones and try again, once.
+                    self.endpoint.refresh_credentials().await;
+                    Err(Outcome::Retryable {
+                        reason,
+                        throttled: false,
+                    })
+                }
+                Outcome::AuthRejected { reason } => Err(Outcome::Permanent { reason }),
+                retry @ Outcome::Retryable {
+                    throttled: true, ..
+                } => {
+                    self.limit.on_throttled();
+                    Err(retry)
+                }
+                other => Err(other),
+            }
+        };
+        let result = attempt
+            .retry(self.retry.backoff())
+            .when(|o: &Outcome| matches!(o, Outcome::Retryable { .. }))
+            .adjust(|_: &Outcome, delay: Option<Duration>| RetryPolicy::jittered(delay, deadline))
+            .await;
+        let outcome = result.unwrap_or_else(|failure| failure);
+        WriteReport {
+            outcome,
+            attempts: attempts.into_inner(),
+            latencies_ms: latencies.into_inner().unwrap(),
+        }
+    }
+}
+
+/// What happened to a message, and so what its front end does with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    Created,
+    AlreadyExisted,
+    /// Could never succeed; now in the DLQ with its reason.
+    DeadLettered {
+        reason: String,
+    },
+    /// May succeed later: leave it to SQS (visibility timeout, then maxReceiveCount).
+    RetryLater {
+        reason: String,
+    },
+    /// Could never succeed, but no DLQ is configured (or sending to it failed): left to SQS's
+    /// redrive policy.
+    FailedPermanently {
+        reason: String,
+    },
+}
+
+impl Disposition {
+    /// Whether the message is finished with and may be deleted from its queue.
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            Self::Created | Self::AlreadyExisted | Self::DeadLettered { .. }
+        )
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Created => "Created",
+            Self::AlreadyExisted => "AlreadyExisted",
+            Self::DeadLettered { reason }
+            | Self::RetryLater { reason }
+            | Self::FailedPermanently { reason } => reason,
+        }
+    }
+}
+
+/// One message's report: the disposition and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageReport {
+    pub message_id: String,
+    pub disposition: Disposition,
+    pub attempts: u32,
+    pub latencies_ms: Vec<f64>,
+    pub sub: Option<String>,
+}
+
+impl MessageReport {
+    /// A report for a message whose processing crashed (a panic): retried by SQS.
+    pub fn crashed(message_id: String) -> Self {
+        Self {
+            message_id,
+            disposition: Disposition::RetryLater {
+                reason: "Panic".into(),
+            },
+            attempts: 0,
+            latencies_ms: vec![],
+            sub: None,
+        }
+    }
+
+    /// Adds this report to a batch's EMF record.
+    pub fn add_to(&self, metrics: &mut MetricsRecord) {
+        let name = match self.disposition {
+            Disposition::Created => "Created",
+            Disposition::AlreadyExisted => "AlreadyExisted",
+            Disposition::DeadLettered { .. } => "DeadLettered",
+            Disposition::RetryLater { .. } => "RetryableFailures",
+            Disposition::FailedPermanently { .. } => "PermanentFailures",
+        };
+        metrics.count(name, 1);
+        if matches!(self.disposition, Disposition::DeadLettered { .. }) {
+            metrics.count("PermanentFailures", 1);
+        }
+        metrics.count("Retried", self.attempts.saturating_sub(1) as u64);
+        for latency in &self.latencies_ms {
+            metrics.timing_ms("AppSyncLatency", *latency);
+        }
+    }
+}
+
+/// Processes one message; the front ends are generic over it (tests substitute their own).
+pub trait MessageHandler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        body: String,
+        meta: MessageMeta,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = MessageReport> + Send;
+}
+
+/// The production handler: a profile writer and, optionally, the DLQ.
+pub struct Worker<E, D> {
+    writer: ProfileWriter<E>,
+    dead_letters: Option<D>,
+}
+
+impl<E: GraphQlEndpoint, D: DeadLetterSink> Worker<E, D> {
+    pub fn new(writer: ProfileWriter<E>, dead_letters: Option<D>) -> Self {
+        Self {
+            writer,
+            dead_letters,
+        }
+    }
+
+    pub fn writer(&self) -> &ProfileWriter<E> {
+        &self.writer
+    }
+
+    async fn dead_letter(
+        &self,
+        body: &str,
+        meta: &MessageMeta,
+        record: FailureRecord,
+    ) -> Disposition {
+        let reason = record.reason.clone();
+        let Some(sink) = &self.dead_letters else {
+            return Disposition::FailedPermanently { reason };
+        };
+        match sink.send(body, &record).await {
+            Ok(()) => Disposition::DeadLettered { reason },
+            Err(error) => {
+                tracing::error!(message_id = %meta.message_id, reason, error = %uc_runtime::redact_emails(&error), "could not write to the DLQ; leaving the message to SQS");
+                Disposition::FailedPermanently { reason }
+            }
+        }
+    }
+
+    fn failure(
+        meta: &MessageMeta,
+        stage: &'static str,
+        reason: &str,
+        detail: String,
+        attempts: u32,
+        sub: Option<String>,
+    ) -> FailureRecord {
+        FailureRecord {
+            stage,
+            reason: reason.to_owned(),
+            detail,
+            attempts,
+            receive_count: meta.receive_count,
+            first_seen_at: meta.first_seen_at(),
+            failed_at: Utc::now(),
+            source_message_id: meta.message_id.clone(),
+            sub,
+        }
+    }
+}
+
+impl<E, D> MessageHandler for Worker<E, D>
+where
+    E: GraphQlEndpoint + 'static,
+    D: DeadLetterSink + 'static,
+{
+    async fn handle(
+        &self,
+        body: String,
+        meta: MessageMeta,
+        deadline: Option<Instant>,
+    ) -> MessageReport {
+        let message_id = meta.message_id.clone();
+        let event = match parse_message(&body) {
+            Ok(received) => received.detail,
+            Err(error) => {
+                tracing::warn!(message_id, reason = error.code(), error = %uc_runtime::redact_emails(&error.to_string()), "unusable message");
+                let record =
+                    Self::failure(&meta, "parse", error.code(), error.to_string(), 0, None);
+                let disposition = self.dead_letter(&body, &meta, record).await;
+                return MessageReport {
+                    message_id,
+                    disposition,
+                    attempts: 0,
+                    latencies_ms: vec![],
+                    sub: None,
+                };
+            }
+        };
+        let report = self.writer.write(&event, deadline).await;
+        let sub = event.sub.clone();
+        let event_id = event.event_id.to_string();
+        let disposition = match &report.outcome {
+            Outcome::Created => Disposition::Created,
+            Outcome::AlreadyExists => Disposition::AlreadyExisted,
+            Outcome::Retryable { reason, .. } => Disposition::RetryLater {
+                reason: reason.clone(),
+            },
+            Outcome::Permanent { reason } | Outcome::AuthRejected { reason } => {
+                let detail = format!("AppSync refused createUserProfile: {reason}");
+                let record = Self::failure(
+                    &meta,
+                    "appsync",
+                    reason,
+                    detail,
+                    report.attempts,
+                    Some(sub.clone()),
+                );
+                self.dead_letter(&body, &meta, record).await
+            }
+        };
+        let outcome = disposition.code();
+        let attempts = report.attempts;
+        if disposition.is_settled() && !matches!(disposition, Disposition::DeadLettered { .. }) {
+            tracing::info!(
+                message_id,
+                sub,
+                event_id,
+                outcome,
+                attempts,
+                "profile written"
+            );
+        } else {
+            tracing::warn!(
+                message_id,
+                sub,
+                event_id,
+                outcome,
+                attempts,
+                receive_count = meta.receive_count,
+                "profile not written"
+            );
+        }
+        MessageReport {
+            message_id,
+            disposition,
+            attempts,
+            latencies_ms: report.latencies_ms,
+            sub: Some(sub),
+        }
+    }
+}
