@@ -591,3 +591,200 @@ async fn serve_runtime_api(mut stream: tokio::net::TcpStream, api: Arc<RuntimeAp
         }
     }
 }
+
+/// SQS helpers for tests (the queues themselves are the local stack's or the test's own).
+pub mod sqs {
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+
+    /// Creates a queue with `visibility_seconds`; returns its URL and ARN.
+    pub async fn create_queue(
+        client: &Client,
+        name: &str,
+        visibility_seconds: u32,
+    ) -> (String, String) {
+        let url = client
+            .create_queue()
+            .queue_name(name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_seconds.to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let arn = client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()
+            .remove(&QueueAttributeName::QueueArn)
+            .unwrap();
+        (url, arn)
+    }
+
+    pub async fn send_all(client: &Client, url: &str, bodies: &[String]) {
+        for chunk in bodies.chunks(10) {
+            let entries = chunk.iter().enumerate().map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            });
+            let out = client
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+                .unwrap();
+            assert!(out.failed().is_empty(), "{:?}", out.failed());
+        }
+    }
+
+    /// Receives (and deletes) everything currently visible, with all attributes.
+    pub async fn drain(client: &Client, url: &str) -> Vec<Message> {
+        let mut all = Vec::new();
+        loop {
+            let out = client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in &messages {
+                client
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            all.extend(messages);
+        }
+    }
+
+    /// Visible plus in-flight messages.
+    pub async fn depth(client: &Client, url: &str) -> u64 {
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        attributes
+            .values()
+            .map(|v| v.parse::<u64>().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// A started binary whose stdout and stderr lines are collected; killed on drop.
+pub struct RunningBinary {
+    guard: ChildGuard,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl RunningBinary {
+    pub fn start(binary: &str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self {
+            guard: ChildGuard::new("binary", child),
+            output,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.guard.id()
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; `None` if it is still running after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.guard.child_mut().try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes; returns whether it did.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

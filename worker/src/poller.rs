@@ -108,7 +108,7 @@ impl<H: MessageHandler> Poller<H> {
         Ok(Duration::from_secs(seconds))
     }
 
-    async fn receive_loop(&self, mut shutdown: watch::Receiver<bool>, visibility: Duration) {
+    async fn receive_loop(&self, shutdown: watch::Receiver<bool>, visibility: Duration) {
         while !*shutdown.borrow() {
             let receive = self
                 .sqs
@@ -120,10 +120,10 @@ impl<H: MessageHandler> Poller<H> {
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
                 .message_attribute_names("All")
                 .send();
-            let output = tokio::select! {
-                output = receive => output,
-                _ = shutdown.wait_for(|stop| *stop) => break,
-            };
+            // Not cancelled on shutdown: a cancelled receive may still have taken messages,
+            // which would then stay invisible until their timeout. What arrives after the
+            // shutdown request is handed straight back instead.
+            let output = receive.await;
             let messages = match output {
                 Ok(output) => output.messages.unwrap_or_default(),
                 Err(error) => {
@@ -134,6 +134,14 @@ impl<H: MessageHandler> Poller<H> {
             };
             if messages.is_empty() {
                 continue;
+            }
+            if *shutdown.borrow() {
+                let ids: Vec<String> = messages
+                    .iter()
+                    .filter_map(|m| m.message_id.clone())
+                    .collect();
+                self.release(&ids, &receipts_of(&messages)).await;
+                break;
             }
             self.stats
                 .received
@@ -155,19 +163,7 @@ impl<H: MessageHandler> Poller<H> {
         deadline: Instant,
         shutdown: watch::Receiver<bool>,
     ) {
-        let receipts: HashMap<String, (String, u32)> = messages
-            .iter()
-            .filter_map(|m| {
-                let receive_count =
-                    system_attribute(m, MessageSystemAttributeName::ApproximateReceiveCount)
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or(1);
-                Some((
-                    m.message_id.clone()?,
-                    (m.receipt_handle.clone()?, receive_count),
-                ))
-            })
-            .collect();
+        let receipts = receipts_of(&messages);
         let tasks: Vec<_> = messages
             .into_iter()
             .map(|message| {
@@ -291,6 +287,23 @@ impl<H: MessageHandler> Poller<H> {
             }
         }
     }
+}
+
+/// Message id → (receipt handle, receive count).
+fn receipts_of(messages: &[Message]) -> HashMap<String, (String, u32)> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            let receive_count =
+                system_attribute(m, MessageSystemAttributeName::ApproximateReceiveCount)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+            Some((
+                m.message_id.clone()?,
+                (m.receipt_handle.clone()?, receive_count),
+            ))
+        })
+        .collect()
 }
 
 fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {

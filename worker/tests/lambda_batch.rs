@@ -1,0 +1,269 @@
+//! The Lambda front end on real local parts: moto's SQS for the DLQ, the AppSync stand-in
+//! (signature-checking, fault-injecting) for GraphQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+use uc_testkit::{AppSyncStandIn, Moto, sqs};
+use uc_worker::dead_letter::attr;
+use uc_worker::lambda::handle_batch;
+use uc_worker::{MessageHandler, MessageMeta, MessageReport, WorkerConfig, build_worker};
+
+fn body(sub: &str) -> String {
+    let event = UserConfirmed::new(
+        "us-east-1_Ab12Cd34E",
+        sub,
+        format!("user-{sub}"),
+        Some(format!("{sub}@example.com")),
+        Some(true),
+        Some("client".into()),
+        chrono::Utc::now(),
+        "us-east-1",
+        Origin::PostConfirmation,
+    );
+    to_envelope(DEFAULT_SOURCE, &event).to_string()
+}
+
+fn sqs_event(records: &[(&str, String)]) -> SqsEvent {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795000000000"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:profiles", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+async fn config(standin: &AppSyncStandIn, dlq_url: Option<&str>) -> WorkerConfig {
+    let mut pairs = vec![
+        ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("MAX_ATTEMPTS", "4".into()),
+        ("RETRY_MIN_DELAY_MS", "10".into()),
+        ("RETRY_MAX_DELAY_MS", "40".into()),
+    ];
+    if let Some(url) = dlq_url {
+        pairs.push(("DLQ_URL", url.to_owned()));
+    }
+    WorkerConfig::from_reader(&uc_runtime::EnvReader::new(move |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }))
+    .unwrap()
+}
+
+fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    let mut ids: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_batch_reports_exactly_the_right_failures() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let (dlq_url, _) = sqs::create_queue(&client, "worker-dlq", 30).await;
+    let standin = AppSyncStandIn::start(&[]);
+    let worker = Arc::new(
+        build_worker(&config(&standin, Some(&dlq_url)).await, &sdk)
+            .await
+            .unwrap(),
+    );
+
+    // An existing profile, then the faults.
+    let batch = sqs_event(&[("m-existing-first", body("sub-dup"))]);
+    assert!(
+        handle_batch(worker.clone(), batch, None, 8)
+            .await
+            .unwrap()
+            .batch_item_failures
+            .is_empty()
+    );
+    standin
+        .set_faults(json!([
+            {"status": 503, "count": 2, "match": {"id": "sub-flaky"}},
+            {"errorType": "Unauthorized", "match": {"id": "sub-denied"}},
+            {"status": 503, "match": {"id": "sub-down"}},
+        ]))
+        .await;
+
+    let batch = sqs_event(&[
+        ("m-good", body("sub-good")),
+        ("m-dup", body("sub-dup")),
+        ("m-poison", "{\"not\": \"an event\"".into()),
+        ("m-flaky", body("sub-flaky")),
+        ("m-denied", body("sub-denied")),
+        ("m-down", body("sub-down")),
+    ]);
+    let response = handle_batch(worker.clone(), batch, None, 8).await.unwrap();
+    assert_eq!(
+        failed_ids(&response),
+        ["m-down"],
+        "only the still-failing message is retried by SQS"
+    );
+
+    let stats = standin.stats().await;
+    for (id, created) in [
+        ("sub-good", 1),
+        ("sub-dup", 1),
+        ("sub-flaky", 1),
+        ("sub-denied", 0),
+        ("sub-down", 0),
+    ] {
+        assert_eq!(
+            stats["perId"][id]["created"], created,
+            "{id}: {}",
+            stats["perId"][id]
+        );
+    }
+    assert_eq!(stats["perId"]["sub-flaky"]["attempts"], 3);
+    assert_eq!(
+        stats["perId"]["sub-down"]["attempts"], 4,
+        "bounded by MAX_ATTEMPTS"
+    );
+    assert_eq!(
+        stats["perId"]["sub-denied"]["attempts"], 1,
+        "a permanent failure is not retried"
+    );
+
+    let dead: HashMap<String, aws_sdk_sqs::types::Message> = sqs::drain(&client, &dlq_url)
+        .await
+        .into_iter()
+        .map(|m| {
+            let reason = m.message_attributes().unwrap()[attr::REASON]
+                .string_value()
+                .unwrap()
+                .to_owned();
+            (reason, m)
+        })
+        .collect();
+    assert_eq!(dead.len(), 2, "{:?}", dead.keys());
+    let poison = &dead["NotJson"];
+    assert_eq!(
+        poison.body(),
+        Some("{\"not\": \"an event\""),
+        "the original body is kept"
+    );
+    let poison_attributes = poison.message_attributes().unwrap();
+    assert_eq!(poison_attributes[attr::STAGE].string_value(), Some("parse"));
+    assert_eq!(
+        poison_attributes[attr::SOURCE_MESSAGE_ID].string_value(),
+        Some("m-poison")
+    );
+    assert!(
+        poison_attributes[attr::FIRST_SEEN_AT]
+            .string_value()
+            .unwrap()
+            .starts_with("2026-")
+    );
+    let denied = dead["Unauthorized"].message_attributes().unwrap();
+    assert_eq!(denied[attr::STAGE].string_value(), Some("appsync"));
+    assert_eq!(denied[attr::SUB].string_value(), Some("sub-denied"));
+    assert_eq!(denied[attr::ATTEMPTS].string_value(), Some("1"));
+    assert!(!denied[attr::DETAIL].string_value().unwrap().contains('@'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_dlq_permanent_failures_are_left_to_the_redrive_policy() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let standin = AppSyncStandIn::start(&[]);
+    let worker = Arc::new(
+        build_worker(&config(&standin, None).await, &sdk)
+            .await
+            .unwrap(),
+    );
+    standin
+        .set_faults(json!([{"errorType": "MappingTemplate", "match": {"id": "sub-broken"}}]))
+        .await;
+    let batch = sqs_event(&[
+        ("m-ok", body("sub-ok")),
+        ("m-poison", "".into()),
+        ("m-broken", body("sub-broken")),
+    ]);
+    let response = handle_batch(worker, batch, None, 4).await.unwrap();
+    assert_eq!(failed_ids(&response), ["m-broken", "m-poison"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_stops_retries_and_hands_the_message_back() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let standin = AppSyncStandIn::start(&[]);
+    let mut cfg = config(&standin, None).await;
+    cfg.retry.max_attempts = 20;
+    let worker = Arc::new(build_worker(&cfg, &sdk).await.unwrap());
+    standin.set_faults(json!([{"status": 503}])).await;
+    let deadline = Instant::now() + Duration::from_millis(600);
+    let response = handle_batch(
+        worker,
+        sqs_event(&[("m", body("sub-x"))]),
+        Some(deadline),
+        4,
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed_ids(&response), ["m"]);
+    let attempts = standin.stats().await["perId"]["sub-x"]["attempts"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (1..20).contains(&attempts),
+        "retries stopped at the deadline: {attempts}"
+    );
+}
+
+/// A handler that panics on one body: the test hook for panic isolation.
+struct PanicsOn(&'static str);
+
+impl MessageHandler for PanicsOn {
+    async fn handle(&self, body: String, meta: MessageMeta, _: Option<Instant>) -> MessageReport {
+        assert_ne!(body, self.0, "boom");
+        MessageReport {
+            message_id: meta.message_id,
+            disposition: uc_worker::Disposition::Created,
+            attempts: 1,
+            latencies_ms: vec![],
+            sub: None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_panic_fails_only_its_own_message() {
+    let batch = sqs_event(&[
+        ("m1", "fine".into()),
+        ("m2", "explode".into()),
+        ("m3", "fine".into()),
+    ]);
+    let response = handle_batch(Arc::new(PanicsOn("explode")), batch, None, 3)
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["m2"]);
+}
+
+#[tokio::test]
+async fn a_failure_without_message_id_fails_the_whole_batch() {
+    let mut batch = sqs_event(&[("m1", "fine".into()), ("m2", "explode".into())]);
+    batch.records[1].message_id = None;
+    let error = handle_batch(Arc::new(PanicsOn("explode")), batch, None, 2)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no messageId"), "{error}");
+}

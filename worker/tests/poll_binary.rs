@@ -1,0 +1,209 @@
+//! The worker binary in long-poll mode against moto's SQS and the AppSync stand-in: it drains
+//! the queue, brings retryable failures back after a visibility back-off, and loses nothing
+//! when stopped with SIGTERM mid-run.
+
+use std::time::Duration;
+
+use serde_json::json;
+use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+use uc_testkit::{AppSyncStandIn, Moto, RunningBinary, eventually, sqs};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_uc-worker");
+
+fn bodies(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let sub = format!("{prefix}-{i:04}");
+            let event = UserConfirmed::new(
+                "us-east-1_Ab12Cd34E",
+                &sub,
+                format!("user{i}"),
+                Some(format!("person.{i}@example.com")),
+                Some(true),
+                Some("client".into()),
+                chrono::Utc::now(),
+                "us-east-1",
+                Origin::PostConfirmation,
+            );
+            to_envelope(DEFAULT_SOURCE, &event).to_string()
+        })
+        .collect()
+}
+
+fn env(
+    moto: &Moto,
+    standin: &AppSyncStandIn,
+    queue_url: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL_SQS", moto.endpoint()),
+        ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("QUEUE_URL", queue_url.to_owned()),
+        ("WAIT_TIME_SECONDS", "1".to_owned()),
+        ("RETRY_MIN_DELAY_MS", "10".to_owned()),
+        ("RETRY_MAX_DELAY_MS", "50".to_owned()),
+    ];
+    for (k, v) in extra {
+        let key: &'static str = Box::leak(k.to_string().into_boxed_str());
+        env.push((key, v.to_string()));
+    }
+    env
+}
+
+async fn profile_count(standin: &AppSyncStandIn) -> usize {
+    standin.profiles().await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_the_queue_into_profiles_and_logs_no_email() {
+    let moto = Moto::start();
+    let client = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let (queue_url, _) = sqs::create_queue(&client, "profiles", 10).await;
+    let standin = AppSyncStandIn::start(&[]);
+    let n = 60;
+    sqs::send_all(&client, &queue_url, &bodies("drain", n)).await;
+
+    let mut worker = RunningBinary::start(
+        BINARY,
+        &["poll"],
+        &env(&moto, &standin, &queue_url, &[("CONCURRENCY", "16")]),
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            profile_count(&standin).await == n
+        })
+        .await,
+        "profiles: {}",
+        profile_count(&standin).await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            sqs::depth(&client, &queue_url).await == 0
+        })
+        .await,
+        "queue not empty"
+    );
+    worker.signal("TERM");
+    let status = worker
+        .wait(Duration::from_secs(15))
+        .expect("the worker stops on SIGTERM");
+    assert!(status.success(), "{status}");
+
+    let stats = standin.stats().await;
+    assert_eq!(stats["created"], n);
+    let owners: Vec<String> = standin
+        .profiles()
+        .await
+        .iter()
+        .map(|p| p["profileOwner"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        owners.contains(&"drain-0007::user7".to_owned()),
+        "owner is sub::username"
+    );
+
+    let output = worker.output();
+    for line in &output {
+        assert!(!line.contains('@'), "email in log: {line}");
+    }
+    let joined = output.join("\n");
+    assert!(joined.contains("\"AppSyncLatency\""), "EMF latency metric");
+    assert!(joined.contains("\"Created\""), "EMF created metric");
+    assert!(joined.contains("poller stopped"), "{joined}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_failure_comes_back_after_a_visibility_backoff() {
+    let moto = Moto::start();
+    let client = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let (queue_url, _) = sqs::create_queue(&client, "profiles", 10).await;
+    let standin = AppSyncStandIn::start(&[]);
+    // Every attempt of the first receive fails (MAX_ATTEMPTS = 2), then AppSync recovers.
+    standin
+        .set_faults(json!([{"status": 503, "count": 2, "match": {"id": "later-0000"}}]))
+        .await;
+    sqs::send_all(&client, &queue_url, &bodies("later", 1)).await;
+
+    let extra = [
+        ("MAX_ATTEMPTS", "2"),
+        ("VISIBILITY_BACKOFF_BASE_SECONDS", "2"),
+    ];
+    let _worker =
+        RunningBinary::start(BINARY, &["poll"], &env(&moto, &standin, &queue_url, &extra));
+    let started = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            profile_count(&standin).await == 1
+        })
+        .await
+    );
+    let waited = started.elapsed();
+    let stats = standin.stats().await;
+    assert_eq!(stats["perId"]["later-0000"]["attempts"], 3, "{stats}");
+    assert_eq!(stats["perId"]["later-0000"]["created"], 1);
+    // Equal jitter: the first back-off is between half the base and the base.
+    assert!(
+        waited >= Duration::from_secs(1),
+        "came back only after the visibility back-off ({waited:?})"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            sqs::depth(&client, &queue_url).await == 0
+        })
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_loses_nothing() {
+    let moto = Moto::start();
+    let client = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let (queue_url, _) = sqs::create_queue(&client, "profiles", 30).await;
+    let standin = AppSyncStandIn::start(&[]);
+    standin.set_faults(json!([{"latencyMs": 40}])).await;
+    let n = 150;
+    sqs::send_all(&client, &queue_url, &bodies("term", n)).await;
+
+    let extra = [("CONCURRENCY", "4"), ("SHUTDOWN_GRACE_SECONDS", "10")];
+    let mut first =
+        RunningBinary::start(BINARY, &["poll"], &env(&moto, &standin, &queue_url, &extra));
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            profile_count(&standin).await >= 20
+        })
+        .await
+    );
+    first.signal("TERM");
+    assert!(
+        first
+            .wait(Duration::from_secs(20))
+            .expect("stops after draining in-flight work")
+            .success()
+    );
+    let after_first = profile_count(&standin).await;
+    assert!(after_first < n, "stopped mid-run ({after_first} of {n})");
+
+    // The next run finds everything that was not finished, at once: nothing was left invisible.
+    let _second = RunningBinary::start(
+        BINARY,
+        &["poll"],
+        &env(&moto, &standin, &queue_url, &[("CONCURRENCY", "16")]),
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            profile_count(&standin).await == n
+        })
+        .await,
+        "{} of {n}",
+        profile_count(&standin).await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            sqs::depth(&client, &queue_url).await == 0
+        })
+        .await
+    );
+    let stats = standin.stats().await;
+    assert_eq!(stats["created"], n, "each profile created exactly once");
+}
