@@ -7,10 +7,10 @@ VENV  := dev/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
 
-.PHONY: help venv build test lint unit demo clean
+.PHONY: help venv build test lint demo local-up local-down clean
 
 help:
-	@echo "make demo   run the whole pipeline locally and print a report"
+	@echo "make demo   run the whole pipeline locally and print a report (USERS=300)"
 	@echo "make test   format check, clippy, Python and Rust tests (unit + local-stack integration)"
 
 # A Python venv with the pinned local-stack tools (moto server, botocore, graphql-core, pytest).
@@ -31,8 +31,21 @@ test: venv lint
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
 
+USERS ?= 300
+OPS   := ./target/debug/uc-ops
+
+# The whole pipeline on the local stack: up, demo (exit 1 if any profile is missing or
+# duplicated), and down again whatever happened.
 demo: venv
-	@echo "make demo arrives with the local stack (issue: local stack and demo)."
+	cargo build --workspace --bins
+	@trap '$(OPS) local down' EXIT; $(OPS) local up && $(OPS) demo --users $(USERS)
+
+local-up: venv
+	cargo build --workspace --bins
+	$(OPS) local up
+
+local-down:
+	$(OPS) local down
 
 clean:
 	cargo clean

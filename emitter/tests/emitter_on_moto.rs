@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use uc_devkit::{Answer, Moto, ScriptedHttp, free_port, sdk_config_for};
 use uc_emitter::adapters::{EventBridgePublisher, SqsFallback};
 use uc_emitter::{Emitter, EmitterConfig, EmitterError};
 use uc_runtime::EnvReader;
 use uc_schemas::{DEFAULT_SOURCE, JSON_SCHEMA, UserConfirmed, event_pattern, parse_message};
-use uc_testkit::{Answer, Moto, ScriptedHttp, free_port, sdk_config_for};
 
 const BUS: &str = "uc-test-bus";
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use uc_testkit::{LambdaHarness, Moto};
+use uc_devkit::{LambdaHarness, Moto};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_uc-emitter");
 const EMAIL: &str = "jane.doe+signup@example.com";

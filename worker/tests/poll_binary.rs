@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use serde_json::json;
+use uc_devkit::{AppSyncStandIn, Moto, RunningBinary, eventually, sqs};
 use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
-use uc_testkit::{AppSyncStandIn, Moto, RunningBinary, eventually, sqs};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_uc-worker");
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use serde_json::{Value, json};
-use uc_testkit::{ACCESS_KEY, AppSyncStandIn, REGION, SECRET_KEY};
+use uc_devkit::{ACCESS_KEY, AppSyncStandIn, REGION, SECRET_KEY};
 use uc_worker::classify::Answer;
 use uc_worker::{AppSyncClient, GraphQlEndpoint};
 

@@ -1,6 +1,7 @@
-//! Test support shared by the workspace's integration tests: starts real local processes on
-//! free loopback ports (moto server, the AppSync stand-in) and stops them on drop, plus a
-//! scripted HTTP endpoint for faults an emulator cannot produce (slow or odd answers).
+//! The local stack kit, shared by the integration tests and the demo: starts real processes on
+//! free loopback ports (moto server, the AppSync stand-in, function binaries under a Lambda
+//! Runtime API) and stops them on drop, plus a scripted HTTP endpoint for faults an emulator
+//! cannot produce (slow or odd answers).
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -20,8 +21,10 @@ pub const SECRET_KEY: &str = "local/test/secret/key/0000000000000000000";
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
+    // This crate lives in <root>/dev/devkit.
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap()
         .to_path_buf()
 }
@@ -146,32 +149,26 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
             SECRET_KEY,
             None,
             None,
-            "uc-testkit",
+            "uc-devkit",
         ))
         .load()
         .await
 }
 
 /// The local AppSync stand-in (`dev/appsync_standin.py`), which verifies SigV4 with botocore.
+/// Started by a test and stopped on drop; its control API is [`StandInControl`].
 #[derive(Debug)]
 pub struct AppSyncStandIn {
     guard: ChildGuard,
     pub url: String,
-    http: reqwest::Client,
+    control: StandInControl,
 }
 
 impl AppSyncStandIn {
     /// Starts the stand-in accepting the test credentials (and `extra`, `AKID:SECRET[:TOKEN]`).
     pub fn start(extra: &[&str]) -> Self {
-        let script = workspace_root().join("dev/appsync_standin.py");
         let mut command = Command::new(python());
-        command
-            .arg(script)
-            .args(["--host", "127.0.0.1", "--port", "0", "--region", REGION])
-            .args(["--credential", &format!("{ACCESS_KEY}:{SECRET_KEY}")]);
-        for credential in extra {
-            command.args(["--credential", credential]);
-        }
+        command.args(standin_args(0, extra));
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -192,23 +189,74 @@ impl AppSyncStandIn {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("the AppSync stand-in did not print READY"));
-        let url = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_owned();
+        let url =
+            parse_ready_line(&line).unwrap_or_else(|| panic!("unexpected first line: {line}"));
         Self {
             guard,
+            control: StandInControl::new(&url),
             url,
-            http: reqwest::Client::new(),
         }
     }
 
     pub fn pid(&self) -> u32 {
         self.guard.id()
     }
+}
+
+impl std::ops::Deref for AppSyncStandIn {
+    type Target = StandInControl;
+    fn deref(&self) -> &StandInControl {
+        &self.control
+    }
+}
+
+/// The stand-in's command line (after the Python interpreter), on `port` (0 = any free one).
+pub fn standin_args(port: u16, extra_credentials: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        workspace_root()
+            .join("dev/appsync_standin.py")
+            .display()
+            .to_string(),
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        port.to_string(),
+        "--region".into(),
+        REGION.into(),
+        "--credential".into(),
+        format!("{ACCESS_KEY}:{SECRET_KEY}"),
+    ];
+    for credential in extra_credentials {
+        args.push("--credential".into());
+        args.push((*credential).to_owned());
+    }
+    args
+}
+
+/// The GraphQL URL from the stand-in's `READY <url>` line.
+pub fn parse_ready_line(line: &str) -> Option<String> {
+    line.trim().strip_prefix("READY ").map(str::to_owned)
+}
+
+/// The stand-in's control API (faults, stored profiles, counters), for a stand-in started here
+/// or by the local stack.
+#[derive(Debug, Clone)]
+pub struct StandInControl {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl StandInControl {
+    /// `graphql_url` is the stand-in's `/graphql` URL.
+    pub fn new(graphql_url: &str) -> Self {
+        Self {
+            base: graphql_url.trim_end_matches("/graphql").to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
 
     fn control(&self, path: &str) -> String {
-        self.url.replace("/graphql", &format!("/_standin/{path}"))
+        format!("{}/_standin/{path}", self.base)
     }
 
     /// Replaces the fault rules (see `dev/appsync_standin.py`).
@@ -233,6 +281,11 @@ impl AppSyncStandIn {
             .send()
             .await
             .unwrap();
+    }
+
+    /// Clears profiles, faults and counters.
+    pub async fn reset(&self) {
+        self.http.post(self.control("reset")).send().await.unwrap();
     }
 
     /// Every stored profile.

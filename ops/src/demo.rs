@@ -1,0 +1,315 @@
+//! `uc-ops demo`: the main job on the local stack. Signs users up in the local Cognito, runs the
+//! real emitter (as Lambda runs it) and the real worker (long-poll), waits for every profile, and
+//! reports what happened: counts, latencies, and whether each user has exactly one profile.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::local::StackEnv;
+use crate::pipeline::{
+    CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, emf_count, emf_timings,
+    quantile,
+};
+
+pub struct DemoOptions {
+    pub users: usize,
+    /// Users who also reset their password (a second PostConfirmation that must not create a profile).
+    pub resets: usize,
+    pub timeout: Duration,
+    pub emitter_bin: PathBuf,
+    pub worker_bin: PathBuf,
+    pub show_progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    pub users: usize,
+    pub password_resets: usize,
+    pub events_published: u64,
+    pub skipped: u64,
+    pub fallback: u64,
+    pub publish_failed: u64,
+    pub profiles_created: usize,
+    pub already_existing: u64,
+    pub dlq_depth: u64,
+    pub emitter_handler_ms_p50: Option<f64>,
+    pub emitter_handler_ms_p99: Option<f64>,
+    pub emitter_invoke_ms_p50: Option<f64>,
+    pub emitter_invoke_ms_p99: Option<f64>,
+    pub signup_to_profile_ms_p50: Option<f64>,
+    pub signup_to_profile_ms_p99: Option<f64>,
+    pub missing: Vec<String>,
+    pub duplicated: Vec<String>,
+    pub seconds: f64,
+}
+
+impl DemoReport {
+    /// Every confirmed user has exactly one profile.
+    pub fn is_exact(&self) -> bool {
+        self.missing.is_empty() && self.duplicated.is_empty()
+    }
+}
+
+fn bar(show: bool, len: usize, message: &'static str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64).with_message(message);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "  {msg:<22} [{bar:32.cyan/blue}] {pos:>5}/{len:<5} {elapsed:>4}",
+        )
+        .expect("valid template")
+        .progress_chars("█▉▊▋▌▍▎▏ "),
+    );
+    bar
+}
+
+pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoReport> {
+    let started = Instant::now();
+    let run_id = chrono::Utc::now().format("%H%M%S%3f").to_string();
+    let pipeline = Pipeline::start(env.clone(), &options.emitter_bin, &[]).await?;
+    let mut worker = pipeline.start_worker(&options.worker_bin, &[]);
+
+    // 1–2. Sign-ups, each followed by the trigger invocation Cognito would make.
+    let signing = bar(options.show_progress, options.users, "sign-ups → emitter");
+    let mut invoke_ms = Vec::new();
+    let mut users: Vec<ConfirmedUser> = Vec::new();
+    let mut results = futures::stream::iter(0..options.users)
+        .map(|i| {
+            let pipeline = &pipeline;
+            let run_id = &run_id;
+            async move {
+                let user = pipeline
+                    .sign_up_and_confirm(&format!("demo.{run_id}.{i}@example.com"))
+                    .await?;
+                let event = pipeline.trigger_event(&user, CONFIRM_SIGN_UP).await?;
+                let invocation = pipeline.invoke_emitter(&event).await;
+                anyhow::ensure!(
+                    invocation.result.as_ref() == Ok(&event),
+                    "the emitter did not return the event: {:?}",
+                    invocation.result
+                );
+                anyhow::Ok((user, invocation.elapsed))
+            }
+        })
+        .buffer_unordered(4);
+    while let Some(result) = results.next().await {
+        let (user, elapsed) = result?;
+        invoke_ms.push(elapsed.as_secs_f64() * 1000.0);
+        users.push(user);
+        signing.inc(1);
+    }
+    drop(results);
+    signing.finish();
+
+    // Password resets fire the same trigger; they must not create anything.
+    let resets = options.resets.min(users.len());
+    for user in users.iter().take(resets) {
+        pipeline.reset_password(user).await?;
+        let event = pipeline
+            .trigger_event(user, CONFIRM_FORGOT_PASSWORD)
+            .await?;
+        pipeline
+            .invoke_emitter(&event)
+            .await
+            .result
+            .map_err(|e| anyhow::anyhow!("emitter error: {e}"))?;
+    }
+
+    // 3–4. Wait for the worker to create every profile.
+    let subs: HashSet<&str> = users.iter().map(|u| u.sub.as_str()).collect();
+    let waiting = bar(options.show_progress, users.len(), "profiles created");
+    let deadline = Instant::now() + options.timeout;
+    let mut profiles = Vec::new();
+    while Instant::now() < deadline {
+        profiles = pipeline.standin.profiles().await;
+        let done = profiles
+            .iter()
+            .filter(|p| p["id"].as_str().is_some_and(|id| subs.contains(id)))
+            .count();
+        waiting.set_position(done as u64);
+        if done == users.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    waiting.finish();
+    // A moment for redeliveries to show up as "already existing", then a clean stop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    worker.signal("TERM");
+    worker.wait(Duration::from_secs(30));
+
+    let stats = pipeline.standin.stats().await;
+    let mut created_per_sub: HashMap<&str, u64> = HashMap::new();
+    let mut lag_ms = Vec::new();
+    let confirmed_at: HashMap<&str, &ConfirmedUser> =
+        users.iter().map(|u| (u.sub.as_str(), u)).collect();
+    for profile in &profiles {
+        let Some(owner) = profile["profileOwner"].as_str() else {
+            continue;
+        };
+        let Some(sub) = owner.split("::").next().filter(|s| subs.contains(s)) else {
+            continue;
+        };
+        *created_per_sub.entry(sub).or_default() += 1;
+        let created_at = profile["createdAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if let (Some(created_at), Some(user)) = (created_at, confirmed_at.get(sub)) {
+            lag_ms.push(
+                (created_at.with_timezone(&chrono::Utc) - user.confirmed_at)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1000.0,
+            );
+        }
+    }
+    let already_existing: u64 = subs
+        .iter()
+        .filter_map(|s| stats["perId"][s]["duplicates"].as_u64())
+        .sum();
+    let mut missing: Vec<String> = subs
+        .iter()
+        .filter(|s| !created_per_sub.contains_key(*s))
+        .map(|s| s.to_string())
+        .collect();
+    let mut duplicated: Vec<String> = created_per_sub
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(s, _)| s.to_string())
+        .collect();
+    missing.sort();
+    duplicated.sort();
+
+    let sqs = aws_sdk_sqs::Client::new(&env.sdk_config().await?);
+    let mut dlq_depth = 0;
+    for key in ["DLQ_URL", "RULE_DLQ_URL"] {
+        if let Ok(url) = env.get(key) {
+            dlq_depth += uc_devkit::sqs::depth(&sqs, url).await;
+        }
+    }
+    let output = pipeline.emitter_output();
+    let handler_ms = emf_timings(&output, "emitter", "HandlerLatency");
+    Ok(DemoReport {
+        users: users.len(),
+        password_resets: resets,
+        events_published: emf_count(&output, "emitter", "Published"),
+        skipped: emf_count(&output, "emitter", "Skipped"),
+        fallback: emf_count(&output, "emitter", "Fallback"),
+        publish_failed: emf_count(&output, "emitter", "Failed"),
+        profiles_created: created_per_sub.len(),
+        already_existing,
+        dlq_depth,
+        emitter_handler_ms_p50: quantile(&handler_ms, 0.5),
+        emitter_handler_ms_p99: quantile(&handler_ms, 0.99),
+        emitter_invoke_ms_p50: quantile(&invoke_ms, 0.5),
+        emitter_invoke_ms_p99: quantile(&invoke_ms, 0.99),
+        signup_to_profile_ms_p50: quantile(&lag_ms, 0.5),
+        signup_to_profile_ms_p99: quantile(&lag_ms, 0.99),
+        missing,
+        duplicated,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The report as a compact table.
+pub fn render(report: &DemoReport) -> String {
+    let ms = |v: Option<f64>| {
+        v.map(|v| format!("{v:.1} ms"))
+            .unwrap_or_else(|| "–".into())
+    };
+    let rows: Vec<(&str, String)> = vec![
+        ("users signed up & confirmed", report.users.to_string()),
+        (
+            "password resets (trigger fired again)",
+            report.password_resets.to_string(),
+        ),
+        (
+            "UserConfirmed events published",
+            report.events_published.to_string(),
+        ),
+        ("trigger events skipped", report.skipped.to_string()),
+        ("published via fallback queue", report.fallback.to_string()),
+        ("profiles created", report.profiles_created.to_string()),
+        (
+            "already existing (idempotent retries)",
+            report.already_existing.to_string(),
+        ),
+        ("DLQ depth", report.dlq_depth.to_string()),
+        (
+            "emitter handler latency p50 / p99",
+            format!(
+                "{} / {}",
+                ms(report.emitter_handler_ms_p50),
+                ms(report.emitter_handler_ms_p99)
+            ),
+        ),
+        (
+            "emitter invoke round trip p50 / p99",
+            format!(
+                "{} / {}",
+                ms(report.emitter_invoke_ms_p50),
+                ms(report.emitter_invoke_ms_p99)
+            ),
+        ),
+        (
+            "sign-up → profile lag p50 / p99",
+            format!(
+                "{} / {}",
+                ms(report.signup_to_profile_ms_p50),
+                ms(report.signup_to_profile_ms_p99)
+            ),
+        ),
+        (
+            "missing / duplicated profiles",
+            format!("{} / {}", report.missing.len(), report.duplicated.len()),
+        ),
+    ];
+    let left = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let right = rows
+        .iter()
+        .map(|(_, v)| v.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "┌{}┬{}┐\n",
+        "─".repeat(left + 2),
+        "─".repeat(right + 2)
+    ));
+    for (k, v) in &rows {
+        out.push_str(&format!("│ {k:<left$} │ {v:>right$} │\n"));
+    }
+    out.push_str(&format!(
+        "└{}┴{}┘\n",
+        "─".repeat(left + 2),
+        "─".repeat(right + 2)
+    ));
+    let verdict = if report.is_exact() {
+        format!(
+            "OK: every confirmed user has exactly one profile ({:.1} s).",
+            report.seconds
+        )
+    } else {
+        format!(
+            "FAILED: {} missing, {} duplicated: {:?} {:?}",
+            report.missing.len(),
+            report.duplicated.len(),
+            report.missing,
+            report.duplicated
+        )
+    };
+    out.push_str(&verdict);
+    out.push('\n');
+    out
+}

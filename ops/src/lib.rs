@@ -1,0 +1,6 @@
+//! The operations CLI's commands, as a library so the end-to-end tests drive the same code:
+//! the local stack ([`local`]), the pipeline driver ([`pipeline`]) and the demo ([`demo`]).
+
+pub mod demo;
+pub mod local;
+pub mod pipeline;

@@ -1,0 +1,257 @@
+//! Drives the whole pipeline on the local stack, for the demo and the end-to-end tests: signs
+//! users up in the local Cognito, invokes the real emitter binary with the PostConfirmation
+//! event Cognito would send (moto does not call triggers), and runs the real worker.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider::types::AttributeType;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uc_devkit::{Invocation, LambdaHarness, RunningBinary, StandInControl};
+
+use crate::local::StackEnv;
+
+pub const CONFIRM_SIGN_UP: &str = "PostConfirmation_ConfirmSignUp";
+pub const CONFIRM_FORGOT_PASSWORD: &str = "PostConfirmation_ConfirmForgotPassword";
+const PASSWORD: &str = "Local-Demo-Passw0rd!";
+
+/// A user confirmed in the local Cognito.
+#[derive(Debug, Clone)]
+pub struct ConfirmedUser {
+    pub username: String,
+    pub sub: String,
+    pub confirmed_at: DateTime<Utc>,
+}
+
+pub struct Pipeline {
+    pub env: StackEnv,
+    pub standin: StandInControl,
+    cognito: aws_sdk_cognitoidentityprovider::Client,
+    emitter: LambdaHarness,
+}
+
+fn sdk_error(e: impl std::error::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}",
+        aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
+    )
+}
+
+impl Pipeline {
+    /// Starts the emitter binary under the local Runtime API, configured from the stack's env
+    /// file plus `overrides`.
+    pub async fn start(
+        env: StackEnv,
+        emitter_bin: &Path,
+        overrides: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let sdk = env.sdk_config().await?;
+        let mut emitter_env: Vec<(String, String)> = env.binary_env();
+        emitter_env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let borrowed: Vec<(&str, String)> = emitter_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let emitter = LambdaHarness::start(&emitter_bin.display().to_string(), &borrowed).await;
+        Ok(Self {
+            standin: StandInControl::new(env.get("APPSYNC_GRAPHQL_URL")?),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            emitter,
+            env,
+        })
+    }
+
+    /// Signs `email` up through the app client and confirms it (as AdminConfirmSignUp would).
+    pub async fn sign_up_and_confirm(&self, email: &str) -> anyhow::Result<ConfirmedUser> {
+        let pool = self.env.get("USER_POOL_ID")?;
+        let signed_up = self
+            .cognito
+            .sign_up()
+            .client_id(self.env.get("USER_POOL_CLIENT_ID")?)
+            .username(email)
+            .password(PASSWORD)
+            .user_attributes(
+                AttributeType::builder()
+                    .name("email")
+                    .value(email)
+                    .build()?,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.cognito
+            .admin_confirm_sign_up()
+            .user_pool_id(pool)
+            .username(email)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let confirmed_at = Utc::now();
+        let user = self
+            .cognito
+            .admin_get_user()
+            .user_pool_id(pool)
+            .username(email)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(ConfirmedUser {
+            username: user.username,
+            sub: signed_up.user_sub,
+            confirmed_at,
+        })
+    }
+
+    /// A forgotten-password flow to the end, which fires PostConfirmation again.
+    pub async fn reset_password(&self, user: &ConfirmedUser) -> anyhow::Result<()> {
+        let client_id = self.env.get("USER_POOL_CLIENT_ID")?;
+        self.cognito
+            .forgot_password()
+            .client_id(client_id)
+            .username(&user.username)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.cognito
+            .confirm_forgot_password()
+            .client_id(client_id)
+            .username(&user.username)
+            .confirmation_code("123456")
+            .password(format!("{PASSWORD}-new"))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    /// The PostConfirmation event Cognito sends for `user`, from its real attributes.
+    pub async fn trigger_event(
+        &self,
+        user: &ConfirmedUser,
+        trigger_source: &str,
+    ) -> anyhow::Result<Value> {
+        let pool = self.env.get("USER_POOL_ID")?;
+        let fetched = self
+            .cognito
+            .admin_get_user()
+            .user_pool_id(pool)
+            .username(&user.username)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut attributes = serde_json::Map::new();
+        for attribute in fetched.user_attributes() {
+            attributes.insert(
+                attribute.name().to_owned(),
+                json!(attribute.value().unwrap_or_default()),
+            );
+        }
+        attributes.insert(
+            "cognito:user_status".into(),
+            json!(
+                fetched
+                    .user_status()
+                    .map(|s| s.as_str())
+                    .unwrap_or("CONFIRMED")
+            ),
+        );
+        attributes.entry("email_verified").or_insert(json!("true"));
+        Ok(json!({
+            "version": "1",
+            "region": self.env.get("AWS_REGION")?,
+            "userPoolId": pool,
+            "userName": fetched.username,
+            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": self.env.get("USER_POOL_CLIENT_ID")?},
+            "triggerSource": trigger_source,
+            "request": {"userAttributes": attributes},
+            "response": {}
+        }))
+    }
+
+    /// Invokes the emitter as Cognito would (5 s deadline).
+    pub async fn invoke_emitter(&self, event: &Value) -> Invocation {
+        self.emitter.invoke(event, Duration::from_secs(5)).await
+    }
+
+    /// Everything the emitter wrote (JSON log and EMF lines).
+    pub fn emitter_output(&self) -> Vec<String> {
+        self.emitter.output()
+    }
+
+    /// Starts the worker binary in long-poll mode.
+    pub fn start_worker(&self, worker_bin: &Path, overrides: &[(&str, String)]) -> RunningBinary {
+        let mut env: Vec<(String, String)> = self.env.binary_env();
+        env.push(("WAIT_TIME_SECONDS".into(), "1".into()));
+        env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let borrowed: Vec<(&str, String)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        RunningBinary::start(&worker_bin.display().to_string(), &["poll"], &borrowed)
+    }
+}
+
+/// Sums an EMF counter over `lines` written by `service`.
+pub fn emf_count(lines: &[String], service: &str, metric: &str) -> u64 {
+    emf_records(lines, service)
+        .filter_map(|r| r.get(metric)?.as_f64())
+        .sum::<f64>() as u64
+}
+
+/// Every sample of an EMF timing over `lines` written by `service`.
+pub fn emf_timings(lines: &[String], service: &str, metric: &str) -> Vec<f64> {
+    emf_records(lines, service)
+        .filter_map(|r| r.get(metric)?.as_array().cloned())
+        .flatten()
+        .filter_map(|v| v.as_f64())
+        .collect()
+}
+
+fn emf_records<'a>(lines: &'a [String], service: &'a str) -> impl Iterator<Item = Value> + 'a {
+    lines
+        .iter()
+        .filter(|l| l.contains("\"_aws\""))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(move |r| r["Service"] == service)
+}
+
+/// The `q`-quantile (0..=1) of `samples`, nearest-rank.
+pub fn quantile(samples: &[f64], q: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&samples, 0.5), Some(50.0));
+        assert_eq!(quantile(&samples, 0.99), Some(99.0));
+        assert_eq!(quantile(&samples, 1.0), Some(100.0));
+        assert_eq!(quantile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn emf_lines_are_summed_per_service() {
+        let lines = vec![
+            r#"{"Published":1.0,"HandlerLatency":[2.5],"Service":"emitter","_aws":{}}"#.to_owned(),
+            r#"{"Published":1.0,"HandlerLatency":[3.5],"Service":"emitter","_aws":{}}"#.to_owned(),
+            r#"{"Created":5.0,"Service":"worker","_aws":{}}"#.to_owned(),
+            r#"{"level":"INFO","fields":{"message":"Published"}}"#.to_owned(),
+        ];
+        assert_eq!(emf_count(&lines, "emitter", "Published"), 2);
+        assert_eq!(emf_count(&lines, "worker", "Created"), 5);
+        assert_eq!(
+            emf_timings(&lines, "emitter", "HandlerLatency"),
+            vec![2.5, 3.5]
+        );
+    }
+}
