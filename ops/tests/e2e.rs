@@ -3,54 +3,17 @@
 //! Lambda Runtime API, the real worker binary long-polling.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
 use uc_devkit::{eventually, free_port, sqs};
 use uc_ops::demo::{self, DemoOptions};
-use uc_ops::local::{self, StackEnv};
+use uc_ops::local::StackEnv;
+
+mod support;
+use support::{TestStack, binary};
 use uc_ops::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline};
 use uc_worker::dead_letter::attr;
-
-/// A local stack in a temporary state directory, brought down on drop.
-struct TestStack {
-    dir: PathBuf,
-    env: StackEnv,
-}
-
-impl TestStack {
-    async fn up(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("uc-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let env = local::up(&dir).await.expect("local stack up");
-        Self { dir, env }
-    }
-}
-
-impl Drop for TestStack {
-    fn drop(&mut self) {
-        local::down(&self.dir).expect("local stack down");
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A workspace binary (built by `cargo test --workspace` / `cargo build`).
-fn binary(name: &str) -> PathBuf {
-    let path = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
-}
 
 fn demo_options(users: usize, resets: usize) -> DemoOptions {
     DemoOptions {

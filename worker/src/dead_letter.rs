@@ -44,6 +44,33 @@ pub struct FailureRecord {
 const MAX_DETAIL_CHARS: usize = 1000;
 
 impl FailureRecord {
+    /// The record for a message that failed now, at `stage`, keeping its first-seen time and
+    /// its original message id across replays.
+    pub fn for_message(
+        meta: &crate::MessageMeta,
+        stage: &'static str,
+        reason: &str,
+        detail: String,
+        attempts: u32,
+        sub: Option<String>,
+    ) -> Self {
+        Self {
+            stage,
+            reason: reason.to_owned(),
+            detail,
+            attempts,
+            receive_count: meta.receive_count,
+            first_seen_at: meta.first_seen_at(),
+            failed_at: Utc::now(),
+            source_message_id: meta
+                .attributes
+                .get(attr::SOURCE_MESSAGE_ID)
+                .cloned()
+                .unwrap_or_else(|| meta.message_id.clone()),
+            sub,
+        }
+    }
+
     /// The record as SQS message attributes.
     pub fn to_attributes(&self) -> HashMap<String, MessageAttributeValue> {
         let string = |v: &str| {

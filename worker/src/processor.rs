@@ -285,27 +285,6 @@ impl<E: GraphQlEndpoint, D: DeadLetterSink> Worker<E, D> {
             }
         }
     }
-
-    fn failure(
-        meta: &MessageMeta,
-        stage: &'static str,
-        reason: &str,
-        detail: String,
-        attempts: u32,
-        sub: Option<String>,
-    ) -> FailureRecord {
-        FailureRecord {
-            stage,
-            reason: reason.to_owned(),
-            detail,
-            attempts,
-            receive_count: meta.receive_count,
-            first_seen_at: meta.first_seen_at(),
-            failed_at: Utc::now(),
-            source_message_id: meta.message_id.clone(),
-            sub,
-        }
-    }
 }
 
 impl<E, D> MessageHandler for Worker<E, D>
@@ -324,8 +303,14 @@ where
             Ok(received) => received.detail,
             Err(error) => {
                 tracing::warn!(message_id, reason = error.code(), error = %uc_runtime::redact_emails(&error.to_string()), "unusable message");
-                let record =
-                    Self::failure(&meta, "parse", error.code(), error.to_string(), 0, None);
+                let record = FailureRecord::for_message(
+                    &meta,
+                    "parse",
+                    error.code(),
+                    error.to_string(),
+                    0,
+                    None,
+                );
                 let disposition = self.dead_letter(&body, &meta, record).await;
                 return MessageReport {
                     message_id,
@@ -347,7 +332,7 @@ where
             },
             Outcome::Permanent { reason } | Outcome::AuthRejected { reason } => {
                 let detail = format!("AppSync refused createUserProfile: {reason}");
-                let record = Self::failure(
+                let record = FailureRecord::for_message(
                     &meta,
                     "appsync",
                     reason,

@@ -1,0 +1,344 @@
+//! `backfill`: publishes a `UserConfirmed` (origin `backfill`) for users the trigger never saw —
+//! accounts older than the pipeline, admin-created users, failed publishes. Pages through
+//! `ListUsers`, publishes each page (EventBridge, or the worker's queue with `--direct`), and
+//! checkpoints the next page token so an interrupted run resumes. At-least-once: a page
+//! published just before a crash is published again, which the worker's idempotency absorbs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider::types::UserType;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uc_schemas::{DETAIL_TYPE, Origin, UserConfirmed, to_envelope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("{operation}: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: String, message: String },
+}
+
+/// Where events go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    EventBridge {
+        bus: String,
+        source: String,
+    },
+    /// Straight to the worker's queue, as EventBridge-shaped envelopes.
+    Queue {
+        url: String,
+        source: String,
+    },
+}
+
+pub struct BackfillOptions {
+    pub user_pool_id: String,
+    pub region: String,
+    /// Only users created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// `cognito:user_status` to select (default CONFIRMED).
+    pub status: String,
+    pub target: Target,
+    pub dry_run: bool,
+    pub checkpoint: PathBuf,
+    /// Stop after this many pages (resume later from the checkpoint).
+    pub max_pages: Option<usize>,
+    /// Users per second, at most.
+    pub rate: Option<f64>,
+}
+
+/// Progress saved between pages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub user_pool_id: String,
+    pub status: String,
+    pub next_token: Option<String>,
+    pub pages: usize,
+    pub published: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct BackfillSummary {
+    pub listed: usize,
+    pub selected: usize,
+    pub published: usize,
+    pub failed: usize,
+    pub failed_subs: Vec<String>,
+    pub pages: usize,
+    pub resumed: bool,
+    /// The pool was listed to the end (the checkpoint is removed).
+    pub complete: bool,
+    pub dry_run: bool,
+}
+
+fn aws_error<E: std::error::Error>(operation: &'static str) -> impl Fn(E) -> BackfillError {
+    move |e| BackfillError::Aws {
+        operation,
+        message: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// The event for one listed user: `sub`, email and username from Cognito; `confirmedAt` is the
+/// account's creation time (Cognito does not record when a user was confirmed).
+pub fn event_for(user: &UserType, user_pool_id: &str, region: &str) -> Option<UserConfirmed> {
+    let attribute = |name: &str| {
+        user.attributes()
+            .iter()
+            .find(|a| a.name() == name)
+            .and_then(|a| a.value())
+            .map(str::to_owned)
+    };
+    let sub = attribute("sub")?;
+    let created = user
+        .user_create_date()
+        .and_then(|d| DateTime::from_timestamp(d.secs(), d.subsec_nanos()))
+        .unwrap_or_else(Utc::now);
+    Some(UserConfirmed::new(
+        user_pool_id,
+        sub,
+        user.username()?,
+        attribute("email"),
+        attribute("email_verified").map(|v| v.eq_ignore_ascii_case("true")),
+        None,
+        created,
+        region,
+        Origin::Backfill,
+    ))
+}
+
+fn load_checkpoint(options: &BackfillOptions) -> Result<Option<Checkpoint>, BackfillError> {
+    let text = match std::fs::read_to_string(&options.checkpoint) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(BackfillError::Checkpoint {
+                path: options.checkpoint.display().to_string(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let checkpoint: Checkpoint =
+        serde_json::from_str(&text).map_err(|e| BackfillError::Checkpoint {
+            path: options.checkpoint.display().to_string(),
+            message: e.to_string(),
+        })?;
+    if checkpoint.user_pool_id != options.user_pool_id || checkpoint.status != options.status {
+        return Err(BackfillError::Checkpoint {
+            path: options.checkpoint.display().to_string(),
+            message: format!(
+                "it belongs to pool {} / status {}; remove it or pass another --checkpoint",
+                checkpoint.user_pool_id, checkpoint.status
+            ),
+        });
+    }
+    Ok(Some(checkpoint))
+}
+
+fn save_checkpoint(
+    options: &BackfillOptions,
+    checkpoint: &Checkpoint,
+) -> Result<(), BackfillError> {
+    let error = |e: std::io::Error| BackfillError::Checkpoint {
+        path: options.checkpoint.display().to_string(),
+        message: e.to_string(),
+    };
+    let temporary = options.checkpoint.with_extension("tmp");
+    std::fs::write(
+        &temporary,
+        serde_json::to_vec_pretty(checkpoint).expect("serializes"),
+    )
+    .map_err(error)?;
+    std::fs::rename(&temporary, &options.checkpoint).map_err(error)
+}
+
+pub struct Clients {
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+pub async fn run(
+    clients: &Clients,
+    options: &BackfillOptions,
+    mut progress: impl FnMut(&BackfillSummary),
+) -> Result<BackfillSummary, BackfillError> {
+    let mut summary = BackfillSummary {
+        dry_run: options.dry_run,
+        ..Default::default()
+    };
+    let mut checkpoint = Checkpoint {
+        user_pool_id: options.user_pool_id.clone(),
+        status: options.status.clone(),
+        ..Default::default()
+    };
+    if !options.dry_run
+        && let Some(saved) = load_checkpoint(options)?
+    {
+        summary.resumed = true;
+        checkpoint = saved;
+    }
+    let mut pacer = options
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|rate| tokio::time::interval(Duration::from_secs_f64(1.0 / rate)));
+    loop {
+        if options.max_pages.is_some_and(|max| summary.pages >= max) {
+            break;
+        }
+        let page = clients
+            .cognito
+            .list_users()
+            .user_pool_id(&options.user_pool_id)
+            .filter(format!("cognito:user_status = \"{}\"", options.status))
+            .limit(60)
+            .set_pagination_token(checkpoint.next_token.clone())
+            .send()
+            .await
+            .map_err(aws_error("ListUsers"))?;
+        summary.pages += 1;
+        let users = page.users();
+        summary.listed += users.len();
+        let events: Vec<UserConfirmed> = users
+            .iter()
+            .filter(|u| {
+                options.since.is_none_or(|since| {
+                    u.user_create_date()
+                        .is_some_and(|d| d.secs() >= since.timestamp())
+                })
+            })
+            .filter_map(|u| event_for(u, &options.user_pool_id, &options.region))
+            .collect();
+        summary.selected += events.len();
+        if !options.dry_run {
+            for chunk in events.chunks(10) {
+                if let Some(pacer) = pacer.as_mut() {
+                    for _ in chunk {
+                        pacer.tick().await;
+                    }
+                }
+                let failed = publish(clients, &options.target, chunk).await?;
+                summary.published += chunk.len() - failed.len();
+                summary.failed += failed.len();
+                summary.failed_subs.extend(failed);
+            }
+            checkpoint.next_token = page.pagination_token.clone();
+            checkpoint.pages += 1;
+            checkpoint.published += events.len();
+            save_checkpoint(options, &checkpoint)?;
+        } else {
+            checkpoint.next_token = page.pagination_token.clone();
+        }
+        progress(&summary);
+        if page.pagination_token.is_none() {
+            summary.complete = true;
+            break;
+        }
+    }
+    if summary.complete && !options.dry_run && summary.failed == 0 {
+        let _ = std::fs::remove_file(&options.checkpoint);
+    }
+    Ok(summary)
+}
+
+/// Publishes up to ten events, retrying the entries that failed (PutEvents and
+/// SendMessageBatch answer 200 with per-entry failures) on backon's schedule; returns the
+/// `sub`s that could not be published.
+async fn publish(
+    clients: &Clients,
+    target: &Target,
+    events: &[UserConfirmed],
+) -> Result<Vec<String>, BackfillError> {
+    let mut pending: Vec<&UserConfirmed> = events.iter().collect();
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_times(4)
+        .with_jitter()
+        .build();
+    loop {
+        let failed = match target {
+            Target::EventBridge { bus, source } => {
+                put_events(&clients.events, bus, source, &pending).await?
+            }
+            Target::Queue { url, source } => {
+                send_batch(&clients.sqs, url, source, &pending).await?
+            }
+        };
+        if failed.is_empty() {
+            return Ok(Vec::new());
+        }
+        pending = failed
+            .iter()
+            .filter_map(|i| pending.get(*i).copied())
+            .collect();
+        match delays.next() {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => return Ok(pending.iter().map(|e| e.sub.clone()).collect()),
+        }
+    }
+}
+
+async fn put_events(
+    client: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    source: &str,
+    events: &[&UserConfirmed],
+) -> Result<Vec<usize>, BackfillError> {
+    let entries = events.iter().map(|e| {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source(source)
+            .detail_type(DETAIL_TYPE)
+            .detail(serde_json::to_string(e).expect("serializes"))
+            .build()
+    });
+    let output = client
+        .put_events()
+        .set_entries(Some(entries.collect()))
+        .send()
+        .await
+        .map_err(aws_error("PutEvents"))?;
+    Ok(output
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.error_code().is_some())
+        .map(|(i, _)| i)
+        .collect())
+}
+
+async fn send_batch(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    source: &str,
+    events: &[&UserConfirmed],
+) -> Result<Vec<usize>, BackfillError> {
+    let entries = events.iter().enumerate().map(|(i, e)| {
+        SendMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .message_body(to_envelope(source, e).to_string())
+            .build()
+            .expect("id and body set")
+    });
+    let output = client
+        .send_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries.collect()))
+        .send()
+        .await
+        .map_err(aws_error("SendMessageBatch"))?;
+    Ok(output
+        .failed()
+        .iter()
+        .filter_map(|f| f.id().parse().ok())
+        .collect())
+}

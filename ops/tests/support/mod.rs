@@ -1,0 +1,80 @@
+//! What the ops crate's integration tests share: a fresh local stack per test, the workspace's
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+//! binaries, and running the CLI as a real process.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use uc_ops::local::{self, StackEnv};
+
+/// A local stack in a temporary state directory, brought down on drop.
+pub struct TestStack {
+    pub dir: PathBuf,
+    pub env: StackEnv,
+}
+
+impl TestStack {
+    pub async fn up(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("uc-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let env = local::up(&dir).await.expect("local stack up");
+        Self { dir, env }
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        local::env_file(&self.dir)
+    }
+
+    /// Runs `uc-ops --env-file <this stack> args…` to completion.
+    pub fn ops(&self, args: &[&str]) -> Output {
+        let env_file = self.env_file();
+        std::process::Command::new(env!("CARGO_BIN_EXE_uc-ops"))
+            .arg("--env-file")
+            .arg(&env_file)
+            .args(args)
+            .env_remove("UC_ENV_FILE")
+            .output()
+            .expect("run uc-ops")
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.env.sdk_config().await.unwrap())
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        local::down(&self.dir).expect("local stack down");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A workspace binary (built by `cargo test --workspace` / `cargo build`).
+pub fn binary(name: &str) -> PathBuf {
+    let path = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// stdout parsed as JSON, with stderr in the panic message when it is not.
+pub fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): status {}\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}

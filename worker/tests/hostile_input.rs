@@ -1,0 +1,402 @@
+//! Hostile and broken input for the worker (docs/bad-input.md): every bad body ends in the DLQ
+//! with its reason (or, when the DLQ cannot take it, with SQS's redrive), odd but valid values
+//! reach AppSync exactly as GraphQL variables, and AppSync answer classification is total.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use uc_devkit::{AppSyncStandIn, Moto, sqs};
+use uc_schemas::envelope::MAX_MESSAGE_BYTES;
+use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+use uc_worker::classify::{Answer, Outcome, classify};
+use uc_worker::dead_letter::attr;
+use uc_worker::lambda::handle_batch;
+use uc_worker::{WorkerConfig, build_worker};
+
+fn event(sub: &str, email: Option<&str>) -> UserConfirmed {
+    UserConfirmed::new(
+        "us-east-1_Ab12Cd34E",
+        sub,
+        format!("user-{sub}"),
+        email.map(str::to_owned),
+        Some(true),
+        Some("client".into()),
+        chrono::Utc::now(),
+        "us-east-1",
+        Origin::PostConfirmation,
+    )
+}
+
+fn envelope(sub: &str) -> Value {
+    to_envelope(DEFAULT_SOURCE, &event(sub, Some("jane.doe@example.com")))
+}
+
+fn sqs_event(records: &[(&str, String)]) -> SqsEvent {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795000000000"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:profiles", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn config(standin: &AppSyncStandIn, dlq_url: &str) -> WorkerConfig {
+    let pairs = [
+        ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("DLQ_URL", dlq_url.to_owned()),
+        ("MAX_ATTEMPTS", "2".into()),
+        ("RETRY_MIN_DELAY_MS", "10".into()),
+        ("RETRY_MAX_DELAY_MS", "20".into()),
+    ];
+    WorkerConfig::from_reader(&uc_runtime::EnvReader::new(move |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }))
+    .unwrap()
+}
+
+/// One batch with a message for each bad-input row: where each one ends up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_body_is_dead_lettered_with_its_reason_and_odd_values_reach_appsync_exactly() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let (dlq_url, _) = sqs::create_queue(&client, "worker-dlq", 30).await;
+    let standin = AppSyncStandIn::start(&[]);
+    let worker = Arc::new(
+        build_worker(&config(&standin, &dlq_url), &sdk)
+            .await
+            .unwrap(),
+    );
+
+    let with = |sub: &str, edit: &dyn Fn(&mut Value)| {
+        let mut e = envelope(sub);
+        edit(&mut e);
+        e.to_string()
+    };
+    // (message id, body, the DLQ reason; None = processed, the profile is created)
+    let odd_email = "\"o'brien \\\"q\\\"\"\n@例え.jp";
+    let injection = "x\") { id } mutation { deleteUserProfile(input: {id: \"victim\"}) { id";
+    let rows: Vec<(&str, String, Option<&str>)> = vec![
+        ("m-empty", String::new(), Some("EmptyMessage")),
+        ("m-blank", " \n\t".into(), Some("EmptyMessage")),
+        (
+            "m-huge",
+            "x".repeat(MAX_MESSAGE_BYTES + 1),
+            Some("MessageTooLarge"),
+        ),
+        (
+            "m-nested-arrays",
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+            Some("NotJson"),
+        ),
+        (
+            "m-nested-objects",
+            format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200)),
+            Some("NotJson"),
+        ),
+        (
+            "m-not-json",
+            "{\"not\": \"an event\"".into(),
+            Some("NotJson"),
+        ),
+        ("m-array", "[1,2]".into(), Some("NotAnObject")),
+        (
+            "m-unrecognised",
+            "{\"hello\": 1}".into(),
+            Some("UnrecognisedMessage"),
+        ),
+        (
+            "m-detail-type",
+            with("s-dt", &|e| e["detail-type"] = "UserDeleted".into()),
+            Some("WrongDetailType"),
+        ),
+        (
+            "m-no-detail",
+            with("s-nd", &|e| {
+                e.as_object_mut().unwrap().remove("detail");
+            }),
+            Some("MissingDetail"),
+        ),
+        (
+            "m-v2",
+            with("s-v2", &|e| e["detail"]["schemaVersion"] = "2".into()),
+            Some("UnsupportedSchemaVersion"),
+        ),
+        (
+            "m-no-sub",
+            with("s-ns", &|e| {
+                e["detail"].as_object_mut().unwrap().remove("sub");
+            }),
+            Some("InvalidDetail"),
+        ),
+        (
+            "m-event-id",
+            with("s-ei", &|e| e["detail"]["eventId"] = "not-a-uuid".into()),
+            Some("InvalidDetail"),
+        ),
+        (
+            // serde's message echoes this value; uc.detail must not carry it.
+            "m-verified-email",
+            with("s-ve", &|e| {
+                e["detail"]["emailVerified"] = "jane.doe@example.com".into()
+            }),
+            Some("InvalidDetail"),
+        ),
+        (
+            "m-envelope-time",
+            with("s-et", &|e| e["time"] = 1_795_000_000.into()),
+            Some("InvalidDetail"),
+        ),
+        // Accepted: the worker does not check the source or the id's derivation, and any
+        // non-blank sub is an id.
+        (
+            "m-foreign-source",
+            with("s-foreign-source", &|e| e["source"] = "someone.else".into()),
+            None,
+        ),
+        (
+            "m-event-id-mismatch",
+            with("s-mismatch", &|e| {
+                e["detail"]["eventId"] = "00000000-0000-0000-0000-000000000000".into()
+            }),
+            None,
+        ),
+        (
+            "m-odd-email",
+            to_envelope(DEFAULT_SOURCE, &event("s-odd-email", Some(odd_email))).to_string(),
+            None,
+        ),
+        (
+            "m-injection",
+            to_envelope(DEFAULT_SOURCE, &event(injection, None)).to_string(),
+            None,
+        ),
+        (
+            "m-bare-detail",
+            serde_json::to_string(&event("s-bare", None)).unwrap(),
+            None,
+        ),
+    ];
+    let batch: Vec<(&str, String)> = rows.iter().map(|(id, b, _)| (*id, b.clone())).collect();
+    let response = handle_batch(worker.clone(), sqs_event(&batch), None, 8)
+        .await
+        .unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "every message is settled: {:?}",
+        response.batch_item_failures
+    );
+
+    let dead: HashMap<String, aws_sdk_sqs::types::Message> = sqs::drain(&client, &dlq_url)
+        .await
+        .into_iter()
+        .map(|m| {
+            let source = m.message_attributes().unwrap()[attr::SOURCE_MESSAGE_ID]
+                .string_value()
+                .unwrap()
+                .to_owned();
+            (source, m)
+        })
+        .collect();
+    for (id, body, reason) in &rows {
+        let Some(reason) = reason else {
+            assert!(!dead.contains_key(*id), "{id} was dead-lettered");
+            continue;
+        };
+        let message = dead
+            .get(*id)
+            .unwrap_or_else(|| panic!("{id} not in the DLQ"));
+        let attributes = message.message_attributes().unwrap();
+        assert_eq!(
+            attributes[attr::REASON].string_value(),
+            Some(*reason),
+            "{id}"
+        );
+        assert_eq!(
+            attributes[attr::STAGE].string_value(),
+            Some("parse"),
+            "{id}"
+        );
+        let kept = if body.is_empty() {
+            "<empty>"
+        } else {
+            body.as_str()
+        };
+        assert_eq!(
+            message.body(),
+            Some(kept),
+            "{id}: the original body is kept"
+        );
+        let detail = attributes[attr::DETAIL].string_value().unwrap();
+        assert!(!detail.contains('@'), "{id}: {detail}");
+    }
+    assert_eq!(dead.len(), rows.iter().filter(|r| r.2.is_some()).count());
+
+    let profiles = standin.profiles().await;
+    let profile = |id: &str| {
+        profiles
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap_or_else(|| panic!("no profile {id}: {profiles:?}"))
+            .clone()
+    };
+    assert_eq!(profile("s-odd-email")["email"], odd_email);
+    assert_eq!(
+        profile(injection)["profileOwner"],
+        format!("{injection}::user-{injection}")
+    );
+    assert_eq!(profiles.len(), 5, "{profiles:?}");
+}
+
+/// When the DLQ refuses the message (here: a body larger than its MaximumMessageSize), the
+/// message is reported failed, so SQS redelivers it and its redrive policy moves it to the DLQ
+/// after maxReceiveCount: nothing is deleted that was not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_dlq_refuses_is_left_to_the_redrive_policy() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let (dlq_url, _) = sqs::create_queue(&client, "worker-dlq", 30).await;
+    client
+        .set_queue_attributes()
+        .queue_url(&dlq_url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            "1024",
+        )
+        .send()
+        .await
+        .unwrap();
+    let standin = AppSyncStandIn::start(&[]);
+    let worker = Arc::new(build_worker(&config(&standin, &dlq_url), &sdk).await.unwrap());
+    let batch = sqs_event(&[
+        ("m-small", "not json".into()),
+        ("m-large", format!("not json {}", "x".repeat(2000))),
+    ]);
+    let response = handle_batch(worker, batch, None, 2).await.unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-large"]);
+    let dead = sqs::drain(&client, &dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some("not json"));
+}
+
+// ---------------------------------------------------------------- classification is total
+
+const FIELD: &str = "createUserProfile";
+
+fn error_type() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(prop_oneof![
+        Just(String::new()),
+        Just("DynamoDB:ConditionalCheckFailedException".to_owned()),
+        Just("Unauthorized".to_owned()),
+        Just("MappingTemplate".to_owned()),
+        Just("DynamoDB:ProvisionedThroughputExceededException".to_owned()),
+        Just("ExecutionTimeout".to_owned()),
+        Just("UnauthorizedException".to_owned()),
+        any::<String>(),
+    ])
+}
+
+fn graphql_error() -> impl Strategy<Value = Value> {
+    (
+        error_type(),
+        proptest::option::of(prop_oneof![
+            Just("Validation error of type X".to_owned()),
+            Just("Variable 'input' has coerced Null".to_owned()),
+            Just("Invalid Syntax : x".to_owned()),
+            any::<String>(),
+        ]),
+    )
+        .prop_map(|(error_type, message)| {
+            let mut e = json!({"path": [FIELD]});
+            if let Some(t) = error_type {
+                e["errorType"] = t.into();
+            }
+            if let Some(m) = message {
+                e["message"] = m.into();
+            }
+            e
+        })
+}
+
+/// AppSync-shaped bodies, and garbage.
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    let data = prop_oneof![
+        Just(Value::Null),
+        Just(json!({FIELD: {"id": "s"}})),
+        Just(json!({FIELD: null})),
+        Just(json!({FIELD: "s"})),
+        Just(json!({"other": {}})),
+    ];
+    let errors = prop_oneof![
+        Just(None),
+        Just(Some(json!([]))),
+        Just(Some(json!("boom"))),
+        prop::collection::vec(graphql_error(), 1..4).prop_map(|e| Some(Value::Array(e))),
+    ];
+    prop_oneof![
+        3 => (proptest::option::of(data), errors).prop_map(|(data, errors)| {
+            let mut b = json!({});
+            if let Some(d) = data {
+                b["data"] = d;
+            }
+            if let Some(e) = errors {
+                b["errors"] = e;
+            }
+            b.to_string().into_bytes()
+        }),
+        1 => prop::collection::vec(any::<u8>(), 0..64),
+        1 => any::<String>().prop_map(String::into_bytes),
+    ]
+}
+
+fn status() -> impl Strategy<Value = u16> {
+    prop_oneof![
+        4 => Just(200u16),
+        1 => prop::sample::select(vec![201u16, 204, 302, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504]),
+        1 => any::<u16>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Every (status, body) has exactly one outcome, agreeing with the README's table, and a
+    /// non-empty reason code (the DLQ's `uc.reason`; SQS refuses empty attribute values).
+    #[test]
+    fn classification_is_total(status in status(), body in body()) {
+        let answer = Answer::Http { status, body };
+        let outcome = classify(&answer, FIELD);
+        prop_assert_eq!(&outcome, &classify(&answer, FIELD));
+        prop_assert!(!outcome.code().is_empty(), "empty reason: {:?}", outcome);
+        let expected_class = match status {
+            200 => !matches!(outcome, Outcome::AuthRejected { .. }),
+            401 | 403 => matches!(outcome, Outcome::AuthRejected { .. }),
+            429 => matches!(outcome, Outcome::Retryable { throttled: true, .. }),
+            500..=599 => matches!(outcome, Outcome::Retryable { .. }),
+            400..=499 => matches!(outcome, Outcome::Permanent { .. }),
+            _ => matches!(outcome, Outcome::Retryable { .. }),
+        };
+        prop_assert!(expected_class, "{} gave {:?}", status, outcome);
+        if status != 200 {
+            prop_assert!(!matches!(outcome, Outcome::Created | Outcome::AlreadyExists));
+        }
+    }
+}
