@@ -17,6 +17,9 @@ use uc_devkit::{
     workspace_root,
 };
 
+/// The local worker queue's visibility timeout (the template's default suits Lambda).
+pub const LOCAL_VISIBILITY_SECONDS: u32 = 10;
+
 /// The stack's name in moto's CloudFormation, and the prefix of its resources' names.
 pub const STACK_NAME: &str = "uc-local";
 
