@@ -7,7 +7,7 @@ VENV  := dev/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
 
-.PHONY: help venv build test lint demo local-up local-down clean
+.PHONY: help venv build test lint demo chaos local-up local-down clean
 
 help:
 	@echo "make demo   run the whole pipeline locally and print a report (USERS=300)"
@@ -39,6 +39,14 @@ OPS   := ./target/debug/uc-ops
 demo: venv
 	cargo build --workspace --bins
 	@trap '$(OPS) local down' EXIT; $(OPS) local up && $(OPS) demo --users $(USERS)
+
+CHAOS_USERS ?= 5000
+SEED ?= 42
+
+# Thousands of sign-ups under faults, then a DLQ replay: exactly one profile per user, or exit 1.
+chaos: venv
+	cargo build --workspace --bins
+	@trap '$(OPS) local down' EXIT; $(OPS) local up >/dev/null && $(OPS) chaos --users $(CHAOS_USERS) --seed $(SEED)
 
 local-up: venv
 	cargo build --workspace --bins

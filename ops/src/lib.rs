@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod backfill;
+pub mod chaos;
 pub mod demo;
 pub mod dlq;
 pub mod local;

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use uc_ops::attach;
 use uc_ops::backfill::{self, BackfillOptions, Target};
+use uc_ops::chaos::{self, ChaosOptions};
 use uc_ops::demo::{self, DemoOptions};
 use uc_ops::dlq::{self, Filter, ReplayOptions};
 use uc_ops::local::{self, StackEnv};
@@ -52,6 +53,21 @@ enum Command {
         #[arg(long, default_value_t = 180)]
         timeout_seconds: u64,
         /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Thousands of sign-ups through the local pipeline under faults; exit 1 unless every
+    /// confirmed user ends with exactly one profile.
+    Chaos {
+        #[arg(long, default_value_t = 5000)]
+        users: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Worker SIGKILLs while sign-ups flow.
+        #[arg(long, default_value_t = 5)]
+        kills: usize,
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
         #[arg(long)]
         json: bool,
     },
@@ -342,6 +358,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&report)?;
             } else {
                 print!("{}", demo::render(&report));
+            }
+            if !report.is_exact() {
+                std::process::exit(1);
+            }
+        }
+        Command::Chaos {
+            users,
+            seed,
+            kills,
+            timeout_seconds,
+            json,
+        } => {
+            let env = StackEnv::load(&local::env_file(&state_dir))?;
+            let options = ChaosOptions {
+                users,
+                seed,
+                kills,
+                emitter_bin: sibling_binary("uc-emitter")?,
+                worker_bin: sibling_binary("uc-worker")?,
+                show_progress: !json,
+                timeout: Duration::from_secs(timeout_seconds),
+            };
+            if !json {
+                println!(
+                    "Chaos: {users} sign-ups, seed {seed}, {kills} worker SIGKILLs, AppSync faults, duplicates, an EventBridge outage"
+                );
+            }
+            let report = chaos::run(env, &options)
+                .await
+                .context("chaos run failed")?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{}", chaos::render(&report));
             }
             if !report.is_exact() {
                 std::process::exit(1);

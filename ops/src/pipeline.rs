@@ -181,13 +181,21 @@ impl Pipeline {
 
     /// Starts the worker binary in long-poll mode.
     pub fn start_worker(&self, worker_bin: &Path, overrides: &[(&str, String)]) -> RunningBinary {
-        let mut env: Vec<(String, String)> = self.env.binary_env();
-        env.push(("WAIT_TIME_SECONDS".into(), "1".into()));
-        env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let borrowed: Vec<(&str, String)> =
-            env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        RunningBinary::start(&worker_bin.display().to_string(), &["poll"], &borrowed)
+        start_worker(&self.env, worker_bin, overrides)
     }
+}
+
+/// Starts the worker binary in long-poll mode on the stack, with `overrides`.
+pub fn start_worker(
+    env: &StackEnv,
+    worker_bin: &Path,
+    overrides: &[(&str, String)],
+) -> RunningBinary {
+    let mut vars: Vec<(String, String)> = env.binary_env();
+    vars.push(("WAIT_TIME_SECONDS".into(), "1".into()));
+    vars.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let borrowed: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    RunningBinary::start(&worker_bin.display().to_string(), &["poll"], &borrowed)
 }
 
 /// Sums an EMF counter over `lines` written by `service`.

@@ -275,6 +275,23 @@ impl StandInControl {
         );
     }
 
+    /// Replaces the fault rules and reseeds the stand-in's fault draws, for reproducible runs.
+    pub async fn set_faults_seeded(&self, rules: serde_json::Value, seed: u64) {
+        let body = serde_json::json!({ "rules": rules, "seed": seed });
+        let response = self
+            .http
+            .post(self.control("faults"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "set faults: {}",
+            response.status()
+        );
+    }
+
     pub async fn clear_faults(&self) {
         self.http
             .delete(self.control("faults"))

@@ -1,0 +1,427 @@
+//! `uc-ops chaos`: thousands of sign-ups through the local pipeline under faults — AppSync
+//! failing with 503, 429, answers slower than the client's timeout, throughput-exceeded and
+//! authorization errors; duplicated Cognito deliveries and SQS messages; the worker killed with
+//! SIGKILL and restarted; EventBridge unreachable for a stretch. Then the faults stop, the DLQ
+//! is replayed, and the run must end with exactly one profile per confirmed user. Seeded: the
+//! same seed makes the same fault plan.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+use uc_devkit::{free_port, sqs};
+use uc_schemas::{Origin, UserConfirmed, to_envelope};
+
+use crate::dlq::{self, Filter, ReplayOptions};
+use crate::local::StackEnv;
+use crate::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, emf_count, start_worker};
+
+pub struct ChaosOptions {
+    pub users: usize,
+    pub seed: u64,
+    /// SIGKILLs of the worker while sign-ups flow.
+    pub kills: usize,
+    pub emitter_bin: PathBuf,
+    pub worker_bin: PathBuf,
+    pub show_progress: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosReport {
+    pub seed: u64,
+    pub users: usize,
+    pub duplicated_cognito_deliveries: usize,
+    pub duplicated_sqs_messages: usize,
+    pub users_during_eventbridge_outage: usize,
+    pub published_via_fallback: u64,
+    /// Sign-ups whose event could not be published at all (fail-open), then back-filled.
+    pub emitter_publish_failed: u64,
+    pub backfilled: usize,
+    pub worker_kills: usize,
+    pub appsync_requests: u64,
+    pub faults_injected: serde_json::Value,
+    pub worker_retries: u64,
+    pub already_existing_answers: u64,
+    pub dlq_entries_before_replay: u64,
+    pub replay_created: usize,
+    pub replay_already_existed: usize,
+    pub profiles: usize,
+    pub missing: Vec<String>,
+    pub duplicated: Vec<String>,
+    pub extra: Vec<String>,
+    pub dlq_after: u64,
+    pub seconds: f64,
+}
+
+impl ChaosReport {
+    pub fn is_exact(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.extra.is_empty()
+            && self.dlq_after == 0
+    }
+}
+
+/// The worker settings for a faulty AppSync: a short client timeout (so slow answers time out),
+/// few attempts per receive, and quick visibility back-off.
+const WORKER_SETTINGS: &[(&str, &str)] = &[
+    ("REQUEST_TIMEOUT_MS", "1000"),
+    ("MAX_ATTEMPTS", "3"),
+    ("RETRY_MIN_DELAY_MS", "20"),
+    ("RETRY_MAX_DELAY_MS", "200"),
+    ("VISIBILITY_BACKOFF_BASE_SECONDS", "1"),
+    ("VISIBILITY_BACKOFF_MAX_SECONDS", "4"),
+    ("CONCURRENCY", "16"),
+];
+
+fn worker_overrides() -> Vec<(&'static str, String)> {
+    WORKER_SETTINGS
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect()
+}
+
+/// Fault rules: checked in order, the first status/errorType that applies decides.
+fn fault_rules() -> serde_json::Value {
+    json!([
+        {"status": 503, "fraction": 0.12},
+        {"status": 429, "fraction": 0.08},
+        {"errorType": "DynamoDB:ProvisionedThroughputExceededException", "fraction": 0.08},
+        {"errorType": "Unauthorized", "fraction": 0.01},
+        {"latencyMs": 1500, "fraction": 0.04},
+    ])
+}
+
+pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
+    let started = Instant::now();
+    let run_started = chrono::Utc::now();
+    let mut rng = fastrand::Rng::with_seed(options.seed);
+    let run_id = format!("chaos{}", options.seed);
+    let pipeline = Pipeline::start(env.clone(), &options.emitter_bin, &[]).await?;
+    // The same emitter with EventBridge unreachable: the fallback queue must carry its events.
+    let unreachable = format!("http://127.0.0.1:{}", free_port());
+    let outage = Pipeline::start(
+        env.clone(),
+        &options.emitter_bin,
+        &[
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", unreachable),
+            ("PUBLISH_BUDGET_MS", "800".into()),
+        ],
+    )
+    .await?;
+    pipeline
+        .standin
+        .set_faults_seeded(fault_rules(), options.seed)
+        .await;
+
+    let worker_outputs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let worker = Arc::new(Mutex::new(
+        pipeline.start_worker(&options.worker_bin, &worker_overrides()),
+    ));
+
+    // Kill moments, drawn now so the plan depends on the seed only.
+    let kill_delays: Vec<Duration> = (0..options.kills)
+        .map(|_| Duration::from_millis(rng.u64(1_000..4_000)))
+        .collect();
+    let killer = {
+        let (worker, outputs, bin) = (
+            worker.clone(),
+            worker_outputs.clone(),
+            options.worker_bin.clone(),
+        );
+        let pipeline_env = env.clone();
+        tokio::spawn(async move {
+            for delay in kill_delays {
+                tokio::time::sleep(delay).await;
+                let mut running = worker.lock().unwrap();
+                running.signal("KILL");
+                running.wait(Duration::from_secs(5));
+                outputs.lock().unwrap().extend(running.output());
+                *running = start_worker(&pipeline_env, &bin, &worker_overrides());
+            }
+        })
+    };
+
+    // Sign-ups: a window of them during the EventBridge outage; some delivered twice by
+    // "Cognito"; some sent twice straight into the queue (an SQS redelivery).
+    let outage_window = (options.users * 4 / 10)..(options.users / 2);
+    let plan: Vec<(usize, bool, bool)> = (0..options.users)
+        .map(|i| (i, rng.f64() < 0.10, rng.f64() < 0.05))
+        .collect();
+    let bar = if options.show_progress {
+        ProgressBar::new(options.users as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("  {msg:<22} [{bar:32}] {pos:>5}/{len:<5} {elapsed:>4}")
+            .expect("valid template"),
+    );
+    bar.set_message("chaotic sign-ups");
+    let sqs_client = aws_sdk_sqs::Client::new(&env.sdk_config().await?);
+    let queue_url = env.get("QUEUE_URL")?.to_owned();
+    let mut users: Vec<ConfirmedUser> = Vec::new();
+    let mut cognito_duplicates = 0;
+    let mut sqs_duplicates = 0;
+    let mut results = futures::stream::iter(plan)
+        .map(|(i, twice, redeliver)| {
+            let emitter = if outage_window.contains(&i) {
+                &outage
+            } else {
+                &pipeline
+            };
+            let (pipeline, run_id, sqs_client, queue_url, env) =
+                (&pipeline, &run_id, &sqs_client, &queue_url, &env);
+            async move {
+                let user = pipeline
+                    .sign_up_and_confirm(&format!("{run_id}.{i}@example.com"))
+                    .await?;
+                let event = pipeline.trigger_event(&user, CONFIRM_SIGN_UP).await?;
+                for _ in 0..(1 + usize::from(twice)) {
+                    emitter
+                        .invoke_emitter(&event)
+                        .await
+                        .result
+                        .map_err(|e| anyhow::anyhow!("emitter error: {e}"))?;
+                }
+                if redeliver {
+                    let detail = UserConfirmed::new(
+                        env.get("USER_POOL_ID")?,
+                        &user.sub,
+                        &user.username,
+                        None,
+                        None,
+                        None,
+                        user.confirmed_at,
+                        env.get("AWS_REGION")?,
+                        Origin::PostConfirmation,
+                    );
+                    let body = to_envelope(env.get("EVENT_SOURCE")?, &detail).to_string();
+                    sqs::send_all(sqs_client, queue_url, &[body.clone(), body]).await;
+                }
+                anyhow::Ok((user, twice, redeliver))
+            }
+        })
+        .buffer_unordered(4);
+    while let Some(result) = results.next().await {
+        let (user, twice, redeliver) = result?;
+        cognito_duplicates += usize::from(twice);
+        sqs_duplicates += 2 * usize::from(redeliver);
+        users.push(user);
+        bar.inc(1);
+    }
+    drop(results);
+    bar.finish();
+    killer.await?;
+
+    // Faults stop. Sign-ups whose publish failed even through the fallback (fail-open: the
+    // user is confirmed, the event is not) are recovered the operator's way: a back-fill.
+    pipeline.standin.clear_faults().await;
+    let emitter_failed = emf_count(&pipeline.emitter_output(), "emitter", "Failed")
+        + emf_count(&outage.emitter_output(), "emitter", "Failed");
+    let mut backfilled = 0;
+    if emitter_failed > 0 {
+        let sdk = env.sdk_config().await?;
+        let clients = crate::backfill::Clients {
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            sqs: sqs_client.clone(),
+        };
+        let checkpoint =
+            std::env::temp_dir().join(format!("uc-chaos-backfill-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&checkpoint);
+        let backfill = crate::backfill::BackfillOptions {
+            user_pool_id: env.get("USER_POOL_ID")?.to_owned(),
+            region: env.get("AWS_REGION")?.to_owned(),
+            since: Some(run_started - chrono::Duration::minutes(1)),
+            status: "CONFIRMED".into(),
+            target: crate::backfill::Target::EventBridge {
+                bus: env.get("EVENT_BUS_NAME")?.to_owned(),
+                source: env.get("EVENT_SOURCE")?.to_owned(),
+            },
+            dry_run: false,
+            checkpoint,
+            max_pages: None,
+            rate: None,
+        };
+        backfilled = crate::backfill::run(&clients, &backfill, |_| {})
+            .await?
+            .published;
+    }
+
+    // The worker drains the queue (messages held by killed workers come back after the
+    // queue's visibility timeout).
+    let deadline = Instant::now() + options.timeout;
+    while Instant::now() < deadline && sqs::depth(&sqs_client, &queue_url).await > 0 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    {
+        let mut running = worker.lock().unwrap();
+        running.signal("TERM");
+        running.wait(Duration::from_secs(30));
+        worker_outputs.lock().unwrap().extend(running.output());
+    }
+
+    // What could not succeed under the faults is in the DLQs: replay it with the worker's core.
+    let dlq_url = env.get("DLQ_URL")?.to_owned();
+    let rule_dlq_url = env.get("RULE_DLQ_URL")?.to_owned();
+    let dlq_entries_before_replay =
+        sqs::depth(&sqs_client, &dlq_url).await + sqs::depth(&sqs_client, &rule_dlq_url).await;
+    let (mut replay_created, mut replay_already_existed) = (0, 0);
+    if dlq_entries_before_replay > 0 {
+        let lookup = env.vars.clone();
+        let mut config =
+            uc_worker::WorkerConfig::from_reader(&uc_runtime::EnvReader::new(move |k: &str| {
+                lookup.get(k).cloned()
+            }))?;
+        config.dlq_url = Some(dlq_url.clone());
+        let core = uc_worker::build_worker(&config, &env.sdk_config().await?).await?;
+        let sink = uc_worker::SqsDeadLetters::new(sqs_client.clone(), dlq_url.clone());
+        let options = ReplayOptions {
+            limit: usize::MAX,
+            rate: None,
+            filter: Filter::All,
+            dry_run: false,
+        };
+        for url in [&dlq_url, &rule_dlq_url] {
+            let summary = dlq::replay(&sqs_client, url, &core, &sink, &options, |_| {}).await?;
+            replay_created += summary.created;
+            replay_already_existed += summary.already_existed;
+        }
+    }
+
+    let stats = pipeline.standin.stats().await;
+    let profiles = pipeline.standin.profiles().await;
+    let subs: HashSet<&str> = users.iter().map(|u| u.sub.as_str()).collect();
+    let mut per_sub: HashMap<String, usize> = HashMap::new();
+    let mut extra = Vec::new();
+    for profile in &profiles {
+        let id = profile["id"].as_str().unwrap_or_default().to_owned();
+        if subs.contains(id.as_str()) {
+            *per_sub.entry(id).or_default() += 1;
+        } else {
+            extra.push(id);
+        }
+    }
+    let mut missing: Vec<String> = subs
+        .iter()
+        .filter(|s| !per_sub.contains_key(**s))
+        .map(|s| s.to_string())
+        .collect();
+    let mut duplicated: Vec<String> = subs
+        .iter()
+        .filter(|s| {
+            per_sub.get(**s).copied().unwrap_or(0) > 1
+                || stats["perId"][**s]["created"].as_u64().unwrap_or(0) > 1
+        })
+        .map(|s| s.to_string())
+        .collect();
+    missing.sort();
+    duplicated.sort();
+    let outputs = worker_outputs.lock().unwrap().clone();
+    Ok(ChaosReport {
+        seed: options.seed,
+        users: users.len(),
+        duplicated_cognito_deliveries: cognito_duplicates,
+        duplicated_sqs_messages: sqs_duplicates,
+        users_during_eventbridge_outage: outage_window.len().min(users.len()),
+        published_via_fallback: emf_count(&outage.emitter_output(), "emitter", "Fallback"),
+        emitter_publish_failed: emitter_failed,
+        backfilled,
+        worker_kills: options.kills,
+        appsync_requests: stats["requests"].as_u64().unwrap_or(0),
+        faults_injected: stats["faultsInjected"].clone(),
+        worker_retries: emf_count(&outputs, "worker", "Retried"),
+        already_existing_answers: stats["duplicates"].as_u64().unwrap_or(0),
+        dlq_entries_before_replay,
+        replay_created,
+        replay_already_existed,
+        profiles: per_sub.len(),
+        missing,
+        duplicated,
+        extra,
+        dlq_after: sqs::depth(&sqs_client, &dlq_url).await
+            + sqs::depth(&sqs_client, &rule_dlq_url).await,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The report as lines.
+pub fn render(report: &ChaosReport) -> String {
+    let rows = [
+        ("seed", report.seed.to_string()),
+        ("users signed up & confirmed", report.users.to_string()),
+        (
+            "Cognito deliveries duplicated",
+            report.duplicated_cognito_deliveries.to_string(),
+        ),
+        (
+            "SQS messages duplicated",
+            report.duplicated_sqs_messages.to_string(),
+        ),
+        (
+            "users during the EventBridge outage",
+            report.users_during_eventbridge_outage.to_string(),
+        ),
+        (
+            "published via the fallback queue",
+            report.published_via_fallback.to_string(),
+        ),
+        (
+            "publishes failed (fail-open) / back-filled",
+            format!("{} / {}", report.emitter_publish_failed, report.backfilled),
+        ),
+        ("worker SIGKILLs", report.worker_kills.to_string()),
+        ("AppSync requests", report.appsync_requests.to_string()),
+        ("faults injected", report.faults_injected.to_string()),
+        ("worker retries", report.worker_retries.to_string()),
+        (
+            "already-existing answers (redeliveries)",
+            report.already_existing_answers.to_string(),
+        ),
+        (
+            "DLQ entries before replay",
+            report.dlq_entries_before_replay.to_string(),
+        ),
+        (
+            "replay: created / already existed",
+            format!(
+                "{} / {}",
+                report.replay_created, report.replay_already_existed
+            ),
+        ),
+        ("profiles (one per user)", report.profiles.to_string()),
+        (
+            "missing / duplicated / extra",
+            format!(
+                "{} / {} / {}",
+                report.missing.len(),
+                report.duplicated.len(),
+                report.extra.len()
+            ),
+        ),
+        ("DLQ depth after", report.dlq_after.to_string()),
+    ];
+    let mut out = String::new();
+    for (k, v) in rows {
+        out.push_str(&format!("  {k:<42} {v}\n"));
+    }
+    out.push_str(&if report.is_exact() {
+        format!(
+            "OK: exactly one profile per confirmed user, DLQ empty ({:.1} s).\n",
+            report.seconds
+        )
+    } else {
+        format!(
+            "FAILED: missing {:?} duplicated {:?} extra {:?} dlq {}\n",
+            report.missing, report.duplicated, report.extra, report.dlq_after
+        )
+    });
+    out
+}

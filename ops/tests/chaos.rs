@@ -1,0 +1,32 @@
+//! The small chaos run inside `make test` (`make chaos` runs thousands): faults, duplicates,
+//! SIGKILLs and an EventBridge outage, then a DLQ replay — exactly one profile per user.
+
+use std::time::Duration;
+
+use uc_ops::chaos::{self, ChaosOptions};
+
+mod support;
+use support::{TestStack, binary};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_chaos_run_ends_exact() {
+    let stack = TestStack::up("chaos").await;
+    let options = ChaosOptions {
+        users: 120,
+        seed: 7,
+        kills: 2,
+        emitter_bin: binary("uc-emitter"),
+        worker_bin: binary("uc-worker"),
+        show_progress: false,
+        timeout: Duration::from_secs(120),
+    };
+    let report = chaos::run(stack.env.clone(), &options).await.unwrap();
+    println!("{}", chaos::render(&report));
+    assert!(report.is_exact(), "{}", chaos::render(&report));
+    assert_eq!(report.profiles, 120);
+    assert!(
+        report.published_via_fallback > 0,
+        "the outage window used the fallback"
+    );
+    assert!(report.appsync_requests > 120, "faults caused retries");
+}
