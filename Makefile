@@ -7,11 +7,15 @@ VENV  := dev/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
 
-.PHONY: help venv build test lint demo chaos local-up local-down clean
+.PHONY: help venv infra-venv docs-typecheck build test lint lint-infra demo chaos bench local-up local-down clean
+.PHONY: deny fuzz
 
 help:
 	@echo "make demo   run the whole pipeline locally and print a report (USERS=300)"
 	@echo "make test   format check, clippy, Python and Rust tests (unit + local-stack integration)"
+	@echo "make bench  benchmarks vs the synchronous design; writes docs/benchmarks.{json,md} + plots (~15 min)"
+	@echo "make deny   supply chain: licenses, banned crates, sources, RustSec advisories (offline snapshot)"
+	@echo "make fuzz   libFuzzer on the emitter, the envelope parser and AppSync classification (FUZZ_SECONDS=60 each)"
 
 # A Python venv with the pinned local-stack tools (moto server, botocore, graphql-core, pytest).
 venv: $(STAMP)
@@ -20,14 +24,45 @@ $(STAMP): dev/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r dev/requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# checkov pins boto3 and networkx versions that conflict with moto's: it gets its own venv.
+INFRA_VENV  := dev/.venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell sha256sum dev/requirements-infra.txt | cut -c1-12)
+
+infra-venv: $(INFRA_STAMP)
+$(INFRA_STAMP): dev/requirements-infra.txt
+	@test -x $(INFRA_VENV)/bin/python || python3 -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check -r dev/requirements-infra.txt
+	@rm -f $(INFRA_VENV)/.installed-* && touch $@
+
+# The template: rendered from its source and the contract's JSON Schema, cfn-lint clean
+# (errors and warnings), and checkov with every skip justified in the template.
+lint-infra: venv infra-venv
+	$(PY) infra/render.py --check
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(INFRA_VENV)/bin/checkov --file infra/template.yaml --framework cloudformation --skip-download --compact --quiet
+
+# The TypeScript shown in docs/amplify-gen2.md, type-checked against pinned Amplify/CDK versions.
+docs-typecheck:
+	cd docs/amplify-gen2 && npm install --ignore-scripts --no-audit --no-fund --loglevel=error && ./node_modules/.bin/tsc -p tsconfig.json
+
 build:
 	cargo build --workspace --all-targets
+
+# Supply chain (deny.toml): cargo-deny pinned, advisories from ../shared/advisory-db, no fetching.
+deny:
+	./dev/deny.sh
+
+# Fuzzing (fuzz/, nightly + cargo-fuzz, installed if missing): FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= emitter_event parse_message classify
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" ./fuzz/run.sh
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv lint
+test: venv infra-venv lint lint-infra docs-typecheck deny
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
 
@@ -48,6 +83,31 @@ chaos: venv
 	cargo build --workspace --bins
 	@trap '$(OPS) local down' EXIT; $(OPS) local up >/dev/null && $(OPS) chaos --users $(CHAOS_USERS) --seed $(SEED)
 
+# Benchmarks (docs/benchmarks.md): pinned installs (npm ci for the Amplify baseline, a venv with
+# matplotlib and cargo-lambda), release builds, criterion, the arm64 zips, then one measuring run.
+BENCH_VENV  := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell sha256sum bench/requirements.txt | cut -c1-12)
+BENCH_NODE  := bench/baseline/node_modules/.package-lock.json
+
+$(BENCH_STAMP): bench/requirements.txt
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@rm -f $(BENCH_VENV)/.installed-* && touch $@
+$(BENCH_NODE): bench/baseline/package-lock.json
+	cd bench/baseline && npm ci --no-audit --no-fund
+
+bench: venv $(BENCH_STAMP) $(BENCH_NODE)
+	cd bench/baseline && node build.mjs
+	cargo build --release -p uc-emitter -p uc-worker -p uc-bench
+	cargo bench -p uc-emitter -p uc-worker --bench mapping --bench message
+	PATH="$(CURDIR)/$(BENCH_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip --bin uc-emitter --bin uc-worker
+	./target/release/uc-bench run --out docs/benchmarks.json \
+	  --emitter target/release/uc-emitter --worker target/release/uc-worker --baseline bench/baseline/bootstrap \
+	  --criterion-dir target/criterion \
+	  --zip uc-emitter=target/lambda/uc-emitter/bootstrap.zip --zip uc-worker=target/lambda/uc-worker/bootstrap.zip \
+	  --version-of "cargo-lambda=$$($(BENCH_VENV)/bin/cargo-lambda lambda --version)"
+	$(BENCH_VENV)/bin/python bench/render.py docs/benchmarks.json
+
 local-up: venv
 	cargo build --workspace --bins
 	$(OPS) local up
@@ -57,4 +117,4 @@ local-down:
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(INFRA_VENV)

@@ -97,14 +97,8 @@ impl EmitterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
     fn config(pairs: &[(&str, &str)]) -> Result<EmitterConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        EmitterConfig::from_reader(&EnvReader::new(|k: &str| map.get(k).cloned()))
+        EmitterConfig::from_reader(&uc_runtime::env::from_pairs(pairs.iter().copied()))
     }
 
     #[test]

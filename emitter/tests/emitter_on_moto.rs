@@ -7,23 +7,12 @@ use serde_json::{Value, json};
 use uc_devkit::{Answer, Moto, ScriptedHttp, free_port, sdk_config_for};
 use uc_emitter::adapters::{EventBridgePublisher, SqsFallback};
 use uc_emitter::{Emitter, EmitterConfig, EmitterError};
-use uc_runtime::EnvReader;
 use uc_schemas::{DEFAULT_SOURCE, JSON_SCHEMA, UserConfirmed, event_pattern, parse_message};
 
 const BUS: &str = "uc-test-bus";
 
 fn config(pairs: &[(&str, &str)]) -> EmitterConfig {
-    let owned: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    EmitterConfig::from_reader(&EnvReader::new(move |name: &str| {
-        owned
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }))
-    .unwrap()
+    EmitterConfig::from_reader(&uc_runtime::env::from_pairs(pairs.iter().copied())).unwrap()
 }
 
 fn cognito_event(sub: &str) -> Value {

@@ -56,6 +56,10 @@ pub struct ChaosReport {
     pub duplicated: Vec<String>,
     pub extra: Vec<String>,
     pub dlq_after: u64,
+    /// Messages left in the worker queue at the end.
+    pub queue_after: u64,
+    /// For each missing user: what the emitters, the worker and AppSync saw of it.
+    pub diagnosis: Vec<String>,
     pub seconds: f64,
 }
 
@@ -258,7 +262,21 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     // The worker drains the queue (messages held by killed workers come back after the
     // queue's visibility timeout).
     let deadline = Instant::now() + options.timeout;
+    let mut worker_crashes = Vec::new();
     while Instant::now() < deadline && sqs::depth(&sqs_client, &queue_url).await > 0 {
+        // The orchestrator's part: a worker that exited is started again.
+        {
+            let mut running = worker.lock().unwrap();
+            if let Some(status) = running.exited() {
+                let output = running.output();
+                worker_crashes.push(format!(
+                    "worker exited ({status}); last lines: {:?}",
+                    &output[output.len().saturating_sub(3)..]
+                ));
+                worker_outputs.lock().unwrap().extend(output);
+                *running = start_worker(&env, &options.worker_bin, &worker_overrides());
+            }
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     {
@@ -275,11 +293,8 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         sqs::depth(&sqs_client, &dlq_url).await + sqs::depth(&sqs_client, &rule_dlq_url).await;
     let (mut replay_created, mut replay_already_existed) = (0, 0);
     if dlq_entries_before_replay > 0 {
-        let lookup = env.vars.clone();
         let mut config =
-            uc_worker::WorkerConfig::from_reader(&uc_runtime::EnvReader::new(move |k: &str| {
-                lookup.get(k).cloned()
-            }))?;
+            uc_worker::WorkerConfig::from_reader(&uc_runtime::env::from_pairs(env.vars.clone()))?;
         config.dlq_url = Some(dlq_url.clone());
         let core = uc_worker::build_worker(&config, &env.sdk_config().await?).await?;
         let sink = uc_worker::SqsDeadLetters::new(sqs_client.clone(), dlq_url.clone());
@@ -325,6 +340,29 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     missing.sort();
     duplicated.sort();
     let outputs = worker_outputs.lock().unwrap().clone();
+    let emitter_lines: Vec<String> = pipeline
+        .emitter_output()
+        .into_iter()
+        .chain(outage.emitter_output())
+        .collect();
+    let diagnosis = worker_crashes
+        .into_iter()
+        .chain(missing.iter().map(|sub| {
+            let seen = |lines: &[String]| -> Vec<String> {
+                lines
+                    .iter()
+                    .filter(|l| l.contains(sub.as_str()) && !l.contains("\"_aws\""))
+                    .map(|l| l.chars().take(220).collect())
+                    .collect()
+            };
+            format!(
+                "{sub}: emitter {:?}; worker {:?}; appsync {}",
+                seen(&emitter_lines),
+                seen(&outputs),
+                stats["perId"][sub]
+            )
+        }))
+        .collect();
     Ok(ChaosReport {
         seed: options.seed,
         users: users.len(),
@@ -348,6 +386,8 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         extra,
         dlq_after: sqs::depth(&sqs_client, &dlq_url).await
             + sqs::depth(&sqs_client, &rule_dlq_url).await,
+        queue_after: sqs::depth(&sqs_client, &queue_url).await,
+        diagnosis,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -419,8 +459,13 @@ pub fn render(report: &ChaosReport) -> String {
         )
     } else {
         format!(
-            "FAILED: missing {:?} duplicated {:?} extra {:?} dlq {}\n",
-            report.missing, report.duplicated, report.extra, report.dlq_after
+            "FAILED: missing {:?} duplicated {:?} extra {:?} dlq {} queue {}\n{}\n",
+            report.missing,
+            report.duplicated,
+            report.extra,
+            report.dlq_after,
+            report.queue_after,
+            report.diagnosis.join("\n")
         )
     });
     out

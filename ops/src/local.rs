@@ -9,11 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_cognitoidentityprovider::types::{
-    ExplicitAuthFlowsType, UsernameAttributeType, VerifiedAttributeType,
-};
+use aws_sdk_cognitoidentityprovider::types::{ExplicitAuthFlowsType, VerifiedAttributeType};
 use uc_devkit::{
-    ACCESS_KEY, REGION, SECRET_KEY, free_port, parse_ready_line, python, standin_args,
+    ACCESS_KEY, REGION, SECRET_KEY, free_port, moto_args, parse_ready_line, python, standin_args,
     workspace_root,
 };
 
@@ -96,7 +94,7 @@ impl StackEnv {
 
     fn pids(&self) -> Vec<(u32, &'static str)> {
         [
-            (MOTO_PID, "moto.server"),
+            (MOTO_PID, "moto_server.py"),
             (STANDIN_PID, "appsync_standin.py"),
         ]
         .into_iter()
@@ -199,14 +197,7 @@ pub async fn up(state_dir: &Path) -> Result<StackEnv, LocalError> {
     let moto_port = free_port();
     let mut moto = spawn_detached(
         &python(),
-        &[
-            "-m".into(),
-            "moto.server".into(),
-            "-H".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            moto_port.to_string(),
-        ],
+        &moto_args(moto_port),
         &state_dir.join("moto.log"),
     )?;
     let mut env = StackEnv {
@@ -269,7 +260,9 @@ async fn create_resources(env: &mut StackEnv) -> Result<(), LocalError> {
         let pool = cognito
             .create_user_pool()
             .pool_name(format!("{STACK_NAME}-users"))
-            .username_attributes(UsernameAttributeType::Email)
+            // Usernames are UUIDs, as Amplify's email sign-in makes them. Not declaring email a
+            // username attribute keeps moto's user look-ups O(1): with one, moto scans every
+            // user on each call (quadratic over a demo) and races concurrent sign-ups.
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .send()
             .await
@@ -332,6 +325,12 @@ fn deploy_template(env: &StackEnv) -> Result<Vec<(String, String)>, LocalError> 
         .args([
             "--param",
             &format!("AppSyncGraphqlUrl={}", env.get("APPSYNC_GRAPHQL_URL")?),
+        ])
+        // The local worker is a process, not a Lambda: a short visibility timeout brings the
+        // messages a killed worker held back in seconds rather than minutes.
+        .args([
+            "--param",
+            &format!("QueueVisibilityTimeoutSeconds={LOCAL_VISIBILITY_SECONDS}"),
         ])
         .output()
         .map_err(|e| LocalError::Resources(format!("dev/local_stack.py: {e}")))?;

@@ -62,14 +62,16 @@ impl Pipeline {
         })
     }
 
-    /// Signs `email` up through the app client and confirms it (as AdminConfirmSignUp would).
+    /// Signs `email` up through the app client (with a UUID username, as Amplify's email
+    /// sign-in does) and confirms it (as AdminConfirmSignUp would).
     pub async fn sign_up_and_confirm(&self, email: &str) -> anyhow::Result<ConfirmedUser> {
         let pool = self.env.get("USER_POOL_ID")?;
+        let username = uuid::Uuid::new_v4().to_string();
         let signed_up = self
             .cognito
             .sign_up()
             .client_id(self.env.get("USER_POOL_CLIENT_ID")?)
-            .username(email)
+            .username(&username)
             .password(PASSWORD)
             .user_attributes(
                 AttributeType::builder()
@@ -83,21 +85,13 @@ impl Pipeline {
         self.cognito
             .admin_confirm_sign_up()
             .user_pool_id(pool)
-            .username(email)
+            .username(&username)
             .send()
             .await
             .map_err(sdk_error)?;
         let confirmed_at = Utc::now();
-        let user = self
-            .cognito
-            .admin_get_user()
-            .user_pool_id(pool)
-            .username(email)
-            .send()
-            .await
-            .map_err(sdk_error)?;
         Ok(ConfirmedUser {
-            username: user.username,
+            username,
             sub: signed_up.user_sub,
             confirmed_at,
         })

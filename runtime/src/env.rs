@@ -31,6 +31,15 @@ impl EnvReader<fn(&str) -> Option<String>> {
     }
 }
 
+/// A reader over fixed `(name, value)` pairs instead of the process environment: tests, and
+/// configuration read from a file.
+pub fn from_pairs<K: Into<String>, V: Into<String>>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> EnvReader<impl Fn(&str) -> Option<String>> {
+    let map: std::collections::HashMap<String, String> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    EnvReader::new(move |name: &str| map.get(name).cloned())
+}
+
 impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
     pub fn new(lookup: F) -> Self {
         Self { lookup }
@@ -112,12 +121,7 @@ mod tests {
     fn reader(
         pairs: &'static [(&'static str, &'static str)],
     ) -> EnvReader<impl Fn(&str) -> Option<String>> {
-        EnvReader::new(move |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        from_pairs(pairs.iter().copied())
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn classify_graphql_error(error: &Value) -> Outcome {
     if error_type == ALREADY_EXISTS {
         return Outcome::AlreadyExists;
     }
-    if error_type.is_empty() {
+    if error_type.trim().is_empty() {
         // AppSync reports query and variable validation failures with no errorType.
         if message.starts_with("Validation error")
             || message.starts_with("Variable '")
@@ -183,6 +183,9 @@ fn error_types(json: &Value) -> Vec<String> {
                 .filter_map(|e| {
                     e.get("errorType")
                         .and_then(Value::as_str)
+                        // A blank type is no type: the status names the reason instead (an empty
+                        // reason would be an empty `uc.reason`, which SQS refuses).
+                        .filter(|t| !t.trim().is_empty())
                         .map(str::to_owned)
                 })
                 .collect()
@@ -452,6 +455,35 @@ mod tests {
             classify(&http(200, two), FIELD),
             retryable("ExecutionTimeout", false)
         );
+    }
+
+    /// Found by the `classification_is_total` property test (worker/tests/hostile_input.rs):
+    /// a 4xx whose error has `"errorType": ""` was classified `Permanent { reason: "" }`.
+    #[test]
+    fn a_blank_error_type_falls_back_to_the_status() {
+        let body = json!({"errors": [{"errorType": "", "message": "x"}, {"errorType": " "}]});
+        assert_eq!(
+            classify(&http(200, json!({"errors": [{"errorType": " "}]})), FIELD),
+            retryable("UnknownError", false)
+        );
+        for (status, expected) in [
+            (400, permanent("Http400")),
+            (
+                401,
+                Outcome::AuthRejected {
+                    reason: "Http401".into(),
+                },
+            ),
+            (429, retryable("TooManyRequests", true)),
+            (500, retryable("Http500", false)),
+            (200, retryable("UnknownError", false)),
+        ] {
+            assert_eq!(
+                classify(&http(status, body.clone()), FIELD),
+                expected,
+                "{status}"
+            );
+        }
     }
 
     #[test]

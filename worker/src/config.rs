@@ -123,12 +123,7 @@ mod tests {
     fn reader(
         pairs: &'static [(&'static str, &'static str)],
     ) -> EnvReader<impl Fn(&str) -> Option<String>> {
-        EnvReader::new(move |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        uc_runtime::env::from_pairs(pairs.iter().copied())
     }
 
     #[test]

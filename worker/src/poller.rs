@@ -11,13 +11,14 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
+use backon::Retryable;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uc_runtime::MetricsRecord;
 
 use crate::WorkerError;
 use crate::processor::{MessageHandler, MessageMeta, MessageReport};
-use crate::retry::visibility_backoff;
+use crate::retry::{RetryPolicy, visibility_backoff};
 
 /// Time kept between a message's processing deadline and its visibility expiry.
 const VISIBILITY_MARGIN: Duration = Duration::from_secs(2);
@@ -86,20 +87,28 @@ impl<H: MessageHandler> Poller<H> {
         Ok(())
     }
 
+    /// The queue's visibility timeout. A consumer that starts while SQS is briefly unavailable
+    /// keeps trying for about a minute rather than exiting at once.
     async fn queue_visibility_timeout(&self) -> Result<Duration, WorkerError> {
-        let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.settings.queue_url)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
-            .send()
-            .await
-            .map_err(|e| {
-                WorkerError::Sqs(format!(
-                    "GetQueueAttributes: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                ))
-            })?;
+        let startup = RetryPolicy {
+            max_attempts: 12,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        };
+        let output = (|| async {
+            self.sqs
+                .get_queue_attributes()
+                .queue_url(&self.settings.queue_url)
+                .attribute_names(QueueAttributeName::VisibilityTimeout)
+                .send()
+                .await
+        })
+        .retry(startup.backoff())
+        .notify(|e, delay| {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), retry_in_ms = delay.as_millis() as u64, "GetQueueAttributes failed at start-up");
+        })
+        .await
+        .map_err(|e| WorkerError::Sqs(format!("GetQueueAttributes: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
         let seconds = output
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))

@@ -54,13 +54,7 @@ async fn config(standin: &AppSyncStandIn, dlq_url: Option<&str>) -> WorkerConfig
     if let Some(url) = dlq_url {
         pairs.push(("DLQ_URL", url.to_owned()));
     }
-    WorkerConfig::from_reader(&uc_runtime::EnvReader::new(move |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    }))
-    .unwrap()
+    WorkerConfig::from_reader(&uc_runtime::env::from_pairs(pairs)).unwrap()
 }
 
 fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {

@@ -96,6 +96,21 @@ fn wait_for_port(port: u16, guard: &mut ChildGuard, timeout: Duration) {
     );
 }
 
+/// moto server's command line (after the Python interpreter): `dev/moto_server.py`, moto with
+/// a fix for a race that loses SQS messages (see that file).
+pub fn moto_args(port: u16) -> Vec<String> {
+    vec![
+        workspace_root()
+            .join("dev/moto_server.py")
+            .display()
+            .to_string(),
+        "-H".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+    ]
+}
+
 /// A moto server on a free loopback port, for SQS, EventBridge, Cognito and more.
 #[derive(Debug)]
 pub struct Moto {
@@ -107,14 +122,7 @@ impl Moto {
     pub fn start() -> Self {
         let port = free_port();
         let child = Command::new(python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args(moto_args(port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -401,40 +409,50 @@ impl Drop for ScriptedHttp {
     }
 }
 
+/// Reads one HTTP/1.1 request (head and body, by Content-Length) from `stream`; `None` when
+/// the peer closed the connection. `buffer` carries bytes of the next request across calls.
+async fn read_request(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Option<(String, String)> {
+    let header_end = loop {
+        if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while buffer.len() < header_end + length {
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
+    buffer.drain(..header_end + length);
+    Some((head, body))
+}
+
 async fn serve_connection(
     mut stream: tokio::net::TcpStream,
     script: Arc<Mutex<Vec<Answer>>>,
     seen: Arc<Mutex<Vec<String>>>,
 ) {
     let mut buffer = Vec::new();
-    loop {
-        let header_end = loop {
-            if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buffer[..header_end]).to_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        while buffer.len() < header_end + length {
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
-        buffer.drain(..header_end + length);
+    while let Some((_, body)) = read_request(&mut stream, &mut buffer).await {
         let answer = {
             let mut script = script.lock().unwrap();
             if script.len() > 1 {
@@ -461,10 +479,9 @@ async fn serve_connection(
 /// the binary long-polls for invocations, we hand it events and collect its answers and its
 /// stdout/stderr lines. The process is killed on drop.
 pub struct LambdaHarness {
-    guard: ChildGuard,
+    process: RunningBinary,
     api: Arc<RuntimeApi>,
     task: tokio::task::JoinHandle<()>,
-    output: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Default)]
@@ -499,45 +516,21 @@ impl LambdaHarness {
                 tokio::spawn(serve_runtime_api(stream, served.clone()));
             }
         });
-        let mut command = Command::new(binary);
-        command
-            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", "local-function")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local-function")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env_remove("AWS_PROFILE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-        let output = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    output.lock().unwrap().push(line);
-                }
-            });
-        }
-        Self {
-            guard: ChildGuard::new("lambda function", child),
-            api,
-            task,
-            output,
-        }
+        let runtime_api = format!("127.0.0.1:{port}");
+        let mut lambda_env: Vec<(&str, String)> = vec![
+            ("AWS_LAMBDA_RUNTIME_API", runtime_api),
+            ("AWS_LAMBDA_FUNCTION_NAME", "local-function".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                "/aws/lambda/local-function".into(),
+            ),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "local".into()),
+        ];
+        lambda_env.extend(env.iter().cloned());
+        let process = RunningBinary::start(binary, &[], &lambda_env);
+        Self { process, api, task }
     }
 
     /// Invokes the function with `event`, allowing it `timeout` (its deadline).
@@ -581,11 +574,11 @@ impl LambdaHarness {
 
     /// Every line the function has written to stdout or stderr so far.
     pub fn output(&self) -> Vec<String> {
-        self.output.lock().unwrap().clone()
+        self.process.output()
     }
 
     pub fn pid(&self) -> u32 {
-        self.guard.id()
+        self.process.pid()
     }
 }
 
@@ -597,35 +590,7 @@ impl Drop for LambdaHarness {
 
 async fn serve_runtime_api(mut stream: tokio::net::TcpStream, api: Arc<RuntimeApi>) {
     let mut buffer = Vec::new();
-    loop {
-        let header_end = loop {
-            if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        while buffer.len() < header_end + length {
-            let mut chunk = [0u8; 8192];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
-        buffer.drain(..header_end + length);
+    while let Some((head, body)) = read_request(&mut stream, &mut buffer).await {
         let path = head
             .split_whitespace()
             .nth(1)
@@ -828,6 +793,11 @@ impl RunningBinary {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.guard.child_mut().try_wait().ok().flatten()
     }
 
     /// Waits for the process to exit; `None` if it is still running after `timeout`.
