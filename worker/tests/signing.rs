@@ -227,3 +227,33 @@ async fn refused_credentials_are_refreshed_once_then_permanent() {
         "one retry after refreshing credentials, no more"
     );
 }
+
+/// `APPSYNC_API_ID`: the URL is looked up once, at start-up, with `GetGraphqlApi`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_id_resolves_to_its_graphql_url() {
+    let moto = uc_devkit::Moto::start();
+    let sdk = moto.sdk_config().await;
+    let api = aws_sdk_appsync::Client::new(&sdk)
+        .create_graphql_api()
+        .name("profiles")
+        .authentication_type(aws_sdk_appsync::types::AuthenticationType::AwsIam)
+        .send()
+        .await
+        .unwrap()
+        .graphql_api
+        .unwrap();
+    let expected = api.uris().unwrap()["GRAPHQL"].clone();
+    let resolved = uc_worker::EndpointSetting::ApiId(api.api_id().unwrap().to_owned())
+        .resolve(&sdk)
+        .await
+        .unwrap();
+    assert_eq!(resolved, expected);
+    let missing = uc_worker::EndpointSetting::ApiId("no-such-api".into())
+        .resolve(&sdk)
+        .await
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("GetGraphqlApi no-such-api"),
+        "{missing}"
+    );
+}
