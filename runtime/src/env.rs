@@ -36,7 +36,10 @@ impl EnvReader<fn(&str) -> Option<String>> {
 pub fn from_pairs<K: Into<String>, V: Into<String>>(
     pairs: impl IntoIterator<Item = (K, V)>,
 ) -> EnvReader<impl Fn(&str) -> Option<String>> {
-    let map: std::collections::HashMap<String, String> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let map: std::collections::HashMap<String, String> = pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     EnvReader::new(move |name: &str| map.get(name).cloned())
 }
 

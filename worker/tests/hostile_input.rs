@@ -280,7 +280,11 @@ async fn a_message_the_dlq_refuses_is_left_to_the_redrive_policy() {
         .await
         .unwrap();
     let standin = AppSyncStandIn::start(&[]);
-    let worker = Arc::new(build_worker(&config(&standin, &dlq_url), &sdk).await.unwrap());
+    let worker = Arc::new(
+        build_worker(&config(&standin, &dlq_url), &sdk)
+            .await
+            .unwrap(),
+    );
     let batch = sqs_event(&[
         ("m-small", "not json".into()),
         ("m-large", format!("not json {}", "x".repeat(2000))),
@@ -304,6 +308,7 @@ const FIELD: &str = "createUserProfile";
 fn error_type() -> impl Strategy<Value = Option<String>> {
     proptest::option::of(prop_oneof![
         Just(String::new()),
+        Just(" ".to_owned()),
         Just("DynamoDB:ConditionalCheckFailedException".to_owned()),
         Just("Unauthorized".to_owned()),
         Just("MappingTemplate".to_owned()),
@@ -379,13 +384,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
     /// Every (status, body) has exactly one outcome, agreeing with the README's table, and a
-    /// non-empty reason code (the DLQ's `uc.reason`; SQS refuses empty attribute values).
+    /// non-blank reason code (the DLQ's `uc.reason`; SQS refuses empty attribute values).
     #[test]
     fn classification_is_total(status in status(), body in body()) {
         let answer = Answer::Http { status, body };
         let outcome = classify(&answer, FIELD);
         prop_assert_eq!(&outcome, &classify(&answer, FIELD));
-        prop_assert!(!outcome.code().is_empty(), "empty reason: {:?}", outcome);
+        prop_assert!(!outcome.code().trim().is_empty(), "blank reason: {:?}", outcome);
         let expected_class = match status {
             200 => !matches!(outcome, Outcome::AuthRejected { .. }),
             401 | 403 => matches!(outcome, Outcome::AuthRejected { .. }),
