@@ -51,8 +51,10 @@ them on stderr as one line, ``moto skipped: <Type> <LogicalId>, ...``, and the J
 order is the template's Outputs order. stderr carries all diagnostics; stdout carries only
 the JSON. Exit status: 0 success, 1 failure (message on stderr), 2 usage error.
 
-Only loopback endpoints (127.0.0.0/8, localhost, [::1]) are accepted, with fixed dummy
-credentials: this script never talks to AWS.
+Only loopback endpoints (127.0.0.0/8, localhost, [::1]) are accepted: this script never
+talks to AWS. Credentials are AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and
+AWS_SESSION_TOKEN) when both keys are set, which a moto that enforces IAM needs; otherwise
+fixed dummy ones.
 """
 
 from __future__ import annotations
@@ -80,7 +82,24 @@ LOCAL_DEFAULTS = {
     "AppSyncApiId": "local",
 }
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def credentials_from_env(environ: Any = os.environ) -> dict[str, str]:
+    """The standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) when both
+    are set, else fixed dummy credentials. moto accepts anything unless it enforces IAM
+    (INITIAL_NO_AUTH_ACTION_COUNT); then it needs the keys of a principal it knows
+    (ops/tests/iam_enforced.rs). Only ever sent to a loopback endpoint."""
+    key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return dict(DUMMY_CREDENTIALS)
+    found = {"aws_access_key_id": key, "aws_secret_access_key": secret}
+    if environ.get("AWS_SESSION_TOKEN"):
+        found["aws_session_token"] = environ["AWS_SESSION_TOKEN"]
+    return found
+
+
+CREDENTIALS = credentials_from_env()
 
 
 class Failure(Exception):

@@ -1,0 +1,378 @@
+//! `uc-bench run`: measures the sign-up path (our emitter vs the Amplify docs' synchronous
+//! handler vs a bare PutEvents), cold starts, and worker throughput on this machine, collects
+//! the criterion micro-benchmarks and the Lambda zip sizes, and writes one JSON document.
+//! `make bench` builds everything and runs it; `bench/render.py` turns the JSON into
+//! docs/benchmarks.md and the plots. Nothing here asserts on time.
+// The SDK futures nest deeply.
+#![recursion_limit = "256"]
+
+mod events;
+mod fixed_endpoint;
+mod machine;
+mod signup;
+mod stats;
+mod throughput;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(about = "UserConfirmed pipeline benchmarks (see docs/benchmarks.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the benchmarks and write the results as JSON.
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scale {
+    /// The published run (`make bench`): several minutes.
+    Full,
+    /// Tiny counts, to check the harness works (seconds).
+    Smoke,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    Signup,
+    Cold,
+    Worker,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, value_enum, default_value = "full")]
+    scale: Scale,
+    /// Where to write the JSON results.
+    #[arg(long)]
+    out: PathBuf,
+    /// The emitter binary (a release build for published numbers).
+    #[arg(long)]
+    emitter: PathBuf,
+    /// The worker binary.
+    #[arg(long)]
+    worker: PathBuf,
+    /// The baseline's Lambda bootstrap (bench/baseline/bootstrap); without it the baseline is skipped.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Criterion's output directory (target/criterion), for the micro-benchmarks.
+    #[arg(long)]
+    criterion_dir: Option<PathBuf>,
+    /// A Lambda artifact to report, as NAME=PATH (repeatable).
+    #[arg(long = "zip", value_parser = parse_key_value)]
+    zips: Vec<(String, PathBuf)>,
+    /// A version to record, as NAME=VALUE (repeatable), e.g. cargo-lambda.
+    #[arg(long = "version-of", value_parser = parse_version)]
+    versions: Vec<(String, String)>,
+    /// Only these sections (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, PathBuf), String> {
+    let (k, v) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    Ok((k.to_owned(), PathBuf::from(v)))
+}
+
+fn parse_version(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn settings(scale: Scale) -> (signup::Settings, throughput::Settings) {
+    use signup::Condition;
+    let full = scale == Scale::Full;
+    let condition = |name: &str, latency: u64, errors: f64, n: usize, k: usize| Condition {
+        name: name.into(),
+        appsync_latency_ms: latency,
+        error_fraction: errors,
+        baseline_invocations: if full { n } else { 4 },
+        baseline_instances: if full { k } else { 2 },
+    };
+    let signup = signup::Settings {
+        runs: if full { 3 } else { 1 },
+        emitter_invocations: if full { 1000 } else { 10 },
+        warmup_invocations: if full { 30 } else { 3 },
+        cold_starts: if full { 12 } else { 2 },
+        conditions: if full {
+            vec![
+                condition("20 ms", 20, 0.0, 200, 1),
+                condition("20 ms, 10 % errors", 20, 0.1, 200, 1),
+                condition("500 ms", 500, 0.0, 100, 4),
+                condition("2 s", 2000, 0.0, 60, 6),
+            ]
+        } else {
+            vec![
+                condition("20 ms", 20, 0.0, 4, 2),
+                condition("20 ms, 10 % errors", 20, 0.1, 4, 2),
+            ]
+        },
+    };
+    let worker = throughput::Settings {
+        latency_ms: 20,
+        concurrency: if full {
+            vec![1, 8, 32, 64, 128]
+        } else {
+            vec![1, 8]
+        },
+        runs: if full { 3 } else { 1 },
+        target_seconds: if full { 2.0 } else { 0.3 },
+        min_messages: if full { 100 } else { 10 },
+        max_messages: 16_000,
+        max_batch: 2_000,
+    };
+    (signup, worker)
+}
+
+/// The criterion results of our benchmark groups: `<dir>/<group>/<function>/new/*.json`.
+fn criterion_results(dir: &Path) -> Value {
+    let mut out = serde_json::Map::new();
+    let Ok(groups) = std::fs::read_dir(dir) else {
+        return Value::Object(out);
+    };
+    for group in groups.flatten() {
+        let group_name = group.file_name().to_string_lossy().into_owned();
+        if !(group_name.starts_with("emitter") || group_name.starts_with("worker")) {
+            continue;
+        }
+        let Ok(functions) = std::fs::read_dir(group.path()) else {
+            continue;
+        };
+        for function in functions.flatten() {
+            let new = function.path().join("new");
+            let (Ok(estimates), Ok(benchmark)) = (
+                std::fs::read_to_string(new.join("estimates.json")),
+                std::fs::read_to_string(new.join("benchmark.json")),
+            ) else {
+                continue;
+            };
+            let (Ok(estimates), Ok(benchmark)) = (
+                serde_json::from_str::<Value>(&estimates),
+                serde_json::from_str::<Value>(&benchmark),
+            ) else {
+                continue;
+            };
+            let us = |key: &str, field: &str| {
+                estimates[key][field]
+                    .as_f64()
+                    .map(|ns| (ns / 1000.0 * 1000.0).round() / 1000.0)
+            };
+            let ci = |bound: &str| {
+                estimates["median"]["confidence_interval"][bound]
+                    .as_f64()
+                    .map(|ns| (ns / 1000.0 * 1000.0).round() / 1000.0)
+            };
+            let id = benchmark["full_id"].as_str().unwrap_or_default().to_owned();
+            let modified = std::fs::metadata(new.join("estimates.json"))
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
+            out.insert(
+                id,
+                json!({
+                    "medianUs": us("median", "point_estimate"),
+                    "meanUs": us("mean", "point_estimate"),
+                    "medianCi95Us": [ci("lower_bound"), ci("upper_bound")],
+                    "stdDevUs": us("std_dev", "point_estimate"),
+                    "measuredAt": modified,
+                }),
+            );
+        }
+    }
+    Value::Object(out)
+}
+
+fn zip_sizes(zips: &[(String, PathBuf)]) -> Value {
+    Value::Array(
+        zips.iter()
+            .map(|(name, path)| {
+                let bytes = std::fs::metadata(path).map(|m| m.len()).ok();
+                let binary = zip_uncompressed(path);
+                json!({
+                    "name": name,
+                    "path": path,
+                    "bytes": bytes,
+                    "mib": bytes.map(|b| (b as f64 / 1048576.0 * 100.0).round() / 100.0),
+                    "uncompressedBytes": binary,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The zip's uncompressed size, from `unzip -l`'s total line.
+fn zip_uncompressed(path: &Path) -> Option<u64> {
+    let out = std::process::Command::new("unzip")
+        .arg("-l")
+        .arg(path)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().last()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Pretty JSON with arrays of numbers on one line (the raw samples), so the file stays small and
+/// diffable.
+fn compact_number_arrays(pretty: &str) -> String {
+    let mut out = String::with_capacity(pretty.len() / 2);
+    let mut pending: Option<(String, Vec<String>)> = None;
+    for line in pretty.lines() {
+        let trimmed = line.trim();
+        if let Some((head, items)) = pending.as_mut() {
+            let item = trimmed.trim_end_matches(',');
+            if item.parse::<f64>().is_ok() {
+                items.push(item.to_owned());
+                continue;
+            }
+            if trimmed.starts_with(']') {
+                out.push_str(&format!("{head}{}{trimmed}\n", items.join(", ")));
+                pending = None;
+                continue;
+            }
+            // Not an array of numbers after all: write it back as it was.
+            out.push_str(head);
+            out.push('\n');
+            for item in items.iter() {
+                out.push_str(&format!("{item},\n"));
+            }
+            pending = None;
+        }
+        if trimmed.ends_with('[') {
+            pending = Some((line.to_owned(), Vec::new()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let Cli {
+        command: Command::Run(args),
+    } = Cli::parse();
+    let root = uc_devkit::workspace_root();
+    let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    for path in [&args.emitter, &args.worker]
+        .into_iter()
+        .chain(args.baseline.as_ref())
+    {
+        anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+    }
+    let (signup_settings, worker_settings) = settings(args.scale);
+    let started = Instant::now();
+    let baseline_dir = args
+        .baseline
+        .as_ref()
+        .and_then(|b| b.parent().map(Path::to_path_buf));
+    let mut versions = machine::versions(&root, baseline_dir.as_deref(), &uc_devkit::python());
+    for (name, value) in &args.versions {
+        versions[name] = json!(value);
+    }
+    let mut doc = json!({
+        "schema": 1,
+        "scale": if args.scale == Scale::Full { "full" } else { "smoke" },
+        "generatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "git": machine::git(&root),
+        "machine": machine::machine(),
+        "versions": versions,
+        "build": {
+            "profile": "release",
+            "settings": "opt-level 3, lto fat, codegen-units 1, strip symbols, panic unwind (root Cargo.toml)",
+            "emitter": args.emitter,
+            "worker": args.worker,
+        },
+        "settings": {"signup": &signup_settings, "worker": &worker_settings},
+    });
+
+    let mut load = serde_json::Map::new();
+    load.insert("start".into(), machine::loadavg());
+    let functions = signup::Functions {
+        emitter: args.emitter.clone(),
+        baseline: args.baseline.clone(),
+    };
+    if wanted(Section::Signup) || wanted(Section::Cold) {
+        eprintln!("starting moto and the AppSync stand-in");
+        let stack = signup::Stack::start().await;
+        if wanted(Section::Signup) {
+            eprintln!("sign-up path: emitter vs baseline vs PutEvents floor");
+            let (conditions, rss) = signup::run(&stack, &functions, &signup_settings).await;
+            doc["signup"] = json!({ "conditions": conditions, "memory": rss });
+            load.insert("afterSignup".into(), machine::loadavg());
+        }
+        if wanted(Section::Cold) {
+            eprintln!("cold starts");
+            let cold = signup::cold_starts(&stack, &functions, signup_settings.cold_starts).await;
+            eprintln!(
+                "  emitter p50 {:.1} ms, baseline p50 {:?} ms",
+                cold.emitter_summary.p50,
+                cold.baseline_summary.as_ref().map(|s| s.p50)
+            );
+            doc["coldStart"] = json!(cold);
+            load.insert("afterColdStart".into(), machine::loadavg());
+        }
+    }
+    if wanted(Section::Worker) {
+        eprintln!("worker throughput against a fixed-latency endpoint");
+        doc["worker"] = json!({
+            "latencyMs": worker_settings.latency_ms,
+            "levels": throughput::run(&args.worker, &worker_settings).await,
+        });
+        load.insert("afterWorker".into(), machine::loadavg());
+    }
+    if let Some(dir) = &args.criterion_dir {
+        doc["micro"] = criterion_results(dir);
+    }
+    doc["artifacts"] = zip_sizes(&args.zips);
+    doc["loadAverage"] = Value::Object(load);
+    doc["durationSeconds"] = json!(started.elapsed().as_secs());
+
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent).ok();
+    }
+    std::fs::write(
+        &args.out,
+        compact_number_arrays(&serde_json::to_string_pretty(&doc)?),
+    )
+    .with_context(|| format!("write {}", args.out.display()))?;
+    eprintln!(
+        "wrote {} in {:.0} s",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_number_arrays;
+
+    #[test]
+    fn number_arrays_go_on_one_line_and_the_json_is_unchanged() {
+        let doc = serde_json::json!({
+            "samples": [1.5, 2.0, 3],
+            "empty": [],
+            "runs": [{"n": 1, "xs": [4, 5]}],
+            "names": ["a", "b"],
+        });
+        let text = compact_number_arrays(&serde_json::to_string_pretty(&doc).unwrap());
+        assert!(text.contains("\"samples\": [1.5, 2.0, 3]"), "{text}");
+        assert!(text.contains("\"xs\": [4, 5]"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, doc);
+    }
+}
