@@ -248,10 +248,11 @@ def render(doc: dict, docs: Path) -> str:
     w("")
     w("The sign-up path of this pipeline against the synchronous design it replaces (the Amplify docs'")
     w("post-confirmation handler), cold starts, worker throughput, CPU per event, artifact sizes and")
-    w("cost. Everything below was measured in one `make bench` run on the machine described, against")
-    w("the same local endpoints for both designs; [`benchmarks.json`](benchmarks.json) holds every")
-    w("figure, including each run's raw samples. This page and the plots are generated from it by")
-    w("[`bench/render.py`](../bench/render.py); do not edit them by hand.")
+    w("cost, measured by `make bench` on the machine described. The latency, cold-start and throughput")
+    w("figures come from one run of its measuring step (`uc-bench run`), with both designs against the same")
+    w("local endpoints; the micro-benchmarks from its criterion step (timestamps in the JSON).")
+    w("[`benchmarks.json`](benchmarks.json) holds every figure, including each run's raw samples. This page")
+    w("and the plots are generated from it by [`bench/render.py`](../bench/render.py); do not edit them by hand.")
     w("")
     git = doc.get("git", {})
     w(f"Run: {doc['generatedAt']}, commit `{git.get('commit')}`{' (with uncommitted changes)' if git.get('dirty') else ''},"
@@ -352,6 +353,10 @@ def render(doc: dict, docs: Path) -> str:
         parts = ", ".join(f"{k} {load[k][0]:.2f}" for k in order if load.get(k))
         w(f"Load average (1 min) during the run: {parts}. Above about 1, other work on the machine (for")
         w("example builds) competed with the measurement; it shows mostly in the tails (p99, max).")
+        peak = max((v[0] for v in load.values() if v), default=0.0)
+        if peak > 1.5:
+            w(f"**This run was disturbed** (load up to {peak:.2f} on {m['cores']} cores): treat its tails and")
+            w("throughput as pessimistic and rerun on a quiet machine.")
         w("")
 
     # Method -----------------------------------------------------------------------------------
