@@ -13,6 +13,8 @@ STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
 help:
 	@echo "make demo   run the whole pipeline locally and print a report (USERS=300)"
 	@echo "make test   format check, clippy, Python and Rust tests (unit + local-stack integration)"
+	@echo "make chaos  5,000 sign-ups under faults, kills and an EventBridge outage; exact-once or exit 1 (CHAOS_USERS, SEED)"
+	@echo "make local-up / local-down   keep the local stack running (.local/stack.env)"
 	@echo "make bench  benchmarks vs the synchronous design; writes docs/benchmarks.{json,md} + plots (10-30 min)"
 	@echo "make deny   supply chain: licenses, banned crates, sources, RustSec advisories (offline snapshot)"
 	@echo "make fuzz   libFuzzer on the emitter, the envelope parser and AppSync classification (FUZZ_SECONDS=60 each)"
