@@ -136,7 +136,7 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
             }
             PublishOutcome::FellBack { attempts, error } => {
                 metrics.count("Fallback", 1);
-                tracing::warn!(request_id, sub, event_id, attempts, code = %error.code, error = %error.message, "PutEvents failed; sent to the fallback queue");
+                tracing::warn!(request_id, sub, event_id, attempts, code = %error.code, error = %uc_runtime::redact_emails(&error.message), "PutEvents failed; sent to the fallback queue");
                 Ok(())
             }
             PublishOutcome::Failed {
@@ -148,7 +148,7 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
                 let fallback_code = fallback_error.as_ref().map(|e| e.code.as_str());
                 tracing::error!(
                     request_id, sub, event_id, attempts,
-                    code = %error.code, error = %error.message, fallback = ?fallback_code,
+                    code = %error.code, error = %uc_runtime::redact_emails(&error.message), fallback = ?fallback_code,
                     policy = ?self.config.failure_policy,
                     "UserConfirmed not published; the profile needs a back-fill"
                 );
