@@ -184,7 +184,7 @@ pub fn plan(pool: &UserPoolType, function_arn: &str, force: bool) -> Result<Plan
 fn cognito_error<E: std::error::Error>(operation: &'static str) -> impl Fn(E) -> AttachError {
     move |e| AttachError::Cognito {
         operation,
-        message: aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e).to_string(),
+        message: crate::aws_message(e),
     }
 }
 

@@ -84,7 +84,7 @@ pub struct BackfillSummary {
 fn aws_error<E: std::error::Error>(operation: &'static str) -> impl Fn(E) -> BackfillError {
     move |e| BackfillError::Aws {
         operation,
-        message: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+        message: crate::aws_message(e),
     }
 }
 

@@ -36,7 +36,7 @@ fn sqs_error<E: std::error::Error + 'static>(
 ) -> impl Fn(aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> DlqError {
     move |e| DlqError::Sqs {
         operation,
-        message: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+        message: crate::aws_message(&e),
     }
 }
 

@@ -8,3 +8,8 @@ pub mod demo;
 pub mod dlq;
 pub mod local;
 pub mod pipeline;
+
+/// An AWS SDK error with its whole chain of causes, for messages an operator reads.
+pub fn aws_message(error: impl std::error::Error) -> String {
+    aws_sdk_sqs::error::DisplayErrorContext(error).to_string()
+}

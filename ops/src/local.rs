@@ -266,11 +266,7 @@ async fn create_resources(env: &mut StackEnv) -> Result<(), LocalError> {
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .send()
             .await
-            .map_err(|e| {
-                LocalError::Resources(
-                    aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
+            .map_err(|e| LocalError::Resources(crate::aws_message(&e)))?;
         let pool_id = pool
             .user_pool()
             .and_then(|p| p.id())
@@ -284,11 +280,7 @@ async fn create_resources(env: &mut StackEnv) -> Result<(), LocalError> {
             .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
             .send()
             .await
-            .map_err(|e| {
-                LocalError::Resources(
-                    aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
+            .map_err(|e| LocalError::Resources(crate::aws_message(&e)))?;
         env.vars.insert("USER_POOL_ID".into(), pool_id);
         env.vars.insert(
             "USER_POOL_CLIENT_ID".into(),

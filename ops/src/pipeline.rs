@@ -32,10 +32,7 @@ pub struct Pipeline {
 }
 
 fn sdk_error(e: impl std::error::Error) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{}",
-        aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e)
-    )
+    anyhow::anyhow!(crate::aws_message(e))
 }
 
 impl Pipeline {

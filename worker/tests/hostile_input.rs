@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use uc_devkit::{AppSyncStandIn, Moto, sqs};
 use uc_schemas::envelope::MAX_MESSAGE_BYTES;
 use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+mod support;
+use support::sqs_event;
 use uc_worker::classify::{Answer, Outcome, classify};
 use uc_worker::dead_letter::attr;
 use uc_worker::lambda::handle_batch;
@@ -34,21 +35,6 @@ fn envelope(sub: &str) -> Value {
     to_envelope(DEFAULT_SOURCE, &event(sub, Some("jane.doe@example.com")))
 }
 
-fn sqs_event(records: &[(&str, String)]) -> SqsEvent {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|(id, body)| {
-            json!({
-                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795000000000"},
-                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:profiles", "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
-}
-
 fn config(standin: &AppSyncStandIn, dlq_url: &str) -> WorkerConfig {
     let pairs = [
         ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
@@ -57,13 +43,7 @@ fn config(standin: &AppSyncStandIn, dlq_url: &str) -> WorkerConfig {
         ("RETRY_MIN_DELAY_MS", "10".into()),
         ("RETRY_MAX_DELAY_MS", "20".into()),
     ];
-    WorkerConfig::from_reader(&uc_runtime::EnvReader::new(move |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    }))
-    .unwrap()
+    WorkerConfig::from_reader(&uc_runtime::env::from_pairs(pairs)).unwrap()
 }
 
 /// One batch with a message for each bad-input row: where each one ends up.

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::Instant;
 use uc_devkit::{AppSyncStandIn, Moto, sqs};
 use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+mod support;
+use support::sqs_event;
 use uc_worker::dead_letter::attr;
 use uc_worker::lambda::handle_batch;
 use uc_worker::{MessageHandler, MessageMeta, MessageReport, WorkerConfig, build_worker};
@@ -27,21 +28,6 @@ fn body(sub: &str) -> String {
         Origin::PostConfirmation,
     );
     to_envelope(DEFAULT_SOURCE, &event).to_string()
-}
-
-fn sqs_event(records: &[(&str, String)]) -> SqsEvent {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|(id, body)| {
-            json!({
-                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795000000000"},
-                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:profiles", "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
 }
 
 async fn config(standin: &AppSyncStandIn, dlq_url: Option<&str>) -> WorkerConfig {

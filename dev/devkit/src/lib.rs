@@ -269,23 +269,17 @@ impl StandInControl {
 
     /// Replaces the fault rules (see `dev/appsync_standin.py`).
     pub async fn set_faults(&self, rules: serde_json::Value) {
-        let response = self
-            .http
-            .post(self.control("faults"))
-            .json(&serde_json::json!({ "rules": rules }))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "set faults: {}",
-            response.status()
-        );
+        self.post_faults(serde_json::json!({ "rules": rules }))
+            .await;
     }
 
     /// Replaces the fault rules and reseeds the stand-in's fault draws, for reproducible runs.
     pub async fn set_faults_seeded(&self, rules: serde_json::Value, seed: u64) {
-        let body = serde_json::json!({ "rules": rules, "seed": seed });
+        self.post_faults(serde_json::json!({ "rules": rules, "seed": seed }))
+            .await;
+    }
+
+    async fn post_faults(&self, body: serde_json::Value) {
         let response = self
             .http
             .post(self.control("faults"))
