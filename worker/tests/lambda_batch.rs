@@ -187,7 +187,12 @@ async fn the_deadline_stops_retries_and_hands_the_message_back() {
     let sdk = moto.sdk_config().await;
     let standin = AppSyncStandIn::start(&[]);
     let mut cfg = config(&standin, None).await;
-    cfg.retry.max_attempts = 20;
+    // More attempts than the deadline can hold: with back-off steps of 50–100 ms (full jitter)
+    // 100 attempts need seconds, so only the 600 ms deadline can stop them. (503s answer in
+    // about a millisecond, so the steps, not the answers, must be what takes time.)
+    cfg.retry.max_attempts = 100;
+    cfg.retry.min_delay = Duration::from_millis(50);
+    cfg.retry.max_delay = Duration::from_millis(100);
     let worker = Arc::new(build_worker(&cfg, &sdk).await.unwrap());
     standin.set_faults(json!([{"status": 503}])).await;
     let deadline = Instant::now() + Duration::from_millis(600);
@@ -204,7 +209,7 @@ async fn the_deadline_stops_retries_and_hands_the_message_back() {
         .as_u64()
         .unwrap();
     assert!(
-        (1..20).contains(&attempts),
+        (1..100).contains(&attempts),
         "retries stopped at the deadline: {attempts}"
     );
 }
