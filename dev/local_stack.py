@@ -31,13 +31,14 @@ deploy
     Parameters the local stack sets unless --param overrides them (moto gaps, see
     infra/README.md): DeployFunctions=false (the local stack runs the binaries itself, and
     moto would run an SQS event source's function in Docker), CreateSchemaRegistry=false (moto
-    has no EventSchemas), AppSyncApiId=local (the worker talks to dev/appsync_standin.py),
-    NamePrefix=<stack name, lower-cased>. When no UserPoolId is given (and not
-    --no-user-pool), a moto Cognito pool named "<stack-name>" with an app client named
-    "<stack-name>" is created, or reused when it exists, and passed as UserPoolId: moto's
-    CloudFormation cannot create the template's trial pool. With DeployFunctions=true the
-    local code URIs are "packaged" like `sam package` does: the zip (or, when it has not been
-    built, a placeholder zip) is uploaded to a moto S3 bucket.
+    has no EventSchemas), AppSyncApiId=local (the worker talks to the AppSync stand-in,
+    dev/appsync_standin.py, see dev/standin/README.md), NamePrefix=<stack name,
+    lower-cased>. When no UserPoolId is given (and not --no-user-pool), a moto Cognito pool
+    named "<stack-name>" with an app client named "<stack-name>" is created, or reused when it
+    exists, and passed as UserPoolId: moto's CloudFormation cannot create the template's trial
+    pool. With DeployFunctions=true the local code URIs are "packaged" like `sam package`
+    does: the zip (or, when it has not been built, a placeholder zip) is uploaded to a moto S3
+    bucket.
 
 outputs
     Prints the same JSON object for an existing stack (no UserPoolClientId).

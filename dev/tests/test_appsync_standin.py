@@ -1,4 +1,4 @@
-"""Tests for dev/appsync_standin.py, the local AppSync stand-in.
+"""Tests for the local AppSync stand-in (dev/standin/, launched by dev/appsync_standin.py).
 
 The server runs as a subprocess on 127.0.0.1 (port 0); every process a test
 starts is stopped by a fixture finalizer.  Requests are signed with botocore's
@@ -518,10 +518,10 @@ SUITE_VECTORS = [
 def _standin_module():
     sys.path.insert(0, str(SERVER.parent))
     try:
-        import appsync_standin
+        from standin import sigv4
     finally:
         sys.path.pop(0)
-    return appsync_standin
+    return sigv4
 
 
 def _suite_headers(extra, signed, signature):

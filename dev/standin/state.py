@@ -1,0 +1,116 @@
+"""The stand-in's mutable state: the stored UserProfile items, the armed fault rules
+with their seeded generator, the global latency and the counters behind
+GET /_standin/stats.  One re-entrant lock guards all of it.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from . import faults
+
+class State:
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.lock = threading.RLock()
+        self.profiles: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.rules: list[dict[str, Any]] = []
+        self.rng = random.Random(seed)
+        self.latency_ms: float = 0
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.counters: dict[str, Any] = {
+            "requests": 0,
+            "authenticated": 0,
+            "authFailures": {},
+            "sessionTokenRequests": 0,
+            "faultsInjected": {},
+            "createAttempts": 0,
+            "created": 0,
+            "duplicates": 0,
+            "operations": {},
+            "responses": {},
+            "perId": {},
+            "lastAuthFailure": None,
+        }
+
+    def reset(self) -> None:
+        with self.lock:
+            self.profiles.clear()
+            self.rules = []
+            self.rng = random.Random(self.seed)
+            self.latency_ms = 0
+            self._reset_counters()
+
+    # -- counters
+    def bump(self, key: str, sub: str | None = None, n: int = 1) -> None:
+        with self.lock:
+            if sub is None:
+                self.counters[key] += n
+            else:
+                d = self.counters[key]
+                d[sub] = d.get(sub, 0) + n
+
+    def per_id(self, profile_id: Any, key: str) -> None:
+        if not isinstance(profile_id, str):
+            return
+        with self.lock:
+            entry = self.counters["perId"].setdefault(
+                profile_id, {"attempts": 0, "created": 0, "duplicates": 0, "faulted": 0}
+            )
+            entry[key] += 1
+
+    def stats(self) -> dict[str, Any]:
+        """Counters as JSON.
+
+        {"requests": n,               # every POST /graphql
+         "authenticated": n,          # requests that passed SigV4
+         "authFailures": {errorType: n},
+         "sessionTokenRequests": n,   # authenticated with a session-token credential
+         "faultsInjected": {"status:503": n, "errorType:<T>": n, "latency": n, "disconnect": n},
+         "createAttempts": n,         # createUserProfile fields in authenticated requests
+                                      #   with a valid document (faulted ones included)
+         "created": n, "duplicates": n,
+         "operations": {topLevelField: n},
+         "responses": {"200": n, ...},
+         "perId": {id: {"attempts", "created", "duplicates", "faulted"}},
+         "profiles": n,
+         "latencyMs": n,
+         "lastAuthFailure": null | {"errorType", "message", "canonicalRequest"?, "stringToSign"?}}
+        """
+        with self.lock:
+            out = copy.deepcopy(self.counters)
+            out["profiles"] = len(self.profiles)
+            out["latencyMs"] = self.latency_ms
+            return out
+
+    # -- faults
+    def set_rules(self, rules: list[dict[str, Any]], seed: int | None) -> None:
+        with self.lock:
+            self.rules = [faults.arm(r) for r in rules]
+            self.rng = random.Random(self.seed if seed is None else seed)
+            self._rules_seed = self.seed if seed is None else seed
+
+    def describe_rules(self) -> dict[str, Any]:
+        with self.lock:
+            rules = [faults.describe(r) for r in self.rules]
+            return {"rules": rules, "seed": getattr(self, "_rules_seed", self.seed)}
+
+    def decide_faults(self, field_names: list[str], ids: list[Any]):
+        """Return (total_latency_seconds, terminal_rule_or_None)."""
+        with self.lock:
+            latency, latency_applied, terminal = faults.walk(
+                self.rules, self.rng, field_names, ids, self.latency_ms
+            )
+            fi = self.counters["faultsInjected"]
+            if latency_applied:
+                fi["latency"] = fi.get("latency", 0) + 1
+            if terminal is not None:
+                kind = faults.fault_kind(terminal)
+                fi[kind] = fi.get(kind, 0) + 1
+            return latency / 1000.0, terminal
