@@ -13,7 +13,7 @@ use crate::publish::{EventPublisher, FallbackQueue, PublishOutcome, PublishPolic
 use crate::trigger::{Decision, decide};
 
 /// Kept between the end of our work and the Lambda deadline, to return the response.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
 /// Only returned under the fail-closed policy: Cognito shows it to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,20 +65,16 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
         }
     }
 
-    /// Handles one Cognito event. `time_left` is what the Lambda runtime allows, if known.
+    /// Handles one Cognito event, finishing by `deadline` (the invocation's, less the margin to
+    /// answer) when there is one. Log lines carry the request id through the runtime's span.
     pub async fn handle(
         &self,
         event: Value,
-        request_id: &str,
-        time_left: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> Result<Value, EmitterError> {
         let started = Instant::now();
-        let deadline = time_left.map(|left| started + left.saturating_sub(DEADLINE_MARGIN));
         let mut metrics = MetricsRecord::new("emitter");
-        metrics.property("RequestId", request_id);
-        let result = self
-            .publish_for(&event, request_id, deadline, &mut metrics)
-            .await;
+        let result = self.publish_for(&event, deadline, &mut metrics).await;
         metrics.timing_ms("HandlerLatency", started.elapsed().as_secs_f64() * 1000.0);
         metrics.emit();
         result.map(|()| event)
@@ -87,7 +83,6 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
     async fn publish_for(
         &self,
         event: &Value,
-        request_id: &str,
         deadline: Option<Instant>,
         metrics: &mut MetricsRecord,
     ) -> Result<(), EmitterError> {
@@ -99,7 +94,7 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
             Decision::Publish(detail) => detail,
             Decision::Skip(reason) => {
                 metrics.count("Skipped", 1);
-                tracing::info!(request_id, trigger_source, reason = reason.code(), detail = ?reason, "not publishing");
+                tracing::info!(trigger_source, reason = reason.code(), detail = ?reason, "not publishing");
                 return Ok(());
             }
         };
@@ -125,18 +120,12 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
         match outcome {
             PublishOutcome::Published { attempts } => {
                 metrics.count("Published", 1);
-                tracing::info!(
-                    request_id,
-                    sub,
-                    event_id,
-                    attempts,
-                    "published UserConfirmed"
-                );
+                tracing::info!(sub, event_id, attempts, "published UserConfirmed");
                 Ok(())
             }
             PublishOutcome::FellBack { attempts, error } => {
                 metrics.count("Fallback", 1);
-                tracing::warn!(request_id, sub, event_id, attempts, code = %error.code, error = %uc_runtime::redact_emails(&error.message), "PutEvents failed; sent to the fallback queue");
+                tracing::warn!(sub, event_id, attempts, code = %error.code, error = %uc_runtime::redact_emails(&error.message), "PutEvents failed; sent to the fallback queue");
                 Ok(())
             }
             PublishOutcome::Failed {
@@ -147,7 +136,7 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
                 metrics.count("Failed", 1);
                 let fallback_code = fallback_error.as_ref().map(|e| e.code.as_str());
                 tracing::error!(
-                    request_id, sub, event_id, attempts,
+                    sub, event_id, attempts,
                     code = %error.code, error = %uc_runtime::redact_emails(&error.message), fallback = ?fallback_code,
                     policy = ?self.config.failure_policy,
                     "UserConfirmed not published; the profile needs a back-fill"

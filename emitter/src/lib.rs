@@ -9,6 +9,6 @@ pub mod publish;
 pub mod trigger;
 
 pub use config::{ConfigError, EmitterConfig, FailurePolicy};
-pub use handler::{Emitter, EmitterError};
-pub use publish::{AttemptError, EventPublisher, FallbackQueue, PublishOutcome, PublishPolicy};
+pub use handler::{DEADLINE_MARGIN, Emitter, EmitterError};
+pub use publish::{EventPublisher, FallbackQueue, PublishOutcome, PublishPolicy};
 pub use trigger::{Decision, SkipReason, decide};

@@ -4,22 +4,20 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use uc_emitter::{Emitter, EmitterConfig, adapters::time_left};
+use uc_emitter::{DEADLINE_MARGIN, Emitter, EmitterConfig};
+use uc_runtime::retry::deadline_before;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     uc_runtime::logs::init_json_logs();
-    let config = EmitterConfig::from_env().map_err(|e| {
-        tracing::error!(error = %e, "invalid configuration");
-        e
-    })?;
+    let config = EmitterConfig::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws_config::load_from_env().await;
-    let emitter = Emitter::from_sdk_config(config, &sdk);
-    let emitter = &emitter;
+    let emitter = &Emitter::from_sdk_config(config, &sdk);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let left = time_left(event.context.deadline);
+        let deadline = deadline_before(event.context.deadline(), DEADLINE_MARGIN);
         emitter
-            .handle(event.payload, &event.context.request_id, Some(left))
+            .handle(event.payload, Some(deadline))
             .await
             .map_err(lambda_runtime::Error::from)
     }))

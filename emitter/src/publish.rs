@@ -5,50 +5,20 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
-
-/// One failed attempt, already classified by the adapter that made it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct AttemptError {
-    /// Whether another attempt may succeed (throttling, 5xx, timeouts, failed entries marked
-    /// `InternalFailure`), or not (bus missing, access denied, malformed detail).
-    pub retryable: bool,
-    /// AWS error code, or `Timeout` / `Connect` / `Dispatch` for transport failures.
-    pub code: String,
-    pub message: String,
-}
-
-impl AttemptError {
-    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            retryable: true,
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            retryable: false,
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
+use uc_runtime::{Failure, GaveUp, RetryPolicy};
 
 /// Where events are published: EventBridge in production.
 pub trait EventPublisher: Send + Sync {
     /// Publishes one event (`detail` is the JSON text) and succeeds only if the entry was
     /// accepted: a 200 answer with a failed entry is an error.
-    fn publish(&self, detail_json: &str) -> impl Future<Output = Result<(), AttemptError>> + Send;
+    fn publish(&self, detail_json: &str) -> impl Future<Output = Result<(), Failure>> + Send;
 }
 
 /// Where events go when they cannot be published: the worker's own queue.
 pub trait FallbackQueue: Send + Sync {
     /// Sends one message body (an EventBridge-shaped envelope).
-    fn send(&self, body: &str) -> impl Future<Output = Result<(), AttemptError>> + Send;
+    fn send(&self, body: &str) -> impl Future<Output = Result<(), Failure>> + Send;
 }
 
 /// How hard to try, and for how long.
@@ -66,14 +36,19 @@ pub struct PublishPolicy {
 }
 
 impl PublishPolicy {
-    fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.min_backoff)
-            .with_max_delay(self.max_backoff)
-            .with_max_times(self.max_attempts.saturating_sub(1))
-            .with_jitter()
+    /// The shared runner's settings for the publish attempts.
+    fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            min_delay: self.min_backoff,
+            max_delay: self.max_backoff,
+            min_attempt_time: MIN_ATTEMPT_TIME,
+        }
     }
 }
+
+/// A PutEvents attempt is not started with less time than this left: it could not finish.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(5);
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,13 +59,13 @@ pub enum PublishOutcome {
     /// PutEvents failed; the event went to the fallback queue.
     FellBack {
         attempts: usize,
-        error: AttemptError,
+        error: Failure,
     },
     /// Neither worked within the budget.
     Failed {
         attempts: usize,
-        error: AttemptError,
-        fallback_error: Option<AttemptError>,
+        error: Failure,
+        fallback_error: Option<Failure>,
     },
 }
 
@@ -107,11 +82,11 @@ impl PublishOutcome {
 /// Runs `fut` with a timeout of `limit`, turning expiry into a retryable `Timeout`.
 async fn bounded<T>(
     limit: Duration,
-    fut: impl Future<Output = Result<T, AttemptError>>,
-) -> Result<T, AttemptError> {
+    fut: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result,
-        Err(_) => Err(AttemptError::retryable(
+        Err(_) => Err(Failure::retryable(
             "Timeout",
             format!("no answer within {} ms", limit.as_millis()),
         )),
@@ -142,36 +117,28 @@ impl PublishPolicy {
             None => end,
         };
 
-        let mut attempts = 0usize;
-        let attempt = || {
-            attempts += 1;
-            let left = publish_end.saturating_duration_since(Instant::now());
-            async move {
-                if left.is_zero() {
-                    return Err(AttemptError::retryable(
-                        "BudgetExhausted",
-                        "no time left for another attempt",
-                    ));
-                }
-                bounded(
-                    self.attempt_timeout.min(left),
-                    publisher.publish(detail_json),
-                )
-                .await
-            }
+        let attempt = |attempt: uc_runtime::Attempt| {
+            bounded(
+                attempt.bound(self.attempt_timeout),
+                publisher.publish(detail_json),
+            )
         };
-        let result = attempt
-            .retry(self.backoff())
-            .when(|e: &AttemptError| e.retryable)
-            // Never start a back-off sleep that would end past the publish deadline.
-            .adjust(|_: &AttemptError, delay: Option<Duration>| delay.filter(|d| Instant::now() + *d < publish_end))
-            .notify(|e: &AttemptError, delay: Duration| {
-                tracing::warn!(code = %e.code, retry_in_ms = delay.as_millis() as u64, "PutEvents attempt failed; retrying");
-            })
-            .await;
-        let error = match result {
-            Ok(()) => return PublishOutcome::Published { attempts },
-            Err(error) => error,
+        let notify = |e: &Failure, delay: Duration| {
+            tracing::warn!(code = %e.code, retry_in_ms = delay.as_millis() as u64, "PutEvents attempt failed; retrying");
+        };
+        let (attempts, error) = match self.retry().run(Some(publish_end), attempt, notify).await {
+            Ok(done) => {
+                return PublishOutcome::Published {
+                    attempts: done.attempts,
+                };
+            }
+            Err(GaveUp::Failed { error, attempts }) => (attempts, error),
+            Err(GaveUp::Deadline { last, attempts }) => (
+                attempts,
+                last.unwrap_or_else(|| {
+                    Failure::retryable("BudgetExhausted", "no time left for another attempt")
+                }),
+            ),
         };
 
         let Some(fallback) = fallback else {
@@ -184,7 +151,7 @@ impl PublishPolicy {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             let fallback_error =
-                AttemptError::permanent("BudgetExhausted", "no time left for the fallback");
+                Failure::permanent("BudgetExhausted", "no time left for the fallback");
             return PublishOutcome::Failed {
                 attempts,
                 error,
@@ -214,13 +181,13 @@ mod tests {
 
     /// A scripted port: answers each call with the next scripted result, after a delay.
     struct Script {
-        answers: Mutex<Vec<Result<(), AttemptError>>>,
+        answers: Mutex<Vec<Result<(), Failure>>>,
         delay: Duration,
         calls: Mutex<usize>,
     }
 
     impl Script {
-        fn new(answers: Vec<Result<(), AttemptError>>, delay: Duration) -> Self {
+        fn new(answers: Vec<Result<(), Failure>>, delay: Duration) -> Self {
             Self {
                 answers: Mutex::new(answers),
                 delay,
@@ -230,7 +197,7 @@ mod tests {
         fn calls(&self) -> usize {
             *self.calls.lock().unwrap()
         }
-        async fn next(&self) -> Result<(), AttemptError> {
+        async fn next(&self) -> Result<(), Failure> {
             *self.calls.lock().unwrap() += 1;
             tokio::time::sleep(self.delay).await;
             let mut answers = self.answers.lock().unwrap();
@@ -243,13 +210,13 @@ mod tests {
     }
 
     impl EventPublisher for Script {
-        async fn publish(&self, _: &str) -> Result<(), AttemptError> {
+        async fn publish(&self, _: &str) -> Result<(), Failure> {
             self.next().await
         }
     }
 
     impl FallbackQueue for Script {
-        async fn send(&self, _: &str) -> Result<(), AttemptError> {
+        async fn send(&self, _: &str) -> Result<(), Failure> {
             self.next().await
         }
     }
@@ -265,8 +232,8 @@ mod tests {
         }
     }
 
-    fn flaky() -> AttemptError {
-        AttemptError::retryable("InternalFailure", "entry failed")
+    fn flaky() -> Failure {
+        Failure::retryable("InternalFailure", "entry failed")
     }
 
     #[tokio::test(start_paused = true)]
@@ -281,7 +248,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn permanent_failure_goes_straight_to_the_fallback() {
         let publisher = Script::new(
-            vec![Err(AttemptError::permanent(
+            vec![Err(Failure::permanent(
                 "ResourceNotFoundException",
                 "no bus",
             ))],

@@ -6,10 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uc_schemas::{Origin, UserConfirmed};
 
-/// Cognito's trigger source for a confirmed sign-up (also reported for `AdminConfirmSignUp`).
-pub const CONFIRM_SIGN_UP: &str = "PostConfirmation_ConfirmSignUp";
-/// Cognito's trigger source for a confirmed password reset: the same trigger, not a new user.
-pub const CONFIRM_FORGOT_PASSWORD: &str = "PostConfirmation_ConfirmForgotPassword";
+use uc_schemas::trigger_source::{CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP};
+
 /// `callerContext.clientId` when no app client was involved (admin confirmation).
 const NO_CLIENT: &str = "CLIENT_ID_NOT_APPLICABLE";
 

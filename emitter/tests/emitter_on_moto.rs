@@ -105,7 +105,7 @@ async fn publishes_through_a_real_bus_and_rule_to_the_queue() {
 
     let event = cognito_event("4b1b2b8e-6b2a-4d3c-9a1e-0123456789ab");
     let before = chrono::Utc::now();
-    let returned = emitter.handle(event.clone(), "req-1", None).await.unwrap();
+    let returned = emitter.handle(event.clone(), None).await.unwrap();
     assert_eq!(
         returned, event,
         "the Cognito event comes back unchanged, unknown fields included"
@@ -149,10 +149,7 @@ async fn forgot_password_publishes_nothing() {
     let emitter = Emitter::from_sdk_config(config(&[("EVENT_BUS_NAME", BUS)]), &sdk);
     let mut event = cognito_event("s-1");
     event["triggerSource"] = "PostConfirmation_ConfirmForgotPassword".into();
-    assert_eq!(
-        emitter.handle(event.clone(), "req", None).await.unwrap(),
-        event
-    );
+    assert_eq!(emitter.handle(event.clone(), None).await.unwrap(), event);
     assert!(receive_all(&sdk, &queue_url).await.is_empty());
 }
 
@@ -187,10 +184,7 @@ async fn missing_bus_falls_back_to_the_queue() {
     );
     let event = cognito_event("sub-fallback");
     let start = std::time::Instant::now();
-    assert_eq!(
-        emitter.handle(event.clone(), "req", None).await.unwrap(),
-        event
-    );
+    assert_eq!(emitter.handle(event.clone(), None).await.unwrap(), event);
     assert_within(start.elapsed(), 1500);
     let bodies = receive_all(&sdk, &fallback_url).await;
     assert_eq!(bodies.len(), 1);
@@ -212,10 +206,7 @@ async fn refused_connections_end_within_budget_under_either_policy() {
     );
     let event = cognito_event("sub-refused");
     let start = std::time::Instant::now();
-    assert_eq!(
-        open.handle(event.clone(), "req", None).await.unwrap(),
-        event
-    );
+    assert_eq!(open.handle(event.clone(), None).await.unwrap(), event);
     assert_within(start.elapsed(), 800);
 
     let closed_policy = Emitter::from_sdk_config(
@@ -227,7 +218,7 @@ async fn refused_connections_end_within_budget_under_either_policy() {
         &sdk,
     );
     let start = std::time::Instant::now();
-    let err = closed_policy.handle(event, "req", None).await.unwrap_err();
+    let err = closed_policy.handle(event, None).await.unwrap_err();
     assert_within(start.elapsed(), 800);
     let EmitterError::PublishFailed { sub, code } = err;
     assert_eq!(sub, "sub-refused");
@@ -271,7 +262,7 @@ async fn a_slow_endpoint_cannot_hold_the_trigger_past_its_budget() {
     let event = cognito_event("sub-slow");
     let start = std::time::Instant::now();
     assert_eq!(
-        emitter.handle(event, "req", None).await.unwrap()["userName"],
+        emitter.handle(event, None).await.unwrap()["userName"],
         "jane"
     );
     assert_within(start.elapsed(), 1200);
@@ -300,7 +291,7 @@ async fn a_failed_entry_is_retried_until_accepted() {
     let sdk = sdk_config_for(&endpoint.endpoint()).await;
     let emitter = Emitter::from_sdk_config(config(&[("EVENT_BUS_NAME", BUS)]), &sdk);
     emitter
-        .handle(cognito_event("sub-entry"), "req", None)
+        .handle(cognito_event("sub-entry"), None)
         .await
         .unwrap();
     let requests = endpoint.requests();
@@ -341,7 +332,7 @@ async fn a_permanently_failed_entry_goes_to_the_fallback_or_fails_closed() {
         Some(SqsFallback::new(&moto_sdk, &cfg, fallback_url.clone())),
     );
     with_fallback
-        .handle(cognito_event("sub-perm"), "req", None)
+        .handle(cognito_event("sub-perm"), None)
         .await
         .unwrap();
     assert_eq!(
@@ -359,7 +350,7 @@ async fn a_permanently_failed_entry_goes_to_the_fallback_or_fails_closed() {
         None::<SqsFallback>,
     );
     let err = without
-        .handle(cognito_event("sub-perm"), "req", None)
+        .handle(cognito_event("sub-perm"), None)
         .await
         .unwrap_err();
     assert!(

@@ -8,9 +8,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use uc_emitter::{
-    AttemptError, Decision, Emitter, EmitterConfig, EventPublisher, FailurePolicy, FallbackQueue,
-    SkipReason, decide,
+    Decision, Emitter, EmitterConfig, EventPublisher, FailurePolicy, FallbackQueue, SkipReason,
+    decide,
 };
+use uc_runtime::Failure;
 
 /// Records what it is asked to send; accepts it or refuses it (permanently, so no back-off).
 #[derive(Default)]
@@ -27,10 +28,10 @@ impl Recorder {
         }
     }
 
-    fn record(&self, body: &str) -> Result<(), AttemptError> {
+    fn record(&self, body: &str) -> Result<(), Failure> {
         self.sent.lock().unwrap().push(body.to_owned());
         if self.fail {
-            Err(AttemptError::permanent("AccessDeniedException", "refused"))
+            Err(Failure::permanent("AccessDeniedException", "refused"))
         } else {
             Ok(())
         }
@@ -46,13 +47,13 @@ impl Recorder {
 struct Port(Arc<Recorder>);
 
 impl EventPublisher for Port {
-    async fn publish(&self, detail_json: &str) -> Result<(), AttemptError> {
+    async fn publish(&self, detail_json: &str) -> Result<(), Failure> {
         self.0.record(detail_json)
     }
 }
 
 impl FallbackQueue for Port {
-    async fn send(&self, body: &str) -> Result<(), AttemptError> {
+    async fn send(&self, body: &str) -> Result<(), Failure> {
         self.0.record(body)
     }
 }
@@ -174,7 +175,7 @@ fn emails_with_quotes_newlines_and_unicode_are_carried_exactly() {
     let event = cognito_event(json!("s-1"), json!(email), json!(true));
     let (emitter, publisher, _) = emitter(FailurePolicy::FailOpen, false);
     let returned = runtime()
-        .block_on(emitter.handle(event.clone(), "r-1", None))
+        .block_on(emitter.handle(event.clone(), None))
         .unwrap();
     assert_eq!(returned, event);
     let sent = publisher.0.sent();
@@ -192,7 +193,7 @@ fn client_metadata_and_unknown_fields_are_never_published() {
     event["somethingNew"] = json!({"nested": [1, 2, 3]});
     let (emitter, publisher, _) = emitter(FailurePolicy::FailOpen, false);
     let returned = runtime()
-        .block_on(emitter.handle(event.clone(), "r-1", None))
+        .block_on(emitter.handle(event.clone(), None))
         .unwrap();
     assert_eq!(
         returned, event,
@@ -328,8 +329,10 @@ fn check_returned_unchanged(event: &Value) -> Result<(), TestCaseError> {
         (FailurePolicy::FailClosed, true),
     ] {
         let (emitter, publisher, fallback) = emitter(policy, fails);
-        let result =
-            runtime.block_on(emitter.handle(event.clone(), "r-prop", Some(Duration::from_secs(3))));
+        let result = runtime.block_on(emitter.handle(
+            event.clone(),
+            Some(tokio::time::Instant::now() + Duration::from_secs(3)),
+        ));
         let sent = publisher.0.sent();
         prop_assert_eq!(sent.len(), usize::from(publishes), "{:?}", sent);
         prop_assert_eq!(fallback.0.sent().len(), usize::from(publishes && fails));

@@ -15,8 +15,9 @@ use std::time::Duration;
 use chrono::TimeZone;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use uc_runtime::Failure;
 use uc_emitter::{
-    AttemptError, Decision, Emitter, EmitterConfig, EventPublisher, FailurePolicy, FallbackQueue,
+    Decision, Emitter, EmitterConfig, EventPublisher, FailurePolicy, FallbackQueue,
     decide,
 };
 use uc_schemas::envelope::MAX_MESSAGE_BYTES;
@@ -26,21 +27,21 @@ use uc_schemas::{DEFAULT_SOURCE, event_id, parse_message, to_envelope};
 struct Port(bool);
 
 impl EventPublisher for Port {
-    async fn publish(&self, _: &str) -> Result<(), AttemptError> {
+    async fn publish(&self, _: &str) -> Result<(), Failure> {
         if self.0 {
             Ok(())
         } else {
-            Err(AttemptError::permanent("AccessDeniedException", "fuzz"))
+            Err(Failure::permanent("AccessDeniedException", "fuzz"))
         }
     }
 }
 
 impl FallbackQueue for Port {
-    async fn send(&self, _: &str) -> Result<(), AttemptError> {
+    async fn send(&self, _: &str) -> Result<(), Failure> {
         if self.0 {
             Ok(())
         } else {
-            Err(AttemptError::permanent("AccessDenied", "fuzz"))
+            Err(Failure::permanent("AccessDenied", "fuzz"))
         }
     }
 }
@@ -124,9 +125,9 @@ fuzz_target!(|data: &[u8]| {
     let emitters = emitters();
     RUNTIME.with(|runtime| {
         runtime.block_on(async {
-            let left = Some(Duration::from_secs(3));
+            let left = Some(tokio::time::Instant::now() + Duration::from_secs(3));
             for emitter in [&emitters.publishing, &emitters.failing_open] {
-                let returned = emitter.handle(event.clone(), "fuzz", left).await;
+                let returned = emitter.handle(event.clone(), left).await;
                 assert_eq!(
                     returned.as_ref(),
                     Ok(&event),
@@ -135,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
             }
             let closed = emitters
                 .failing_closed
-                .handle(event.clone(), "fuzz", left)
+                .handle(event.clone(), left)
                 .await;
             match closed {
                 Ok(returned) => {

@@ -5,14 +5,16 @@
 //! published just before a crash is published again, which the worker's idempotency absorbs.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uc_runtime::aws::{classify_sdk_error, entry_failure, sqs_entry_failure};
+use uc_runtime::{Classified, Failure, FailureKind, GaveUp, RetryPolicy};
 use uc_schemas::{DETAIL_TYPE, Origin, UserConfirmed, to_envelope};
 
 #[derive(Debug, thiserror::Error)]
@@ -250,49 +252,101 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Publishes up to ten events, retrying the entries that failed (PutEvents and
-/// SendMessageBatch answer 200 with per-entry failures) on backon's schedule; returns the
-/// `sub`s that could not be published.
+/// How a page's batch call and its failed entries are retried.
+const PUBLISH_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 5,
+    min_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(3),
+    min_attempt_time: Duration::ZERO,
+};
+
+/// Why one batch attempt failed: the call itself, or some of its entries.
+#[derive(Debug)]
+enum BatchFailure {
+    Call(&'static str, Failure),
+    /// Entries that may pass on a retry are still pending.
+    Entries(Failure),
+}
+
+impl Classified for BatchFailure {
+    fn kind(&self) -> FailureKind {
+        match self {
+            Self::Call(_, failure) | Self::Entries(failure) => failure.kind,
+        }
+    }
+}
+
+/// Publishes up to ten events, retrying the call and the entries that failed retryably
+/// (PutEvents and SendMessageBatch answer 200 with per-entry failures) with the shared runner
+/// and AWS rules; returns the `sub`s that could not be published. A call that cannot succeed
+/// (access denied, bus or queue missing) stops the back-fill.
 async fn publish(
     clients: &Clients,
     target: &Target,
     events: &[UserConfirmed],
 ) -> Result<Vec<String>, BackfillError> {
-    let mut pending: Vec<&UserConfirmed> = events.iter().collect();
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_times(4)
-        .with_jitter()
-        .build();
-    loop {
+    let pending: Mutex<Vec<&UserConfirmed>> = Mutex::new(events.iter().collect());
+    let refused: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let attempt = |_| async {
+        let batch = pending.lock().unwrap().clone();
         let failed = match target {
             Target::EventBridge { bus, source } => {
-                put_events(&clients.events, bus, source, &pending).await?
+                put_events(&clients.events, bus, source, &batch).await
             }
-            Target::Queue { url, source } => {
-                send_batch(&clients.sqs, url, source, &pending).await?
+            Target::Queue { url, source } => send_batch(&clients.sqs, url, source, &batch).await,
+        }?;
+        let mut retry = Vec::new();
+        let mut last = None;
+        for (index, failure) in failed {
+            let Some(event) = batch.get(index) else {
+                continue;
+            };
+            if failure.is_retryable() {
+                retry.push(*event);
+                last = Some(failure);
+            } else {
+                tracing::warn!(sub = %event.sub, error = %failure, "entry refused");
+                refused.lock().unwrap().push(event.sub.clone());
             }
-        };
-        if failed.is_empty() {
-            return Ok(Vec::new());
         }
-        pending = failed
-            .iter()
-            .filter_map(|i| pending.get(*i).copied())
-            .collect();
-        match delays.next() {
-            Some(delay) => tokio::time::sleep(delay).await,
-            None => return Ok(pending.iter().map(|e| e.sub.clone()).collect()),
+        *pending.lock().unwrap() = retry;
+        match last {
+            None => Ok(()),
+            Some(failure) => Err(BatchFailure::Entries(failure)),
         }
+    };
+    let notify = |failure: &BatchFailure, delay: Duration| {
+        let (BatchFailure::Call(_, f) | BatchFailure::Entries(f)) = failure;
+        tracing::warn!(error = %f, retry_in_ms = delay.as_millis() as u64, "publishing a page failed; retrying");
+    };
+    let result = PUBLISH_RETRY.run(None, attempt, notify).await;
+    let mut unpublished = refused.into_inner().unwrap();
+    match result {
+        Ok(_) => {}
+        Err(GaveUp::Failed {
+            error: BatchFailure::Call(operation, failure),
+            ..
+        }) if !failure.is_retryable() => {
+            return Err(BackfillError::Aws {
+                operation,
+                message: failure.to_string(),
+            });
+        }
+        // Retries ran out: whatever is still pending is reported, not lost.
+        Err(_) => unpublished.extend(pending.into_inner().unwrap().iter().map(|e| e.sub.clone())),
     }
+    Ok(unpublished)
 }
+
+/// Index in `events` → why its entry failed.
+type EntryFailures = Vec<(usize, Failure)>;
 
 async fn put_events(
     client: &aws_sdk_eventbridge::Client,
     bus: &str,
     source: &str,
     events: &[&UserConfirmed],
-) -> Result<Vec<usize>, BackfillError> {
+) -> Result<EntryFailures, BatchFailure> {
     let entries = events.iter().map(|e| {
         PutEventsRequestEntry::builder()
             .event_bus_name(bus)
@@ -306,13 +360,13 @@ async fn put_events(
         .set_entries(Some(entries.collect()))
         .send()
         .await
-        .map_err(aws_error("PutEvents"))?;
+        .map_err(|e| BatchFailure::Call("PutEvents", classify_sdk_error(&e)))?;
     Ok(output
         .entries()
         .iter()
         .enumerate()
         .filter(|(_, e)| e.error_code().is_some())
-        .map(|(i, _)| i)
+        .map(|(i, e)| (i, entry_failure(e.error_code(), e.error_message())))
         .collect())
 }
 
@@ -321,7 +375,7 @@ async fn send_batch(
     url: &str,
     source: &str,
     events: &[&UserConfirmed],
-) -> Result<Vec<usize>, BackfillError> {
+) -> Result<EntryFailures, BatchFailure> {
     let entries = events.iter().enumerate().map(|(i, e)| {
         SendMessageBatchRequestEntry::builder()
             .id(i.to_string())
@@ -335,10 +389,16 @@ async fn send_batch(
         .set_entries(Some(entries.collect()))
         .send()
         .await
-        .map_err(aws_error("SendMessageBatch"))?;
+        .map_err(|e| BatchFailure::Call("SendMessageBatch", classify_sdk_error(&e)))?;
     Ok(output
         .failed()
         .iter()
-        .filter_map(|f| f.id().parse().ok())
+        .filter_map(|f| {
+            let index = f.id().parse().ok()?;
+            Some((
+                index,
+                sqs_entry_failure(f.code(), f.message(), f.sender_fault()),
+            ))
+        })
         .collect())
 }

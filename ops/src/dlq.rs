@@ -15,8 +15,9 @@ use aws_sdk_sqs::types::{
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use uc_worker::dead_letter::attr;
-use uc_worker::{DeadLetterSink, Disposition, FailureRecord, MessageHandler, MessageMeta};
+use uc_schemas::dead_letter::{attr, stage};
+use uc_schemas::{FailureRecord, MessageMeta};
+use uc_worker::{DeadLetterSink, Disposition, MessageHandler};
 
 /// How long a scan keeps messages invisible: long enough to read a queue, short enough that a
 /// crashed run hands them back soon.
@@ -55,36 +56,22 @@ pub struct DlqMessage {
 
 impl DlqMessage {
     fn from_sqs(message: aws_sdk_sqs::types::Message) -> Option<Self> {
-        let system = |name: MessageSystemAttributeName| {
-            message.attributes().and_then(|a| a.get(&name)).cloned()
-        };
-        let raw_attributes = message.message_attributes().cloned().unwrap_or_default();
+        let meta = uc_worker::poller::meta_of(&message);
         Some(Self {
-            receive_count: system(MessageSystemAttributeName::ApproximateReceiveCount)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1),
-            sent_at: system(MessageSystemAttributeName::SentTimestamp)
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(DateTime::from_timestamp_millis),
-            attributes: raw_attributes
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
-                .collect(),
-            raw_attributes,
+            receive_count: meta.receive_count,
+            sent_at: meta.sent_at,
+            attributes: meta.attributes,
+            raw_attributes: message.message_attributes().cloned().unwrap_or_default(),
             message_id: message.message_id?,
             receipt: message.receipt_handle?,
             body: message.body.unwrap_or_default(),
         })
     }
 
-    /// Why it is here: the worker's reason, EventBridge's error code for the rule-target DLQ,
-    /// or the queue's redrive policy (retryable failures that ran out of receives).
+    /// Why it is here (the contract's one rule: the worker's reason, EventBridge's error code
+    /// for the rule-target DLQ, or the queue's redrive policy).
     pub fn reason(&self) -> String {
-        self.attributes
-            .get(attr::REASON)
-            .or_else(|| self.attributes.get("ERROR_CODE"))
-            .cloned()
-            .unwrap_or_else(|| "MaxReceiveCountExceeded".into())
+        uc_schemas::dead_letter::reason_of(&self.attributes).to_owned()
     }
 
     fn event(&self) -> Option<uc_schemas::UserConfirmed> {
@@ -437,7 +424,7 @@ pub async fn replay<H: MessageHandler, D: DeadLetterSink>(
                 Disposition::RetryLater { reason } => {
                     let record = FailureRecord::for_message(
                         &message.meta(),
-                        "appsync",
+                        stage::APPSYNC,
                         reason,
                         format!("replay: {reason}"),
                         report.attempts,

@@ -93,6 +93,32 @@ impl MetricsRecord {
     }
 }
 
+/// Reads EMF records back from log lines (the demo, chaos runs and tests count what the
+/// functions reported): the lines written by `service`, other lines ignored.
+pub fn read_records<'a>(lines: &'a [String], service: &'a str) -> impl Iterator<Item = Value> + 'a {
+    lines
+        .iter()
+        .filter(|l| l.contains("\"_aws\""))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(move |r| r["Service"] == service)
+}
+
+/// The sum of counter `metric` over the EMF lines `service` wrote.
+pub fn read_count(lines: &[String], service: &str, metric: &str) -> u64 {
+    read_records(lines, service)
+        .filter_map(|r| r.get(metric)?.as_f64())
+        .sum::<f64>() as u64
+}
+
+/// Every sample of timing `metric` over the EMF lines `service` wrote.
+pub fn read_timings(lines: &[String], service: &str, metric: &str) -> Vec<f64> {
+    read_records(lines, service)
+        .filter_map(|r| r.get(metric)?.as_array().cloned())
+        .flatten()
+        .filter_map(|v| v.as_f64())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +153,28 @@ mod tests {
         let mut line = Vec::new();
         record.write_to(&mut line).unwrap();
         assert!(line.ends_with(b"\n") && !line[..line.len() - 1].contains(&b'\n'));
+    }
+
+    #[test]
+    fn written_records_read_back_per_service() {
+        let mut emitter = MetricsRecord::new("emitter");
+        emitter
+            .count("Published", 1)
+            .timing_ms("HandlerLatency", 2.5);
+        let mut worker = MetricsRecord::new("worker");
+        worker.count("Created", 5);
+        let lines = vec![
+            emitter.to_json().to_string(),
+            emitter.to_json().to_string(),
+            worker.to_json().to_string(),
+            r#"{"level":"INFO","fields":{"message":"Published"}}"#.to_owned(),
+        ];
+        assert_eq!(read_count(&lines, "emitter", "Published"), 2);
+        assert_eq!(read_count(&lines, "worker", "Created"), 5);
+        assert_eq!(
+            read_timings(&lines, "emitter", "HandlerLatency"),
+            [2.5, 2.5]
+        );
+        assert_eq!(read_count(&lines, "worker", "Published"), 0);
     }
 }

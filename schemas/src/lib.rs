@@ -1,13 +1,19 @@
-//! The `UserConfirmed` contract shared by every part of the pipeline and by other consumers:
-//! the v1 event type and its JSON Schema, the one envelope parser, and the GraphQL documents
-//! the worker sends. Nothing here knows about AWS SDK types.
+//! The contracts shared by every part of the pipeline and by other consumers: the
+//! `UserConfirmed` v1 event and its JSON Schema, the one envelope parser, the dead-letter
+//! record, SQS message metadata, Cognito's trigger sources, and the GraphQL documents the
+//! worker sends. Nothing here knows about AWS SDK types.
 
+pub mod dead_letter;
 pub mod envelope;
 pub mod graphql;
+pub mod message_meta;
+pub mod trigger_source;
 mod user_confirmed;
 
+pub use dead_letter::FailureRecord;
 pub use envelope::{EnvelopeError, EnvelopeMeta, ReceivedEvent, parse_message, to_envelope};
+pub use message_meta::MessageMeta;
 pub use user_confirmed::{
     DEFAULT_SOURCE, DETAIL_TYPE, EVENT_ID_NAMESPACE, JSON_SCHEMA, Origin, SCHEMA_VERSION,
-    UserConfirmed, event_id, event_pattern,
+    UserConfirmed, UserConfirmedBuilder, event_id, event_pattern,
 };

@@ -106,9 +106,72 @@ impl UserConfirmed {
         }
     }
 
+    /// A builder for tests and tools: `username` defaults to `sub`, `region` to the pool id's
+    /// region prefix, `confirmedAt` to now, origin to `postConfirmation`, the rest to absent.
+    pub fn builder(
+        user_pool_id: impl Into<String>,
+        sub: impl Into<String>,
+    ) -> UserConfirmedBuilder {
+        let user_pool_id = user_pool_id.into();
+        let sub = sub.into();
+        let region = user_pool_id
+            .split_once('_')
+            .map(|(region, _)| region.to_owned())
+            .unwrap_or_default();
+        UserConfirmedBuilder(Self::new(
+            user_pool_id,
+            sub.clone(),
+            sub,
+            None,
+            None,
+            None,
+            Utc::now(),
+            region,
+            Origin::PostConfirmation,
+        ))
+    }
+
     /// `"<sub>::<username>"`: the owner value Amplify's `ownerDefinedIn` rules compare against.
     pub fn profile_owner(&self) -> String {
         format!("{}::{}", self.sub, self.username)
+    }
+}
+
+/// Builds a [`UserConfirmed`] field by field; see [`UserConfirmed::builder`].
+#[derive(Debug, Clone)]
+pub struct UserConfirmedBuilder(UserConfirmed);
+
+impl UserConfirmedBuilder {
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.0.username = username.into();
+        self
+    }
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.0.email = Some(email.into());
+        self
+    }
+    pub fn email_verified(mut self, verified: bool) -> Self {
+        self.0.email_verified = Some(verified);
+        self
+    }
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.0.client_id = Some(client_id.into());
+        self
+    }
+    pub fn confirmed_at(mut self, at: DateTime<Utc>) -> Self {
+        self.0.confirmed_at = at;
+        self
+    }
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.0.region = region.into();
+        self
+    }
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.0.origin = origin;
+        self
+    }
+    pub fn build(self) -> UserConfirmed {
+        self.0
     }
 }
 
@@ -123,6 +186,20 @@ mod tests {
         assert_ne!(a, event_id("eu-west-1_xyz", "1111"));
         assert_ne!(a, event_id("eu-west-1_abc", "2222"));
         assert_eq!(a.get_version_num(), 5);
+    }
+
+    #[test]
+    fn the_builder_fills_defaults_and_derives_the_id() {
+        let event = UserConfirmed::builder("eu-west-1_abc", "s-1")
+            .email("e")
+            .build();
+        assert_eq!(event.event_id, event_id("eu-west-1_abc", "s-1"));
+        assert_eq!(
+            (event.username.as_str(), event.region.as_str()),
+            ("s-1", "eu-west-1")
+        );
+        assert_eq!(event.email.as_deref(), Some("e"));
+        assert_eq!(event.origin, Origin::PostConfirmation);
     }
 
     #[test]

@@ -22,17 +22,13 @@ const CODES: &[&str] = &[
 ];
 
 fn sample() -> UserConfirmed {
-    UserConfirmed::new(
-        "eu-west-1_Pool",
-        "0b8c2a1e-1111-4c3e-9a5b-1234567890ab",
-        "alice",
-        Some("alice@example.com".into()),
-        Some(true),
-        Some("client123".into()),
-        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
-        "eu-west-1",
-        Origin::PostConfirmation,
-    )
+    UserConfirmed::builder("eu-west-1_Pool", "0b8c2a1e-1111-4c3e-9a5b-1234567890ab")
+        .username("alice")
+        .email("alice@example.com")
+        .email_verified(true)
+        .client_id("client123")
+        .confirmed_at(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+        .build()
 }
 
 fn envelope() -> Value {

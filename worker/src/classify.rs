@@ -1,8 +1,10 @@
-//! The one classification of what AppSync answered (or failed to answer) into an outcome.
-//! AppSync often answers HTTP 200 with `errors`, so the body decides as much as the status.
-//! Pure logic: the table in the README is this function, row by row.
+//! What AppSync answered (or failed to answer), as an outcome. AppSync often answers HTTP 200
+//! with `errors`, so the GraphQL body rules live here; statuses follow the shared rule in
+//! `uc_runtime::aws`. Pure logic: the table in the README is this function, row by row.
 
 use serde_json::Value;
+use uc_runtime::aws::status_kind;
+use uc_runtime::{Classified, FailureKind};
 
 /// What the transport saw: an HTTP answer, or no answer at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,19 @@ impl Outcome {
     }
 }
 
+/// As a failure: only `Retryable` may be retried; the write loop itself decides whether an
+/// `AuthRejected` earns one retry after a credential refresh.
+impl Classified for Outcome {
+    fn kind(&self) -> FailureKind {
+        match self {
+            Self::Retryable { throttled, .. } => FailureKind::Retryable {
+                throttled: *throttled,
+            },
+            _ => FailureKind::Permanent,
+        }
+    }
+}
+
 /// AppSync's errorType when the create resolver's `attribute_not_exists(id)` condition fails.
 pub const ALREADY_EXISTS: &str = "DynamoDB:ConditionalCheckFailedException";
 
@@ -75,26 +90,18 @@ pub fn classify(answer: &Answer, field: &str) -> Outcome {
     let first_type = json
         .as_ref()
         .and_then(|j| error_types(j).into_iter().next());
-    match status {
-        200 => {}
-        401 | 403 => {
+    if status != 200 {
+        if matches!(status, 401 | 403) {
             return Outcome::AuthRejected {
                 reason: first_type.unwrap_or_else(|| format!("Http{status}")),
             };
         }
-        429 => {
-            return Outcome::Retryable {
-                reason: first_type.unwrap_or_else(|| "TooManyRequests".into()),
-                throttled: true,
-            };
-        }
-        500..=599 => return retry(&first_type.unwrap_or_else(|| format!("Http{status}"))),
-        400..=499 => {
-            return Outcome::Permanent {
-                reason: first_type.unwrap_or_else(|| format!("Http{status}")),
-            };
-        }
-        _ => return retry(&format!("Http{status}")),
+        let default = if status == 429 {
+            "TooManyRequests".to_owned()
+        } else {
+            format!("Http{status}")
+        };
+        return outcome_of(status_kind(status), first_type.unwrap_or(default));
     }
     let Some(json) = json else {
         return retry("UnreadableResponse");
@@ -164,6 +171,14 @@ fn classify_graphql_error(error: &Value) -> Outcome {
     Outcome::Retryable {
         reason: error_type.to_owned(),
         throttled,
+    }
+}
+
+/// The outcome for a failure of `kind` named `reason`.
+fn outcome_of(kind: FailureKind, reason: String) -> Outcome {
+    match kind {
+        FailureKind::Retryable { throttled } => Outcome::Retryable { reason, throttled },
+        FailureKind::Permanent => Outcome::Permanent { reason },
     }
 }
 

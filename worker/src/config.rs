@@ -6,7 +6,10 @@ use uc_runtime::{ConfigError, EnvReader};
 
 use crate::appsync::EndpointSetting;
 use crate::mutation::{DEFAULT_INPUT_MAPPING, MutationSpec};
-use crate::retry::RetryPolicy;
+use uc_runtime::RetryPolicy;
+
+/// An AppSync attempt is not started with less time than this before the deadline.
+const MIN_ATTEMPT_TIME: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
@@ -81,6 +84,7 @@ impl WorkerConfig {
             max_attempts: env.number("MAX_ATTEMPTS", 4, 1, 20)?,
             min_delay: env.millis("RETRY_MIN_DELAY_MS", 100, 1, 60_000)?,
             max_delay: env.millis("RETRY_MAX_DELAY_MS", 3_000, 1, 300_000)?,
+            min_attempt_time: MIN_ATTEMPT_TIME,
         };
         Ok(Self {
             endpoint,

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
+use lambda_runtime::{LambdaEvent, service_fn};
 use tokio::time::Instant;
+use tracing::Instrument;
 use uc_runtime::MetricsRecord;
+use uc_schemas::MessageMeta;
 
-use crate::processor::{MessageHandler, MessageMeta, MessageReport};
+use crate::processor::{MessageHandler, MessageReport};
 
 /// Kept between the end of our work and the invocation deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
@@ -25,22 +28,32 @@ pub enum BatchError {
 }
 
 /// What a front end knows about an SQS record.
-fn meta(record: &SqsMessage) -> MessageMeta {
-    let attribute = |name: &str| record.attributes.get(name);
-    MessageMeta {
-        message_id: record.message_id.clone().unwrap_or_default(),
-        receive_count: attribute("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1),
-        sent_at: attribute("SentTimestamp")
-            .and_then(|t| t.parse::<i64>().ok())
-            .and_then(chrono::DateTime::from_timestamp_millis),
-        attributes: record
+pub fn meta_of(record: &SqsMessage) -> MessageMeta {
+    MessageMeta::from_sqs(
+        record.message_id.as_deref(),
+        |name| record.attributes.get(name).map(String::as_str),
+        record
             .message_attributes
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.string_value.clone()?)))
-            .collect(),
-    }
+            .filter_map(|(k, v)| Some((k.clone(), v.string_value.clone()?))),
+    )
+}
+
+/// Serves Lambda invocations until the runtime stops: each batch gets the invocation's
+/// deadline, less [`DEADLINE_MARGIN`] to answer.
+pub async fn serve<H: MessageHandler>(
+    handler: Arc<H>,
+    concurrency: usize,
+) -> Result<(), lambda_runtime::Error> {
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline =
+            uc_runtime::retry::deadline_before(event.context.deadline(), DEADLINE_MARGIN);
+        handle_batch(handler.clone(), event.payload, Some(deadline), concurrency)
+            .await
+            .map_err(lambda_runtime::Error::from)
+    }))
+    .await
 }
 
 /// Processes a batch; returns the ids of the messages SQS must redeliver.
@@ -53,11 +66,15 @@ pub async fn handle_batch<H: MessageHandler>(
     let reports: Vec<MessageReport> = futures::stream::iter(event.records)
         .map(|record| {
             let handler = handler.clone();
-            let meta = meta(&record);
+            let meta = meta_of(&record);
             let message_id = meta.message_id.clone();
             let body = record.body.unwrap_or_default();
             async move {
-                let task = tokio::spawn(async move { handler.handle(body, meta, deadline).await });
+                // The task keeps the invocation's span, so its log lines carry the request id.
+                let task = tokio::spawn(
+                    async move { handler.handle(body, meta, deadline).await }
+                        .instrument(tracing::Span::current()),
+                );
                 match task.await {
                     Ok(report) => report,
                     Err(error) => {

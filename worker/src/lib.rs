@@ -11,16 +11,15 @@ pub mod limit;
 pub mod mutation;
 pub mod poller;
 pub mod processor;
-pub mod retry;
 
 use aws_config::SdkConfig;
 
 pub use appsync::{AppSyncClient, EndpointSetting, GraphQlEndpoint};
 pub use config::WorkerConfig;
-pub use dead_letter::{DeadLetterSink, FailureRecord, SqsDeadLetters};
-pub use processor::{
-    Disposition, MessageHandler, MessageMeta, MessageReport, ProfileWriter, Worker,
-};
+pub use dead_letter::{DeadLetterSink, SqsDeadLetters};
+pub use processor::{Disposition, MessageHandler, MessageReport, ProfileWriter, Worker};
+// The contract types the front ends and the ops CLI hand to the core.
+pub use uc_schemas::{FailureRecord, MessageMeta};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {

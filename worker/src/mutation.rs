@@ -134,20 +134,16 @@ impl MutationSpec {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use uc_schemas::Origin;
 
     fn event(email: Option<&str>) -> UserConfirmed {
-        UserConfirmed::new(
-            "pool",
-            "sub-1",
-            "Zoë \"the\" user",
-            email.map(str::to_owned),
-            Some(true),
-            None,
-            chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
-            "us-east-1",
-            Origin::PostConfirmation,
-        )
+        let mut event = UserConfirmed::builder("pool", "sub-1")
+            .username("Zoë \"the\" user")
+            .email_verified(true)
+            .confirmed_at(chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap())
+            .region("us-east-1")
+            .build();
+        event.email = email.map(str::to_owned);
+        event
     }
 
     #[test]

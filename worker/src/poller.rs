@@ -11,14 +11,15 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
-use backon::Retryable;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use uc_runtime::MetricsRecord;
+use uc_runtime::aws::classify_sdk_error;
+use uc_runtime::{Failure, FailureKind, MetricsRecord, RetryPolicy};
+use uc_schemas::MessageMeta;
 
 use crate::WorkerError;
-use crate::processor::{MessageHandler, MessageMeta, MessageReport};
-use crate::retry::{RetryPolicy, visibility_backoff};
+use crate::config::WorkerConfig;
+use crate::processor::{MessageHandler, MessageReport};
 
 /// Time kept between a message's processing deadline and its visibility expiry.
 const VISIBILITY_MARGIN: Duration = Duration::from_secs(2);
@@ -49,6 +50,66 @@ pub struct Poller<H> {
     stats: Arc<PollerStats>,
 }
 
+impl PollerSettings {
+    /// Poll mode's settings from the worker's configuration (`QUEUE_URL` required).
+    pub fn from_config(config: &WorkerConfig) -> Result<Self, WorkerError> {
+        let queue_url = config
+            .queue_url
+            .clone()
+            .ok_or_else(|| WorkerError::Sqs("QUEUE_URL is required for poll mode".into()))?;
+        Ok(Self {
+            queue_url,
+            receivers: config.concurrency.div_ceil(10),
+            wait_time_seconds: config.wait_time_seconds,
+            visibility_backoff: config.visibility_backoff,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+}
+
+/// Poll mode from start to end: polls until SIGTERM or SIGINT, drains, and logs what it did.
+pub async fn serve<H: MessageHandler>(
+    sqs: aws_sdk_sqs::Client,
+    handler: Arc<H>,
+    settings: PollerSettings,
+) -> Result<(), WorkerError> {
+    let poller = Poller::new(sqs, handler, settings);
+    let stats = poller.stats();
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: no more receives, finishing in-flight messages");
+        let _ = stop.send(true);
+    });
+    let result = poller.run(shutdown).await;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    tracing::info!(
+        received = load(&stats.received),
+        deleted = load(&stats.deleted),
+        retried_later = load(&stats.retried_later),
+        released = load(&stats.released),
+        "poller stopped"
+    );
+    result
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// How a failed SQS call is retried at start-up and after receive errors.
+const SQS_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 12,
+    min_delay: Duration::from_millis(250),
+    max_delay: Duration::from_secs(8),
+    min_attempt_time: Duration::ZERO,
+};
+
 impl<H: MessageHandler> Poller<H> {
     pub fn new(sqs: aws_sdk_sqs::Client, handler: Arc<H>, settings: PollerSettings) -> Self {
         Self {
@@ -63,9 +124,10 @@ impl<H: MessageHandler> Poller<H> {
         self.stats.clone()
     }
 
-    /// Runs until `shutdown` turns true, then drains.
+    /// Runs until `shutdown` turns true, then drains. Fails at once when the queue cannot be
+    /// used (missing, access denied), or when start-up is interrupted.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
-        let visibility = self.queue_visibility_timeout().await?;
+        let visibility = self.queue_visibility_timeout(shutdown.clone()).await?;
         tracing::info!(
             receivers = self.settings.receivers,
             visibility_s = visibility.as_secs(),
@@ -79,37 +141,56 @@ impl<H: MessageHandler> Poller<H> {
                 this.receive_loop(shutdown, visibility).await
             }));
         }
+        let mut first_error = None;
         for handle in loops {
-            handle
+            let result = handle
                 .await
-                .map_err(|e| WorkerError::Sqs(format!("receive loop crashed: {e}")))?;
+                .map_err(|e| WorkerError::Sqs(format!("receive loop crashed: {e}")))
+                .and_then(|r| r);
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The queue's visibility timeout. A consumer that starts while SQS is briefly unavailable
-    /// keeps trying for about a minute rather than exiting at once.
-    async fn queue_visibility_timeout(&self) -> Result<Duration, WorkerError> {
-        let startup = RetryPolicy {
-            max_attempts: 12,
-            min_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(8),
-        };
-        let output = (|| async {
+    /// keeps trying for about a minute; one whose queue is missing or forbidden stops at once,
+    /// and so does one asked to shut down.
+    async fn queue_visibility_timeout(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Duration, WorkerError> {
+        let attempt = |_| async {
             self.sqs
                 .get_queue_attributes()
                 .queue_url(&self.settings.queue_url)
                 .attribute_names(QueueAttributeName::VisibilityTimeout)
                 .send()
                 .await
-        })
-        .retry(startup.backoff())
-        .notify(|e, delay| {
-            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), retry_in_ms = delay.as_millis() as u64, "GetQueueAttributes failed at start-up");
-        })
-        .await
-        .map_err(|e| WorkerError::Sqs(format!("GetQueueAttributes: {}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
+                .map_err(|e| classify_sdk_error(&e))
+        };
+        let notify = |e: &Failure, delay: Duration| {
+            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "GetQueueAttributes failed at start-up; retrying");
+        };
+        let output = tokio::select! {
+            result = SQS_RETRY.run(None, attempt, notify) => result,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                return Err(WorkerError::Sqs("shutdown requested during start-up".into()));
+            }
+        };
+        let output = output.map_err(|gave_up| {
+            let attempts = gave_up.attempts();
+            let error = gave_up
+                .into_last_error()
+                .map_or_else(|| "no attempt made".to_owned(), |e| e.to_string());
+            WorkerError::Sqs(format!(
+                "cannot use queue {}: GetQueueAttributes failed ({error}) after {attempts} attempt(s)",
+                self.settings.queue_url
+            ))
+        })?;
         let seconds = output
+            .value
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
             .and_then(|v| v.parse().ok())
@@ -117,7 +198,13 @@ impl<H: MessageHandler> Poller<H> {
         Ok(Duration::from_secs(seconds))
     }
 
-    async fn receive_loop(&self, shutdown: watch::Receiver<bool>, visibility: Duration) {
+    async fn receive_loop(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        visibility: Duration,
+    ) -> Result<(), WorkerError> {
+        let steps = SQS_RETRY.steps();
+        let mut failures = 0usize;
         while !*shutdown.borrow() {
             let receive = self
                 .sqs
@@ -134,10 +221,24 @@ impl<H: MessageHandler> Poller<H> {
             // shutdown request is handed straight back instead.
             let output = receive.await;
             let messages = match output {
-                Ok(output) => output.messages.unwrap_or_default(),
+                Ok(output) => {
+                    failures = 0;
+                    output.messages.unwrap_or_default()
+                }
                 Err(error) => {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "ReceiveMessage failed; backing off");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let failure = classify_sdk_error(&error);
+                    if failure.kind == FailureKind::Permanent {
+                        tracing::error!(error = %failure, "ReceiveMessage cannot succeed; stopping");
+                        return Err(WorkerError::Sqs(format!("ReceiveMessage: {failure}")));
+                    }
+                    let step = steps[failures.min(steps.len().saturating_sub(1))];
+                    failures += 1;
+                    let delay = RetryPolicy::jitter(step, failure.kind);
+                    tracing::warn!(error = %failure, retry_in_ms = delay.as_millis() as u64, "ReceiveMessage failed; backing off");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => {}
+                    }
                     continue;
                 }
             };
@@ -163,6 +264,7 @@ impl<H: MessageHandler> Poller<H> {
             )
             .await;
         }
+        Ok(())
     }
 
     /// Processes one received batch and settles each message with SQS.
@@ -177,7 +279,7 @@ impl<H: MessageHandler> Poller<H> {
             .into_iter()
             .map(|message| {
                 let handler = self.handler.clone();
-                let meta = meta(&message);
+                let meta = meta_of(&message);
                 let message_id = meta.message_id.clone();
                 let body = message.body.unwrap_or_default();
                 let task =
@@ -303,45 +405,56 @@ fn receipts_of(messages: &[Message]) -> HashMap<String, (String, u32)> {
     messages
         .iter()
         .filter_map(|m| {
-            let receive_count =
-                system_attribute(m, MessageSystemAttributeName::ApproximateReceiveCount)
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
+            let meta = meta_of(m);
             Some((
-                m.message_id.clone()?,
-                (m.receipt_handle.clone()?, receive_count),
+                meta.message_id,
+                (m.receipt_handle.clone()?, meta.receive_count),
             ))
         })
+        .filter(|(id, _)| !id.is_empty())
         .collect()
 }
 
-fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
-    message
-        .attributes()
-        .and_then(|a| a.get(&name))
-        .map(String::as_str)
+/// What a front end knows about a received SDK message.
+pub fn meta_of(message: &Message) -> MessageMeta {
+    MessageMeta::from_sqs(
+        message.message_id.as_deref(),
+        |name| {
+            message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::from(name)))
+                .map(String::as_str)
+        },
+        message
+            .message_attributes()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned()))),
+    )
 }
 
-fn meta(message: &Message) -> MessageMeta {
-    MessageMeta {
-        message_id: message.message_id.clone().unwrap_or_default(),
-        receive_count: system_attribute(
-            message,
-            MessageSystemAttributeName::ApproximateReceiveCount,
-        )
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1),
-        sent_at: system_attribute(message, MessageSystemAttributeName::SentTimestamp)
-            .and_then(|t| t.parse::<i64>().ok())
-            .and_then(chrono::DateTime::from_timestamp_millis),
-        attributes: message
-            .message_attributes()
-            .map(|attributes| {
-                attributes
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default(),
+/// How long a message that failed retryably stays invisible before SQS redelivers it:
+/// `base × 2^(receive_count − 1)`, capped at `max`, with equal jitter (half fixed, half random)
+/// so redeliveries of a burst spread out.
+pub fn visibility_backoff(receive_count: u32, base: Duration, max: Duration) -> Duration {
+    let exponent = receive_count.saturating_sub(1).min(20);
+    let step = base.saturating_mul(1u32 << exponent).min(max);
+    RetryPolicy::jitter(step, FailureKind::THROTTLED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_backoff_grows_with_receive_count_and_is_capped() {
+        let base = Duration::from_secs(10);
+        let max = Duration::from_secs(900);
+        for (count, step) in [(1, 10), (2, 20), (3, 40), (7, 640), (8, 900), (100, 900)] {
+            let d = visibility_backoff(count, base, max);
+            let step = Duration::from_secs(step);
+            assert!(d >= step / 2 && d <= step, "receive {count}: {d:?}");
+        }
+        assert_eq!(visibility_backoff(0, Duration::ZERO, max), Duration::ZERO);
     }
 }

@@ -2,48 +2,21 @@
 //! disposition out. Parse with the contract's envelope parser, build the mutation, call AppSync
 //! with retries, classify, and dead-letter what cannot succeed. No Lambda or SQS types here.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use backon::Retryable;
-use chrono::{DateTime, Utc};
 use tokio::time::Instant;
-use uc_runtime::MetricsRecord;
-use uc_schemas::{UserConfirmed, parse_message};
+use uc_runtime::{GaveUp, MetricsRecord, RetryPolicy};
+use uc_schemas::dead_letter::stage;
+use uc_schemas::{FailureRecord, MessageMeta, UserConfirmed, parse_message};
 
 use crate::appsync::GraphQlEndpoint;
 use crate::classify::{Outcome, classify};
-use crate::dead_letter::{DeadLetterSink, FailureRecord, attr};
+use crate::dead_letter::DeadLetterSink;
 use crate::limit::AdaptiveLimit;
 use crate::mutation::MutationSpec;
-use crate::retry::RetryPolicy;
-
-/// An attempt is not started with less time than this before the deadline.
-const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(200);
-
-/// What a front end knows about a message besides its body.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MessageMeta {
-    pub message_id: String,
-    pub receive_count: u32,
-    pub sent_at: Option<DateTime<Utc>>,
-    /// String message attributes (a replayed message carries its earlier `uc.*` record).
-    pub attributes: HashMap<String, String>,
-}
-
-impl MessageMeta {
-    /// First sent: from an earlier dead-letter record if there is one, else SQS's SentTimestamp.
-    pub fn first_seen_at(&self) -> Option<DateTime<Utc>> {
-        self.attributes
-            .get(attr::FIRST_SEEN_AT)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .or(self.sent_at)
-    }
-}
 
 /// The result of writing one profile.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,63 +66,63 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
     /// Creates `event`'s profile, retrying retryable failures until attempts or `deadline` run out.
     pub async fn write(&self, event: &UserConfirmed, deadline: Option<Instant>) -> WriteReport {
         let body = self.mutation.request_body(event);
-        let attempts = AtomicU32::new(0);
         let refreshed = AtomicBool::new(false);
         let latencies = Mutex::new(Vec::new());
-        let attempt = || async {
-            let timeout = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left < MIN_ATTEMPT_TIME {
-                        return Err(Outcome::Retryable {
-                            reason: "DeadlineReached".into(),
-                            throttled: false,
-                        });
+        let attempt = |attempt: uc_runtime::Attempt| {
+            let body = body.clone();
+            let (refreshed, latencies) = (&refreshed, &latencies);
+            async move {
+                let _slot = self.limit.acquire().await;
+                let started = Instant::now();
+                let answer = self
+                    .endpoint
+                    .post(body, attempt.bound(self.request_timeout))
+                    .await;
+                latencies
+                    .lock()
+                    .unwrap()
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+                match classify(&answer, &self.mutation.field) {
+                    done @ (Outcome::Created | Outcome::AlreadyExists) => {
+                        self.limit.on_success();
+                        Ok(done)
                     }
-                    self.request_timeout.min(left)
+                    Outcome::AuthRejected { reason }
+                        if !refreshed.swap(true, Ordering::Relaxed) =>
+                    {
+                        // Expired or rotated credentials: fetch new ones and try again, once.
+                        self.endpoint.refresh_credentials().await;
+                        Err(Outcome::Retryable {
+                            reason,
+                            throttled: false,
+                        })
+                    }
+                    Outcome::AuthRejected { reason } => Err(Outcome::Permanent { reason }),
+                    retry @ Outcome::Retryable {
+                        throttled: true, ..
+                    } => {
+                        self.limit.on_throttled();
+                        Err(retry)
+                    }
+                    other => Err(other),
                 }
-                None => self.request_timeout,
-            };
-            let _slot = self.limit.acquire().await;
-            attempts.fetch_add(1, Ordering::Relaxed);
-            let started = Instant::now();
-            let answer = self.endpoint.post(body.clone(), timeout).await;
-            latencies
-                .lock()
-                .unwrap()
-                .push(started.elapsed().as_secs_f64() * 1000.0);
-            match classify(&answer, &self.mutation.field) {
-                done @ (Outcome::Created | Outcome::AlreadyExists) => {
-                    self.limit.on_success();
-                    Ok(done)
-                }
-                Outcome::AuthRejected { reason } if !refreshed.swap(true, Ordering::Relaxed) => {
-                    // Expired or rotated credentials: fetch new ones and try again, once.
-                    self.endpoint.refresh_credentials().await;
-                    Err(Outcome::Retryable {
-                        reason,
-                        throttled: false,
-                    })
-                }
-                Outcome::AuthRejected { reason } => Err(Outcome::Permanent { reason }),
-                retry @ Outcome::Retryable {
-                    throttled: true, ..
-                } => {
-                    self.limit.on_throttled();
-                    Err(retry)
-                }
-                other => Err(other),
             }
         };
-        let result = attempt
-            .retry(self.retry.backoff())
-            .when(|o: &Outcome| matches!(o, Outcome::Retryable { .. }))
-            .adjust(|_: &Outcome, delay: Option<Duration>| RetryPolicy::jittered(delay, deadline))
-            .await;
-        let outcome = result.unwrap_or_else(|failure| failure);
+        let (outcome, attempts) = match self.retry.run(deadline, attempt, |_, _| {}).await {
+            Ok(done) => (done.value, done.attempts),
+            Err(GaveUp::Failed { error, attempts }) => (error, attempts),
+            // SQS redelivers it after the visibility timeout, with a full deadline.
+            Err(GaveUp::Deadline { last, attempts }) => (
+                last.unwrap_or_else(|| Outcome::Retryable {
+                    reason: "DeadlineReached".into(),
+                    throttled: false,
+                }),
+                attempts,
+            ),
+        };
         WriteReport {
             outcome,
-            attempts: attempts.into_inner(),
+            attempts: attempts as u32,
             latencies_ms: latencies.into_inner().unwrap(),
         }
     }
@@ -305,7 +278,7 @@ where
                 tracing::warn!(message_id, reason = error.code(), error = %uc_runtime::redact_emails(&error.to_string()), "unusable message");
                 let record = FailureRecord::for_message(
                     &meta,
-                    "parse",
+                    stage::PARSE,
                     error.code(),
                     error.to_string(),
                     0,
@@ -334,7 +307,7 @@ where
                 let detail = format!("AppSync refused createUserProfile: {reason}");
                 let record = FailureRecord::for_message(
                     &meta,
-                    "appsync",
+                    stage::APPSYNC,
                     reason,
                     detail,
                     report.attempts,

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use uc_devkit::{AppSyncStandIn, Moto, sqs};
 use uc_schemas::envelope::MAX_MESSAGE_BYTES;
-use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, to_envelope};
 mod support;
 use support::sqs_event;
 use uc_worker::classify::{Answer, Outcome, classify};
@@ -18,17 +18,13 @@ use uc_worker::lambda::handle_batch;
 use uc_worker::{WorkerConfig, build_worker};
 
 fn event(sub: &str, email: Option<&str>) -> UserConfirmed {
-    UserConfirmed::new(
-        "us-east-1_Ab12Cd34E",
-        sub,
-        format!("user-{sub}"),
-        email.map(str::to_owned),
-        Some(true),
-        Some("client".into()),
-        chrono::Utc::now(),
-        "us-east-1",
-        Origin::PostConfirmation,
-    )
+    let mut event = UserConfirmed::builder("us-east-1_Ab12Cd34E", sub)
+        .username(format!("user-{sub}"))
+        .email_verified(true)
+        .client_id("client")
+        .build();
+    event.email = email.map(str::to_owned);
+    event
 }
 
 fn envelope(sub: &str) -> Value {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 use uc_devkit::{AppSyncStandIn, Moto, sqs};
-use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, to_envelope};
 mod support;
 use support::sqs_event;
 use uc_worker::dead_letter::attr;
@@ -16,17 +16,12 @@ use uc_worker::lambda::handle_batch;
 use uc_worker::{MessageHandler, MessageMeta, MessageReport, WorkerConfig, build_worker};
 
 fn body(sub: &str) -> String {
-    let event = UserConfirmed::new(
-        "us-east-1_Ab12Cd34E",
-        sub,
-        format!("user-{sub}"),
-        Some(format!("{sub}@example.com")),
-        Some(true),
-        Some("client".into()),
-        chrono::Utc::now(),
-        "us-east-1",
-        Origin::PostConfirmation,
-    );
+    let event = UserConfirmed::builder("us-east-1_Ab12Cd34E", sub)
+        .username(format!("user-{sub}"))
+        .email(format!("{sub}@example.com"))
+        .email_verified(true)
+        .client_id("client")
+        .build();
     to_envelope(DEFAULT_SOURCE, &event).to_string()
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use uc_devkit::{AppSyncStandIn, Moto, RunningBinary, eventually, sqs};
-use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed, to_envelope};
+use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, to_envelope};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_uc-worker");
 
@@ -14,17 +14,12 @@ fn bodies(prefix: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let sub = format!("{prefix}-{i:04}");
-            let event = UserConfirmed::new(
-                "us-east-1_Ab12Cd34E",
-                &sub,
-                format!("user{i}"),
-                Some(format!("person.{i}@example.com")),
-                Some(true),
-                Some("client".into()),
-                chrono::Utc::now(),
-                "us-east-1",
-                Origin::PostConfirmation,
-            );
+            let event = UserConfirmed::builder("us-east-1_Ab12Cd34E", &sub)
+                .username(format!("user{i}"))
+                .email(format!("person.{i}@example.com"))
+                .email_verified(true)
+                .client_id("client")
+                .build();
             to_envelope(DEFAULT_SOURCE, &event).to_string()
         })
         .collect()
@@ -206,4 +201,82 @@ async fn sigterm_mid_run_loses_nothing() {
     );
     let stats = standin.stats().await;
     assert_eq!(stats["created"], n, "each profile created exactly once");
+}
+
+/// Start-up stops at once, with the reason, on errors that cannot succeed: one
+/// GetQueueAttributes call, then a non-zero exit (it used to retry for ~a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_gives_up_at_once_on_a_missing_queue() {
+    let moto = Moto::start();
+    let standin = AppSyncStandIn::start(&[]);
+    let missing = format!("{}/123456789012/no-such-queue", moto.endpoint());
+    let mut worker = RunningBinary::start(BINARY, &["poll"], &env(&moto, &standin, &missing, &[]));
+    let status = worker
+        .wait(Duration::from_secs(30))
+        .expect("exits instead of retrying");
+    assert!(!status.success());
+    let output = worker.output().join("\n");
+    assert!(output.contains("cannot use queue"), "{output}");
+    assert!(
+        output.contains("NonExistentQueue") || output.contains("QueueDoesNotExist"),
+        "{output}"
+    );
+    assert!(output.contains("after 1 attempt"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_gives_up_at_once_on_access_denied() {
+    let denied = uc_devkit::ScriptedHttp::start(vec![uc_devkit::Answer::json(
+        400,
+        json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": "not allowed"}),
+    )])
+    .await;
+    let standin = AppSyncStandIn::start(&[]);
+    let queue = format!("{}/123456789012/profiles", denied.endpoint());
+    let env = vec![
+        ("AWS_ENDPOINT_URL_SQS", denied.endpoint()),
+        ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("QUEUE_URL", queue),
+    ];
+    let mut worker = RunningBinary::start(BINARY, &["poll"], &env);
+    let status = worker
+        .wait(Duration::from_secs(30))
+        .expect("exits instead of retrying");
+    assert!(!status.success());
+    assert_eq!(denied.requests().len(), 1, "one call, no retries");
+    let output = worker.output().join("\n");
+    assert!(output.contains("AccessDeniedException"), "{output}");
+}
+
+/// SIGTERM during start-up (here: SQS unreachable, so start-up is retrying) ends the process
+/// promptly instead of after the whole retry schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_start_up_is_honoured() {
+    let closed = uc_devkit::free_port();
+    let standin = AppSyncStandIn::start(&[]);
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let env = vec![
+        ("AWS_ENDPOINT_URL_SQS", endpoint.clone()),
+        ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("QUEUE_URL", format!("{endpoint}/123456789012/profiles")),
+    ];
+    let mut worker = RunningBinary::start(BINARY, &["poll"], &env);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let retrying = worker.output().iter().any(|l| l.contains("retrying"));
+            async move { retrying }
+        })
+        .await
+    );
+    worker.signal("TERM");
+    let status = worker
+        .wait(Duration::from_secs(10))
+        .expect("stops on SIGTERM during start-up");
+    assert!(!status.success());
+    assert!(
+        worker
+            .output()
+            .join("\n")
+            .contains("shutdown requested during start-up")
+    );
 }

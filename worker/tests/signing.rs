@@ -189,9 +189,9 @@ async fn the_stand_in_rejects_tampering_wrong_secrets_and_stale_dates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_are_refreshed_once_then_permanent() {
+    use uc_runtime::RetryPolicy;
     use uc_worker::classify::Outcome;
     use uc_worker::mutation::MutationSpec;
-    use uc_worker::retry::RetryPolicy;
 
     let standin = AppSyncStandIn::start(&[]);
     // A key the stand-in does not know: every attempt is refused.
@@ -203,6 +203,7 @@ async fn refused_credentials_are_refreshed_once_then_permanent() {
         max_attempts: 5,
         min_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(10),
+        min_attempt_time: Duration::from_millis(200),
     };
     let writer = uc_worker::ProfileWriter::new(
         unknown,
