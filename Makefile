@@ -47,6 +47,13 @@ lint-infra: venv infra-venv
 docs-typecheck:
 	cd docs/amplify-gen2 && npm install --ignore-scripts --no-audit --no-fund --loglevel=error && ./node_modules/.bin/tsc -p tsconfig.json
 
+# The app-side TypeScript in docs/app-clients.md: type-checked against pinned aws-amplify, and the
+# page's code blocks byte-identical to the checked files.
+.PHONY: docs-app-clients-typecheck
+docs-app-clients-typecheck:
+	cd docs/app-clients && npm install --ignore-scripts --no-audit --no-fund --loglevel=error && ./node_modules/.bin/tsc -p tsconfig.json
+	python3 docs/app-clients/check-sync.py
+
 build:
 	cargo build --workspace --all-targets
 
@@ -64,7 +71,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv infra-venv lint lint-infra docs-typecheck deny
+test: venv infra-venv lint lint-infra docs-typecheck docs-app-clients-typecheck deny
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
 
