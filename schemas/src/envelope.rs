@@ -130,15 +130,9 @@ fn parse_detail(detail: Map<String, Value>) -> Result<UserConfirmed, EnvelopeErr
     }
     let event: UserConfirmed = serde_json::from_value(Value::Object(detail))
         .map_err(|e| EnvelopeError::InvalidDetail(e.to_string()))?;
-    for (name, value) in [
-        ("sub", &event.sub),
-        ("username", &event.username),
-        ("userPoolId", &event.user_pool_id),
-    ] {
-        if value.trim().is_empty() {
-            return Err(EnvelopeError::InvalidDetail(format!("`{name}` is empty")));
-        }
-    }
+    event
+        .validate()
+        .map_err(|e| EnvelopeError::InvalidDetail(e.to_string()))?;
     Ok(event)
 }
 

@@ -1,7 +1,7 @@
 //! The contracts shared by every part of the pipeline and by other consumers: the
-//! `UserConfirmed` and `ProfileCreated` v1 events and their JSON Schemas, the one envelope parser, the dead-letter
-//! record, SQS message metadata, Cognito's trigger sources, and the GraphQL documents the
-//! worker sends. Nothing here knows about AWS SDK types.
+//! `UserConfirmed` and `ProfileCreated` v1 events and their JSON Schemas, the one envelope
+//! parser, the dead-letter record, SQS message metadata, Cognito's trigger sources, and the
+//! GraphQL documents the worker sends. Nothing here knows about AWS SDK types.
 
 pub mod dead_letter;
 pub mod envelope;
@@ -20,6 +20,6 @@ pub use profile_created::{
     profile_created_event_pattern,
 };
 pub use user_confirmed::{
-    DEFAULT_SOURCE, DETAIL_TYPE, EVENT_ID_NAMESPACE, JSON_SCHEMA, Origin, SCHEMA_VERSION,
-    UserConfirmed, UserConfirmedBuilder, event_id, event_pattern,
+    ContractViolation, DEFAULT_SOURCE, DETAIL_TYPE, EVENT_ID_NAMESPACE, JSON_SCHEMA, Origin, SCHEMA_VERSION,
+    UserConfirmed, UserConfirmedBuilder, event_id, event_pattern, is_lowercase_uuid, limits,
 };

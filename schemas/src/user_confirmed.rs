@@ -45,6 +45,27 @@ pub enum Origin {
     PostConfirmation,
     /// The ops CLI's `backfill`, for users the trigger never saw.
     Backfill,
+    /// A reconciliation pass (scheduled, or `uc-ops reconcile`), for users no trigger reported.
+    Reconciliation,
+}
+
+/// A field outside the contract's limits (the JSON Schema's, enforced by the type).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {problem}")]
+pub struct ContractViolation {
+    /// The field's JSON name.
+    pub field: &'static str,
+    /// What is wrong, without the value (which may be PII).
+    pub problem: &'static str,
+}
+
+/// The limits the JSON Schema sets, in characters (JSON Schema counts code points).
+pub mod limits {
+    pub const USER_POOL_ID: usize = 55;
+    pub const SUB: usize = 128;
+    pub const USERNAME: usize = 128;
+    pub const EMAIL: usize = 2048;
+    pub const CLIENT_ID: usize = 128;
 }
 
 /// The `detail` of a `UserConfirmed` event, version 1.
@@ -106,6 +127,67 @@ impl UserConfirmed {
         }
     }
 
+    /// Checks every field against the contract's limits: what the JSON Schema says, plus
+    /// `sub` being a Cognito user id (a lowercase UUID), so that `profileOwner`
+    /// (`"<sub>::<username>"`) can only split one way. `eventId`'s derivation is checked apart
+    /// ([`UserConfirmed::has_derived_event_id`]): a consumer may choose what to do about it.
+    pub fn validate(&self) -> Result<(), ContractViolation> {
+        let violation = |field, problem| Err(ContractViolation { field, problem });
+        let version_ok = self
+            .schema_version
+            .strip_prefix('1')
+            .is_some_and(|rest| {
+                rest.is_empty()
+                    || rest.strip_prefix('.').is_some_and(|minor| {
+                        !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit())
+                    })
+            });
+        if !version_ok {
+            return violation("schemaVersion", "is not a 1.x version");
+        }
+        if self.event_id.get_version_num() != 5
+            || self.event_id.get_variant() != uuid::Variant::RFC4122
+        {
+            return violation("eventId", "is not a UUIDv5");
+        }
+        let length = |value: &str, max: usize| {
+            let n = value.chars().count();
+            n >= 1 && n <= max && !value.trim().is_empty()
+        };
+        if !length(&self.user_pool_id, limits::USER_POOL_ID) {
+            return violation("userPoolId", "is blank or longer than 55 characters");
+        }
+        if !is_lowercase_uuid(&self.sub) {
+            return violation("sub", "is not a Cognito user id (a lowercase UUID)");
+        }
+        if !length(&self.username, limits::USERNAME) {
+            return violation("username", "is blank or longer than 128 characters");
+        }
+        if self
+            .email
+            .as_deref()
+            .is_some_and(|e| e.chars().count() > limits::EMAIL)
+        {
+            return violation("email", "is longer than 2048 characters");
+        }
+        if self
+            .client_id
+            .as_deref()
+            .is_some_and(|c| !length(c, limits::CLIENT_ID))
+        {
+            return violation("clientId", "is blank or longer than 128 characters");
+        }
+        if !is_region(&self.region) {
+            return violation("region", "is not an AWS region name");
+        }
+        Ok(())
+    }
+
+    /// Whether `eventId` is the one derived from `userPoolId` and `sub`.
+    pub fn has_derived_event_id(&self) -> bool {
+        self.event_id == event_id(&self.user_pool_id, &self.sub)
+    }
+
     /// A builder for tests and tools: `username` defaults to `sub`, `region` to the pool id's
     /// region prefix, `confirmedAt` to now, origin to `postConfirmation`, the rest to absent.
     pub fn builder(
@@ -135,6 +217,28 @@ impl UserConfirmed {
     pub fn profile_owner(&self) -> String {
         format!("{}::{}", self.sub, self.username)
     }
+}
+
+/// `8-4-4-4-12` lowercase hex digits: how Cognito writes a `sub`.
+pub fn is_lowercase_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// `^[a-z]{2}(-[a-z]+)+-[0-9]+$`, the schema's region pattern.
+fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let letters = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && letters(&parts[0])
+        && parts[1..parts.len() - 1].iter().all(letters)
+        && parts
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Builds a [`UserConfirmed`] field by field; see [`UserConfirmed::builder`].
@@ -200,6 +304,39 @@ mod tests {
         );
         assert_eq!(event.email.as_deref(), Some("e"));
         assert_eq!(event.origin, Origin::PostConfirmation);
+    }
+
+    #[test]
+    fn validation_follows_the_schema() {
+        let sub = "94a8f4d8-3031-70a1-5c2e-0123456789ab";
+        let good = UserConfirmed::builder("us-east-1_Ab12Cd34E", sub).build();
+        assert_eq!(good.validate(), Ok(()));
+        assert!(good.has_derived_event_id());
+        let field = |event: UserConfirmed| event.validate().unwrap_err().field;
+        let with = |f: fn(&mut UserConfirmed)| {
+            let mut e = good.clone();
+            f(&mut e);
+            e
+        };
+        assert_eq!(field(with(|e| e.sub = "not-a-uuid".into())), "sub");
+        assert_eq!(field(with(|e| e.sub = "94A8F4D8-3031-70A1-5C2E-0123456789AB".into())), "sub");
+        assert_eq!(field(with(|e| e.sub = format!("{}::x", &e.sub[..33]))), "sub");
+        assert_eq!(field(with(|e| e.username = "u".repeat(129))), "username");
+        assert_eq!(field(with(|e| e.username = " ".into())), "username");
+        assert_eq!(field(with(|e| e.user_pool_id = "p".repeat(56))), "userPoolId");
+        assert_eq!(field(with(|e| e.region = "moon".into())), "region");
+        assert_eq!(field(with(|e| e.region = "us-east-".into())), "region");
+        assert_eq!(field(with(|e| e.email = Some("e".repeat(2049)))), "email");
+        assert_eq!(field(with(|e| e.client_id = Some(String::new()))), "clientId");
+        assert_eq!(field(with(|e| e.schema_version = "2".into())), "schemaVersion");
+        assert_eq!(field(with(|e| e.schema_version = "1.".into())), "schemaVersion");
+        assert_eq!(field(with(|e| e.event_id = Uuid::nil())), "eventId");
+        assert_eq!(with(|e| e.username = "é".repeat(128)).validate(), Ok(()));
+        assert_eq!(with(|e| e.region = "us-gov-west-1".into()).validate(), Ok(()));
+        assert_eq!(with(|e| e.schema_version = "1.7".into()).validate(), Ok(()));
+        let moved = with(|e| e.user_pool_id = "us-east-1_Other".into());
+        assert_eq!(moved.validate(), Ok(()));
+        assert!(!moved.has_derived_event_id());
     }
 
     #[test]

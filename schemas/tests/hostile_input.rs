@@ -86,20 +86,52 @@ fn any_source_is_accepted_the_rule_and_bus_policy_filter_sources() {
 }
 
 #[test]
-fn a_sub_that_is_not_a_uuid_is_accepted_an_event_id_that_is_not_is_invalid() {
+fn a_sub_or_an_event_id_that_is_not_a_uuid_is_invalid() {
+    for sub in [
+        "not-a-uuid \") { id } mutation { x",
+        "0b8c2a1e-1111-4c3e-9a5b-1234567890ab::x",
+        "0B8C2A1E-1111-4C3E-9A5B-1234567890AB",
+    ] {
+        let mut e = envelope();
+        e["detail"]["sub"] = sub.into();
+        assert_eq!(code(&e.to_string()), "InvalidDetail", "{sub}");
+    }
     let mut e = envelope();
-    e["detail"]["sub"] = "not-a-uuid \") { id } mutation { x".into();
-    assert_eq!(code(&e.to_string()), "Ok");
+    e["detail"]["sub"] = "x".repeat(500).into();
+    assert_eq!(code(&e.to_string()), "InvalidDetail");
+    let mut e = envelope();
     e["detail"]["eventId"] = "not-a-uuid".into();
     assert_eq!(code(&e.to_string()), "InvalidDetail");
+    e["detail"]["eventId"] = Uuid::nil().to_string().into();
+    assert_eq!(code(&e.to_string()), "InvalidDetail", "not a UUIDv5");
+}
+
+/// The parser checks the shape; whether `eventId` derives from pool and `sub` is the
+/// consumer's check (`has_derived_event_id`), which the worker makes (`EventIdMismatch`).
+#[test]
+fn an_event_id_that_does_not_match_pool_and_sub_parses_and_is_flagged() {
+    let mut e = envelope();
+    let other = uc_schemas::event_id("eu-west-1_Other", "x");
+    e["detail"]["eventId"] = other.to_string().into();
+    let parsed = parse_message(&e.to_string()).unwrap();
+    assert_eq!(parsed.detail.event_id, other);
+    assert!(!parsed.detail.has_derived_event_id());
+    assert!(sample().has_derived_event_id());
 }
 
 #[test]
-fn an_event_id_that_does_not_match_pool_and_sub_is_not_checked() {
-    let mut e = envelope();
-    e["detail"]["eventId"] = Uuid::nil().to_string().into();
-    let parsed = parse_message(&e.to_string()).unwrap();
-    assert_eq!(parsed.detail.event_id, Uuid::nil());
+fn fields_beyond_the_schema_limits_are_invalid() {
+    for (field, value) in [
+        ("username", json!("u".repeat(129))),
+        ("userPoolId", json!("p".repeat(56))),
+        ("region", json!("moon")),
+        ("clientId", json!("c".repeat(129))),
+        ("email", json!("e".repeat(2049))),
+    ] {
+        let mut e = envelope();
+        e["detail"][field] = value;
+        assert_eq!(code(&e.to_string()), "InvalidDetail", "{field}");
+    }
 }
 
 #[test]
@@ -179,25 +211,35 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
         .prop_map(|(secs, nanos)| DateTime::from_timestamp(secs, nanos).unwrap())
 }
 
+/// Text of 1 to `max` characters that is not blank: what the contract's ids may be.
+fn id_text(max: usize) -> impl Strategy<Value = String> {
+    non_blank().prop_filter("within the schema's length", move |s| s.chars().count() <= max)
+}
+
+fn region() -> impl Strategy<Value = String> {
+    "[a-z]{2}(-[a-z]{1,9}){1,2}-[0-9]{1,2}"
+}
+
 prop_compose! {
+    /// Any event within the contract: every field at any value the schema allows.
     fn arb_event()(
-        pool in non_blank(),
-        sub in non_blank(),
-        username in non_blank(),
+        pool in id_text(55),
+        sub in any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+        username in id_text(128),
         email in proptest::option::of(text()),
         email_verified in proptest::option::of(any::<bool>()),
-        client_id in proptest::option::of(text()),
+        client_id in proptest::option::of(id_text(128)),
         confirmed_at in instant(),
-        region in text(),
-        backfill in any::<bool>(),
-        event_id in proptest::option::of(any::<u128>()),
+        region in region(),
+        origin in prop_oneof![Just(Origin::PostConfirmation), Just(Origin::Backfill), Just(Origin::Reconciliation)],
+        foreign_id in proptest::option::of(id_text(20)),
     ) -> UserConfirmed {
-        let origin = if backfill { Origin::Backfill } else { Origin::PostConfirmation };
         let mut event = UserConfirmed::new(
             pool, sub, username, email, email_verified, client_id, confirmed_at, region, origin,
         );
-        if let Some(id) = event_id {
-            event.event_id = Uuid::from_u128(id);
+        // A UUIDv5 of something else: valid in shape, not derived from this pool and sub.
+        if let Some(other) = foreign_id {
+            event.event_id = uc_schemas::event_id(&other, "x");
         }
         event
     }

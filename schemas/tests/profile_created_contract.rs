@@ -333,16 +333,15 @@ prop_compose! {
     /// generator cannot quietly test less).
     fn valid_user_confirmed()(
         pool in chars(55),
-        sub in chars(128),
+        sub in any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string()),
         username in chars(128),
         email in proptest::option::of(chars(64)),
         email_verified in proptest::option::of(any::<bool>()),
         client_id in proptest::option::of(chars(128)),
         confirmed_at in instant(),
         region in "[a-z]{2}(-[a-z]{1,9}){1,2}-[0-9]{1,2}",
-        backfill in any::<bool>(),
+        origin in prop_oneof![Just(Origin::PostConfirmation), Just(Origin::Backfill), Just(Origin::Reconciliation)],
     ) -> UserConfirmed {
-        let origin = if backfill { Origin::Backfill } else { Origin::PostConfirmation };
         UserConfirmed::new(
             pool, sub, username, email, email_verified, client_id, confirmed_at, region, origin,
         )
