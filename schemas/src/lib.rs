@@ -1,6 +1,6 @@
 //! The contracts shared by every part of the pipeline and by other consumers: the
 //! `UserConfirmed` and `ProfileCreated` v1 events and their JSON Schemas, the one envelope
-//! parser, the dead-letter record, SQS message metadata, Cognito's trigger sources, and the
+//! parser, the provenance check, the dead-letter record, SQS message metadata, Cognito's trigger sources, and the
 //! GraphQL documents the worker sends. Nothing here knows about AWS SDK types.
 
 pub mod dead_letter;
@@ -8,12 +8,14 @@ pub mod envelope;
 pub mod graphql;
 pub mod message_meta;
 pub mod profile_created;
+pub mod provenance;
 pub mod trigger_source;
 mod user_confirmed;
 
 pub use dead_letter::FailureRecord;
 pub use envelope::{EnvelopeError, EnvelopeMeta, ReceivedEvent, parse_message, to_envelope};
 pub use message_meta::MessageMeta;
+pub use provenance::{Foreign, Provenance};
 pub use profile_created::{
     PROFILE_CREATED_DETAIL_TYPE, PROFILE_CREATED_EVENT_ID_NAMESPACE, PROFILE_CREATED_JSON_SCHEMA,
     PROFILE_CREATED_SCHEMA_VERSION, ProfileCreated, ProfileStore, profile_created_event_id,
