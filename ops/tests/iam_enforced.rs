@@ -54,13 +54,9 @@ use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use serde_json::{Value, json};
 use uc_devkit::{
-    AppSyncStandIn, ChildGuard, LambdaHarness, REGION, RunningBinary, eventually, free_port,
-    moto_args, python, workspace_root,
+    AppSyncStandIn, ChildGuard, LambdaHarness, REGION, RunningBinary, emf_count, eventually,
+    free_port, moto_args, python, workspace_binary, workspace_root,
 };
-use uc_ops::pipeline::emf_count;
-
-mod support;
-use support::binary;
 
 const STACK: &str = "uc-iam";
 const PASSWORD: &str = "Local-Demo-Passw0rd!";
@@ -387,7 +383,7 @@ fn deploy(endpoint: &str, admin: &Keys, graphql_url: &str) -> BTreeMap<String, S
 }
 
 /// A user signed up and confirmed in the stack's pool, and the PostConfirmation event Cognito
-/// would send the emitter for it (as `uc_ops::pipeline` builds it).
+/// would send the emitter for it (as `uc_lab::pipeline` builds it).
 async fn confirmed_user_event(
     cognito: &aws_sdk_cognitoidentityprovider::Client,
     out: &BTreeMap<String, String>,
@@ -577,7 +573,7 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
     ];
     worker_env.extend(worker.env());
     let worker_process = RunningBinary::start(
-        &binary("uc-worker").display().to_string(),
+        &workspace_binary("uc-worker").display().to_string(),
         &["poll"],
         &worker_env,
     );
@@ -589,8 +585,11 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
         ("FALLBACK_QUEUE_URL", out["QueueUrl"].clone()),
     ];
     emitter_env.extend(emitter.env());
-    let lambda =
-        LambdaHarness::start(&binary("uc-emitter").display().to_string(), &emitter_env).await;
+    let lambda = LambdaHarness::start(
+        &workspace_binary("uc-emitter").display().to_string(),
+        &emitter_env,
+    )
+    .await;
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&admin_config);
     let profile_of = |sub: String| {
         let standin = &standin;

@@ -17,6 +17,8 @@ pub use emf::{emf_count, emf_timings};
 pub use eventually::eventually;
 pub use lambda::{Invocation, LambdaHarness};
 pub use moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY, moto_args, sdk_config_for};
-pub use processes::{ChildGuard, RunningBinary, free_port, python, workspace_root};
+pub use processes::{
+    ChildGuard, RunningBinary, free_port, python, workspace_binary, workspace_root,
+};
 pub use scripted_http::{Answer, ScriptedHttp};
 pub use standin::{AppSyncStandIn, StandInControl, parse_ready_line, standin_args};

@@ -35,6 +35,23 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// A binary this workspace builds, for tests: `cargo build` puts the binaries in
+/// `target/<profile>`, and a test runs from `target/<profile>/deps`. Panics if it is missing.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
 /// A free TCP port on 127.0.0.1 (the OS picks it; another process could take it before we
 /// bind again, which the callers' start-up checks would report).
 pub fn free_port() -> u16 {

@@ -1,4 +1,4 @@
-//! `uc-ops demo`: the main job on the local stack. Signs users up in the local Cognito, runs the
+//! `uc-lab demo`: the main job on the local stack. Signs users up in the local Cognito, runs the
 //! real emitter (as Lambda runs it) and the real worker (long-poll), waits for every profile, and
 //! reports what happened: counts, latencies, and whether each user has exactly one profile.
 
@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::local::StackEnv;
+use uc_devkit::{emf_count, emf_timings};
+
 use crate::pipeline::{
-    CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, emf_count, emf_timings,
-    quantile,
+    CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, quantile,
 };
 
 pub struct DemoOptions {
