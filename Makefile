@@ -76,13 +76,13 @@ test: venv infra-venv lint lint-infra docs-typecheck docs-app-clients-typecheck 
 	cargo test --workspace
 
 USERS ?= 300
-OPS   := ./target/debug/uc-ops
+LAB   := ./target/debug/uc-lab
 
 # The whole pipeline on the local stack: up, demo (exit 1 if any profile is missing or
 # duplicated), and down again whatever happened.
 demo: venv
 	cargo build --workspace --bins
-	@trap '$(OPS) local down' EXIT; $(OPS) local up && $(OPS) demo --users $(USERS)
+	@trap '$(LAB) local down' EXIT; $(LAB) local up && $(LAB) demo --users $(USERS)
 
 CHAOS_USERS ?= 5000
 SEED ?= 42
@@ -90,7 +90,7 @@ SEED ?= 42
 # Thousands of sign-ups under faults, then a DLQ replay: exactly one profile per user, or exit 1.
 chaos: venv
 	cargo build --workspace --bins
-	@trap '$(OPS) local down' EXIT; $(OPS) local up >/dev/null && $(OPS) chaos --users $(CHAOS_USERS) --seed $(SEED)
+	@trap '$(LAB) local down' EXIT; $(LAB) local up >/dev/null && $(LAB) chaos --users $(CHAOS_USERS) --seed $(SEED)
 
 # Benchmarks (docs/benchmarks.md): pinned installs (npm ci for the Amplify baseline, a venv with
 # matplotlib and cargo-lambda), release builds, criterion, the arm64 zips, then one measuring run.
@@ -119,10 +119,10 @@ bench: venv $(BENCH_STAMP) $(BENCH_NODE)
 
 local-up: venv
 	cargo build --workspace --bins
-	$(OPS) local up
+	$(LAB) local up
 
 local-down:
-	$(OPS) local down
+	$(LAB) local down
 
 clean:
 	cargo clean

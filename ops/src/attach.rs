@@ -181,10 +181,13 @@ pub fn plan(pool: &UserPoolType, function_arn: &str, force: bool) -> Result<Plan
     })
 }
 
-fn cognito_error<E: std::error::Error>(operation: &'static str) -> impl Fn(E) -> AttachError {
+fn cognito_error<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
+    operation: &'static str,
+) -> impl Fn(aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> AttachError
+{
     move |e| AttachError::Cognito {
         operation,
-        message: crate::aws_message(e),
+        message: crate::aws_message(&e),
     }
 }
 

@@ -83,10 +83,13 @@ pub struct BackfillSummary {
     pub dry_run: bool,
 }
 
-fn aws_error<E: std::error::Error>(operation: &'static str) -> impl Fn(E) -> BackfillError {
+fn aws_error<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
+    operation: &'static str,
+) -> impl Fn(aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> BackfillError
+{
     move |e| BackfillError::Aws {
         operation,
-        message: crate::aws_message(e),
+        message: crate::aws_message(&e),
     }
 }
 

@@ -32,7 +32,7 @@ pub enum DlqError {
     },
 }
 
-fn sqs_error<E: std::error::Error + 'static>(
+fn sqs_error<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
     operation: &'static str,
 ) -> impl Fn(aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> DlqError {
     move |e| DlqError::Sqs {

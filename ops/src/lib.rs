@@ -1,15 +1,17 @@
-//! The operations CLI's commands, as a library so the end-to-end tests drive the same code:
-//! the local stack ([`local`]), the pipeline driver ([`pipeline`]) and the demo ([`demo`]).
+//! The operations CLI's library, so tests (and the lab, `dev/lab`) drive the same code: the
+//! dead-letter queues ([`dlq`]), back-fill from Cognito ([`backfill`]), attaching the trigger
+//! ([`attach`]) and reading env files ([`env_file`]).
 
 pub mod attach;
 pub mod backfill;
-pub mod chaos;
-pub mod demo;
 pub mod dlq;
-pub mod local;
-pub mod pipeline;
+pub mod env_file;
 
-/// An AWS SDK error with its whole chain of causes, for messages an operator reads.
-pub fn aws_message(error: impl std::error::Error) -> String {
-    aws_sdk_sqs::error::DisplayErrorContext(error).to_string()
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+
+/// An AWS SDK error as an operator reads it: one line, code and message, no email (the
+/// shared classification's text, not the SDK's multi-kilobyte debug dump).
+pub fn aws_message<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> String {
+    uc_runtime::aws::classify_sdk_error(error).to_string()
 }

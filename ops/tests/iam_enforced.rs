@@ -55,12 +55,9 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use serde_json::{Value, json};
 use uc_devkit::{
     AppSyncStandIn, ChildGuard, LambdaHarness, REGION, RunningBinary, eventually, free_port,
-    moto_args, python, workspace_root,
+    moto_args, python, workspace_binary, workspace_root,
 };
-use uc_ops::pipeline::emf_count;
-
-mod support;
-use support::binary;
+use uc_runtime::metrics::read_count;
 
 const STACK: &str = "uc-iam";
 const PASSWORD: &str = "Local-Demo-Passw0rd!";
@@ -387,7 +384,7 @@ fn deploy(endpoint: &str, admin: &Keys, graphql_url: &str) -> BTreeMap<String, S
 }
 
 /// A user signed up and confirmed in the stack's pool, and the PostConfirmation event Cognito
-/// would send the emitter for it (as `uc_ops::pipeline` builds it).
+/// would send the emitter for it (as `uc_lab::pipeline` builds it).
 async fn confirmed_user_event(
     cognito: &aws_sdk_cognitoidentityprovider::Client,
     out: &BTreeMap<String, String>,
@@ -577,7 +574,7 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
     ];
     worker_env.extend(worker.env());
     let worker_process = RunningBinary::start(
-        &binary("uc-worker").display().to_string(),
+        &workspace_binary("uc-worker").display().to_string(),
         &["poll"],
         &worker_env,
     );
@@ -589,8 +586,11 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
         ("FALLBACK_QUEUE_URL", out["QueueUrl"].clone()),
     ];
     emitter_env.extend(emitter.env());
-    let lambda =
-        LambdaHarness::start(&binary("uc-emitter").display().to_string(), &emitter_env).await;
+    let lambda = LambdaHarness::start(
+        &workspace_binary("uc-emitter").display().to_string(),
+        &emitter_env,
+    )
+    .await;
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&admin_config);
     let profile_of = |sub: String| {
         let standin = &standin;
@@ -624,7 +624,7 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
     assert_eq!(answer.result.unwrap(), event1);
     assert!(profile_of(sub1).await, "no profile for the fallback event");
     let lines = lambda.output();
-    assert_eq!(emf_count(&lines, "emitter", "Fallback"), 1, "{lines:#?}");
+    assert_eq!(read_count(&lines, "emitter", "Fallback"), 1, "{lines:#?}");
 
     // 4b. With the EventBridge grant unscoped for moto: bus → rule → queue → worker.
     if let Some(policy) = unscoped(&emitter_policies) {
@@ -635,8 +635,8 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
     assert_eq!(answer.result.unwrap(), event2);
     assert!(profile_of(sub2).await, "no profile for the published event");
     let lines = lambda.output();
-    assert_eq!(emf_count(&lines, "emitter", "Published"), 1, "{lines:#?}");
-    assert_eq!(emf_count(&lines, "emitter", "Fallback"), 1, "{lines:#?}");
+    assert_eq!(read_count(&lines, "emitter", "Published"), 1, "{lines:#?}");
+    assert_eq!(read_count(&lines, "emitter", "Fallback"), 1, "{lines:#?}");
     let stats = standin.stats().await;
     assert!(
         stats["sessionTokenRequests"].as_u64().unwrap_or(0) >= 2,

@@ -35,6 +35,8 @@ pub mod attr {
 pub mod stage {
     /// The body is not a usable event.
     pub const PARSE: &str = "parse";
+    /// A usable event that is not provably the pipeline's own (source, pool, eventId, user).
+    pub const VERIFY: &str = "verify";
     /// The profile store refused the write.
     pub const APPSYNC: &str = "appsync";
 }

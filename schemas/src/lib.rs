@@ -15,13 +15,14 @@ mod user_confirmed;
 pub use dead_letter::FailureRecord;
 pub use envelope::{EnvelopeError, EnvelopeMeta, ReceivedEvent, parse_message, to_envelope};
 pub use message_meta::MessageMeta;
-pub use provenance::{Foreign, Provenance};
 pub use profile_created::{
     PROFILE_CREATED_DETAIL_TYPE, PROFILE_CREATED_EVENT_ID_NAMESPACE, PROFILE_CREATED_JSON_SCHEMA,
     PROFILE_CREATED_SCHEMA_VERSION, ProfileCreated, ProfileStore, profile_created_event_id,
     profile_created_event_pattern,
 };
+pub use provenance::{Foreign, Provenance};
 pub use user_confirmed::{
-    ContractViolation, DEFAULT_SOURCE, DETAIL_TYPE, EVENT_ID_NAMESPACE, JSON_SCHEMA, Origin, SCHEMA_VERSION,
-    UserConfirmed, UserConfirmedBuilder, event_id, event_pattern, is_lowercase_uuid, limits,
+    ContractViolation, DEFAULT_SOURCE, DETAIL_TYPE, EVENT_ID_NAMESPACE, JSON_SCHEMA, Origin,
+    SCHEMA_VERSION, UserConfirmed, UserConfirmedBuilder, event_id, event_pattern,
+    is_lowercase_uuid, limits, sub_from_label,
 };

@@ -42,10 +42,7 @@ impl Provenance {
     /// reconciliation, archive replays, DLQ replay and redrive keep the original body), so a
     /// bare detail cannot show where it came from.
     pub fn check(&self, received: &ReceivedEvent) -> Result<(), Foreign> {
-        let source = received
-            .envelope
-            .as_ref()
-            .and_then(|e| e.source.as_deref());
+        let source = received.envelope.as_ref().and_then(|e| e.source.as_deref());
         match source {
             None if received.envelope.is_none() => return Err(Foreign::Source("no envelope")),
             None => return Err(Foreign::Source("the envelope has none")),
@@ -55,7 +52,7 @@ impl Provenance {
             Some(_) => {}
         }
         let event = &received.detail;
-        if !self.user_pools.iter().any(|p| *p == event.user_pool_id) {
+        if !self.user_pools.contains(&event.user_pool_id) {
             return Err(Foreign::UserPool);
         }
         if !event.has_derived_event_id() {
@@ -95,17 +92,29 @@ mod tests {
         replayed["replay-name"] = "catch-up".into();
         assert_eq!(check(replayed), Ok(()));
 
-        assert_eq!(check(to_envelope("someone.else", &event)), Err("ForeignSource"));
+        assert_eq!(
+            check(to_envelope("someone.else", &event)),
+            Err("ForeignSource")
+        );
         let mut no_source = genuine.clone();
         no_source.as_object_mut().unwrap().remove("source");
         assert_eq!(check(no_source), Err("ForeignSource"));
-        assert_eq!(check(serde_json::to_value(&event).unwrap()), Err("ForeignSource"));
+        assert_eq!(
+            check(serde_json::to_value(&event).unwrap()),
+            Err("ForeignSource")
+        );
 
         let other_pool = UserConfirmed::builder("eu-west-1_Elsewhere", SUB).build();
-        assert_eq!(check(to_envelope(DEFAULT_SOURCE, &other_pool)), Err("ForeignUserPool"));
+        assert_eq!(
+            check(to_envelope(DEFAULT_SOURCE, &other_pool)),
+            Err("ForeignUserPool")
+        );
 
         let mut random_id = event.clone();
         random_id.event_id = crate::event_id("x", "y");
-        assert_eq!(check(to_envelope(DEFAULT_SOURCE, &random_id)), Err("EventIdMismatch"));
+        assert_eq!(
+            check(to_envelope(DEFAULT_SOURCE, &random_id)),
+            Err("EventIdMismatch")
+        );
     }
 }

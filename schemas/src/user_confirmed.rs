@@ -133,15 +133,12 @@ impl UserConfirmed {
     /// ([`UserConfirmed::has_derived_event_id`]): a consumer may choose what to do about it.
     pub fn validate(&self) -> Result<(), ContractViolation> {
         let violation = |field, problem| Err(ContractViolation { field, problem });
-        let version_ok = self
-            .schema_version
-            .strip_prefix('1')
-            .is_some_and(|rest| {
-                rest.is_empty()
-                    || rest.strip_prefix('.').is_some_and(|minor| {
-                        !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit())
-                    })
-            });
+        let version_ok = self.schema_version.strip_prefix('1').is_some_and(|rest| {
+            rest.is_empty()
+                || rest.strip_prefix('.').is_some_and(|minor| {
+                    !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit())
+                })
+        });
         if !version_ok {
             return violation("schemaVersion", "is not a 1.x version");
         }
@@ -217,6 +214,12 @@ impl UserConfirmed {
     pub fn profile_owner(&self) -> String {
         format!("{}::{}", self.sub, self.username)
     }
+}
+
+/// A Cognito-shaped `sub` (a lowercase UUID) derived from a readable label, for tests, demos
+/// and fault rules that need to name users: the same label always gives the same `sub`.
+pub fn sub_from_label(label: &str) -> String {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, label.as_bytes()).to_string()
 }
 
 /// `8-4-4-4-12` lowercase hex digits: how Cognito writes a `sub`.
@@ -319,20 +322,43 @@ mod tests {
             e
         };
         assert_eq!(field(with(|e| e.sub = "not-a-uuid".into())), "sub");
-        assert_eq!(field(with(|e| e.sub = "94A8F4D8-3031-70A1-5C2E-0123456789AB".into())), "sub");
-        assert_eq!(field(with(|e| e.sub = format!("{}::x", &e.sub[..33]))), "sub");
+        assert_eq!(
+            field(with(
+                |e| e.sub = "94A8F4D8-3031-70A1-5C2E-0123456789AB".into()
+            )),
+            "sub"
+        );
+        assert_eq!(
+            field(with(|e| e.sub = format!("{}::x", &e.sub[..33]))),
+            "sub"
+        );
         assert_eq!(field(with(|e| e.username = "u".repeat(129))), "username");
         assert_eq!(field(with(|e| e.username = " ".into())), "username");
-        assert_eq!(field(with(|e| e.user_pool_id = "p".repeat(56))), "userPoolId");
+        assert_eq!(
+            field(with(|e| e.user_pool_id = "p".repeat(56))),
+            "userPoolId"
+        );
         assert_eq!(field(with(|e| e.region = "moon".into())), "region");
         assert_eq!(field(with(|e| e.region = "us-east-".into())), "region");
         assert_eq!(field(with(|e| e.email = Some("e".repeat(2049)))), "email");
-        assert_eq!(field(with(|e| e.client_id = Some(String::new()))), "clientId");
-        assert_eq!(field(with(|e| e.schema_version = "2".into())), "schemaVersion");
-        assert_eq!(field(with(|e| e.schema_version = "1.".into())), "schemaVersion");
+        assert_eq!(
+            field(with(|e| e.client_id = Some(String::new()))),
+            "clientId"
+        );
+        assert_eq!(
+            field(with(|e| e.schema_version = "2".into())),
+            "schemaVersion"
+        );
+        assert_eq!(
+            field(with(|e| e.schema_version = "1.".into())),
+            "schemaVersion"
+        );
         assert_eq!(field(with(|e| e.event_id = Uuid::nil())), "eventId");
         assert_eq!(with(|e| e.username = "é".repeat(128)).validate(), Ok(()));
-        assert_eq!(with(|e| e.region = "us-gov-west-1".into()).validate(), Ok(()));
+        assert_eq!(
+            with(|e| e.region = "us-gov-west-1".into()).validate(),
+            Ok(())
+        );
         assert_eq!(with(|e| e.schema_version = "1.7".into()).validate(), Ok(()));
         let moved = with(|e| e.user_pool_id = "us-east-1_Other".into());
         assert_eq!(moved.validate(), Ok(()));

@@ -213,7 +213,9 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
 
 /// Text of 1 to `max` characters that is not blank: what the contract's ids may be.
 fn id_text(max: usize) -> impl Strategy<Value = String> {
-    non_blank().prop_filter("within the schema's length", move |s| s.chars().count() <= max)
+    non_blank().prop_filter("within the schema's length", move |s| {
+        s.chars().count() <= max
+    })
 }
 
 fn region() -> impl Strategy<Value = String> {

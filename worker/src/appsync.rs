@@ -233,7 +233,7 @@ impl EndpointSetting {
                     .map_err(|e| {
                         WorkerError::Endpoint(format!(
                             "GetGraphqlApi {id}: {}",
-                            aws_sdk_appsync::error::DisplayErrorContext(&e)
+                            uc_runtime::aws::classify_sdk_error(&e)
                         ))
                     })?;
                 api.graphql_api()

@@ -7,6 +7,7 @@ use uc_runtime::{ConfigError, EnvReader};
 use crate::appsync::EndpointSetting;
 use crate::mutation::{DEFAULT_INPUT_MAPPING, MutationSpec};
 use uc_runtime::RetryPolicy;
+use uc_schemas::{DEFAULT_SOURCE, Provenance};
 
 /// An AppSync attempt is not started with less time than this before the deadline.
 const MIN_ATTEMPT_TIME: std::time::Duration = std::time::Duration::from_millis(200);
@@ -35,6 +36,33 @@ pub struct WorkerConfig {
     pub wait_time_seconds: i32,
     /// `SHUTDOWN_GRACE_SECONDS`: how long in-flight messages may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `USER_POOL_ID` (required; comma-separated for several) and `EVENT_SOURCE` (default
+    /// `userconfirmed.cognito`; comma-separated for several): what the worker acts on.
+    pub provenance: Provenance,
+    /// `VERIFY_USER` (`none` or `cognito`), `VERIFY_USER_RPS`, `VERIFY_USER_CACHE_SECONDS`.
+    pub verify_user: VerifyUser,
+}
+
+/// The optional strict mode: look each user up in Cognito before creating their profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyUser {
+    Off,
+    Cognito {
+        /// AdminGetUser calls per second, at most, from this process.
+        per_second: u32,
+        /// How long a positive answer is trusted.
+        ttl: Duration,
+    },
+}
+
+/// A comma-separated list, blanks dropped.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl WorkerConfig {
@@ -86,7 +114,41 @@ impl WorkerConfig {
             max_delay: env.millis("RETRY_MAX_DELAY_MS", 3_000, 1, 300_000)?,
             min_attempt_time: MIN_ATTEMPT_TIME,
         };
+        let user_pools = list(&env.optional("USER_POOL_ID").unwrap_or_default());
+        if user_pools.is_empty() {
+            return Err(ConfigError::Missing(
+                "USER_POOL_ID (the pool, or pools, whose users get profiles)",
+            ));
+        }
+        let sources = list(
+            &env.optional("EVENT_SOURCE")
+                .unwrap_or_else(|| DEFAULT_SOURCE.into()),
+        );
+        let verify_user = match env.optional("VERIFY_USER").as_deref() {
+            None | Some("none") => VerifyUser::Off,
+            Some("cognito") => VerifyUser::Cognito {
+                per_second: env.number("VERIFY_USER_RPS", 25, 1, 10_000)?,
+                ttl: Duration::from_secs(env.number(
+                    "VERIFY_USER_CACHE_SECONDS",
+                    300,
+                    0,
+                    86_400,
+                )?),
+            },
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "VERIFY_USER",
+                    value: other.to_owned(),
+                    why: "expected none or cognito".into(),
+                });
+            }
+        };
         Ok(Self {
+            provenance: Provenance {
+                sources,
+                user_pools,
+            },
+            verify_user,
             endpoint,
             dlq_url: env.optional("DLQ_URL"),
             queue_url: env.optional("QUEUE_URL"),
@@ -134,10 +196,17 @@ mod tests {
     fn the_url_or_the_api_id_is_required() {
         let err = WorkerConfig::from_reader(&reader(&[])).unwrap_err();
         assert!(err.to_string().starts_with("APPSYNC_GRAPHQL_URL"), "{err}");
-        let c = WorkerConfig::from_reader(&reader(&[("APPSYNC_API_ID", "abc123")])).unwrap();
+        let c = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_API_ID", "abc123"),
+            ("USER_POOL_ID", "p"),
+        ]))
+        .unwrap();
         assert_eq!(c.endpoint, EndpointSetting::ApiId("abc123".into()));
-        let c = WorkerConfig::from_reader(&reader(&[("APPSYNC_GRAPHQL_URL", "https://x/graphql")]))
-            .unwrap();
+        let c = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_GRAPHQL_URL", "https://x/graphql"),
+            ("USER_POOL_ID", "p"),
+        ]))
+        .unwrap();
         assert_eq!(c.endpoint, EndpointSetting::Url("https://x/graphql".into()));
         assert_eq!(c.mutation, MutationSpec::default());
         assert_eq!(c.concurrency, 16);
@@ -150,13 +219,51 @@ mod tests {
             ("MAX_ATTEMPTS", "x"),
             ("MUTATION_INPUT", "id=nothing"),
             ("MUTATION_DOCUMENT", "/no/such/file"),
+            ("USER_POOL_ID", " , "),
+            ("VERIFY_USER", "sometimes"),
+            ("VERIFY_USER_RPS", "0"),
         ] {
             let pairs: &'static [(&'static str, &'static str)] = Box::leak(
-                vec![("APPSYNC_GRAPHQL_URL", "https://x/graphql"), (name, value)]
-                    .into_boxed_slice(),
+                vec![
+                    ("APPSYNC_GRAPHQL_URL", "https://x/graphql"),
+                    ("USER_POOL_ID", "p"),
+                    ("VERIFY_USER", "cognito"),
+                    (name, value),
+                ]
+                .into_boxed_slice(),
             );
             let err = WorkerConfig::from_reader(&reader(pairs)).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn pools_and_sources_are_lists_and_the_pool_is_required() {
+        let err =
+            WorkerConfig::from_reader(&reader(&[("APPSYNC_GRAPHQL_URL", "https://x/graphql")]))
+                .unwrap_err();
+        assert!(err.to_string().starts_with("USER_POOL_ID"), "{err}");
+        let c = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_GRAPHQL_URL", "https://x/graphql"),
+            ("USER_POOL_ID", "eu-west-1_A, eu-west-1_B"),
+            ("EVENT_SOURCE", "my.source"),
+        ]))
+        .unwrap();
+        assert_eq!(c.provenance.user_pools, ["eu-west-1_A", "eu-west-1_B"]);
+        assert_eq!(c.provenance.sources, ["my.source"]);
+        assert_eq!(c.verify_user, VerifyUser::Off);
+        let strict = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_GRAPHQL_URL", "https://x/graphql"),
+            ("USER_POOL_ID", "p"),
+            ("VERIFY_USER", "cognito"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            strict.verify_user,
+            VerifyUser::Cognito {
+                per_second: 25,
+                ttl: Duration::from_secs(300)
+            }
+        );
     }
 }

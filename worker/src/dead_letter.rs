@@ -7,8 +7,6 @@ use std::future::Future;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use uc_schemas::FailureRecord;
-// Until every reader imports it from the contract crate.
-pub use uc_schemas::dead_letter::attr;
 
 /// Where permanently failing messages go.
 pub trait DeadLetterSink: Send + Sync {

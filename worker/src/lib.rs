@@ -11,13 +11,15 @@ pub mod limit;
 pub mod mutation;
 pub mod poller;
 pub mod processor;
+pub mod user_check;
 
 use aws_config::SdkConfig;
 
 pub use appsync::{AppSyncClient, EndpointSetting, GraphQlEndpoint};
-pub use config::WorkerConfig;
+pub use config::{VerifyUser, WorkerConfig};
 pub use dead_letter::{DeadLetterSink, SqsDeadLetters};
 pub use processor::{Disposition, MessageHandler, MessageReport, ProfileWriter, Worker};
+use user_check::CognitoUsers;
 // The contract types the front ends and the ops CLI hand to the core.
 pub use uc_schemas::{FailureRecord, MessageMeta};
 
@@ -51,5 +53,18 @@ pub async fn build_worker(
         .dlq_url
         .clone()
         .map(|url| SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), url));
-    Ok(Worker::new(writer, dead_letters))
+    let users = match config.verify_user {
+        VerifyUser::Off => None,
+        VerifyUser::Cognito { per_second, ttl } => Some(CognitoUsers::new(
+            aws_sdk_cognitoidentityprovider::Client::new(sdk),
+            per_second,
+            ttl,
+        )),
+    };
+    Ok(Worker::new(
+        writer,
+        dead_letters,
+        config.provenance.clone(),
+        users,
+    ))
 }

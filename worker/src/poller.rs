@@ -371,7 +371,7 @@ impl<H: MessageHandler> Poller<H> {
                     .fetch_add(count - failed, Ordering::Relaxed);
             }
             Err(error) => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "DeleteMessageBatch failed; the messages will be redelivered")
+                tracing::warn!(error = %classify_sdk_error(&error), "DeleteMessageBatch failed; the messages will be redelivered")
             }
         }
     }
@@ -386,7 +386,7 @@ impl<H: MessageHandler> Poller<H> {
             .send()
             .await;
         if let Err(error) = result {
-            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "ChangeMessageVisibility failed; the queue's own timeout applies");
+            tracing::warn!(error = %classify_sdk_error(&error), "ChangeMessageVisibility failed; the queue's own timeout applies");
         }
     }
 

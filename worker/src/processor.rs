@@ -10,13 +10,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uc_runtime::{GaveUp, MetricsRecord, RetryPolicy};
 use uc_schemas::dead_letter::stage;
-use uc_schemas::{FailureRecord, MessageMeta, UserConfirmed, parse_message};
+use uc_schemas::{FailureRecord, MessageMeta, Provenance, UserConfirmed, parse_message};
 
 use crate::appsync::GraphQlEndpoint;
 use crate::classify::{Outcome, classify};
 use crate::dead_letter::DeadLetterSink;
 use crate::limit::AdaptiveLimit;
 use crate::mutation::MutationSpec;
+use crate::user_check::{CognitoUsers, UserDirectory};
 
 /// The result of writing one profile.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +180,17 @@ pub struct MessageReport {
 }
 
 impl MessageReport {
+    /// A report for a message that never reached the profile store.
+    pub fn unwritten(message_id: String, disposition: Disposition, sub: Option<String>) -> Self {
+        Self {
+            message_id,
+            disposition,
+            attempts: 0,
+            latencies_ms: vec![],
+            sub,
+        }
+    }
+
     /// A report for a message whose processing crashed (a panic): retried by SQS.
     pub fn crashed(message_id: String) -> Self {
         Self {
@@ -222,17 +234,27 @@ pub trait MessageHandler: Send + Sync + 'static {
     ) -> impl Future<Output = MessageReport> + Send;
 }
 
-/// The production handler: a profile writer and, optionally, the DLQ.
-pub struct Worker<E, D> {
+/// The production handler: what it accepts ([`Provenance`], and in strict mode a user check),
+/// a profile writer and, optionally, the DLQ.
+pub struct Worker<E, D, U = CognitoUsers> {
     writer: ProfileWriter<E>,
     dead_letters: Option<D>,
+    provenance: Provenance,
+    users: Option<U>,
 }
 
-impl<E: GraphQlEndpoint, D: DeadLetterSink> Worker<E, D> {
-    pub fn new(writer: ProfileWriter<E>, dead_letters: Option<D>) -> Self {
+impl<E: GraphQlEndpoint, D: DeadLetterSink, U: UserDirectory> Worker<E, D, U> {
+    pub fn new(
+        writer: ProfileWriter<E>,
+        dead_letters: Option<D>,
+        provenance: Provenance,
+        users: Option<U>,
+    ) -> Self {
         Self {
             writer,
             dead_letters,
+            provenance,
+            users,
         }
     }
 
@@ -260,10 +282,11 @@ impl<E: GraphQlEndpoint, D: DeadLetterSink> Worker<E, D> {
     }
 }
 
-impl<E, D> MessageHandler for Worker<E, D>
+impl<E, D, U> MessageHandler for Worker<E, D, U>
 where
     E: GraphQlEndpoint + 'static,
     D: DeadLetterSink + 'static,
+    U: UserDirectory + 'static,
 {
     async fn handle(
         &self,
@@ -272,8 +295,8 @@ where
         deadline: Option<Instant>,
     ) -> MessageReport {
         let message_id = meta.message_id.clone();
-        let event = match parse_message(&body) {
-            Ok(received) => received.detail,
+        let received = match parse_message(&body) {
+            Ok(received) => received,
             Err(error) => {
                 tracing::warn!(message_id, reason = error.code(), error = %uc_runtime::redact_emails(&error.to_string()), "unusable message");
                 let record = FailureRecord::for_message(
@@ -285,15 +308,45 @@ where
                     None,
                 );
                 let disposition = self.dead_letter(&body, &meta, record).await;
-                return MessageReport {
-                    message_id,
-                    disposition,
-                    attempts: 0,
-                    latencies_ms: vec![],
-                    sub: None,
-                };
+                return MessageReport::unwritten(message_id, disposition, None);
             }
         };
+        // Nothing reaches the profile store unless it is provably the pipeline's own.
+        let refusal = match self.provenance.check(&received) {
+            Err(foreign) => Some((foreign.code().to_owned(), foreign.to_string())),
+            Ok(()) => match &self.users {
+                None => None,
+                Some(users) => match users.check(&received.detail, deadline).await {
+                    Ok(()) => None,
+                    Err(failure) if failure.is_retryable() => {
+                        let reason = failure.code();
+                        tracing::warn!(message_id, sub = %received.detail.sub, reason, "user check failed; SQS will retry");
+                        let disposition = Disposition::RetryLater { reason };
+                        return MessageReport::unwritten(
+                            message_id,
+                            disposition,
+                            Some(received.detail.sub),
+                        );
+                    }
+                    Err(failure) => Some((failure.code(), failure.to_string())),
+                },
+            },
+        };
+        if let Some((reason, detail)) = refusal {
+            let sub = received.detail.sub;
+            tracing::warn!(message_id, sub, event_id = %received.detail.event_id, reason, "refused: not the pipeline's own event");
+            let record = FailureRecord::for_message(
+                &meta,
+                stage::VERIFY,
+                &reason,
+                detail,
+                0,
+                Some(sub.clone()),
+            );
+            let disposition = self.dead_letter(&body, &meta, record).await;
+            return MessageReport::unwritten(message_id, disposition, Some(sub));
+        }
+        let event = received.detail;
         let report = self.writer.write(&event, deadline).await;
         let sub = event.sub.clone();
         let event_id = event.event_id.to_string();

@@ -9,17 +9,24 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use uc_devkit::{AppSyncStandIn, Moto, sqs};
 use uc_schemas::envelope::MAX_MESSAGE_BYTES;
-use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, to_envelope};
+use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, sub_from_label, to_envelope};
 mod support;
 use support::sqs_event;
+use uc_schemas::dead_letter::attr;
 use uc_worker::classify::{Answer, Outcome, classify};
-use uc_worker::dead_letter::attr;
 use uc_worker::lambda::handle_batch;
 use uc_worker::{WorkerConfig, build_worker};
 
-fn event(sub: &str, email: Option<&str>) -> UserConfirmed {
-    let mut event = UserConfirmed::builder("us-east-1_Ab12Cd34E", sub)
-        .username(format!("user-{sub}"))
+const POOL: &str = "us-east-1_Ab12Cd34E";
+
+/// The `sub` of the user called `label` in these tests.
+fn sub(label: &str) -> String {
+    sub_from_label(label)
+}
+
+fn event(label: &str, email: Option<&str>) -> UserConfirmed {
+    let mut event = UserConfirmed::builder(POOL, sub(label))
+        .username(format!("user-{label}"))
         .email_verified(true)
         .client_id("client")
         .build();
@@ -34,6 +41,7 @@ fn envelope(sub: &str) -> Value {
 fn config(standin: &AppSyncStandIn, dlq_url: &str) -> WorkerConfig {
     let pairs = [
         ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("USER_POOL_ID", POOL.to_owned()),
         ("DLQ_URL", dlq_url.to_owned()),
         ("MAX_ATTEMPTS", "2".into()),
         ("RETRY_MIN_DELAY_MS", "10".into()),
@@ -41,6 +49,10 @@ fn config(standin: &AppSyncStandIn, dlq_url: &str) -> WorkerConfig {
     ];
     WorkerConfig::from_reader(&uc_runtime::env::from_pairs(pairs)).unwrap()
 }
+
+/// A message id, its body, and where it ends: `(reason, stage)` in the DLQ, or `None` for a
+/// created profile.
+type Row<'a> = (&'a str, String, Option<(&'a str, &'a str)>);
 
 /// One batch with a message for each bad-input row: where each one ends up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,66 +73,67 @@ async fn every_bad_body_is_dead_lettered_with_its_reason_and_odd_values_reach_ap
         edit(&mut e);
         e.to_string()
     };
-    // (message id, body, the DLQ reason; None = processed, the profile is created)
+    // (message id, body, the DLQ reason and stage; None = processed, the profile is created)
     let odd_email = "\"o'brien \\\"q\\\"\"\n@例え.jp";
     let injection = "x\") { id } mutation { deleteUserProfile(input: {id: \"victim\"}) { id";
-    let rows: Vec<(&str, String, Option<&str>)> = vec![
-        ("m-empty", String::new(), Some("EmptyMessage")),
-        ("m-blank", " \n\t".into(), Some("EmptyMessage")),
+    let odd_username = "o'brien \"q\"\n例え 😀";
+    let rows: Vec<Row> = vec![
+        ("m-empty", String::new(), Some(("EmptyMessage", "parse"))),
+        ("m-blank", " \n\t".into(), Some(("EmptyMessage", "parse"))),
         (
             "m-huge",
             "x".repeat(MAX_MESSAGE_BYTES + 1),
-            Some("MessageTooLarge"),
+            Some(("MessageTooLarge", "parse")),
         ),
         (
             "m-nested-arrays",
             format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
-            Some("NotJson"),
+            Some(("NotJson", "parse")),
         ),
         (
             "m-nested-objects",
             format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200)),
-            Some("NotJson"),
+            Some(("NotJson", "parse")),
         ),
         (
             "m-not-json",
             "{\"not\": \"an event\"".into(),
-            Some("NotJson"),
+            Some(("NotJson", "parse")),
         ),
-        ("m-array", "[1,2]".into(), Some("NotAnObject")),
+        ("m-array", "[1,2]".into(), Some(("NotAnObject", "parse"))),
         (
             "m-unrecognised",
             "{\"hello\": 1}".into(),
-            Some("UnrecognisedMessage"),
+            Some(("UnrecognisedMessage", "parse")),
         ),
         (
             "m-detail-type",
             with("s-dt", &|e| e["detail-type"] = "UserDeleted".into()),
-            Some("WrongDetailType"),
+            Some(("WrongDetailType", "parse")),
         ),
         (
             "m-no-detail",
             with("s-nd", &|e| {
                 e.as_object_mut().unwrap().remove("detail");
             }),
-            Some("MissingDetail"),
+            Some(("MissingDetail", "parse")),
         ),
         (
             "m-v2",
             with("s-v2", &|e| e["detail"]["schemaVersion"] = "2".into()),
-            Some("UnsupportedSchemaVersion"),
+            Some(("UnsupportedSchemaVersion", "parse")),
         ),
         (
             "m-no-sub",
             with("s-ns", &|e| {
                 e["detail"].as_object_mut().unwrap().remove("sub");
             }),
-            Some("InvalidDetail"),
+            Some(("InvalidDetail", "parse")),
         ),
         (
             "m-event-id",
             with("s-ei", &|e| e["detail"]["eventId"] = "not-a-uuid".into()),
-            Some("InvalidDetail"),
+            Some(("InvalidDetail", "parse")),
         ),
         (
             // serde's message echoes this value; uc.detail must not carry it.
@@ -128,40 +141,85 @@ async fn every_bad_body_is_dead_lettered_with_its_reason_and_odd_values_reach_ap
             with("s-ve", &|e| {
                 e["detail"]["emailVerified"] = "jane.doe@example.com".into()
             }),
-            Some("InvalidDetail"),
+            Some(("InvalidDetail", "parse")),
         ),
         (
             "m-envelope-time",
             with("s-et", &|e| e["time"] = 1_795_000_000.into()),
-            Some("InvalidDetail"),
+            Some(("InvalidDetail", "parse")),
         ),
-        // Accepted: the worker does not check the source or the id's derivation, and any
-        // non-blank sub is an id.
+        // Well-formed but not the pipeline's own (issue 13): refused before AppSync.
         (
             "m-foreign-source",
             with("s-foreign-source", &|e| e["source"] = "someone.else".into()),
-            None,
+            Some(("ForeignSource", "verify")),
+        ),
+        (
+            "m-no-source",
+            with("s-no-source", &|e| {
+                e.as_object_mut().unwrap().remove("source");
+            }),
+            Some(("ForeignSource", "verify")),
+        ),
+        (
+            "m-bare-detail",
+            serde_json::to_string(&event("s-bare", None)).unwrap(),
+            Some(("ForeignSource", "verify")),
+        ),
+        (
+            "m-foreign-pool",
+            {
+                let mut other = event("s-foreign-pool", None);
+                other.user_pool_id = "us-east-1_Elsewhere".into();
+                other.event_id = uc_schemas::event_id(&other.user_pool_id, &other.sub);
+                to_envelope(DEFAULT_SOURCE, &other).to_string()
+            },
+            Some(("ForeignUserPool", "verify")),
         ),
         (
             "m-event-id-mismatch",
             with("s-mismatch", &|e| {
+                e["detail"]["eventId"] = uc_schemas::event_id("x", "y").to_string().into()
+            }),
+            Some(("EventIdMismatch", "verify")),
+        ),
+        (
+            "m-event-id-nil",
+            with("s-nil", &|e| {
                 e["detail"]["eventId"] = "00000000-0000-0000-0000-000000000000".into()
             }),
-            None,
+            Some(("InvalidDetail", "parse")),
         ),
+        (
+            "m-injection",
+            with("s-injection", &|e| e["detail"]["sub"] = injection.into()),
+            Some(("InvalidDetail", "parse")),
+        ),
+        (
+            "m-double-colon-sub",
+            with("s-colon", &|e| {
+                e["detail"]["sub"] = format!("{}::admin", &sub("s-colon")[..28]).into()
+            }),
+            Some(("InvalidDetail", "parse")),
+        ),
+        (
+            "m-long-sub",
+            with("s-long", &|e| e["detail"]["sub"] = "a".repeat(500).into()),
+            Some(("InvalidDetail", "parse")),
+        ),
+        // Odd but valid values reach AppSync exactly.
         (
             "m-odd-email",
             to_envelope(DEFAULT_SOURCE, &event("s-odd-email", Some(odd_email))).to_string(),
             None,
         ),
         (
-            "m-injection",
-            to_envelope(DEFAULT_SOURCE, &event(injection, None)).to_string(),
-            None,
-        ),
-        (
-            "m-bare-detail",
-            serde_json::to_string(&event("s-bare", None)).unwrap(),
+            "m-odd-username",
+            {
+                let mut odd = event("s-odd-username", None);
+                odd.username = odd_username.into();
+                to_envelope(DEFAULT_SOURCE, &odd).to_string()
+            },
             None,
         ),
     ];
@@ -186,8 +244,8 @@ async fn every_bad_body_is_dead_lettered_with_its_reason_and_odd_values_reach_ap
             (source, m)
         })
         .collect();
-    for (id, body, reason) in &rows {
-        let Some(reason) = reason else {
+    for (id, body, expected) in &rows {
+        let Some((reason, stage)) = expected else {
             assert!(!dead.contains_key(*id), "{id} was dead-lettered");
             continue;
         };
@@ -200,11 +258,7 @@ async fn every_bad_body_is_dead_lettered_with_its_reason_and_odd_values_reach_ap
             Some(*reason),
             "{id}"
         );
-        assert_eq!(
-            attributes[attr::STAGE].string_value(),
-            Some("parse"),
-            "{id}"
-        );
+        assert_eq!(attributes[attr::STAGE].string_value(), Some(*stage), "{id}");
         let kept = if body.is_empty() {
             "<empty>"
         } else {
@@ -228,12 +282,21 @@ async fn every_bad_body_is_dead_lettered_with_its_reason_and_odd_values_reach_ap
             .unwrap_or_else(|| panic!("no profile {id}: {profiles:?}"))
             .clone()
     };
-    assert_eq!(profile("s-odd-email")["email"], odd_email);
+    assert_eq!(profile(&sub("s-odd-email"))["email"], odd_email);
     assert_eq!(
-        profile(injection)["profileOwner"],
-        format!("{injection}::user-{injection}")
+        profile(&sub("s-odd-username"))["profileOwner"],
+        format!("{}::{odd_username}", sub("s-odd-username"))
     );
-    assert_eq!(profiles.len(), 5, "{profiles:?}");
+    assert_eq!(
+        profiles.len(),
+        2,
+        "only the two valid messages: {profiles:?}"
+    );
+    assert_eq!(
+        standin.stats().await["requests"],
+        2,
+        "nothing else reached AppSync"
+    );
 }
 
 /// When the DLQ refuses the message (here: a body larger than its MaximumMessageSize), the

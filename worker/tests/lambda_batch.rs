@@ -8,17 +8,24 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 use uc_devkit::{AppSyncStandIn, Moto, sqs};
-use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, to_envelope};
+use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, sub_from_label, to_envelope};
+
+const POOL: &str = "us-east-1_Ab12Cd34E";
 mod support;
 use support::sqs_event;
-use uc_worker::dead_letter::attr;
+use uc_schemas::dead_letter::attr;
 use uc_worker::lambda::handle_batch;
 use uc_worker::{MessageHandler, MessageMeta, MessageReport, WorkerConfig, build_worker};
 
-fn body(sub: &str) -> String {
-    let event = UserConfirmed::builder("us-east-1_Ab12Cd34E", sub)
-        .username(format!("user-{sub}"))
-        .email(format!("{sub}@example.com"))
+/// The `sub` the stand-in sees for the user called `label` in these tests.
+fn sub(label: &str) -> String {
+    sub_from_label(label)
+}
+
+fn body(label: &str) -> String {
+    let event = UserConfirmed::builder(POOL, sub(label))
+        .username(format!("user-{label}"))
+        .email(format!("{label}@example.com"))
         .email_verified(true)
         .client_id("client")
         .build();
@@ -28,6 +35,7 @@ fn body(sub: &str) -> String {
 async fn config(standin: &AppSyncStandIn, dlq_url: Option<&str>) -> WorkerConfig {
     let mut pairs = vec![
         ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("USER_POOL_ID", POOL.into()),
         ("MAX_ATTEMPTS", "4".into()),
         ("RETRY_MIN_DELAY_MS", "10".into()),
         ("RETRY_MAX_DELAY_MS", "40".into()),
@@ -72,9 +80,9 @@ async fn a_mixed_batch_reports_exactly_the_right_failures() {
     );
     standin
         .set_faults(json!([
-            {"status": 503, "count": 2, "match": {"id": "sub-flaky"}},
-            {"errorType": "Unauthorized", "match": {"id": "sub-denied"}},
-            {"status": 503, "match": {"id": "sub-down"}},
+            {"status": 503, "count": 2, "match": {"id": sub("sub-flaky")}},
+            {"errorType": "Unauthorized", "match": {"id": sub("sub-denied")}},
+            {"status": 503, "match": {"id": sub("sub-down")}},
         ]))
         .await;
 
@@ -95,25 +103,27 @@ async fn a_mixed_batch_reports_exactly_the_right_failures() {
 
     let stats = standin.stats().await;
     for (id, created) in [
-        ("sub-good", 1),
-        ("sub-dup", 1),
-        ("sub-flaky", 1),
-        ("sub-denied", 0),
-        ("sub-down", 0),
+        (sub("sub-good"), 1),
+        (sub("sub-dup"), 1),
+        (sub("sub-flaky"), 1),
+        (sub("sub-denied"), 0),
+        (sub("sub-down"), 0),
     ] {
         assert_eq!(
-            stats["perId"][id]["created"], created,
+            stats["perId"][&id]["created"], created,
             "{id}: {}",
-            stats["perId"][id]
+            stats["perId"][&id]
         );
     }
-    assert_eq!(stats["perId"]["sub-flaky"]["attempts"], 3);
+    assert_eq!(stats["perId"][sub("sub-flaky")]["attempts"], 3);
     assert_eq!(
-        stats["perId"]["sub-down"]["attempts"], 4,
+        stats["perId"][sub("sub-down")]["attempts"],
+        4,
         "bounded by MAX_ATTEMPTS"
     );
     assert_eq!(
-        stats["perId"]["sub-denied"]["attempts"], 1,
+        stats["perId"][sub("sub-denied")]["attempts"],
+        1,
         "a permanent failure is not retried"
     );
 
@@ -149,7 +159,10 @@ async fn a_mixed_batch_reports_exactly_the_right_failures() {
     );
     let denied = dead["Unauthorized"].message_attributes().unwrap();
     assert_eq!(denied[attr::STAGE].string_value(), Some("appsync"));
-    assert_eq!(denied[attr::SUB].string_value(), Some("sub-denied"));
+    assert_eq!(
+        denied[attr::SUB].string_value(),
+        Some(sub("sub-denied").as_str())
+    );
     assert_eq!(denied[attr::ATTEMPTS].string_value(), Some("1"));
     assert!(!denied[attr::DETAIL].string_value().unwrap().contains('@'));
 }
@@ -165,7 +178,7 @@ async fn without_a_dlq_permanent_failures_are_left_to_the_redrive_policy() {
             .unwrap(),
     );
     standin
-        .set_faults(json!([{"errorType": "MappingTemplate", "match": {"id": "sub-broken"}}]))
+        .set_faults(json!([{"errorType": "MappingTemplate", "match": {"id": sub("sub-broken")}}]))
         .await;
     let batch = sqs_event(&[
         ("m-ok", body("sub-ok")),
@@ -200,7 +213,7 @@ async fn the_deadline_stops_retries_and_hands_the_message_back() {
     .await
     .unwrap();
     assert_eq!(failed_ids(&response), ["m"]);
-    let attempts = standin.stats().await["perId"]["sub-x"]["attempts"]
+    let attempts = standin.stats().await["perId"][sub("sub-x")]["attempts"]
         .as_u64()
         .unwrap();
     assert!(

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use serde_json::json;
 use uc_devkit::{AppSyncStandIn, Moto, RunningBinary, eventually, sqs};
-use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, to_envelope};
+use uc_schemas::{DEFAULT_SOURCE, UserConfirmed, sub_from_label, to_envelope};
+
+const POOL: &str = "us-east-1_Ab12Cd34E";
 
 const BINARY: &str = env!("CARGO_BIN_EXE_uc-worker");
 
 fn bodies(prefix: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let sub = format!("{prefix}-{i:04}");
-            let event = UserConfirmed::builder("us-east-1_Ab12Cd34E", &sub)
+            let sub = sub_from_label(&format!("{prefix}-{i:04}"));
+            let event = UserConfirmed::builder(POOL, &sub)
                 .username(format!("user{i}"))
                 .email(format!("person.{i}@example.com"))
                 .email_verified(true)
@@ -35,6 +37,7 @@ fn env(
         ("AWS_ENDPOINT_URL_SQS", moto.endpoint()),
         ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
         ("QUEUE_URL", queue_url.to_owned()),
+        ("USER_POOL_ID", POOL.to_owned()),
         ("WAIT_TIME_SECONDS", "1".to_owned()),
         ("RETRY_MIN_DELAY_MS", "10".to_owned()),
         ("RETRY_MAX_DELAY_MS", "50".to_owned()),
@@ -94,7 +97,7 @@ async fn drains_the_queue_into_profiles_and_logs_no_email() {
         .map(|p| p["profileOwner"].as_str().unwrap().to_owned())
         .collect();
     assert!(
-        owners.contains(&"drain-0007::user7".to_owned()),
+        owners.contains(&format!("{}::user7", sub_from_label("drain-0007"))),
         "owner is sub::username"
     );
 
@@ -116,7 +119,9 @@ async fn a_retryable_failure_comes_back_after_a_visibility_backoff() {
     let standin = AppSyncStandIn::start(&[]);
     // Every attempt of the first receive fails (MAX_ATTEMPTS = 2), then AppSync recovers.
     standin
-        .set_faults(json!([{"status": 503, "count": 2, "match": {"id": "later-0000"}}]))
+        .set_faults(
+            json!([{"status": 503, "count": 2, "match": {"id": sub_from_label("later-0000")}}]),
+        )
         .await;
     sqs::send_all(&client, &queue_url, &bodies("later", 1)).await;
 
@@ -135,8 +140,9 @@ async fn a_retryable_failure_comes_back_after_a_visibility_backoff() {
     );
     let waited = started.elapsed();
     let stats = standin.stats().await;
-    assert_eq!(stats["perId"]["later-0000"]["attempts"], 3, "{stats}");
-    assert_eq!(stats["perId"]["later-0000"]["created"], 1);
+    let id = sub_from_label("later-0000");
+    assert_eq!(stats["perId"][&id]["attempts"], 3, "{stats}");
+    assert_eq!(stats["perId"][&id]["created"], 1);
     // Equal jitter: the first back-off is between half the base and the base.
     assert!(
         waited >= Duration::from_secs(1),
@@ -237,6 +243,7 @@ async fn start_up_gives_up_at_once_on_access_denied() {
         ("AWS_ENDPOINT_URL_SQS", denied.endpoint()),
         ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
         ("QUEUE_URL", queue),
+        ("USER_POOL_ID", POOL.to_owned()),
     ];
     let mut worker = RunningBinary::start(BINARY, &["poll"], &env);
     let status = worker
@@ -259,6 +266,7 @@ async fn sigterm_during_start_up_is_honoured() {
         ("AWS_ENDPOINT_URL_SQS", endpoint.clone()),
         ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
         ("QUEUE_URL", format!("{endpoint}/123456789012/profiles")),
+        ("USER_POOL_ID", POOL.to_owned()),
     ];
     let mut worker = RunningBinary::start(BINARY, &["poll"], &env);
     assert!(

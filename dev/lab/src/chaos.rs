@@ -1,4 +1,4 @@
-//! `uc-ops chaos`: thousands of sign-ups through the local pipeline under faults — AppSync
+//! `uc-lab chaos`: thousands of sign-ups through the local pipeline under faults — AppSync
 //! failing with 503, 429, answers slower than the client's timeout, throughput-exceeded and
 //! authorization errors; duplicated Cognito deliveries and SQS messages; the worker killed with
 //! SIGKILL and restarted; EventBridge unreachable for a stretch. Then the faults stop, the DLQ
@@ -15,11 +15,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 use uc_devkit::{free_port, sqs};
+use uc_ops::backfill;
+use uc_ops::dlq::{self, Filter, ReplayOptions};
+use uc_runtime::metrics::read_count;
 use uc_schemas::{Origin, UserConfirmed, to_envelope};
 
-use crate::dlq::{self, Filter, ReplayOptions};
 use crate::local::StackEnv;
-use crate::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, emf_count, start_worker};
+use crate::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, start_worker};
 
 pub struct ChaosOptions {
     pub users: usize,
@@ -227,12 +229,12 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     // Faults stop. Sign-ups whose publish failed even through the fallback (fail-open: the
     // user is confirmed, the event is not) are recovered the operator's way: a back-fill.
     pipeline.standin.clear_faults().await;
-    let emitter_failed = emf_count(&pipeline.emitter_output(), "emitter", "Failed")
-        + emf_count(&outage.emitter_output(), "emitter", "Failed");
+    let emitter_failed = read_count(&pipeline.emitter_output(), "emitter", "Failed")
+        + read_count(&outage.emitter_output(), "emitter", "Failed");
     let mut backfilled = 0;
     if emitter_failed > 0 {
         let sdk = env.sdk_config().await?;
-        let clients = crate::backfill::Clients {
+        let clients = backfill::Clients {
             cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
             events: aws_sdk_eventbridge::Client::new(&sdk),
             sqs: sqs_client.clone(),
@@ -240,12 +242,12 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         let checkpoint =
             std::env::temp_dir().join(format!("uc-chaos-backfill-{}.json", std::process::id()));
         let _ = std::fs::remove_file(&checkpoint);
-        let backfill = crate::backfill::BackfillOptions {
+        let backfill_options = backfill::BackfillOptions {
             user_pool_id: env.get("USER_POOL_ID")?.to_owned(),
             region: env.get("AWS_REGION")?.to_owned(),
             since: Some(run_started - chrono::Duration::minutes(1)),
             status: "CONFIRMED".into(),
-            target: crate::backfill::Target::EventBridge {
+            target: backfill::Target::EventBridge {
                 bus: env.get("EVENT_BUS_NAME")?.to_owned(),
                 source: env.get("EVENT_SOURCE")?.to_owned(),
             },
@@ -254,7 +256,7 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
             max_pages: None,
             rate: None,
         };
-        backfilled = crate::backfill::run(&clients, &backfill, |_| {})
+        backfilled = backfill::run(&clients, &backfill_options, |_| {})
             .await?
             .published;
     }
@@ -286,7 +288,8 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         worker_outputs.lock().unwrap().extend(running.output());
     }
 
-    // What could not succeed under the faults is in the DLQs: replay it with the worker's core.
+    // What could not succeed under the faults is in the DLQs: replay it with the worker's core
+    // (the ops CLI's `dlq replay`).
     let dlq_url = env.get("DLQ_URL")?.to_owned();
     let rule_dlq_url = env.get("RULE_DLQ_URL")?.to_owned();
     let dlq_entries_before_replay =
@@ -369,13 +372,13 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         duplicated_cognito_deliveries: cognito_duplicates,
         duplicated_sqs_messages: sqs_duplicates,
         users_during_eventbridge_outage: outage_window.len().min(users.len()),
-        published_via_fallback: emf_count(&outage.emitter_output(), "emitter", "Fallback"),
+        published_via_fallback: read_count(&outage.emitter_output(), "emitter", "Fallback"),
         emitter_publish_failed: emitter_failed,
         backfilled,
         worker_kills: options.kills,
         appsync_requests: stats["requests"].as_u64().unwrap_or(0),
         faults_injected: stats["faultsInjected"].clone(),
-        worker_retries: emf_count(&outputs, "worker", "Retried"),
+        worker_retries: read_count(&outputs, "worker", "Retried"),
         already_existing_answers: stats["duplicates"].as_u64().unwrap_or(0),
         dlq_entries_before_replay,
         replay_created,

@@ -27,7 +27,7 @@ pub enum LocalError {
     Start(String),
     #[error("creating the stack's resources failed: {0}")]
     Resources(String),
-    #[error("the local stack is not up ({0} not found): run `uc-ops local up` (or `make demo`)")]
+    #[error("the local stack is not up ({0} not found): run `uc-lab local up` (or `make demo`)")]
     NotUp(String),
     #[error("{key} is missing from {file}")]
     MissingKey { key: String, file: String },
@@ -47,15 +47,10 @@ const MOTO_PID: &str = "UC_LOCAL_MOTO_PID";
 const STANDIN_PID: &str = "UC_LOCAL_STANDIN_PID";
 
 impl StackEnv {
+    /// Reads the env file (with the ops CLI's reader: `uc-ops --env-file` reads the same file).
     pub fn load(file: &Path) -> Result<Self, LocalError> {
-        let text = std::fs::read_to_string(file)
+        let vars = uc_ops::env_file::read(file)
             .map_err(|_| LocalError::NotUp(file.display().to_string()))?;
-        let vars = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
         Ok(Self {
             vars,
             file: file.to_owned(),
@@ -74,7 +69,7 @@ impl StackEnv {
 
     fn save(&self) -> Result<(), LocalError> {
         let mut text = String::from(
-            "# Written by `uc-ops local up`: the local stack's endpoints and names.\n# Source it (set -a; . .local/stack.env) to point the binaries and the AWS CLI at it.\n",
+            "# Written by `uc-lab local up`: the local stack's endpoints and names.\n# Source it (set -a; . .local/stack.env) to point the binaries and the AWS CLI at it.\n",
         );
         for (k, v) in &self.vars {
             text.push_str(&format!("{k}={v}\n"));
@@ -266,7 +261,7 @@ async fn create_resources(env: &mut StackEnv) -> Result<(), LocalError> {
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .send()
             .await
-            .map_err(|e| LocalError::Resources(crate::aws_message(&e)))?;
+            .map_err(|e| LocalError::Resources(uc_ops::aws_message(&e)))?;
         let pool_id = pool
             .user_pool()
             .and_then(|p| p.id())
@@ -280,7 +275,7 @@ async fn create_resources(env: &mut StackEnv) -> Result<(), LocalError> {
             .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
             .send()
             .await
-            .map_err(|e| LocalError::Resources(crate::aws_message(&e)))?;
+            .map_err(|e| LocalError::Resources(uc_ops::aws_message(&e)))?;
         env.vars.insert("USER_POOL_ID".into(), pool_id);
         env.vars.insert(
             "USER_POOL_CLIENT_ID".into(),

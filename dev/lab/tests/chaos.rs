@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use uc_ops::chaos::{self, ChaosOptions};
+use uc_lab::chaos::{self, ChaosOptions};
 
 mod support;
 use support::{TestStack, binary};

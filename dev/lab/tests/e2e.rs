@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use uc_devkit::{eventually, free_port, sqs};
-use uc_ops::demo::{self, DemoOptions};
-use uc_ops::local::StackEnv;
+use uc_lab::demo::{self, DemoOptions};
+use uc_lab::local::StackEnv;
 
 mod support;
 use support::{TestStack, binary};
-use uc_ops::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline};
-use uc_worker::dead_letter::attr;
+use uc_lab::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline};
+use uc_schemas::dead_letter::attr;
 
 fn demo_options(users: usize, resets: usize) -> DemoOptions {
     DemoOptions {
@@ -313,11 +313,11 @@ async fn eventbridge_down_falls_back_to_the_queue() {
     wait_for_profiles(&pipeline, &users).await;
     let output = pipeline.emitter_output();
     assert_eq!(
-        uc_ops::pipeline::emf_count(&output, "emitter", "Fallback"),
+        uc_runtime::metrics::read_count(&output, "emitter", "Fallback"),
         8
     );
     assert_eq!(
-        uc_ops::pipeline::emf_count(&output, "emitter", "Published"),
+        uc_runtime::metrics::read_count(&output, "emitter", "Published"),
         0
     );
     assert_created_once(&pipeline.standin.stats().await, &users);

@@ -1,4 +1,4 @@
-//! `uc-ops demo`: the main job on the local stack. Signs users up in the local Cognito, runs the
+//! `uc-lab demo`: the main job on the local stack. Signs users up in the local Cognito, runs the
 //! real emitter (as Lambda runs it) and the real worker (long-poll), waits for every profile, and
 //! reports what happened: counts, latencies, and whether each user has exactly one profile.
 
@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::local::StackEnv;
+use uc_runtime::metrics::{read_count, read_timings};
+
 use crate::pipeline::{
-    CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, emf_count, emf_timings,
-    quantile,
+    CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, quantile,
 };
 
 pub struct DemoOptions {
@@ -195,14 +196,14 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
         }
     }
     let output = pipeline.emitter_output();
-    let handler_ms = emf_timings(&output, "emitter", "HandlerLatency");
+    let handler_ms = read_timings(&output, "emitter", "HandlerLatency");
     Ok(DemoReport {
         users: users.len(),
         password_resets: resets,
-        events_published: emf_count(&output, "emitter", "Published"),
-        skipped: emf_count(&output, "emitter", "Skipped"),
-        fallback: emf_count(&output, "emitter", "Fallback"),
-        publish_failed: emf_count(&output, "emitter", "Failed"),
+        events_published: read_count(&output, "emitter", "Published"),
+        skipped: read_count(&output, "emitter", "Skipped"),
+        fallback: read_count(&output, "emitter", "Fallback"),
+        publish_failed: read_count(&output, "emitter", "Failed"),
         profiles_created: created_per_sub.len(),
         already_existing,
         dlq_depth,

@@ -12,8 +12,7 @@ use uc_devkit::{Invocation, LambdaHarness, RunningBinary, StandInControl};
 
 use crate::local::StackEnv;
 
-pub const CONFIRM_SIGN_UP: &str = "PostConfirmation_ConfirmSignUp";
-pub const CONFIRM_FORGOT_PASSWORD: &str = "PostConfirmation_ConfirmForgotPassword";
+pub use uc_schemas::trigger_source::{CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP};
 const PASSWORD: &str = "Local-Demo-Passw0rd!";
 
 /// A user confirmed in the local Cognito.
@@ -31,8 +30,10 @@ pub struct Pipeline {
     emitter: LambdaHarness,
 }
 
-fn sdk_error(e: impl std::error::Error) -> anyhow::Error {
-    anyhow::anyhow!(crate::aws_message(e))
+fn sdk_error<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
+    e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> anyhow::Error {
+    anyhow::anyhow!(uc_ops::aws_message(&e))
 }
 
 impl Pipeline {
@@ -189,30 +190,6 @@ pub fn start_worker(
     RunningBinary::start(&worker_bin.display().to_string(), &["poll"], &borrowed)
 }
 
-/// Sums an EMF counter over `lines` written by `service`.
-pub fn emf_count(lines: &[String], service: &str, metric: &str) -> u64 {
-    emf_records(lines, service)
-        .filter_map(|r| r.get(metric)?.as_f64())
-        .sum::<f64>() as u64
-}
-
-/// Every sample of an EMF timing over `lines` written by `service`.
-pub fn emf_timings(lines: &[String], service: &str, metric: &str) -> Vec<f64> {
-    emf_records(lines, service)
-        .filter_map(|r| r.get(metric)?.as_array().cloned())
-        .flatten()
-        .filter_map(|v| v.as_f64())
-        .collect()
-}
-
-fn emf_records<'a>(lines: &'a [String], service: &'a str) -> impl Iterator<Item = Value> + 'a {
-    lines
-        .iter()
-        .filter(|l| l.contains("\"_aws\""))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(move |r| r["Service"] == service)
-}
-
 /// The `q`-quantile (0..=1) of `samples`, nearest-rank.
 pub fn quantile(samples: &[f64], q: f64) -> Option<f64> {
     if samples.is_empty() {
@@ -236,21 +213,5 @@ mod tests {
         assert_eq!(quantile(&samples, 1.0), Some(100.0));
         assert_eq!(quantile(&[7.0], 0.99), Some(7.0));
         assert_eq!(quantile(&[], 0.5), None);
-    }
-
-    #[test]
-    fn emf_lines_are_summed_per_service() {
-        let lines = vec![
-            r#"{"Published":1.0,"HandlerLatency":[2.5],"Service":"emitter","_aws":{}}"#.to_owned(),
-            r#"{"Published":1.0,"HandlerLatency":[3.5],"Service":"emitter","_aws":{}}"#.to_owned(),
-            r#"{"Created":5.0,"Service":"worker","_aws":{}}"#.to_owned(),
-            r#"{"level":"INFO","fields":{"message":"Published"}}"#.to_owned(),
-        ];
-        assert_eq!(emf_count(&lines, "emitter", "Published"), 2);
-        assert_eq!(emf_count(&lines, "worker", "Created"), 5);
-        assert_eq!(
-            emf_timings(&lines, "emitter", "HandlerLatency"),
-            vec![2.5, 3.5]
-        );
     }
 }

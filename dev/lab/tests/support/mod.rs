@@ -1,12 +1,13 @@
-//! What the ops crate's integration tests share: a fresh local stack per test, the workspace's
+//! What the lab's integration tests share: a fresh local stack per test, the workspace's
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
-//! binaries, and running the CLI as a real process.
+//! binaries, and running the operations CLI as a real process.
 
 use std::path::PathBuf;
 use std::process::Output;
 
-use uc_ops::local::{self, StackEnv};
+pub use uc_devkit::workspace_binary as binary;
+use uc_lab::local::{self, StackEnv};
 
 /// A local stack in a temporary state directory, brought down on drop.
 pub struct TestStack {
@@ -29,7 +30,7 @@ impl TestStack {
     /// Runs `uc-ops --env-file <this stack> args…` to completion.
     pub fn ops(&self, args: &[&str]) -> Output {
         let env_file = self.env_file();
-        std::process::Command::new(env!("CARGO_BIN_EXE_uc-ops"))
+        std::process::Command::new(binary("uc-ops"))
             .arg("--env-file")
             .arg(&env_file)
             .args(args)
@@ -48,23 +49,6 @@ impl Drop for TestStack {
         local::down(&self.dir).expect("local stack down");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A workspace binary (built by `cargo test --workspace` / `cargo build`).
-pub fn binary(name: &str) -> PathBuf {
-    let path = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
 }
 
 /// stdout parsed as JSON, with stderr in the panic message when it is not.
