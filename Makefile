@@ -7,7 +7,7 @@ VENV  := dev/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
 
-.PHONY: help venv infra-venv docs-typecheck build test lint lint-infra demo chaos bench local-up local-down clean
+.PHONY: help venv infra-venv docs-typecheck construct-check build test lint lint-infra demo chaos bench local-up local-down clean
 .PHONY: deny fuzz
 
 help:
@@ -47,6 +47,11 @@ lint-infra: venv infra-venv
 docs-typecheck:
 	cd docs/amplify-gen2 && npm install --ignore-scripts --no-audit --no-fund --loglevel=error && ./node_modules/.bin/tsc -p tsconfig.json
 
+# The CDK construct (infra/cdk): npm ci, tsc, synth of the example app diffed against the
+# committed templates, cfn-lint and checkov on them (infra/cdk/check.sh; --update to rewrite).
+construct-check: venv infra-venv
+	infra/cdk/check.sh
+
 build:
 	cargo build --workspace --all-targets
 
@@ -64,7 +69,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv infra-venv lint lint-infra docs-typecheck deny
+test: venv infra-venv lint lint-infra docs-typecheck construct-check deny
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
 
