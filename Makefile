@@ -43,9 +43,12 @@ lint-infra: venv infra-venv
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(INFRA_VENV)/bin/checkov --file infra/template.yaml --framework cloudformation --skip-download --compact --quiet
 
-# The TypeScript shown in docs/amplify-gen2.md, type-checked against pinned Amplify/CDK versions.
+# The TypeScript shown in docs/amplify-gen2.md, type-checked against pinned Amplify/CDK versions;
+# then amplify/backend.ts (with the construct) synthesized by the real @aws-amplify/backend,
+# offline, and checked for a cycle-free stack layout (synth-check.cjs).
 docs-typecheck:
 	cd docs/amplify-gen2 && npm install --ignore-scripts --no-audit --no-fund --loglevel=error && ./node_modules/.bin/tsc -p tsconfig.json
+	cd docs/amplify-gen2 && ./node_modules/.bin/tsc -p tsconfig.synth.json && node synth-check.cjs
 
 # The CDK construct (infra/cdk): npm ci, tsc, synth of the example app diffed against the
 # committed templates, cfn-lint and checkov on them (infra/cdk/check.sh; --update to rewrite).
