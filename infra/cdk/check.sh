@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # infra/cdk/check.sh: the CDK construct's checks (make construct-check).
 #   npm ci (pinned lock; skipped while node_modules matches it), schema module freshness, tsc,
-#   synth of the example app into a temp dir, diff against the committed templates,
+#   synth of the example app into a temp dir, the construct's refusals (example/selftest.ts),
+#   diff against the committed templates,
 #   cfn-lint (nothing reported) and checkov (no failed check) on every synthesized template.
 #   ./check.sh --update   rewrites the committed templates from a fresh synth instead of diffing.
 set -euo pipefail
@@ -34,6 +35,9 @@ step "synth"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 CDK_OUTDIR=$out node build/example/app.js
+
+step "selftest (refusals and warnings)"
+node build/example/selftest.js
 
 # synthesized file -> committed copy
 declare -A checked=(

@@ -4,7 +4,7 @@
 //
 // Construct ids are the SAM template's logical ids, so the synthesized logical ids read
 // "<prefix><SamLogicalId><hash>" and the test can pair the resources up.
-import { CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import { Annotations, CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as cognito from "aws-cdk-lib/aws-cognito";
 import * as events from "aws-cdk-lib/aws-events";
@@ -78,6 +78,18 @@ export class UserConfirmedPipeline extends Construct {
     this.publisherScope =
       p.attachTrigger && poolStack !== Stack.of(this) ? new Construct(poolStack, `${id}Publisher`) : this;
     const pub = this.publisherScope;
+
+    const apiStack = Stack.of(p.graphqlApi);
+    if (Stack.of(this) === poolStack && apiStack !== poolStack) {
+      // The worker would then refer to the API's stack from the pool's, while an API with
+      // user-pool auth refers back to the pool's stack (Amplify's data -> auth): a cycle.
+      Annotations.of(this).addWarningV2(
+        "userconfirmed:Pipeline.workerInPoolStack",
+        "The construct is in the user pool's stack but the API is in another one: if the API's stack refers to " +
+          "the pool (Amplify's data stack does), the stacks depend on each other. Create the construct in a stack " +
+          'of its own (backend.createStack("UserConfirmed")); the emitter still lands next to the pool.',
+      );
+    }
 
     const prefix = p.namePrefix ?? defaultNamePrefix(this);
     this.namePrefix = prefix;
