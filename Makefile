@@ -7,7 +7,7 @@ VENV  := dev/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
 
-.PHONY: help venv infra-venv docs-typecheck build test lint lint-infra demo chaos bench local-up local-down clean
+.PHONY: help venv infra-venv docs-typecheck construct-check build test lint lint-infra demo chaos bench local-up local-down clean
 .PHONY: deny fuzz
 
 help:
@@ -43,9 +43,17 @@ lint-infra: venv infra-venv
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(INFRA_VENV)/bin/checkov --file infra/template.yaml --framework cloudformation --skip-download --compact --quiet
 
-# The TypeScript shown in docs/amplify-gen2.md, type-checked against pinned Amplify/CDK versions.
+# The TypeScript shown in docs/amplify-gen2.md, type-checked against pinned Amplify/CDK versions;
+# then amplify/backend.ts (with the construct) synthesized by the real @aws-amplify/backend,
+# offline, and checked for a cycle-free stack layout (synth-check.cjs).
 docs-typecheck:
 	cd docs/amplify-gen2 && npm install --ignore-scripts --no-audit --no-fund --loglevel=error && ./node_modules/.bin/tsc -p tsconfig.json
+	cd docs/amplify-gen2 && ./node_modules/.bin/tsc -p tsconfig.synth.json && node synth-check.cjs
+
+# The CDK construct (infra/cdk): npm ci, tsc, synth of the example app diffed against the
+# committed templates, cfn-lint and checkov on them (infra/cdk/check.sh; --update to rewrite).
+construct-check: venv infra-venv
+	infra/cdk/check.sh
 
 # The app-side TypeScript in docs/app-clients.md: type-checked against pinned aws-amplify, and the
 # page's code blocks byte-identical to the checked files.
@@ -71,7 +79,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv infra-venv lint lint-infra docs-typecheck docs-app-clients-typecheck deny
+test: venv infra-venv lint lint-infra docs-typecheck docs-app-clients-typecheck construct-check deny
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
 

@@ -13,6 +13,8 @@ Usage
     dev/.venv/bin/python dev/local_stack.py outputs --endpoint URL --stack-name NAME [--region R]
     dev/.venv/bin/python dev/local_stack.py delete  --endpoint URL --stack-name NAME [--region R]
     dev/.venv/bin/python dev/local_stack.py translate [--template T] [--param Key=Value ...]
+    dev/.venv/bin/python dev/local_stack.py deploy  --endpoint URL --stack-name NAME \\
+        --cfn-template infra/cdk/uc-pipeline.template.json [--param Key=Value ...]
 
 deploy
     Creates the stack, or updates it when it exists (re-running is safe: unchanged resources
@@ -40,8 +42,21 @@ deploy
     does: the zip (or, when it has not been built, a placeholder zip) is uploaded to a moto S3
     bucket.
 
+deploy --cfn-template PATH
+    Deploys a plain CloudFormation template instead (no SAM translation), such as the CDK
+    construct's infra/cdk/uc-pipeline.template.json, with the same outputs, the same local
+    defaults (those the template declares) and the same user pool handling. DeployFunctions and
+    CreateSchemaRegistry, when the template does not declare them, are switches of this script
+    (default false, as for SAM): false drops every AWS::Lambda::Function, resp.
+    AWS::EventSchemas::* resource, and every resource and output that refers to one, directly
+    or through another dropped one. With functions, each function's Code {S3Bucket: Ref B,
+    S3Key: Ref K} gets B = the local artifact bucket and K's value (default: the parameter's
+    default, e.g. "uc-emitter/bootstrap.zip") uploaded from target/lambda/<first path part>/
+    bootstrap.zip, or a placeholder zip when it has not been built.
+
 outputs
-    Prints the same JSON object for an existing stack (no UserPoolClientId).
+    Prints the same JSON object for an existing stack (no UserPoolClientId); pass the same
+    --cfn-template for a stack deployed from one (only the key order comes from the template).
 delete
     Deletes the stack (not the user pool) and waits; prints {"deleted": "<name>"}.
 translate
@@ -67,6 +82,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import sys
 import time
 import zipfile
@@ -326,6 +342,92 @@ def prune_false_conditions(translated: dict[str, Any], parameters: dict[str, str
     return pruned
 
 
+def references(node: Any) -> set[str]:
+    """Logical ids a template fragment refers to: Ref, Fn::GetAtt, ${X} / ${X.Attr} in Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!][^}]*)\}", text)}
+                if not isinstance(value, str):
+                    found |= references(value[1])
+            else:
+                found |= references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return found
+
+
+def drop_with_dependents(template: dict[str, Any], types: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
+    """The template without resources of the given type prefixes and, transitively, without
+    every resource (properties or DependsOn) and output that refers to a dropped one."""
+    pruned = copy.deepcopy(template)
+    resources = pruned.get("Resources", {})
+    dropped = {k for k, r in resources.items() if r.get("Type", "").startswith(types)}
+    changed = True
+    while changed:
+        changed = False
+        for logical_id, resource in resources.items():
+            if logical_id in dropped:
+                continue
+            depends = resource.get("DependsOn", [])
+            depends = [depends] if isinstance(depends, str) else depends
+            if (references(resource.get("Properties", {})) | set(depends)) & dropped:
+                dropped.add(logical_id)
+                changed = True
+    for logical_id in dropped:
+        del resources[logical_id]
+    for key, output in list(pruned.get("Outputs", {}).items()):
+        if references(output) & dropped:
+            del pruned["Outputs"][key]
+    # Parameters only dropped resources used (the functions' code location) would still be
+    # required by CreateStack.
+    used = references(pruned.get("Resources", {})) | references(pruned.get("Outputs", {})) | references(
+        pruned.get("Conditions", {}))
+    for name in list(pruned.get("Parameters", {})):
+        if name not in used:
+            del pruned["Parameters"][name]
+    return pruned, sorted(dropped)
+
+
+def package_cfn_code(template: dict[str, Any], params: dict[str, str], s3: Any) -> list[str]:
+    """Fills the S3 code parameters of a plain CloudFormation template's functions: the bucket
+    parameter becomes the local artifact bucket, and the zip of the binary named by the key's
+    first path part (target/lambda/<binary>/bootstrap.zip, or a placeholder) is uploaded."""
+    notes = []
+    declared = template.get("Parameters", {})
+    try:
+        s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        code = resource.get("Properties", {}).get("Code", {})
+        bucket, key = code.get("S3Bucket"), code.get("S3Key")
+        if not (isinstance(bucket, dict) and "Ref" in bucket and isinstance(key, dict) and "Ref" in key):
+            raise Failure(f"{logical_id}: Code must be {{S3Bucket: Ref, S3Key: Ref}} to deploy functions locally")
+        key_value = params.get(key["Ref"], str(declared.get(key["Ref"], {}).get("Default", "")))
+        if not key_value:
+            raise Failure(f"{logical_id}: no value for its code key parameter {key['Ref']}")
+        params[bucket["Ref"]] = ARTIFACT_BUCKET
+        params[key["Ref"]] = key_value
+        path = ROOT / "target" / "lambda" / key_value.split("/")[0] / "bootstrap.zip"
+        if path.is_file():
+            body = path.read_bytes()
+        else:
+            body = placeholder_zip()
+            notes.append(f"{logical_id}: {path.relative_to(ROOT)} not built; deployed a placeholder zip")
+        s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key_value, Body=body)
+    return notes
+
+
 def evaluate_conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
     values = {**parameter_defaults(template), **parameters}
     specs = template.get("Conditions", {})
@@ -384,28 +486,52 @@ def cmd_translate(args: argparse.Namespace) -> dict[str, Any]:
     return translate(template, params, args.region)
 
 
+# Switches of this script for a plain CloudFormation template that does not declare them (the
+# SAM template's parameters of the same names), and the resource types each one drops.
+CFN_SWITCHES = {"DeployFunctions": ("AWS::Lambda::Function",), "CreateSchemaRegistry": ("AWS::EventSchemas::",)}
+
+
 def cmd_deploy(args: argparse.Namespace) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     check_endpoint(args.endpoint)
-    template = load_template(args.template)
+    plain = args.cfn_template is not None
+    template = load_template(args.cfn_template if plain else args.template)
     declared = set(template.get("Parameters", {}))
-    params = {**LOCAL_DEFAULTS, "NamePrefix": args.stack_name.lower()[:24], **parse_params(args.param)}
+    given = parse_params(args.param)
+    defaults = {**LOCAL_DEFAULTS, "NamePrefix": args.stack_name.lower()[:24]}
+    if plain:
+        # Only the local defaults the template declares; the switches are this script's.
+        switches = {k: given.pop(k, LOCAL_DEFAULTS[k]) for k in CFN_SWITCHES if k not in declared}
+        defaults = {k: v for k, v in defaults.items() if k in declared}
+    params = {**defaults, **given}
     unknown = sorted(set(params) - declared)
     if unknown:
         raise Failure(f"unknown template parameters: {', '.join(unknown)}")
 
     extra: dict[str, str] = {}
-    if not params.get("UserPoolId") and not args.no_user_pool:
+    if "UserPoolId" in declared and not params.get("UserPoolId") and not args.no_user_pool:
         pool_id, client_id = ensure_user_pool(args.endpoint, args.region, args.stack_name)
         params["UserPoolId"] = pool_id
         extra["UserPoolClientId"] = client_id
 
-    functions = params.get("DeployFunctions", parameter_defaults(template).get("DeployFunctions")) == "true"
-    s3 = client("s3", args.endpoint, args.region) if functions else None
-    for note in package_code(template, args.template.parent, s3):
-        log(note)
-    translated = prune_false_conditions(translate(template, params, args.region), params)
+    if plain:
+        translated = template
+        for switch, types in CFN_SWITCHES.items():
+            if switch in switches and switches[switch] != "true":
+                translated, dropped = drop_with_dependents(translated, types)
+                log(f"{switch}=false: dropped {', '.join(dropped) or 'nothing'}")
+        if switches.get("DeployFunctions") == "true":
+            for note in package_cfn_code(translated, params, client("s3", args.endpoint, args.region)):
+                log(note)
+        params = {k: v for k, v in params.items() if k in translated.get("Parameters", {})}
+        translated = prune_false_conditions(translated, params)
+    else:
+        functions = params.get("DeployFunctions", parameter_defaults(template).get("DeployFunctions")) == "true"
+        s3 = client("s3", args.endpoint, args.region) if functions else None
+        for note in package_code(template, args.template.parent, s3):
+            log(note)
+        translated = prune_false_conditions(translate(template, params, args.region), params)
 
     cfn = client("cloudformation", args.endpoint, args.region)
     body = json.dumps(translated, separators=(",", ":"))
@@ -439,7 +565,8 @@ def cmd_outputs(args: argparse.Namespace) -> dict[str, Any]:
     stack = find_stack(cfn, args.stack_name)
     if stack is None:
         raise Failure(f"no stack {args.stack_name}")
-    return local_queue_urls(outputs_of(stack, load_template(args.template)), args.endpoint, args.region)
+    template = load_template(args.cfn_template or args.template)
+    return local_queue_urls(outputs_of(stack, template), args.endpoint, args.region)
 
 
 def local_queue_urls(outputs: dict[str, str], endpoint: str, region: str) -> dict[str, str]:
@@ -483,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--stack-name", required=True)
         p.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
         p.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+        if endpoint:
+            p.add_argument("--cfn-template", type=Path, metavar="PATH",
+                           help="a plain CloudFormation template (no SAM translation), e.g. infra/cdk/uc-pipeline.template.json")
 
     p = sub.add_parser("deploy", help="create or update the stack, print its outputs as JSON")
     common(p, True)

@@ -1,29 +1,36 @@
 import { defineBackend } from "@aws-amplify/backend";
+import { UserConfirmedPipeline } from "@userconfirmed/cdk";
 import { auth } from "./auth/resource";
 import { data } from "./data/resource";
 
-/**
- * Output `EmitterFunctionArn` of the UserConfirmed stack (infra/template.yaml), deployed in the
- * same account and region with this backend's user pool id and AppSync API id. Leave it empty
- * until that stack exists.
- */
-const USER_CONFIRMED_EMITTER_ARN: string = "";
-
 const backend = defineBackend({ auth, data });
 
-if (USER_CONFIRMED_EMITTER_ARN) {
-  // The pool's (single) PostConfirmation trigger becomes the emitter. A property override sets
-  // only this key of LambdaConfig, so triggers defined with defineAuth({ triggers }) stay.
-  backend.auth.resources.cfnResources.cfnUserPool.addPropertyOverride(
-    "LambdaConfig.PostConfirmation",
-    USER_CONFIRMED_EMITTER_ARN,
-  );
-}
+// The whole UserConfirmed pipeline, deployed with this backend (`npx ampx sandbox`, or the
+// branch's pipeline deploy): it attaches the emitter as the user pool's PostConfirmation trigger
+// and lets the worker call Mutation.createUserProfile on this API, nothing copied by hand. The
+// emitter side lands in the auth stack next to the pool (no cross-stack cycle); the worker in
+// this custom stack (see infra/README.md, "CDK construct").
+const pipeline = new UserConfirmedPipeline(backend.createStack("UserConfirmed"), "Pipeline", {
+  userPool: backend.auth.resources.userPool,
+  graphqlApi: backend.data.resources.graphqlApi,
+  // The worker calls this endpoint directly, so its role needs no appsync:GetGraphqlApi.
+  graphqlUrl: backend.data.resources.cfnResources.cfnGraphqlApi.attrGraphQlUrl,
+  // Where `cargo lambda build --release --arm64 --output-format zip --lambda-dir <dir>` put
+  // uc-emitter/bootstrap.zip and uc-worker/bootstrap.zip, relative to this project's root.
+  codeDirectory: "target/lambda",
+});
 
-// amplify_outputs.json has data.url and data.aws_region but not the API id, which the stack's
-// AppSyncApiId parameter needs: publish it as custom.appsyncApiId.
+// For the operator's tools (uc-ops --env-file, DLQ replay, back-fill): the queue URLs and the
+// bus land in amplify_outputs.json under custom.userConfirmed.
 backend.addOutput({
   custom: {
-    appsyncApiId: backend.data.resources.cfnResources.cfnGraphqlApi.attrApiId,
+    userConfirmed: {
+      eventBusName: pipeline.eventBusName,
+      eventSource: pipeline.eventSource,
+      queueUrl: pipeline.queue.queueUrl,
+      workerDlqUrl: pipeline.workerDeadLetterQueue.queueUrl,
+      ruleDlqUrl: pipeline.ruleDeadLetterQueue.queueUrl,
+      archiveName: pipeline.archiveName,
+    },
   },
 });

@@ -1,0 +1,546 @@
+"""One source of truth: the CDK construct (infra/cdk) against the SAM template (infra/template.yaml).
+
+The construct's synthesized templates (committed; infra/cdk/check.sh keeps them fresh) are
+compared with the SAM template as aws-sam-translator translates it, under the same choices:
+
+* ``uc-pipeline.template.json`` (the SAM template's parameters, kept symbolic on both sides)
+  against SAM with an existing pool and the API looked up by id;
+* ``example/synth/UserConfirmedPipelineOptions.template.json`` (every option set, as literals)
+  against SAM with the same values substituted for its parameters.
+
+Both sides are reduced to one canonical form: logical ids to the SAM template's (the construct's
+ids are "<scope><SamId><hash>"), intrinsics to strings ("${Param}", "${Resource.Attr}") whatever
+function built them (Fn::Sub, Fn::Join, Ref), Fn::If resolved, scalars as strings. Then every
+resource must match, property by property, except the differences listed in DOCUMENTED (each with
+its reason). The Amplify stand-in (root + nested stacks) is checked for placement and cycles.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CDK = ROOT / "infra" / "cdk"
+MAIN = CDK / "uc-pipeline.template.json"
+SYNTH = CDK / "example" / "synth"
+OPTIONS = SYNTH / "UserConfirmedPipelineOptions.template.json"
+SCHEMA_FILE = ROOT / "schemas" / "json" / "user-confirmed.v1.schema.json"
+
+_spec = importlib.util.spec_from_file_location("uc_local_stack_c", ROOT / "dev" / "local_stack.py")
+local_stack = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(local_stack)
+
+# SAM parameters that switch the template's conditions: construct options decided at synth time.
+SAM_ONLY_PARAMETERS = {
+    "CreateEventBus", "ExistingEventBusName", "BackfillPublisherArn", "CreateSchemaRegistry",
+    "AlarmTopicArn", "DeployFunctions", "AppSyncGraphqlUrl",
+}
+# Where the code comes from: SAM packages CodeUri, the standalone stack takes S3 parameters.
+CDK_ONLY_PARAMETERS = {"CodeS3Bucket", "EmitterCodeS3Key", "WorkerCodeS3Key"}
+# The SAM name is about its two branches (existing pool / trial pool); the construct has one.
+RENAMED = {"EmitterInvokeFromExistingUserPool": "EmitterInvokeFromUserPool"}
+
+DOCUMENTED = {
+    # (resource type, property path) -> why the two templates may differ there
+    ("AWS::Lambda::Function", "Code"): "SAM: the packaged CodeUri; construct: the lambda.Code it is given",
+    ("AWS::Lambda::Function", "Tags"): "SAM tags its functions lambda:createdBy=SAM",
+}
+# DeletionPolicy/UpdateReplacePolicy the construct writes out: Delete, CloudFormation's default
+# for these types and so what the SAM template (which sets none) gets.
+EXPLICIT_DELETE = {"AWS::SQS::Queue", "AWS::Logs::LogGroup"}
+
+MAIN_SAM_PARAMS = {  # an existing pool, the API looked up by id: the standalone stack's shape
+    "UserPoolId": "us-east-1_Example1", "AppSyncApiId": "abc", "DeployFunctions": "true",
+    "CreateSchemaRegistry": "true", "CreateEventBus": "true", "AppSyncGraphqlUrl": "",
+}
+OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value for value
+    "UserPoolId": "us-east-1_Options1",
+    "AppSyncApiId": "abcdefghijklmnopqrstuvwxyz",
+    "AppSyncGraphqlUrl": "https://abcdefghijklmnopqrstuvwxyz.appsync-api.us-east-1.amazonaws.com/graphql",
+    "NamePrefix": "uc-options",
+    "EventSource": "example.signup",
+    "CreateEventBus": "false",
+    "ExistingEventBusName": "default",
+    "BackfillPublisherArn": "arn:aws:iam::123456789012:role/backfill",
+    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
+    "CreateSchemaRegistry": "false",
+    "ArchiveRetentionDays": "30",
+    "RuleMaximumRetryAttempts": "10",
+    "RuleMaximumEventAgeSeconds": "3600",
+    "PublishBudgetMs": "1500",
+    "FailurePolicy": "fail-closed",
+    "MaxReceiveCount": "3",
+    "QueueVisibilityTimeoutSeconds": "240",
+    "WorkerBatchSize": "5",
+    "WorkerBatchingWindowSeconds": "2",
+    "WorkerMaximumConcurrency": "7",
+    "WorkerCallConcurrency": "4",
+    "WorkerMemorySize": "512",
+    "LogRetentionDays": "90",
+    "DeployFunctions": "true",
+}
+
+
+# --------------------------------------------------------------------------- canonical form
+
+
+class Canon:
+    """Renders a template fragment canonically. ``ids`` maps logical ids to canonical names;
+    ``params`` are substituted for Refs (others stay "${Name}"); ``conditions`` resolve Fn::If."""
+
+    NOVALUE = object()
+
+    def __init__(self, template: dict, ids: dict[str, str], params: dict[str, str], conditions: dict[str, bool]):
+        self.parameters = set(template.get("Parameters", {}))
+        self.ids, self.params, self.conditions = ids, params, conditions
+
+    def ref(self, name: str) -> str:
+        if name in self.params and name in self.parameters:
+            return self.params[name]
+        if name in self.parameters or name.startswith("AWS::"):
+            return "${" + name + "}"
+        return "${" + self.ids.get(name, "?" + name) + "}"
+
+    def getatt(self, name: str, attr: str) -> str:
+        return "${" + self.ids.get(name, "?" + name) + "." + attr + "}"
+
+    def sub(self, text: str, variables: dict | None = None) -> str:
+        def one(match: re.Match) -> str:
+            inner = match.group(1)
+            if variables and inner in variables:
+                return self.text(variables[inner])
+            if "." in inner and not inner.startswith("AWS::"):
+                return self.getatt(*inner.split(".", 1))
+            return self.ref(inner)
+        return re.sub(r"\$\{([^}!][^}]*)\}", one, text)
+
+    def text(self, node) -> str:
+        value = self(node)
+        assert isinstance(value, str), f"expected a string, got {value!r}"
+        return value
+
+    def __call__(self, node):
+        if isinstance(node, dict) and len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return self.NOVALUE if arg == "AWS::NoValue" else self.ref(arg)
+            if key == "Fn::GetAtt":
+                name, attr = (arg if isinstance(arg, list) else arg.split(".", 1))
+                return self.getatt(name, attr)
+            if key == "Fn::Sub":
+                return self.sub(arg) if isinstance(arg, str) else self.sub(arg[0], arg[1])
+            if key == "Fn::Join":
+                separator, parts = arg
+                return separator.join(self.text(p) for p in parts)
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self(yes if self.conditions[name] else no)
+        if isinstance(node, dict):
+            out = {k: self(v) for k, v in node.items()}
+            return {k: v for k, v in out.items() if v is not self.NOVALUE}
+        if isinstance(node, list):
+            return [v for v in (self(x) for x in node) if v is not self.NOVALUE]
+        if isinstance(node, bool):
+            return "true" if node else "false"
+        return str(node)
+
+
+def normalise(value, key: str = ""):
+    """Spellings that mean the same: a one-element list vs a scalar for policy Action/Resource
+    (as sorted lists), an event pattern as a JSON string vs an object."""
+    if isinstance(value, dict):
+        return {k: normalise(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [normalise(v) for v in value]
+        return sorted(items, key=json.dumps) if key in ("Action", "Resource") else items
+    if key in ("Action", "Resource"):
+        return [value]
+    if key == "EventPattern" and isinstance(value, str):
+        return normalise(json.loads(value))
+    return value
+
+
+def sam_template(params: dict[str, str]) -> tuple[dict, dict[str, bool]]:
+    key = json.dumps(params, sort_keys=True)
+    if key not in _SAM_CACHE:
+        _SAM_CACHE[key] = _sam_template(params)
+    return copy.deepcopy(_SAM_CACHE[key])
+
+
+_SAM_CACHE: dict[str, tuple[dict, dict[str, bool]]] = {}
+
+
+def _sam_template(params: dict[str, str]) -> tuple[dict, dict[str, bool]]:
+    template = local_stack.load_template(local_stack.DEFAULT_TEMPLATE)
+    local_stack.package_code(template, local_stack.DEFAULT_TEMPLATE.parent, None)
+    translated = local_stack.translate(template, params, "us-east-1")
+    pruned = local_stack.prune_false_conditions(translated, params)
+    return pruned, local_stack.evaluate_conditions(translated, params)
+
+
+def construct_ids(template: dict, sam_names: set[str], prefixes: tuple[str, ...]) -> dict[str, str]:
+    """Canonical (SAM) names of the construct's logical ids "<prefix><name><8 hex>"."""
+    wanted = sam_names | set(RENAMED.values())
+    ids = {}
+    for logical_id in template["Resources"]:
+        for prefix in prefixes:
+            match = re.fullmatch(re.escape(prefix) + r"(\w+?)([0-9A-F]{8})", logical_id)
+            if match and match.group(1) in wanted:
+                ids[logical_id] = match.group(1)
+                break
+    return ids
+
+
+class Pair:
+    """The SAM template and a construct template, both canonical, resources by SAM name."""
+
+    def __init__(self, cdk_template: dict, sam_params: dict[str, str], substitute: bool):
+        self.sam_raw, conditions = sam_template(sam_params)
+        self.cdk_raw = cdk_template
+        sam_ids = {k: RENAMED.get(k, k) for k in self.sam_raw["Resources"]}
+        cdk_ids = construct_ids(self.cdk_raw, set(sam_ids.values()), ("Pipeline",))
+        # Construct resources with no SAM counterpart keep their own id (and so show as drift).
+        cdk_ids.update({k: k for k in self.cdk_raw["Resources"] if k not in cdk_ids})
+        given = sam_params if substitute else {}
+        self.api_id = given.get("AppSyncApiId", "${AppSyncApiId}")
+        sam = Canon(self.sam_raw, sam_ids, given, conditions)
+        cdk = Canon(self.cdk_raw, cdk_ids, {}, {})
+        self.sam = {sam_ids[k]: {**v, "Properties": normalise(sam(v.get("Properties", {})))}
+                    for k, v in self.sam_raw["Resources"].items()}
+        self.cdk = {cdk_ids[k]: {**v, "Properties": normalise(cdk(v.get("Properties", {})))}
+                    for k, v in self.cdk_raw["Resources"].items()}
+        self.sam_outputs = {k: {"Value": normalise(sam(v["Value"])), "Description": v.get("Description")}
+                            for k, v in self.sam_raw.get("Outputs", {}).items()}
+        self.cdk_outputs = {k: {"Value": normalise(cdk(v["Value"])), "Description": v.get("Description")}
+                            for k, v in self.cdk_raw.get("Outputs", {}).items()}
+
+    def of_type(self, side: dict, type_: str) -> dict:
+        return {k: v for k, v in side.items() if v["Type"] == type_}
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module", params=["main", "options"])
+def pair(request) -> Pair:
+    if request.param == "main":
+        return Pair(load(MAIN), MAIN_SAM_PARAMS, substitute=False)
+    return Pair(load(OPTIONS), OPTIONS_SAM_PARAMS, substitute=True)
+
+
+def drift(pair: Pair) -> list[str]:
+    """Every difference between the two templates that DOCUMENTED does not explain."""
+    found = []
+    for name in sorted(set(pair.sam) ^ set(pair.cdk)):
+        side = "SAM" if name in pair.sam else "construct"
+        found.append(f"{name}: only in the {side} template ({(pair.sam | pair.cdk)[name]['Type']})")
+    for name in sorted(set(pair.sam) & set(pair.cdk)):
+        sam, cdk = pair.sam[name], pair.cdk[name]
+        if sam["Type"] != cdk["Type"]:
+            found.append(f"{name}: type {sam['Type']} vs {cdk['Type']}")
+            continue
+        for key in sorted(set(sam["Properties"]) | set(cdk["Properties"])):
+            if (sam["Type"], key) in DOCUMENTED:
+                continue
+            if sam["Properties"].get(key) != cdk["Properties"].get(key):
+                found.append(f"{name}.{key}:\n  SAM:       {json.dumps(sam['Properties'].get(key))}"
+                             f"\n  construct: {json.dumps(cdk['Properties'].get(key))}")
+    expected = {k: v for k, v in pair.sam_outputs.items() if k != "UserPoolClientId"}  # trial pool only
+    for name in sorted(set(expected) | set(pair.cdk_outputs)):
+        if expected.get(name) != pair.cdk_outputs.get(name):
+            found.append(f"output {name}: SAM {expected.get(name)} vs construct {pair.cdk_outputs.get(name)}")
+    return found
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def test_same_resources_by_type_and_name(pair):
+    assert Counter(v["Type"] for v in pair.cdk.values()) == Counter(v["Type"] for v in pair.sam.values())
+    assert set(pair.cdk) == set(pair.sam)
+
+
+def test_every_resource_matches_property_by_property(pair):
+    found = drift(pair)
+    assert not found, "construct and SAM template differ:\n" + "\n".join(found)
+
+
+def mutate_statement(template: dict, sid: str, change) -> None:
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Role":
+            for statement in resource["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+                if statement.get("Sid") == sid:
+                    change(statement)
+
+
+def mutate_resource(template: dict, name: str, change) -> None:
+    resource, = [v for k, v in template["Resources"].items() if re.fullmatch(rf"Pipeline{name}[0-9A-F]{{8}}", k)]
+    change(resource["Properties"])
+
+
+DRIFTS = {  # one edit of the construct's template -> the drift it must show
+    "extra action": (lambda t: mutate_statement(t, "ConsumeWorkerQueue", lambda s: s["Action"].append("sqs:GetQueueUrl")),
+                     "WorkerRole.Policies"),
+    "wider resource": (lambda t: mutate_statement(t, "FallbackToWorkerQueue", lambda s: s.update(Resource="*")),
+                       "EmitterRole.Policies"),
+    "retention": (lambda t: mutate_resource(t, "WorkerQueue", lambda p: p.update(MessageRetentionPeriod=86400)),
+                  "WorkerQueue.MessageRetentionPeriod"),
+    "redrive": (lambda t: mutate_resource(t, "WorkerQueue", lambda p: p["RedrivePolicy"].update(maxReceiveCount=5)),
+                "WorkerQueue.RedrivePolicy"),
+    "no SSE": (lambda t: mutate_resource(t, "RuleDeadLetterQueue", lambda p: p.pop("SqsManagedSseEnabled")),
+               "RuleDeadLetterQueue.SqsManagedSseEnabled"),
+    "env name": (lambda t: mutate_resource(t, "WorkerFunction", lambda p: p["Environment"]["Variables"].update(
+        DEAD_LETTER_URL=p["Environment"]["Variables"].pop("DLQ_URL"))), "WorkerFunction.Environment"),
+    "timeout": (lambda t: mutate_resource(t, "EmitterFunction", lambda p: p.update(Timeout=5)), "EmitterFunction.Timeout"),
+    "pattern": (lambda t: mutate_resource(t, "UserConfirmedRule", lambda p: p["EventPattern"].update({"detail-type": ["X"]})),
+                "UserConfirmedRule.EventPattern"),
+    "extra policy": (lambda t: t["Resources"].update(ExtraPolicy={"Type": "AWS::IAM::Policy", "Properties": {}}),
+                     "ExtraPolicy: only in the construct template"),
+    "lost alarm": (lambda t: t["Resources"].pop(next(k for k in t["Resources"] if "EmitterErrorsAlarm" in k)),
+                   "EmitterErrorsAlarm: only in the SAM template"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DRIFTS))
+def test_drift_is_caught(case):
+    edit, expected = DRIFTS[case]
+    template = load(MAIN)
+    edit(template)
+    found = drift(Pair(template, MAIN_SAM_PARAMS, substitute=False))
+    assert any(expected in line for line in found), found
+
+
+def test_only_documented_attributes_differ(pair):
+    for name, sam in pair.sam.items():
+        cdk = pair.cdk[name]
+        assert "DependsOn" not in cdk and "Condition" not in cdk, name
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if sam["Type"] in EXPLICIT_DELETE:
+                assert cdk.get(attribute) == "Delete" and attribute not in sam, (name, attribute)
+            else:
+                assert cdk.get(attribute) == sam.get(attribute), (name, attribute)
+
+
+def test_same_checkov_skips(pair):
+    for name, sam in pair.sam.items():
+        ids = lambda side: sorted(s["id"] for s in side.get("Metadata", {}).get("checkov", {}).get("skip", []))
+        assert ids(pair.cdk[name]) == ids(sam), name
+        for skip in pair.cdk[name].get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip["comment"].strip()) > 20, (name, skip)
+
+
+def role_statements(resources: dict, role: str) -> list[dict]:
+    policy, = resources[role]["Properties"]["Policies"]
+    return policy["PolicyDocument"]["Statement"]
+
+
+@pytest.mark.parametrize("role", ["EmitterRole", "WorkerRole"])
+def test_iam_statements_are_the_same(pair, role):
+    """Every statement (Sid, effect, actions, resources, conditions), and nothing else: no other
+    policy resource, no managed policy, the same trust."""
+    sam, cdk = pair.sam[role]["Properties"], pair.cdk[role]["Properties"]
+    assert role_statements(pair.cdk, role) == role_statements(pair.sam, role)
+    assert cdk["AssumeRolePolicyDocument"] == sam["AssumeRolePolicyDocument"]
+    assert [p["PolicyName"] for p in cdk["Policies"]] == [p["PolicyName"] for p in sam["Policies"]]
+    assert "ManagedPolicyArns" not in cdk and "PermissionsBoundary" not in cdk
+    assert not [k for k, v in pair.cdk_raw["Resources"].items() if v["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")]
+    for statement in role_statements(pair.cdk, role):
+        for item in statement["Action"] + statement["Resource"]:
+            assert "*" not in item, (role, item)
+
+
+def test_worker_grant_is_the_one_mutation_field(pair):
+    grant, = [s for s in role_statements(pair.cdk, "WorkerRole") if s["Action"] == ["appsync:GraphQL"]]
+    assert grant["Resource"] == [
+        "arn:${AWS::Partition}:appsync:${AWS::Region}:${AWS::AccountId}:apis/"
+        f"{pair.api_id}/types/Mutation/fields/createUserProfile"
+    ]
+
+
+@pytest.mark.parametrize("queue", ["WorkerQueue", "WorkerDeadLetterQueue", "RuleDeadLetterQueue"])
+def test_queue_settings_are_the_same(pair, queue):
+    keys = ("QueueName", "VisibilityTimeout", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+            "SqsManagedSseEnabled", "RedrivePolicy", "KmsMasterKeyId")
+    sam, cdk = pair.sam[queue]["Properties"], pair.cdk[queue]["Properties"]
+    assert {k: cdk.get(k) for k in keys} == {k: sam.get(k) for k in keys}
+    assert cdk["SqsManagedSseEnabled"] == "true"
+    if queue == "WorkerQueue":
+        assert cdk["RedrivePolicy"]["deadLetterTargetArn"] == "${WorkerDeadLetterQueue.Arn}"
+        assert cdk["RedrivePolicy"]["maxReceiveCount"] == sam["RedrivePolicy"]["maxReceiveCount"]
+
+
+def test_queue_and_bus_policies_are_the_same(pair):
+    for type_ in ("AWS::SQS::QueuePolicy", "AWS::Events::EventBusPolicy"):
+        sam, cdk = pair.of_type(pair.sam, type_), pair.of_type(pair.cdk, type_)
+        assert {k: v["Properties"] for k, v in cdk.items()} == {k: v["Properties"] for k, v in sam.items()}
+
+
+def test_rule_archive_and_schema_are_the_same(pair):
+    rule = pair.cdk["UserConfirmedRule"]["Properties"]
+    assert rule == pair.sam["UserConfirmedRule"]["Properties"]
+    source = "${EventSource}" if "${" in json.dumps(rule["EventPattern"]) else "example.signup"
+    assert rule["EventPattern"] == {"source": [source], "detail-type": ["UserConfirmed"]}
+    target, = rule["Targets"]
+    assert target["Arn"] == "${WorkerQueue.Arn}" and target["DeadLetterConfig"] == {"Arn": "${RuleDeadLetterQueue.Arn}"}
+    archive = pair.cdk["UserConfirmedArchive"]["Properties"]
+    assert archive == pair.sam["UserConfirmedArchive"]["Properties"]
+    assert archive["EventPattern"] == rule["EventPattern"]
+    # moto json.loads the archive's pattern: it must stay a string in the construct's template.
+    raw, = [v for k, v in pair.cdk_raw["Resources"].items() if v["Type"] == "AWS::Events::Archive"]
+    pattern = raw["Properties"]["EventPattern"]
+    assert isinstance(pattern, str) or set(pattern) <= {"Fn::Join", "Fn::Sub"}, pattern
+    if "UserConfirmedSchema" in pair.sam:
+        assert pair.cdk["UserConfirmedSchema"]["Properties"]["Content"] == SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("function", ["EmitterFunction", "WorkerFunction"])
+def test_function_settings_are_the_same(pair, function):
+    keys = ("Runtime", "Architectures", "Handler", "Timeout", "MemorySize", "Role", "FunctionName",
+            "LoggingConfig", "Description")
+    sam, cdk = pair.sam[function]["Properties"], pair.cdk[function]["Properties"]
+    assert {k: cdk.get(k) for k in keys} == {k: sam.get(k) for k in keys}
+    assert list(cdk["Environment"]["Variables"]) == list(sam["Environment"]["Variables"])
+    assert cdk["Environment"] == sam["Environment"]
+    assert (cdk["Runtime"], cdk["Architectures"], cdk["Handler"]) == ("provided.al2023", ["arm64"], "bootstrap")
+
+
+def test_event_source_permission_and_alarms_are_the_same(pair):
+    assert pair.cdk["WorkerFunctionWorkerQueue"]["Properties"] == pair.sam["WorkerFunctionWorkerQueue"]["Properties"]
+    assert pair.cdk["EmitterInvokeFromUserPool"]["Properties"] == pair.sam["EmitterInvokeFromUserPool"]["Properties"]
+    sam_alarms = {k: v["Properties"] for k, v in pair.of_type(pair.sam, "AWS::CloudWatch::Alarm").items()}
+    assert {k: v["Properties"] for k, v in pair.of_type(pair.cdk, "AWS::CloudWatch::Alarm").items()} == sam_alarms
+
+
+def test_outputs_are_the_same(pair):
+    expected = {k: v for k, v in pair.sam_outputs.items() if k != "UserPoolClientId"}  # trial pool only
+    assert list(pair.cdk_outputs) == list(expected)
+    assert pair.cdk_outputs == expected
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def test_standalone_parameters_are_the_sam_templates():
+    sam = local_stack.load_template(local_stack.DEFAULT_TEMPLATE)["Parameters"]
+    cdk = load(MAIN)["Parameters"]
+    assert set(sam) - set(cdk) == SAM_ONLY_PARAMETERS
+    assert set(cdk) - set(sam) == CDK_ONLY_PARAMETERS
+    keys = ("Type", "Default", "AllowedValues", "AllowedPattern", "MinValue", "MaxValue", "MinLength",
+            "MaxLength", "ConstraintDescription")
+    strings = lambda spec: {k: json.dumps(spec[k] if not isinstance(spec[k], list) else [str(x) for x in spec[k]])
+                            if not isinstance(spec[k], (str, int, float)) else str(spec[k]) for k in keys if k in spec}
+    for name in set(sam) & set(cdk):
+        if name == "UserPoolId":
+            # No trial pool in the construct's stack: the pool id is required.
+            assert cdk[name]["AllowedPattern"] == sam[name]["AllowedPattern"].removeprefix("^$|")
+            assert "Default" not in cdk[name]
+            continue
+        assert strings(cdk[name]) == strings(sam[name]), name
+        assert cdk[name]["Description"].strip(), name
+
+
+# --------------------------------------------------------------------------- Amplify stand-in
+
+
+def standin() -> tuple[dict, dict[str, dict]]:
+    root, = SYNTH.glob("amplify-standin-*.template.json")
+    nested = {}
+    for path in SYNTH.glob("amplifystandin*.nested.template.json"):
+        group = re.fullmatch(r"amplifystandinsandbox\d+(\w+?)[0-9A-F]{8}\.nested\.template\.json", path.name).group(1)
+        nested[group] = json.loads(path.read_text())
+    return json.loads(root.read_text()), nested
+
+
+def edges(resources: dict) -> dict[str, set[str]]:
+    return {k: (local_stack.references(v.get("Properties", {}))
+                | set([v["DependsOn"]] if isinstance(v.get("DependsOn"), str) else v.get("DependsOn", []))) & set(resources)
+            for k, v in resources.items()}
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_standin_nested_stacks_depend_one_way():
+    root, nested = standin()
+    assert set(nested) == {"auth", "data", "UserConfirmed"}
+    stacks = {k: v for k, v in root["Resources"].items() if v["Type"] == "AWS::CloudFormation::Stack"}
+    group = {k: re.match(r"(auth|data|UserConfirmed)NestedStack", k).group(1) for k in stacks}
+    graph = {group[k]: {group[d] for d in deps} for k, deps in edges(stacks).items()}
+    assert graph == {"auth": set(), "data": {"auth"}, "UserConfirmed": {"auth", "data"}}
+    assert cycle(graph) is None
+    for name, template in {"root": root, **nested}.items():
+        assert cycle(edges(template["Resources"])) is None, name
+
+
+def test_standin_trigger_is_attached_in_the_pools_own_stack():
+    _, nested = standin()
+    auth = nested["auth"]["Resources"]
+    pool, = [v for v in auth.values() if v["Type"] == "AWS::Cognito::UserPool"]
+    emitter, = [k for k, v in auth.items() if v["Type"] == "AWS::Lambda::Function"]
+    assert pool["Properties"]["LambdaConfig"] == {"PostConfirmation": {"Fn::GetAtt": [emitter, "Arn"]}}
+    permission, = [v["Properties"] for v in auth.values() if v["Type"] == "AWS::Lambda::Permission"]
+    pool_id, = [k for k, v in auth.items() if v["Type"] == "AWS::Cognito::UserPool"]
+    assert permission["SourceArn"] == {"Fn::GetAtt": [pool_id, "Arn"]}
+    assert permission["FunctionName"] == {"Fn::GetAtt": [emitter, "Arn"]}
+
+
+def test_standin_places_the_emitter_side_with_the_pool_and_the_worker_side_in_its_stack():
+    _, nested = standin()
+    main = load(MAIN)["Resources"]
+    sam_names = {re.fullmatch(r"Pipeline(\w+?)[0-9A-F]{8}", k).group(1) for k in main}
+    auth = construct_ids(nested["auth"], sam_names, ("PipelinePublisher",))
+    custom = construct_ids(nested["UserConfirmed"], sam_names, ("Pipeline",))
+    worker_side = {"WorkerLogGroup", "WorkerRole", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerPermanentFailuresAlarm"}
+    assert set(custom.values()) == worker_side
+    assert set(auth.values()) == sam_names - worker_side
+    assert len(auth) + len(custom) == len(main)
+
+
+def test_standin_worker_uses_the_apis_endpoint_and_no_lookup():
+    root, nested = standin()
+    custom = nested["UserConfirmed"]["Resources"]
+    worker, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Lambda::Function"]
+    assert set(worker["Environment"]["Variables"]) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY"}
+    url_param = worker["Environment"]["Variables"]["APPSYNC_GRAPHQL_URL"]["Ref"]
+    passed = next(v["Properties"]["Parameters"][url_param] for v in root["Resources"].values()
+                  if url_param in v["Properties"].get("Parameters", {}))
+    assert passed["Fn::GetAtt"][1].endswith("GraphQLUrl")
+    role, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::IAM::Role"]
+    sids = [s["Sid"] for s in role["Policies"][0]["PolicyDocument"]["Statement"]]
+    assert sids == ["CreateUserProfileOnly", "ConsumeWorkerQueue", "DeadLetterPermanentFailures", "WriteOwnLogs"]
+
+
+def test_standin_default_name_prefix_is_valid_and_applied():
+    _, nested = standin()
+    bus, = [v["Properties"]["Name"] for v in nested["auth"]["Resources"].values() if v["Type"] == "AWS::Events::EventBus"]
+    prefix = bus.removesuffix("-events")
+    assert re.fullmatch(r"uc-[0-9a-f]{8}", prefix), prefix
+    worker, = [v["Properties"] for v in nested["UserConfirmed"]["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
+    assert worker["FunctionName"] == f"{prefix}-worker"

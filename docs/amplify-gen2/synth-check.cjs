@@ -1,0 +1,104 @@
+// Synthesizes docs/amplify-gen2/amplify/backend.ts with the real, pinned @aws-amplify/backend
+// (offline: nothing is deployed) and checks what the construct promises in Amplify's own stack
+// layout: no circular dependency between the nested stacks, the emitter attached as the pool's
+// PostConfirmation trigger inside the auth stack, the worker in the custom stack.
+//
+//   ./node_modules/.bin/tsc -p tsconfig.synth.json && node synth-check.cjs
+// (make docs-typecheck runs both). Exit status 1 with the reasons when a check fails.
+"use strict";
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const Module = require("node:module");
+
+const here = __dirname;
+const build = path.join(here, ".synth", "build");
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "uc-amplify-synth-"));
+const outdir = path.join(work, "cdk.out");
+const failures = [];
+const check = (ok, message) => ok || failures.push(message);
+
+try {
+  // The construct's default code location, relative to where ampx runs; synth only hashes and
+  // copies the zips, so any bytes do.
+  for (const binary of ["uc-emitter", "uc-worker"]) {
+    fs.mkdirSync(path.join(work, "target", "lambda", binary), { recursive: true });
+    fs.writeFileSync(path.join(work, "target", "lambda", binary, "bootstrap.zip"), "placeholder");
+  }
+  process.chdir(work);
+  // What `ampx sandbox` passes as CDK context.
+  process.env.CDK_CONTEXT_JSON = JSON.stringify({
+    "amplify-backend-namespace": "docsapp",
+    "amplify-backend-name": "sandbox",
+    "amplify-backend-type": "sandbox",
+  });
+  process.env.CDK_OUTDIR = outdir;
+
+  // tsc leaves the tsconfig path alias in the emitted require(); point it at the emitted construct.
+  const resolve = Module._resolveFilename;
+  Module._resolveFilename = function (request, ...rest) {
+    const target = request === "@userconfirmed/cdk" ? path.join(build, "infra", "cdk", "src", "index.js") : request;
+    return resolve.call(this, target, ...rest);
+  };
+  require(path.join(build, "docs", "amplify-gen2", "amplify", "backend.js"));
+  // @aws-amplify/backend synthesizes when ampx sends this message.
+  process.emit("message", "amplifySynth");
+
+  const read = (file) => JSON.parse(fs.readFileSync(path.join(outdir, file), "utf8"));
+  const report = read("validation-report.json");
+  for (const plugin of report.pluginReports) {
+    for (const v of plugin.violations ?? []) check(false, `CDK validation ${v.ruleName}: ${v.description}`);
+  }
+
+  const [rootFile] = fs.readdirSync(outdir).filter((f) => /^amplify-.*\.template\.json$/.test(f));
+  const root = read(rootFile).Resources;
+  const stacks = Object.keys(root).filter((id) => root[id].Type === "AWS::CloudFormation::Stack");
+  const dependsOn = Object.fromEntries(
+    stacks.map((id) => [id, stacks.filter((other) => other !== id && JSON.stringify(root[id]).includes(`"${other}"`))]),
+  );
+  const group = (prefix) => stacks.find((id) => new RegExp(`^${prefix}[0-9A-F]{8}$`).test(id));
+  const [auth, data, custom] = ["auth", "data", "UserConfirmed"].map(group);
+  check(auth && data && custom, `nested stacks auth, data, UserConfirmed expected, found ${stacks}`);
+  check(dependsOn[auth]?.length === 0, `the auth stack must depend on no other stack: ${dependsOn[auth]}`);
+  check(
+    JSON.stringify(dependsOn[custom]?.sort()) === JSON.stringify([auth, data].sort()),
+    `the UserConfirmed stack must depend on auth and data only: ${dependsOn[custom]}`,
+  );
+  const seen = new Set();
+  const visit = (id, trail) => {
+    if (trail.includes(id)) return check(false, `circular dependency: ${[...trail, id].join(" -> ")}`);
+    if (seen.has(id)) return;
+    seen.add(id);
+    for (const next of dependsOn[id]) visit(next, [...trail, id]);
+  };
+  stacks.forEach((id) => visit(id, []));
+
+  const nested = (prefix) => {
+    const file = fs.readdirSync(outdir).find((f) => new RegExp(`${prefix}[0-9A-F]{8}\\.nested\\.template\\.json$`).test(f));
+    return read(file).Resources;
+  };
+  const authResources = nested("auth");
+  const ofType = (resources, type) => Object.keys(resources).filter((id) => resources[id].Type === type);
+  const [pool] = ofType(authResources, "AWS::Cognito::UserPool");
+  const [emitter, ...more] = ofType(authResources, "AWS::Lambda::Function");
+  check(emitter && more.length === 0, `one function (the emitter) expected in the auth stack: ${[emitter, ...more]}`);
+  check(
+    JSON.stringify(authResources[pool].Properties.LambdaConfig) === JSON.stringify({ PostConfirmation: { "Fn::GetAtt": [emitter, "Arn"] } }),
+    `the pool's LambdaConfig must be the emitter only: ${JSON.stringify(authResources[pool].Properties.LambdaConfig)}`,
+  );
+  const customResources = nested("UserConfirmed");
+  const [worker] = ofType(customResources, "AWS::Lambda::Function");
+  const variables = Object.keys(customResources[worker]?.Properties.Environment.Variables ?? {});
+  check(
+    JSON.stringify(variables.sort()) === JSON.stringify(["APPSYNC_GRAPHQL_URL", "CONCURRENCY", "DLQ_URL"]),
+    `the worker in the custom stack, with the API's URL: ${variables}`,
+  );
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+if (failures.length) {
+  console.error(`amplify/backend.ts synth check failed:\n  ${failures.join("\n  ")}`);
+  process.exit(1);
+}
+console.log("amplify/backend.ts synthesizes with @aws-amplify/backend: nested stacks acyclic, trigger in the auth stack");

@@ -1,0 +1,90 @@
+// The construct's refusals and warnings, which the committed templates cannot show: run by
+// check.sh after the synth. Each case builds a small app and expects an error or a warning.
+import * as assert from "node:assert/strict";
+
+import { App, Duration, Stack } from "aws-cdk-lib";
+import * as appsync from "aws-cdk-lib/aws-appsync";
+import * as cognito from "aws-cdk-lib/aws-cognito";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as s3 from "aws-cdk-lib/aws-s3";
+
+import { UserConfirmedPipeline, type UserConfirmedPipelineProps } from "../src";
+
+function setup(extra: Partial<UserConfirmedPipelineProps> = {}, poolScope?: (app: App) => Stack) {
+  const app = new App();
+  const stack = new Stack(app, "Pipeline");
+  const poolStack = poolScope ? poolScope(app) : stack;
+  const bucket = s3.Bucket.fromBucketName(stack, "Code", "code");
+  const props: UserConfirmedPipelineProps = {
+    userPool: new cognito.UserPool(poolStack, "Pool"),
+    graphqlApi: appsync.GraphqlApi.fromGraphqlApiAttributes(stack, "Api", { graphqlApiId: "abc" }),
+    emitterCode: lambda.Code.fromBucket(bucket, "e.zip"),
+    workerCode: lambda.Code.fromBucket(bucket, "w.zip"),
+    ...extra,
+  };
+  return { app, stack, poolStack, props };
+}
+
+const cases: Record<string, () => void> = {
+  "a pool that already has a PostConfirmation trigger is an error at synth": () => {
+    const { app, stack, props } = setup();
+    const other = new lambda.Function(stack, "Other", {
+      code: lambda.Code.fromInline("exports.handler = async (e) => e"),
+      handler: "index.handler",
+      runtime: lambda.Runtime.NODEJS_20_X,
+    });
+    (props.userPool as cognito.UserPool).addTrigger(cognito.UserPoolOperation.POST_CONFIRMATION, other);
+    new UserConfirmedPipeline(stack, "Pipeline", props);
+    assert.throws(() => app.synth(), /already has a PostConfirmation trigger/);
+  },
+  "an imported pool cannot get the trigger": () => {
+    const { stack, props } = setup();
+    const userPool = cognito.UserPool.fromUserPoolId(stack, "Imported", "us-east-1_Abc");
+    assert.throws(() => new UserConfirmedPipeline(stack, "Pipeline", { ...props, userPool }), /attachTrigger: false/);
+    new UserConfirmedPipeline(stack, "Permission", { ...props, userPool, attachTrigger: false });
+  },
+  "literal values outside the template's bounds are refused": () => {
+    const bad: Partial<UserConfirmedPipelineProps>[] = [
+      { namePrefix: "Upper" },
+      { namePrefix: "a-name-prefix-longer-than-24" },
+      { eventSource: "aws.cognito" },
+      { publishBudgetMs: 3000 },
+      { workerMaximumConcurrency: 1 },
+      { workerBatchSize: 11 },
+      { queueVisibilityTimeout: Duration.hours(13) },
+      { ruleMaximumEventAge: Duration.seconds(30) },
+      { failurePolicy: "retry" as "fail-open" },
+      { backfillPublisherArn: "arn:aws:iam::123456789012:user/someone" },
+    ];
+    for (const extra of bad) {
+      const { stack, props } = setup();
+      assert.throws(() => new UserConfirmedPipeline(stack, "Pipeline", { ...props, ...extra }), /UserConfirmedPipeline:/, JSON.stringify(extra));
+    }
+  },
+  "the construct in the pool's stack with the API elsewhere gets a warning": () => {
+    const { app, poolStack, props } = setup({}, (a) => new Stack(a, "Auth"));
+    const api = appsync.GraphqlApi.fromGraphqlApiAttributes(new Stack(app, "Data"), "Api", { graphqlApiId: "abc" });
+    const pipeline = new UserConfirmedPipeline(poolStack, "Pipeline", { ...props, graphqlApi: api });
+    const warnings = pipeline.node.metadata.filter((m) => m.type === "aws:cdk:warning").map((m) => String(m.data));
+    assert.ok(warnings.some((w) => w.includes("stack of its own")), warnings.join("\n"));
+  },
+  "with the pool in another stack, the emitter side goes there": () => {
+    const { poolStack, stack, props } = setup({}, (a) => new Stack(a, "Auth"));
+    const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+    assert.equal(Stack.of(pipeline.emitterFunction), poolStack);
+    assert.equal(Stack.of(pipeline.queue), poolStack);
+    assert.equal(Stack.of(pipeline.workerFunction), stack);
+  },
+};
+
+let failed = 0;
+for (const [name, run] of Object.entries(cases)) {
+  try {
+    run();
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    failed += 1;
+    console.log(`FAIL ${name}\n     ${String(error).split("\n").join("\n     ")}`);
+  }
+}
+process.exit(failed ? 1 : 0);

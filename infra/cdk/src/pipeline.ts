@@ -1,0 +1,628 @@
+// The UserConfirmedPipeline construct: infra/template.yaml's resources as CDK code, for Amplify
+// Gen 2 backends (amplify/backend.ts) and any CDK app. dev/tests/test_construct.py holds the two
+// to each other: same resources, IAM statements, queue settings, alarms and environment.
+//
+// Construct ids are the SAM template's logical ids, so the synthesized logical ids read
+// "<prefix><SamLogicalId><hash>" and the test can pair the resources up.
+import { Annotations, CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import type * as cognito from "aws-cdk-lib/aws-cognito";
+import * as events from "aws-cdk-lib/aws-events";
+import * as eventschemas from "aws-cdk-lib/aws-eventschemas";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+
+import { resolveProps, type ResolvedProps, type UserConfirmedPipelineProps } from "./props";
+import { EMITTER_SKIPS, LOG_KMS_SKIP, type Skip, SSE_SQS_SKIP, WORKER_SKIPS } from "./checkov-skips";
+import { USER_CONFIRMED_SCHEMA } from "./user-confirmed-schema";
+
+/** `detail-type` of the events (uc_schemas::DETAIL_TYPE). */
+export const DETAIL_TYPE = "UserConfirmed";
+
+/** A value the SAM template publishes as a stack output, under the same name. */
+export interface PipelineOutput {
+  readonly value: string;
+  readonly description: string;
+}
+
+/**
+ * Cognito PostConfirmation → uc-emitter → EventBridge → rule → SQS → uc-worker → AppSync
+ * `createUserProfile`, as one construct. In an Amplify Gen 2 backend:
+ *
+ *     new UserConfirmedPipeline(backend.createStack("UserConfirmed"), "Pipeline", {
+ *       userPool: backend.auth.resources.userPool,
+ *       graphqlApi: backend.data.resources.graphqlApi,
+ *     });
+ *
+ * When the pool lives in another stack (Amplify's auth stack), the emitter and everything it
+ * references (bus, queues, rule, archive, policies, its alarms) are created in the pool's stack
+ * and only the worker side in this construct's stack: the pool's trigger then points inside its
+ * own stack, and the dependencies between the stacks run one way (this stack → pool's stack,
+ * this stack → API's stack), which is what keeps Amplify's nested stacks free of cycles.
+ */
+export class UserConfirmedPipeline extends Construct {
+  readonly namePrefix: string;
+  readonly eventSource: string;
+  readonly eventBusName: string;
+  readonly eventBusArn: string;
+  /** The bus created here; undefined with `eventBus`. */
+  readonly eventBus?: events.CfnEventBus;
+  readonly rule: events.CfnRule;
+  readonly archive: events.CfnArchive;
+  readonly archiveName: string;
+  readonly schemaRegistry?: eventschemas.CfnRegistry;
+  readonly schema?: eventschemas.CfnSchema;
+  readonly queue: sqs.Queue;
+  readonly workerDeadLetterQueue: sqs.Queue;
+  readonly ruleDeadLetterQueue: sqs.Queue;
+  readonly emitterLogGroup: logs.LogGroup;
+  readonly workerLogGroup: logs.LogGroup;
+  readonly emitterRole: iam.Role;
+  readonly workerRole: iam.Role;
+  readonly emitterFunction: lambda.Function;
+  readonly workerFunction: lambda.Function;
+  readonly workerEventSource: lambda.EventSourceMapping;
+  /** The construct in the pool's stack that holds the emitter side (this construct itself when the stacks are the same). */
+  readonly publisherScope: Construct;
+  /** The SAM template's outputs, by the same names (for CfnOutputs or `backend.addOutput`). */
+  readonly outputs: Readonly<Record<string, PipelineOutput>>;
+
+  constructor(scope: Construct, id: string, props: UserConfirmedPipelineProps) {
+    super(scope, id);
+    const p = resolveProps(props);
+    const cfnPool = p.attachTrigger ? findCfnUserPool(p.userPool) : undefined;
+    const poolStack = Stack.of(p.userPool);
+    this.publisherScope =
+      p.attachTrigger && poolStack !== Stack.of(this) ? new Construct(poolStack, `${id}Publisher`) : this;
+    const pub = this.publisherScope;
+
+    const apiStack = Stack.of(p.graphqlApi);
+    if (Stack.of(this) === poolStack && apiStack !== poolStack) {
+      // The worker would then refer to the API's stack from the pool's, while an API with
+      // user-pool auth refers back to the pool's stack (Amplify's data -> auth): a cycle.
+      Annotations.of(this).addWarningV2(
+        "userconfirmed:Pipeline.workerInPoolStack",
+        "The construct is in the user pool's stack but the API is in another one: if the API's stack refers to " +
+          "the pool (Amplify's data stack does), the stacks depend on each other. Create the construct in a stack " +
+          'of its own (backend.createStack("UserConfirmed")); the emitter still lands next to the pool.',
+      );
+    }
+
+    const prefix = p.namePrefix ?? defaultNamePrefix(this);
+    this.namePrefix = prefix;
+    this.eventSource = p.eventSource;
+    const source = p.eventSource;
+
+    // ------------------------------------------------------------------ events
+    if (p.eventBus) {
+      this.eventBusName = p.eventBus.eventBusName;
+      this.eventBusArn = p.eventBus.eventBusArn;
+    } else {
+      this.eventBus = new events.CfnEventBus(pub, "EventBus", { name: `${prefix}-events` });
+      // The Name attribute rather than Ref: same value in AWS, and moto's Ref is not the name.
+      this.eventBusName = this.eventBus.attrName;
+      this.eventBusArn = this.eventBus.attrArn;
+    }
+
+    // ------------------------------------------------------------------ queues
+    this.workerDeadLetterQueue = this.queueWithSkip(pub, "WorkerDeadLetterQueue", {
+      queueName: `${prefix}-worker-dlq`,
+      // Longer than the queue's: a dead letter's expiry counts from its original enqueue.
+      retentionPeriod: Duration.seconds(1209600),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+    });
+    this.ruleDeadLetterQueue = this.queueWithSkip(pub, "RuleDeadLetterQueue", {
+      queueName: `${prefix}-rule-dlq`,
+      retentionPeriod: Duration.seconds(1209600),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+    });
+    this.queue = this.queueWithSkip(pub, "WorkerQueue", {
+      queueName: `${prefix}-worker`,
+      visibilityTimeout: p.queueVisibilityTimeout,
+      retentionPeriod: Duration.seconds(345600),
+      receiveMessageWaitTime: Duration.seconds(20),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: this.workerDeadLetterQueue, maxReceiveCount: p.maxReceiveCount },
+    });
+
+    // ------------------------------------------------------------------ emitter identity
+    this.emitterLogGroup = logGroup(pub, "EmitterLogGroup", `/aws/lambda/${prefix}-emitter`, p.logRetention);
+    this.emitterRole = new iam.Role(pub, "EmitterRole", {
+      description: "uc-emitter, the Cognito PostConfirmation trigger.",
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      inlinePolicies: {
+        emitter: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: "PublishUserConfirmed",
+              actions: ["events:PutEvents"],
+              resources: [this.eventBusArn],
+              conditions: { StringEquals: { "events:source": source, "events:detail-type": DETAIL_TYPE } },
+            }),
+            new iam.PolicyStatement({
+              sid: "FallbackToWorkerQueue",
+              actions: ["sqs:SendMessage"],
+              resources: [this.queue.queueArn],
+            }),
+            new iam.PolicyStatement({
+              sid: "WriteOwnLogs",
+              actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+              resources: [this.emitterLogGroup.logGroupArn],
+            }),
+          ],
+        }),
+      },
+    });
+
+    // Only the emitter (and the optional back-fill role) may publish UserConfirmed events: an
+    // explicit Deny for every other IAM principal, per source and per detail-type. Principals
+    // without aws:PrincipalArn (AWS services, e.g. an archive replay) are left alone by Null.
+    const publishers = [this.emitterRole.roleArn, ...(p.backfillPublisherArn ? [p.backfillPublisherArn] : [])];
+    const denyOthers = (logicalId: string, sidSuffix: string, key: string, value: string) => {
+      const sid = `${prefix}-only-emitter-${sidSuffix}`;
+      new events.CfnEventBusPolicy(pub, logicalId, {
+        eventBusName: this.eventBusName,
+        statementId: sid,
+        statement: {
+          Sid: sid,
+          Effect: "Deny",
+          Principal: "*",
+          Action: "events:PutEvents",
+          Resource: this.eventBusArn,
+          Condition: {
+            StringEquals: { [key]: value },
+            ArnNotEquals: { "aws:PrincipalArn": publishers },
+            Null: { "aws:PrincipalArn": "false" },
+          },
+        },
+      });
+    };
+    denyOthers("BusPolicyDenyForeignSource", "source", "events:source", source);
+    denyOthers("BusPolicyDenyForeignDetailType", "detail-type", "events:detail-type", DETAIL_TYPE);
+
+    // Every UserConfirmed event, kept for replay.
+    this.archiveName = `${prefix}-user-confirmed`;
+    this.archive = new events.CfnArchive(pub, "UserConfirmedArchive", {
+      archiveName: this.archiveName,
+      description: "Every UserConfirmed event published on the bus, for EventBridge replay.",
+      sourceArn: this.eventBusArn,
+      retentionDays: p.archiveRetentionDays,
+    });
+    // The pattern as a JSON string, as in the template: CloudFormation takes a string or an
+    // object, moto only the string, and the L1's typing only the object, hence the override.
+    this.archive.addPropertyOverride(
+      "EventPattern",
+      Stack.of(pub).toJsonString({ source: [source], "detail-type": [DETAIL_TYPE] }),
+    );
+
+    if (p.createSchemaRegistry) {
+      this.schemaRegistry = new eventschemas.CfnRegistry(pub, "SchemaRegistry", {
+        registryName: `${prefix}-events`,
+        description: "Event contracts of the UserConfirmed pipeline.",
+      });
+      this.schema = new eventschemas.CfnSchema(pub, "UserConfirmedSchema", {
+        registryName: this.schemaRegistry.attrRegistryName,
+        schemaName: `${source}@${DETAIL_TYPE}`,
+        type: "JSONSchemaDraft4",
+        description: "detail of the UserConfirmed event, version 1.",
+        content: USER_CONFIRMED_SCHEMA,
+      });
+    }
+
+    this.rule = new events.CfnRule(pub, "UserConfirmedRule", {
+      description: "UserConfirmed events to the worker queue.",
+      eventBusName: this.eventBusName,
+      eventPattern: { source: [source], "detail-type": [DETAIL_TYPE] },
+      state: "ENABLED",
+      targets: [
+        {
+          id: "worker-queue",
+          arn: this.queue.queueArn,
+          retryPolicy: {
+            maximumRetryAttempts: p.ruleMaximumRetryAttempts,
+            maximumEventAgeInSeconds: p.ruleMaximumEventAge.toSeconds(),
+          },
+          deadLetterConfig: { arn: this.ruleDeadLetterQueue.queueArn },
+        },
+      ],
+    });
+
+    // Queue policies written out rather than granted by the L2 rule target, which would add
+    // sqs:GetQueueAttributes and sqs:GetQueueUrl for EventBridge: the template grants SendMessage only.
+    const fromRuleOnly = (queue: sqs.Queue) => ({
+      Sid: "FromUserConfirmedRuleOnly",
+      Effect: "Allow",
+      Principal: { Service: "events.amazonaws.com" },
+      Action: "sqs:SendMessage",
+      Resource: queue.queueArn,
+      Condition: { ArnEquals: { "aws:SourceArn": this.rule.attrArn } },
+    });
+    const tlsOnly = (queue: sqs.Queue) => ({
+      Sid: "TlsOnly",
+      Effect: "Deny",
+      Principal: "*",
+      Action: "sqs:*",
+      Resource: queue.queueArn,
+      Condition: { Bool: { "aws:SecureTransport": "false" } },
+    });
+    const queuePolicy = (logicalId: string, queue: sqs.Queue, statements: object[]) =>
+      new sqs.CfnQueuePolicy(pub, logicalId, {
+        queues: [queue.queueUrl],
+        policyDocument: { Version: "2012-10-17", Statement: statements },
+      });
+    queuePolicy("WorkerQueuePolicy", this.queue, [fromRuleOnly(this.queue), tlsOnly(this.queue)]);
+    queuePolicy("RuleDeadLetterQueuePolicy", this.ruleDeadLetterQueue, [
+      fromRuleOnly(this.ruleDeadLetterQueue),
+      tlsOnly(this.ruleDeadLetterQueue),
+    ]);
+    // Only the worker role (identity policy) sends to its DLQ.
+    queuePolicy("WorkerDeadLetterQueuePolicy", this.workerDeadLetterQueue, [tlsOnly(this.workerDeadLetterQueue)]);
+
+    // ------------------------------------------------------------------ emitter
+    this.emitterFunction = new lambda.Function(pub, "EmitterFunction", {
+      functionName: `${prefix}-emitter`,
+      description: "Cognito PostConfirmation trigger; publishes UserConfirmed and returns at once.",
+      code: p.emitterCode ?? lambda.Code.fromAsset(`${p.codeDirectory}/uc-emitter/bootstrap.zip`),
+      handler: "bootstrap",
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 128,
+      timeout: Duration.seconds(3),
+      role: this.emitterRole,
+      logGroup: this.emitterLogGroup,
+      loggingFormat: lambda.LoggingFormat.TEXT,
+      environment: {
+        EVENT_BUS_NAME: this.eventBusName,
+        EVENT_SOURCE: source,
+        PUBLISH_BUDGET_MS: numberText(p.publishBudgetMs),
+        FAILURE_POLICY: p.failurePolicy,
+        FALLBACK_QUEUE_URL: this.queue.queueUrl,
+      },
+    });
+    withoutRoleDependsOn(this.emitterFunction);
+    skipChecks(this.emitterFunction, EMITTER_SKIPS);
+
+    // Lets the user pool (and only it) invoke the emitter.
+    new lambda.CfnPermission(pub, "EmitterInvokeFromUserPool", {
+      action: "lambda:InvokeFunction",
+      functionName: this.emitterFunction.functionArn,
+      principal: "cognito-idp.amazonaws.com",
+      sourceAccount: Stack.of(pub).account,
+      sourceArn: p.userPool.userPoolArn,
+    });
+    if (cfnPool) {
+      attachPostConfirmation(this, cfnPool, this.emitterFunction);
+    }
+
+    // ------------------------------------------------------------------ worker
+    this.workerLogGroup = logGroup(this, "WorkerLogGroup", `/aws/lambda/${prefix}-worker`, p.logRetention);
+    const apiArn = p.graphqlApi.arn;
+    const graphqlUrl = p.graphqlUrl ?? graphqlUrlOf(p.graphqlApi);
+    this.workerRole = new iam.Role(this, "WorkerRole", {
+      description: "uc-worker, which creates user profiles through AppSync.",
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      inlinePolicies: {
+        worker: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: "CreateUserProfileOnly",
+              actions: ["appsync:GraphQL"],
+              resources: [`${apiArn}/types/Mutation/fields/createUserProfile`],
+            }),
+            ...(graphqlUrl === undefined
+              ? [
+                  new iam.PolicyStatement({
+                    sid: "ResolveGraphqlEndpoint",
+                    actions: ["appsync:GetGraphqlApi"],
+                    resources: [apiArn],
+                  }),
+                ]
+              : []),
+            new iam.PolicyStatement({
+              sid: "ConsumeWorkerQueue",
+              actions: [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+              ],
+              resources: [this.queue.queueArn],
+            }),
+            new iam.PolicyStatement({
+              sid: "DeadLetterPermanentFailures",
+              actions: ["sqs:SendMessage"],
+              resources: [this.workerDeadLetterQueue.queueArn],
+            }),
+            new iam.PolicyStatement({
+              sid: "WriteOwnLogs",
+              actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+              resources: [this.workerLogGroup.logGroupArn],
+            }),
+          ],
+        }),
+      },
+    });
+
+    this.workerFunction = new lambda.Function(this, "WorkerFunction", {
+      functionName: `${prefix}-worker`,
+      description: "Creates each confirmed user's profile through AppSync createUserProfile.",
+      code: p.workerCode ?? lambda.Code.fromAsset(`${p.codeDirectory}/uc-worker/bootstrap.zip`),
+      handler: "bootstrap",
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: p.workerMemorySize,
+      timeout: Duration.seconds(30),
+      role: this.workerRole,
+      logGroup: this.workerLogGroup,
+      loggingFormat: lambda.LoggingFormat.TEXT,
+      environment: {
+        ...(graphqlUrl === undefined ? { APPSYNC_API_ID: p.graphqlApi.apiId } : { APPSYNC_GRAPHQL_URL: graphqlUrl }),
+        DLQ_URL: this.workerDeadLetterQueue.queueUrl,
+        CONCURRENCY: numberText(p.workerCallConcurrency),
+      },
+    });
+    withoutRoleDependsOn(this.workerFunction);
+    skipChecks(this.workerFunction, WORKER_SKIPS);
+    // addEventSourceMapping, not the SqsEventSource: the latter grants the role
+    // sqs:GetQueueUrl besides the four actions the template grants.
+    this.workerEventSource = this.workerFunction.addEventSourceMapping("WorkerQueue", {
+      eventSourceArn: this.queue.queueArn,
+      batchSize: p.workerBatchSize,
+      maxBatchingWindow: p.workerBatchingWindow,
+      reportBatchItemFailures: true,
+      maxConcurrency: p.workerMaximumConcurrency,
+      enabled: true,
+    });
+
+    // ------------------------------------------------------------------ alarms
+    const alarm = (scope: Construct, logicalId: string, a: AlarmSpec) =>
+      new cloudwatch.CfnAlarm(scope, logicalId, {
+        alarmName: `${prefix}-${a.name}`,
+        alarmDescription: a.description,
+        namespace: a.namespace,
+        metricName: a.metric,
+        dimensions: [{ name: a.dimension[0], value: a.dimension[1] }],
+        statistic: a.statistic,
+        period: a.period,
+        evaluationPeriods: 1,
+        threshold: a.threshold,
+        comparisonOperator: "GreaterThanThreshold",
+        treatMissingData: "notBreaching",
+        alarmActions: p.alarmTopic ? [p.alarmTopic.topicArn] : undefined,
+        okActions: p.alarmTopic ? [p.alarmTopic.topicArn] : undefined,
+      });
+    const visible = "ApproximateNumberOfMessagesVisible";
+    alarm(pub, "WorkerDeadLetterQueueAlarm", {
+      name: "worker-dlq-not-empty",
+      description:
+        "Messages in the worker DLQ: profiles that were not created. Inspect and replay them with the ops CLI.",
+      namespace: "AWS/SQS",
+      metric: visible,
+      dimension: ["QueueName", this.workerDeadLetterQueue.queueName],
+      statistic: "Maximum",
+      period: 60,
+      threshold: 0,
+    });
+    alarm(pub, "RuleDeadLetterQueueAlarm", {
+      name: "rule-dlq-not-empty",
+      description:
+        "Events EventBridge could not deliver to the worker queue (queue policy, encryption or quota problem). Their profiles are not created until they are replayed.",
+      namespace: "AWS/SQS",
+      metric: visible,
+      dimension: ["QueueName", this.ruleDeadLetterQueue.queueName],
+      statistic: "Maximum",
+      period: 60,
+      threshold: 0,
+    });
+    alarm(pub, "WorkerQueueAgeAlarm", {
+      name: "worker-queue-backlog",
+      description:
+        "The oldest message in the worker queue is over 15 minutes old: the worker is failing, throttled or disabled, and new users wait for their profile.",
+      namespace: "AWS/SQS",
+      metric: "ApproximateAgeOfOldestMessage",
+      dimension: ["QueueName", this.queue.queueName],
+      statistic: "Maximum",
+      period: 300,
+      threshold: 900,
+    });
+    alarm(pub, "EmitterErrorsAlarm", {
+      name: "emitter-errors",
+      description:
+        "The emitter failed (crash, timeout or fail-closed refusal): Cognito showed the user an error or the confirmation went unpublished.",
+      namespace: "AWS/Lambda",
+      metric: "Errors",
+      dimension: ["FunctionName", this.emitterFunction.functionName],
+      statistic: "Sum",
+      period: 60,
+      threshold: 0,
+    });
+    // EMF metrics the functions write themselves (runtime/src/metrics.rs): namespace
+    // UserConfirmedPipeline, dimension Service.
+    alarm(pub, "EmitterPublishFailedAlarm", {
+      name: "emitter-publish-failed",
+      description:
+        "A confirmation could be neither published to EventBridge nor queued on the fallback: that user's profile needs the back-fill.",
+      namespace: "UserConfirmedPipeline",
+      metric: "Failed",
+      dimension: ["Service", "emitter"],
+      statistic: "Sum",
+      period: 60,
+      threshold: 0,
+    });
+    alarm(pub, "EmitterFallbackAlarm", {
+      name: "emitter-fallback-used",
+      description:
+        "EventBridge PutEvents kept failing and the emitter queued events straight on the worker queue: profiles are still created, but the archive and other consumers miss those events.",
+      namespace: "UserConfirmedPipeline",
+      metric: "Fallback",
+      dimension: ["Service", "emitter"],
+      statistic: "Sum",
+      period: 300,
+      threshold: 0,
+    });
+    alarm(this, "WorkerPermanentFailuresAlarm", {
+      name: "worker-permanent-failures",
+      description:
+        "The worker dead-lettered messages it can never process (bad event, AppSync validation or authorization error).",
+      namespace: "UserConfirmedPipeline",
+      metric: "PermanentFailures",
+      dimension: ["Service", "worker"],
+      statistic: "Sum",
+      period: 60,
+      threshold: 0,
+    });
+
+    this.outputs = this.collectOutputs(p);
+  }
+
+  private queueWithSkip(scope: Construct, id: string, props: sqs.QueueProps): sqs.Queue {
+    const queue = new sqs.Queue(scope, id, { ...props, removalPolicy: RemovalPolicy.DESTROY });
+    skipChecks(queue, [SSE_SQS_SKIP]);
+    return queue;
+  }
+
+  private collectOutputs(p: ResolvedProps): Record<string, PipelineOutput> {
+    const out: Record<string, PipelineOutput> = {
+      EventBusName: { value: this.eventBusName, description: "The bus the emitter publishes to." },
+      EventBusArn: { value: this.eventBusArn, description: "ARN of that bus." },
+      EventSource: { value: this.eventSource, description: "The events' source." },
+      RuleArn: {
+        value: this.rule.attrArn,
+        description: "ARN of the rule that routes UserConfirmed events to the worker queue.",
+      },
+      ArchiveName: {
+        value: this.archiveName,
+        description: "The archive to replay (aws events start-replay) to back-fill a new consumer.",
+      },
+      ArchiveArn: {
+        value: this.archive.attrArn,
+        description: "ARN of the archive (EventSourceArn of a replay is EventBusArn).",
+      },
+      QueueUrl: { value: this.queue.queueUrl, description: "The worker queue (also the emitter's fallback)." },
+      QueueArn: { value: this.queue.queueArn, description: "ARN of the worker queue." },
+      WorkerDlqUrl: {
+        value: this.workerDeadLetterQueue.queueUrl,
+        description: "The worker DLQ (redrive target and permanent failures).",
+      },
+      WorkerDlqArn: { value: this.workerDeadLetterQueue.queueArn, description: "ARN of the worker DLQ." },
+      RuleDlqUrl: {
+        value: this.ruleDeadLetterQueue.queueUrl,
+        description: "The rule target's DLQ (events EventBridge could not deliver).",
+      },
+    };
+    if (this.schema) {
+      out.SchemaArn = {
+        value: this.schema.attrSchemaArn,
+        description: "ARN of the UserConfirmed schema in the EventBridge schema registry.",
+      };
+    }
+    Object.assign(out, {
+      EmitterRoleArn: {
+        value: this.emitterRole.roleArn,
+        description: "The emitter's execution role (the only principal the bus policy lets publish).",
+      },
+      WorkerRoleArn: {
+        value: this.workerRole.roleArn,
+        description: "The worker's execution role (the principal AppSync sees).",
+      },
+      EmitterFunctionArn: {
+        value: this.emitterFunction.functionArn,
+        description: "The emitter; attach it as the user pool's PostConfirmation trigger.",
+      },
+      WorkerFunctionArn: { value: this.workerFunction.functionArn, description: "The worker function." },
+      UserPoolId: {
+        value: p.userPool.userPoolId,
+        description: "The user pool whose confirmations are published (the given one, or the trial pool).",
+      },
+    });
+    return out;
+  }
+}
+
+interface AlarmSpec {
+  name: string;
+  description: string;
+  namespace: string;
+  metric: string;
+  dimension: [string, string];
+  statistic: string;
+  period: number;
+  threshold: number;
+}
+
+// Environment values are strings; a number may be a token (a CloudFormation parameter).
+function numberText(value: number): string {
+  return Token.isUnresolved(value) ? Token.asString(value) : String(value);
+}
+
+function logGroup(scope: Construct, id: string, name: string, retention: logs.RetentionDays): logs.LogGroup {
+  // Deleted with the stack, as the template's log groups (no DeletionPolicy) are; the L2
+  // default would keep them.
+  const group = new logs.LogGroup(scope, id, { logGroupName: name, retention, removalPolicy: RemovalPolicy.DESTROY });
+  skipChecks(group, [LOG_KMS_SKIP]);
+  return group;
+}
+
+function skipChecks(construct: Construct, skips: Skip[]): void {
+  (construct.node.defaultChild as CfnResource).addMetadata("checkov", { skip: skips });
+}
+
+// lambda.Function adds DependsOn its role, which the Role GetAtt already implies (cfn-lint W3005).
+function withoutRoleDependsOn(fn: lambda.Function): void {
+  (fn.node.defaultChild as CfnResource).addDeletionOverride("DependsOn");
+}
+
+function findCfnUserPool(pool: cognito.IUserPool): CfnResource {
+  const child = pool.node.defaultChild;
+  if (child && CfnResource.isCfnResource(child) && child.cfnResourceType === "AWS::Cognito::UserPool") {
+    return child;
+  }
+  throw new Error(
+    "UserConfirmedPipeline: attachTrigger needs a user pool defined in this app (found no AWS::Cognito::UserPool " +
+      "behind userPool, e.g. an imported pool). Pass attachTrigger: false and attach the emitter with " +
+      "`uc-ops attach-trigger` (infra/README.md).",
+  );
+}
+
+// A property override sets only LambdaConfig.PostConfirmation, so triggers defined elsewhere
+// (Amplify's defineAuth({ triggers })) stay. A pool has one PostConfirmation trigger: taking
+// over one that is already set would silently drop it, so that is an error, found at synth.
+function attachPostConfirmation(owner: Construct, cfnPool: CfnResource, emitter: lambda.IFunction): void {
+  const overrides = (cfnPool as unknown as { rawOverrides?: { Properties?: { LambdaConfig?: object } } }).rawOverrides;
+  if (overrides?.Properties?.LambdaConfig && "PostConfirmation" in overrides.Properties.LambdaConfig) {
+    throw new Error(`UserConfirmedPipeline: ${cfnPool.node.path} already has a LambdaConfig.PostConfirmation override`);
+  }
+  cfnPool.addPropertyOverride("LambdaConfig.PostConfirmation", emitter.functionArn);
+  owner.node.addValidation({
+    validate: () => {
+      const config = Stack.of(cfnPool).resolve((cfnPool as unknown as { lambdaConfig?: unknown }).lambdaConfig) as
+        | Record<string, unknown>
+        | undefined;
+      const existing = config?.postConfirmation ?? config?.PostConfirmation;
+      return existing === undefined
+        ? []
+        : [
+            `${cfnPool.node.path} already has a PostConfirmation trigger (${JSON.stringify(existing)}); ` +
+              "remove it (Amplify: defineAuth({ triggers: { postConfirmation } })) so the emitter replaces it.",
+          ];
+    },
+  });
+}
+
+function graphqlUrlOf(api: { node: Construct["node"] }): string | undefined {
+  const child = api.node.defaultChild;
+  if (child && CfnResource.isCfnResource(child) && child.cfnResourceType === "AWS::AppSync::GraphQLApi") {
+    return (child as unknown as { attrGraphQlUrl: string }).attrGraphQlUrl;
+  }
+  return undefined;
+}
+
+function defaultNamePrefix(scope: Construct): string {
+  // The hash CDK derives from the top-level stack's name and the construct's path: stable across
+  // deploys, different for each Amplify sandbox and branch (each its own root stack).
+  const unique = Names.uniqueResourceName(scope, { maxLength: 24, separator: "-" });
+  return `uc-${unique.slice(-8).toLowerCase()}`;
+}

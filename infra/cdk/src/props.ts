@@ -1,0 +1,229 @@
+// The UserConfirmedPipeline construct's props and their checks. Each prop mirrors a parameter of
+// infra/template.yaml (named in its doc comment) with the same default and the same bounds, so a
+// CDK app and a SAM deployment configured alike get the same stack.
+import { Duration, Token } from "aws-cdk-lib";
+import type * as appsync from "aws-cdk-lib/aws-appsync";
+import type * as cognito from "aws-cdk-lib/aws-cognito";
+import type * as events from "aws-cdk-lib/aws-events";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as sns from "aws-cdk-lib/aws-sns";
+
+export type FailurePolicy = "fail-open" | "fail-closed";
+
+export interface UserConfirmedPipelineProps {
+  /**
+   * The pool whose confirmations are published (Amplify: `backend.auth.resources.userPool`).
+   * Its PostConfirmation trigger becomes the emitter (see `attachTrigger`), and only this pool
+   * may invoke the emitter. SAM: `UserPoolId`.
+   */
+  readonly userPool: cognito.IUserPool;
+
+  /**
+   * The API that serves `Mutation.createUserProfile` (Amplify: `backend.data.resources.graphqlApi`).
+   * The worker's role may call that one field and nothing else. SAM: `AppSyncApiId`.
+   */
+  readonly graphqlApi: appsync.IGraphqlApi;
+
+  /**
+   * The API's `https://…/graphql` endpoint, given to the worker (`APPSYNC_GRAPHQL_URL`).
+   * Amplify: `backend.data.resources.cfnResources.cfnGraphqlApi.attrGraphQlUrl`.
+   * @default the endpoint of `graphqlApi` when it is a GraphqlApi defined in this app; otherwise
+   * the worker looks it up from the API id with `appsync:GetGraphqlApi` (and gets that
+   * permission). SAM: `AppSyncGraphqlUrl`.
+   */
+  readonly graphqlUrl?: string;
+
+  /**
+   * Make the emitter the pool's PostConfirmation trigger in this deploy. Needs a pool defined
+   * in this app (an L1 `AWS::Cognito::UserPool` behind `userPool`); the emitter and the
+   * resources it uses are then created in the pool's stack (see infra/README.md, "CDK
+   * construct"). With `false` the pool may only invoke the emitter, and the trigger is attached
+   * elsewhere (`uc-ops attach-trigger`), as with the SAM template.
+   * @default true
+   */
+  readonly attachTrigger?: boolean;
+
+  /**
+   * Prefix of every named resource, 1-24 characters `^[a-z][a-z0-9-]{0,23}$`. SAM: `NamePrefix`.
+   * @default a name derived from the construct's path and its stack's name, unique per Amplify
+   * sandbox or branch
+   */
+  readonly namePrefix?: string;
+
+  /** The events' `source`; must not start with `aws.`. SAM: `EventSource`. @default "userconfirmed.cognito" */
+  readonly eventSource?: string;
+
+  /**
+   * An existing bus (e.g. `events.EventBus.fromEventBusName(this, "Bus", "default")`).
+   * SAM: `CreateEventBus=false` + `ExistingEventBusName`.
+   * @default a new bus `<namePrefix>-events`
+   */
+  readonly eventBus?: events.IEventBus;
+
+  /**
+   * A second IAM role the bus policy lets publish UserConfirmed events (the ops CLI's back-fill).
+   * SAM: `BackfillPublisherArn`. @default only the emitter's role
+   */
+  readonly backfillPublisherArn?: string;
+
+  /** Days the archive keeps UserConfirmed events, 0 = forever. SAM: `ArchiveRetentionDays`. @default 365 */
+  readonly archiveRetentionDays?: number;
+
+  /** Publish the contract in an EventBridge schema registry. SAM: `CreateSchemaRegistry`. @default true */
+  readonly createSchemaRegistry?: boolean;
+
+  /** EventBridge delivery retries before the rule DLQ, 0-185. SAM: `RuleMaximumRetryAttempts`. @default 185 */
+  readonly ruleMaximumRetryAttempts?: number;
+
+  /** Age after which EventBridge gives up, 60 s - 24 h. SAM: `RuleMaximumEventAgeSeconds`. @default 24 h */
+  readonly ruleMaximumEventAge?: Duration;
+
+  /** The emitter's whole publish budget in ms, 600-2500. SAM: `PublishBudgetMs`. @default 2000 */
+  readonly publishBudgetMs?: number;
+
+  /** SAM: `FailurePolicy`. @default "fail-open" */
+  readonly failurePolicy?: FailurePolicy;
+
+  /** Receives before SQS moves a message to the worker DLQ, 1-1000. SAM: `MaxReceiveCount`. @default 5 */
+  readonly maxReceiveCount?: number;
+
+  /**
+   * The worker queue's visibility timeout, 5 s - 12 h; keep it at least 6 x the worker's 30 s
+   * timeout in AWS. SAM: `QueueVisibilityTimeoutSeconds`. @default 180 s
+   */
+  readonly queueVisibilityTimeout?: Duration;
+
+  /** Messages per worker invocation, 1-10. SAM: `WorkerBatchSize`. @default 10 */
+  readonly workerBatchSize?: number;
+
+  /** Batching window, 0-300 s. SAM: `WorkerBatchingWindowSeconds`. @default 0 */
+  readonly workerBatchingWindow?: Duration;
+
+  /** Most concurrent worker invocations, 2-1000. SAM: `WorkerMaximumConcurrency`. @default 5 */
+  readonly workerMaximumConcurrency?: number;
+
+  /** AppSync calls in flight per invocation, 1-100. SAM: `WorkerCallConcurrency`. @default 10 */
+  readonly workerCallConcurrency?: number;
+
+  /** Worker memory in MB, 128-3008. SAM: `WorkerMemorySize`. @default 256 */
+  readonly workerMemorySize?: number;
+
+  /** Where the alarms send ALARM and OK. SAM: `AlarmTopicArn`. @default no notifications */
+  readonly alarmTopic?: sns.ITopic;
+
+  /** Both log groups' retention. SAM: `LogRetentionDays`. @default one month */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Directory holding cargo-lambda's zips, `<dir>/uc-emitter/bootstrap.zip` and
+   * `<dir>/uc-worker/bootstrap.zip`, relative to the directory `cdk`/`ampx` runs in.
+   * @default "target/lambda" (`cargo lambda build --release --arm64 --output-format zip`)
+   */
+  readonly codeDirectory?: string;
+
+  /** The emitter's code. @default the zip under `codeDirectory` */
+  readonly emitterCode?: lambda.Code;
+
+  /** The worker's code. @default the zip under `codeDirectory` */
+  readonly workerCode?: lambda.Code;
+}
+
+/** Every prop with its default applied (the optional ones stay optional). */
+export interface ResolvedProps extends UserConfirmedPipelineProps {
+  readonly attachTrigger: boolean;
+  readonly eventSource: string;
+  readonly archiveRetentionDays: number;
+  readonly createSchemaRegistry: boolean;
+  readonly ruleMaximumRetryAttempts: number;
+  readonly ruleMaximumEventAge: Duration;
+  readonly publishBudgetMs: number;
+  readonly failurePolicy: FailurePolicy;
+  readonly maxReceiveCount: number;
+  readonly queueVisibilityTimeout: Duration;
+  readonly workerBatchSize: number;
+  readonly workerBatchingWindow: Duration;
+  readonly workerMaximumConcurrency: number;
+  readonly workerCallConcurrency: number;
+  readonly workerMemorySize: number;
+  readonly logRetention: logs.RetentionDays;
+  readonly codeDirectory: string;
+}
+
+export const DEFAULT_EVENT_SOURCE = "userconfirmed.cognito";
+export const NAME_PREFIX_PATTERN = /^[a-z][a-z0-9-]{0,23}$/;
+// The template's AllowedPattern, with the look-ahead it uses to reserve AWS's own sources.
+const EVENT_SOURCE_PATTERN = /^(?!aws\.)[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const ROLE_ARN_PATTERN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+
+export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
+  const resolved: ResolvedProps = {
+    ...props,
+    attachTrigger: props.attachTrigger ?? true,
+    eventSource: props.eventSource ?? DEFAULT_EVENT_SOURCE,
+    archiveRetentionDays: props.archiveRetentionDays ?? 365,
+    createSchemaRegistry: props.createSchemaRegistry ?? true,
+    ruleMaximumRetryAttempts: props.ruleMaximumRetryAttempts ?? 185,
+    ruleMaximumEventAge: props.ruleMaximumEventAge ?? Duration.seconds(86400),
+    publishBudgetMs: props.publishBudgetMs ?? 2000,
+    failurePolicy: props.failurePolicy ?? "fail-open",
+    maxReceiveCount: props.maxReceiveCount ?? 5,
+    queueVisibilityTimeout: props.queueVisibilityTimeout ?? Duration.seconds(180),
+    workerBatchSize: props.workerBatchSize ?? 10,
+    workerBatchingWindow: props.workerBatchingWindow ?? Duration.seconds(0),
+    workerMaximumConcurrency: props.workerMaximumConcurrency ?? 5,
+    workerCallConcurrency: props.workerCallConcurrency ?? 10,
+    workerMemorySize: props.workerMemorySize ?? 256,
+    logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    codeDirectory: props.codeDirectory ?? "target/lambda",
+  };
+  check(resolved);
+  return resolved;
+}
+
+// Values given as tokens (CloudFormation parameters) are checked by their parameter's own
+// constraints at deploy time; literal values are checked here, at synth time.
+function check(p: ResolvedProps): void {
+  range("archiveRetentionDays", p.archiveRetentionDays, 0, 36500);
+  range("ruleMaximumRetryAttempts", p.ruleMaximumRetryAttempts, 0, 185);
+  range("ruleMaximumEventAge (s)", p.ruleMaximumEventAge.toSeconds(), 60, 86400);
+  // Above the emitter's 500 ms fallback reserve, well below its 3 s timeout.
+  range("publishBudgetMs", p.publishBudgetMs, 600, 2500);
+  range("maxReceiveCount", p.maxReceiveCount, 1, 1000);
+  range("queueVisibilityTimeout (s)", p.queueVisibilityTimeout.toSeconds(), 5, 43200);
+  range("workerBatchSize", p.workerBatchSize, 1, 10);
+  range("workerBatchingWindow (s)", p.workerBatchingWindow.toSeconds(), 0, 300);
+  // AWS's minimum for ScalingConfig.MaximumConcurrency is 2.
+  range("workerMaximumConcurrency", p.workerMaximumConcurrency, 2, 1000);
+  range("workerCallConcurrency", p.workerCallConcurrency, 1, 100);
+  range("workerMemorySize", p.workerMemorySize, 128, 3008);
+  pattern("namePrefix", p.namePrefix, NAME_PREFIX_PATTERN);
+  pattern("eventSource", p.eventSource, EVENT_SOURCE_PATTERN);
+  pattern("backfillPublisherArn", p.backfillPublisherArn, ROLE_ARN_PATTERN);
+  if (!Token.isUnresolved(p.failurePolicy) && !["fail-open", "fail-closed"].includes(p.failurePolicy)) {
+    throw new Error(`UserConfirmedPipeline: failurePolicy must be "fail-open" or "fail-closed", not ${JSON.stringify(p.failurePolicy)}`);
+  }
+  if (p.emitterCode === undefined || p.workerCode === undefined) {
+    if (Token.isUnresolved(p.codeDirectory)) {
+      throw new Error("UserConfirmedPipeline: codeDirectory must be a literal path");
+    }
+  }
+}
+
+function range(name: string, value: number, min: number, max: number): void {
+  if (Token.isUnresolved(value)) {
+    return;
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`UserConfirmedPipeline: ${name} must be an integer from ${min} to ${max}, not ${value}`);
+  }
+}
+
+function pattern(name: string, value: string | undefined, re: RegExp): void {
+  if (value === undefined || Token.isUnresolved(value)) {
+    return;
+  }
+  if (!re.test(value)) {
+    throw new Error(`UserConfirmedPipeline: ${name} ${JSON.stringify(value)} does not match ${re}`);
+  }
+}
