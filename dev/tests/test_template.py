@@ -104,6 +104,7 @@ VARIANTS = {  # parameter values that flip the template's conditions
     "UserPoolId": ["", "us-east-1_Abc123"],
     "DeployFunctions": ["true", "false"],
     "CreateSchemaRegistry": ["true", "false"],
+    "VerifyUser": ["none", "cognito"],
 }
 
 
@@ -193,7 +194,8 @@ def test_functions_get_only_the_variables_their_config_reads(resources):
     worker_env = set(resources["WorkerFunction"]["Properties"]["Environment"]["Variables"])
     assert emitter_env == {"EVENT_BUS_NAME", "EVENT_SOURCE", "PUBLISH_BUDGET_MS", "FAILURE_POLICY", "FALLBACK_QUEUE_URL"}
     assert emitter_env <= read["emitter"], emitter_env - read["emitter"]
-    assert worker_env == {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY"}
+    assert worker_env == {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY",
+                          "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER"}
     assert worker_env <= read["worker"], worker_env - read["worker"]
 
 
@@ -226,11 +228,17 @@ def test_functions_settings(template, resources):
         "Enabled": True,
     }
     assert template["Parameters"]["WorkerMaximumConcurrency"]["MinValue"] == 2
-    for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl")):
+    for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl", "UserPoolId")):
         env = fn(worker["Environment"]["Variables"])
         expected = {"APPSYNC_GRAPHQL_URL"} if fn.conditions["UseGraphqlUrl"] else {"APPSYNC_API_ID"}
-        assert set(env) - {"DLQ_URL", "CONCURRENCY"} == expected
+        fixed = {"DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER"}
+        assert set(env) - fixed == expected
         assert env["DLQ_URL"] == "Ref WorkerDeadLetterQueue"
+        # The worker acts only on the stack's own pool and source.
+        trial = fn.conditions["CreateTrialUserPool"]
+        assert env["USER_POOL_ID"] == ("Ref TrialUserPool" if trial else "Ref UserPoolId")
+        assert env["EVENT_SOURCE"] == "Ref EventSource"
+        assert env["VERIFY_USER"] == "Ref VerifyUser"
 
 
 def test_queues(template, resources):
@@ -294,7 +302,8 @@ def test_emitter_role_grants_exactly(template, resources):
 
 def test_worker_role_grants_exactly(template, resources):
     field = APPSYNC_API + "/types/Mutation/fields/createUserProfile"
-    for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl")):
+    pool = "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}:userpool/${UserPoolId}"
+    for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl", "VerifyUser", "UserPoolId")):
         expected = {
             ("appsync:GraphQL", field),
             ("sqs:ReceiveMessage", "GetAtt WorkerQueue.Arn"),
@@ -307,6 +316,10 @@ def test_worker_role_grants_exactly(template, resources):
         }
         if fn.conditions["LookUpApiById"]:
             expected.add(("appsync:GetGraphqlApi", APPSYNC_API))
+        if fn.conditions["VerifyUsersWithCognito"]:
+            # Strict mode: the one pool's users, nothing else of Cognito.
+            trial = fn.conditions["CreateTrialUserPool"]
+            expected.add(("cognito-idp:AdminGetUser", "GetAtt TrialUserPool.Arn" if trial else pool))
         assert grants(resources["WorkerRole"], fn) == expected
     # The two conditions are complements: exactly one of URL / API id reaches the worker.
     conditions = template["Conditions"]
@@ -314,7 +327,7 @@ def test_worker_role_grants_exactly(template, resources):
 
 
 def test_no_wildcards_in_granted_actions_or_resources(template, resources):
-    for case in condition_cases(template, "CreateEventBus", "AppSyncGraphqlUrl"):
+    for case in condition_cases(template, "CreateEventBus", "AppSyncGraphqlUrl", "VerifyUser"):
         for role in ("EmitterRole", "WorkerRole"):
             for action, resource in grants(resources[role], Fn(case)):
                 assert "*" not in action and "*" not in resource, (role, action, resource)
@@ -357,7 +370,36 @@ def test_queue_policies_accept_events_only_from_the_rule(resources):
             "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["UserConfirmedRule", "Arn"]}}},
         }]
     dlq = resources["WorkerDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert [s["Effect"] for s in dlq] == ["Deny"], "only the worker role (identity policy) sends to its DLQ"
+    assert [s["Effect"] for s in dlq] == ["Deny", "Deny"], "no Allow: the worker role's identity policy"
+
+
+def test_queue_policies_refuse_every_other_sender(template, resources):
+    """The issue-13 gap: an administrator's sqs:* identity grant must not reach the queues.
+    moto does not evaluate resource-policy denies (infra/README.md), so the statements are
+    checked here exactly, for both values of the one condition that changes them."""
+    roles = {
+        "WorkerQueuePolicy": ("WorkerQueue", ["GetAtt EmitterRole.Arn"]),
+        "WorkerDeadLetterQueuePolicy": ("WorkerDeadLetterQueue", ["GetAtt WorkerRole.Arn"]),
+        "RuleDeadLetterQueuePolicy": ("RuleDeadLetterQueue", []),
+    }
+    for case in condition_cases(template, "BackfillPublisherArn"):
+        fn = Fn(case)
+        for policy, (queue, allowed) in roles.items():
+            statements = fn(resources[policy]["Properties"]["PolicyDocument"]["Statement"])
+            denies = [s for s in statements if s.get("Sid") == "OnlyThePipelinesRolesSend"]
+            assert len(denies) == 1, policy
+            allowed_now = allowed + (["Ref BackfillPublisherArn"] if case["HasBackfillPublisher"] else [])
+            condition = {"Null": {"aws:PrincipalArn": "false"}}
+            if allowed_now:
+                condition["ArnNotEquals"] = {"aws:PrincipalArn": allowed_now}
+            assert denies[0] == {
+                "Sid": "OnlyThePipelinesRolesSend",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:SendMessage",
+                "Resource": f"GetAtt {queue}.Arn",
+                "Condition": condition,
+            }, policy
 
 
 def test_cognito_permission_names_the_pool(template, resources):
@@ -667,7 +709,9 @@ def test_functions_event_source_and_permission_in_moto(moto):
     worker = lam.get_function_configuration(FunctionName=outputs["WorkerFunctionArn"])
     assert (worker["Timeout"], worker["Role"]) == (30, outputs["WorkerRoleArn"])
     wenv = {k: str(v) for k, v in worker["Environment"]["Variables"].items()}
-    assert set(wenv) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY"}
+    assert set(wenv) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER"}
+    assert wenv["USER_POOL_ID"] == outputs["UserPoolId"]
+    assert (wenv["EVENT_SOURCE"], wenv["VERIFY_USER"]) == (outputs["EventSource"], "none")
 
     # (moto filters list_event_source_mappings by function name, not by ARN)
     mapping, = lam.list_event_source_mappings(FunctionName="uc-fn-worker")["EventSourceMappings"]
