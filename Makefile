@@ -71,7 +71,7 @@ deny:
 
 # Fuzzing (fuzz/, nightly + cargo-fuzz, installed if missing): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= emitter_event parse_message classify
+FUZZ_TARGETS ?= emitter_event parse_message classify verify_message
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" ./fuzz/run.sh
 

@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 TOOLCHAIN=${FUZZ_TOOLCHAIN:-nightly}
 CARGO_FUZZ_VERSION=0.13.2
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-emitter_event parse_message classify}
+TARGETS=${FUZZ_TARGETS:-emitter_event parse_message classify verify_message}
 
 if ! rustup run "$TOOLCHAIN" rustc --version >/dev/null 2>&1; then
     rustup toolchain install "$TOOLCHAIN" --profile minimal
