@@ -8,6 +8,9 @@ compared with the SAM template as aws-sam-translator translates it, under the sa
 * ``example/synth/UserConfirmedPipelineOptions.template.json`` (every option set, as literals)
   against SAM with the same values substituted for its parameters.
 
+The SAM parameters that switch conditions are literal choices in both construct templates, so
+their values are substituted on the SAM side in both comparisons (e.g. the worker's VERIFY_USER).
+
 Both sides are reduced to one canonical form: logical ids to the SAM template's (the construct's
 ids are "<scope><SamId><hash>"), intrinsics to strings ("${Param}", "${Resource.Attr}") whatever
 function built them (Fn::Sub, Fn::Join, Ref), Fn::If resolved, scalars as strings. Then every
@@ -40,7 +43,7 @@ _spec.loader.exec_module(local_stack)
 # SAM parameters that switch the template's conditions: construct options decided at synth time.
 SAM_ONLY_PARAMETERS = {
     "CreateEventBus", "ExistingEventBusName", "BackfillPublisherArn", "CreateSchemaRegistry",
-    "AlarmTopicArn", "DeployFunctions", "AppSyncGraphqlUrl",
+    "AlarmTopicArn", "DeployFunctions", "AppSyncGraphqlUrl", "VerifyUser",
 }
 # Where the code comes from: SAM packages CodeUri, the standalone stack takes S3 parameters.
 CDK_ONLY_PARAMETERS = {"CodeS3Bucket", "EmitterCodeS3Key", "WorkerCodeS3Key"}
@@ -58,7 +61,7 @@ EXPLICIT_DELETE = {"AWS::SQS::Queue", "AWS::Logs::LogGroup"}
 
 MAIN_SAM_PARAMS = {  # an existing pool, the API looked up by id: the standalone stack's shape
     "UserPoolId": "us-east-1_Example1", "AppSyncApiId": "abc", "DeployFunctions": "true",
-    "CreateSchemaRegistry": "true", "CreateEventBus": "true", "AppSyncGraphqlUrl": "",
+    "CreateSchemaRegistry": "true", "CreateEventBus": "true", "AppSyncGraphqlUrl": "", "VerifyUser": "none",
 }
 OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value for value
     "UserPoolId": "us-east-1_Options1",
@@ -69,6 +72,7 @@ OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value fo
     "CreateEventBus": "false",
     "ExistingEventBusName": "default",
     "BackfillPublisherArn": "arn:aws:iam::123456789012:role/backfill",
+    "VerifyUser": "cognito",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
     "CreateSchemaRegistry": "false",
     "ArchiveRetentionDays": "30",
@@ -208,7 +212,10 @@ class Pair:
         cdk_ids = construct_ids(self.cdk_raw, set(sam_ids.values()), ("Pipeline",))
         # Construct resources with no SAM counterpart keep their own id (and so show as drift).
         cdk_ids.update({k: k for k in self.cdk_raw["Resources"] if k not in cdk_ids})
-        given = sam_params if substitute else {}
+        # The construct's synth-time choices are literals in its template: substitute them on
+        # the SAM side always, the value parameters only when the construct has them as literals.
+        given = sam_params if substitute else {k: v for k, v in sam_params.items() if k in SAM_ONLY_PARAMETERS}
+        self.sam_params = sam_params
         self.api_id = given.get("AppSyncApiId", "${AppSyncApiId}")
         sam = Canon(self.sam_raw, sam_ids, given, conditions)
         cdk = Canon(self.cdk_raw, cdk_ids, {}, {})
@@ -281,12 +288,41 @@ def mutate_statement(template: dict, sid: str, change) -> None:
                     change(statement)
 
 
+def drop_statement(template: dict, sid: str) -> None:
+    dropped = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Role":
+            document = resource["Properties"]["Policies"][0]["PolicyDocument"]
+            kept = [s for s in document["Statement"] if s.get("Sid") != sid]
+            dropped += len(document["Statement"]) - len(kept)
+            document["Statement"] = kept
+    assert dropped == 1, (sid, dropped)
+
+
 def mutate_resource(template: dict, name: str, change) -> None:
     resource, = [v for k, v in template["Resources"].items() if re.fullmatch(rf"Pipeline{name}[0-9A-F]{{8}}", k)]
     change(resource["Properties"])
 
 
-DRIFTS = {  # one edit of the construct's template -> the drift it must show
+def mutate_queue_deny(template: dict, policy: str, change) -> None:
+    """``change`` gets the OnlyThePipelinesRolesSend statement's Condition of queue policy ``policy``."""
+    def edit(properties: dict) -> None:
+        deny, = [s for s in properties["PolicyDocument"]["Statement"] if s.get("Sid") == "OnlyThePipelinesRolesSend"]
+        change(deny["Condition"])
+    mutate_resource(template, policy, edit)
+
+
+def without_role(role: str):
+    """Drops from an ArnNotEquals list the entry naming ``role`` (a GetAtt of that resource or the ARN itself)."""
+    def change(condition: dict) -> None:
+        allowed = condition["ArnNotEquals"]["aws:PrincipalArn"]
+        kept = [a for a in allowed if role not in json.dumps(a)]
+        assert len(kept) == len(allowed) - 1, allowed
+        condition["ArnNotEquals"]["aws:PrincipalArn"] = kept
+    return change
+
+
+DRIFTS = {  # one edit of the construct's template -> the drift it must show (the main template unless "options")
     "extra action": (lambda t: mutate_statement(t, "ConsumeWorkerQueue", lambda s: s["Action"].append("sqs:GetQueueUrl")),
                      "WorkerRole.Policies"),
     "wider resource": (lambda t: mutate_statement(t, "FallbackToWorkerQueue", lambda s: s.update(Resource="*")),
@@ -306,15 +342,33 @@ DRIFTS = {  # one edit of the construct's template -> the drift it must show
                      "ExtraPolicy: only in the construct template"),
     "lost alarm": (lambda t: t["Resources"].pop(next(k for k in t["Resources"] if "EmitterErrorsAlarm" in k)),
                    "EmitterErrorsAlarm: only in the SAM template"),
+    # The queues' Deny for every other sender: a role missing from the allowed list, a role the
+    # rule DLQ (no role may send) lets through, the operators' back-fill role left out.
+    "deny misses the worker role": (lambda t: mutate_queue_deny(t, "WorkerDeadLetterQueuePolicy", without_role("WorkerRole")),
+                                    "WorkerDeadLetterQueuePolicy.PolicyDocument"),
+    "deny lets a role send to the rule DLQ": (
+        lambda t: mutate_queue_deny(t, "RuleDeadLetterQueuePolicy", lambda c: c.update(ArnNotEquals={"aws:PrincipalArn": [
+            {"Fn::GetAtt": [next(k for k in t["Resources"] if "EmitterRole" in k), "Arn"]}]})),
+        "RuleDeadLetterQueuePolicy.PolicyDocument"),
+    "deny misses the back-fill role": (
+        lambda t: mutate_queue_deny(t, "WorkerQueuePolicy", without_role(OPTIONS_SAM_PARAMS["BackfillPublisherArn"])),
+        "WorkerQueuePolicy.PolicyDocument", "options"),
+    "no AdminGetUser in strict mode": (
+        lambda t: drop_statement(t, "CheckUsersInThePool"),
+        "WorkerRole.Policies", "options"),
+    "strict mode's env": (lambda t: mutate_resource(t, "WorkerFunction", lambda p: p["Environment"]["Variables"].update(
+        VERIFY_USER="none")), "WorkerFunction.Environment", "options"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(DRIFTS))
 def test_drift_is_caught(case):
-    edit, expected = DRIFTS[case]
-    template = load(MAIN)
+    edit, expected, *which = DRIFTS[case]
+    path, params = (OPTIONS, OPTIONS_SAM_PARAMS) if which == ["options"] else (MAIN, MAIN_SAM_PARAMS)
+    template = load(path)
+    assert not drift(Pair(load(path), params, substitute=path == OPTIONS))
     edit(template)
-    found = drift(Pair(template, MAIN_SAM_PARAMS, substitute=False))
+    found = drift(Pair(template, params, substitute=path == OPTIONS))
     assert any(expected in line for line in found), found
 
 
@@ -355,6 +409,45 @@ def test_iam_statements_are_the_same(pair, role):
     for statement in role_statements(pair.cdk, role):
         for item in statement["Action"] + statement["Resource"]:
             assert "*" not in item, (role, item)
+
+
+def test_strict_mode_grants_admin_get_user_on_the_pool_only(pair):
+    """VerifyUser: none in the main template (the default), cognito in the every-option one."""
+    cognito = pair.sam_params["VerifyUser"] == "cognito"
+    assert cognito == (pair.sam_params is OPTIONS_SAM_PARAMS)
+    worker = {s["Sid"]: s for s in role_statements(pair.cdk, "WorkerRole")}
+    variables = pair.cdk["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["VERIFY_USER"] == ("cognito" if cognito else "none")
+    assert variables["EVENT_SOURCE"] == ("example.signup" if cognito else "${EventSource}")
+    pool = "us-east-1_Options1" if cognito else "${UserPoolId}"
+    assert variables["USER_POOL_ID"] == pool
+    if cognito:
+        assert worker["CheckUsersInThePool"] == {
+            "Sid": "CheckUsersInThePool", "Effect": "Allow", "Action": ["cognito-idp:AdminGetUser"],
+            "Resource": [f"arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{pool}"],
+        }
+    else:
+        assert "CheckUsersInThePool" not in worker
+    assert not [s for s in role_statements(pair.cdk, "WorkerRole") if "cognito-idp" in json.dumps(s) and s["Sid"] != "CheckUsersInThePool"]
+
+
+def test_queue_policies_deny_every_other_sender(pair):
+    """The queue policies' Deny: the worker queue lets the emitter's role send, the worker DLQ the
+    worker's, the rule DLQ no role; the back-fill role (every-option template) all three."""
+    backfill = [pair.sam_params["BackfillPublisherArn"]] if "BackfillPublisherArn" in pair.sam_params else []
+    allowed = {
+        "WorkerQueuePolicy": ("WorkerQueue", ["${EmitterRole.Arn}"]),
+        "WorkerDeadLetterQueuePolicy": ("WorkerDeadLetterQueue", ["${WorkerRole.Arn}"]),
+        "RuleDeadLetterQueuePolicy": ("RuleDeadLetterQueue", []),
+    }
+    for policy, (queue, roles) in allowed.items():
+        deny, = [s for s in pair.cdk[policy]["Properties"]["PolicyDocument"]["Statement"]
+                 if s.get("Sid") == "OnlyThePipelinesRolesSend"]
+        condition = {"Null": {"aws:PrincipalArn": "false"}}
+        if roles + backfill:
+            condition["ArnNotEquals"] = {"aws:PrincipalArn": roles + backfill}
+        assert deny == {"Sid": "OnlyThePipelinesRolesSend", "Effect": "Deny", "Principal": "*",
+                        "Action": ["sqs:SendMessage"], "Resource": [f"${{{queue}.Arn}}"], "Condition": condition}, policy
 
 
 def test_worker_grant_is_the_one_mutation_field(pair):
@@ -517,24 +610,57 @@ def test_standin_places_the_emitter_side_with_the_pool_and_the_worker_side_in_it
     sam_names = {re.fullmatch(r"Pipeline(\w+?)[0-9A-F]{8}", k).group(1) for k in main}
     auth = construct_ids(nested["auth"], sam_names, ("PipelinePublisher",))
     custom = construct_ids(nested["UserConfirmed"], sam_names, ("Pipeline",))
-    worker_side = {"WorkerLogGroup", "WorkerRole", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerPermanentFailuresAlarm"}
+    # The worker DLQ's policy names the worker's role: in auth it would make auth refer to UserConfirmed.
+    worker_side = {"WorkerLogGroup", "WorkerRole", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerPermanentFailuresAlarm",
+                   "WorkerDeadLetterQueuePolicy"}
     assert set(custom.values()) == worker_side
     assert set(auth.values()) == sam_names - worker_side
     assert len(auth) + len(custom) == len(main)
+
+
+def passed_from(root: dict, parameter: str) -> dict:
+    """What the root stack passes to a nested stack's parameter."""
+    return next(v["Properties"]["Parameters"][parameter] for v in root["Resources"].values()
+                if parameter in v["Properties"].get("Parameters", {}))
 
 
 def test_standin_worker_uses_the_apis_endpoint_and_no_lookup():
     root, nested = standin()
     custom = nested["UserConfirmed"]["Resources"]
     worker, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Lambda::Function"]
-    assert set(worker["Environment"]["Variables"]) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY"}
-    url_param = worker["Environment"]["Variables"]["APPSYNC_GRAPHQL_URL"]["Ref"]
-    passed = next(v["Properties"]["Parameters"][url_param] for v in root["Resources"].values()
-                  if url_param in v["Properties"].get("Parameters", {}))
-    assert passed["Fn::GetAtt"][1].endswith("GraphQLUrl")
+    variables = worker["Environment"]["Variables"]
+    assert set(variables) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER"}
+    assert passed_from(root, variables["APPSYNC_GRAPHQL_URL"]["Ref"])["Fn::GetAtt"][1].endswith("GraphQLUrl")
     role, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::IAM::Role"]
-    sids = [s["Sid"] for s in role["Policies"][0]["PolicyDocument"]["Statement"]]
-    assert sids == ["CreateUserProfileOnly", "ConsumeWorkerQueue", "DeadLetterPermanentFailures", "WriteOwnLogs"]
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in statements] == [
+        "CreateUserProfileOnly", "ConsumeWorkerQueue", "CheckUsersInThePool", "DeadLetterPermanentFailures", "WriteOwnLogs"]
+
+
+def test_standin_worker_names_the_pool_from_the_auth_stack():
+    """The stand-in sets verifyUser: "cognito": USER_POOL_ID and the AdminGetUser grant are the
+    auth stack's pool, passed in as parameters (UserConfirmed -> auth, the existing direction)."""
+    root, nested = standin()
+    auth = nested["auth"]["Resources"]
+    pool_id, = [k for k, v in auth.items() if v["Type"] == "AWS::Cognito::UserPool"]
+    custom = nested["UserConfirmed"]["Resources"]
+    worker, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Lambda::Function"]
+    variables = worker["Environment"]["Variables"]
+    assert (variables["VERIFY_USER"], variables["EVENT_SOURCE"]) == ("cognito", "userconfirmed.cognito")
+    outputs = nested["auth"]["Outputs"]
+
+    def auth_output(parameter: str):
+        stack_resource, attribute = passed_from(root, parameter)["Fn::GetAtt"]
+        assert re.match(r"authNestedStack", stack_resource), stack_resource
+        return outputs[attribute.removeprefix("Outputs.")]["Value"]
+
+    assert auth_output(variables["USER_POOL_ID"]["Ref"]) == {"Ref": pool_id}
+    role, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::IAM::Role"]
+    grant, = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "CheckUsersInThePool"]
+    assert grant["Action"] == "cognito-idp:AdminGetUser"
+    assert auth_output(grant["Resource"]["Ref"]) == {"Fn::GetAtt": [pool_id, "Arn"]}
+    # Nothing in auth refers to the worker side.
+    assert not re.search(r"PipelineWorker(Role|Function|LogGroup)", json.dumps(nested["auth"]))
 
 
 def test_standin_default_name_prefix_is_valid_and_applied():

@@ -177,6 +177,7 @@ def test_bus_rule_queues_archive_and_roles(stack, moto):
     assert worker["ResolveGraphqlEndpoint"]["Resource"] == "arn:aws:appsync:us-east-1:123456789012:apis/local"
     assert worker["ConsumeWorkerQueue"]["Resource"] == outputs["QueueArn"]
     assert worker["DeadLetterPermanentFailures"]["Resource"] == outputs["WorkerDlqArn"]
+    assert "CheckUsersInThePool" not in worker  # strict mode (verifyUser) is off in this template
     for arn in (outputs["EmitterRoleArn"], outputs["WorkerRoleArn"]):
         role = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]
         trust, = role["AssumeRolePolicyDocument"]["Statement"]
@@ -278,7 +279,11 @@ def test_functions_event_source_and_permission(moto):
     worker = lam.get_function_configuration(FunctionName=outputs["WorkerFunctionArn"])
     assert (worker["Timeout"], worker["MemorySize"], worker["Role"]) == (30, 256, outputs["WorkerRoleArn"])
     wenv = {k: str(v) for k, v in worker["Environment"]["Variables"].items()}
-    assert wenv["APPSYNC_API_ID"] == "abcdefghijklmnopqrstuvwxyz" and set(wenv) == {"APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY"}
+    assert wenv["APPSYNC_API_ID"] == "abcdefghijklmnopqrstuvwxyz"
+    assert set(wenv) == {"APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER"}
+    # The worker acts only on the stack's own pool and source; strict mode is off (not a parameter here).
+    assert wenv["USER_POOL_ID"] == outputs["UserPoolId"]
+    assert (wenv["EVENT_SOURCE"], wenv["VERIFY_USER"]) == (outputs["EventSource"], "none")
 
     # (moto filters list_event_source_mappings by function name, not by ARN)
     mapping, = lam.list_event_source_mappings(FunctionName="uc-cdk-fn-worker")["EventSourceMappings"]

@@ -90,7 +90,7 @@ try {
   const [worker] = ofType(customResources, "AWS::Lambda::Function");
   const variables = Object.keys(customResources[worker]?.Properties.Environment.Variables ?? {});
   check(
-    JSON.stringify(variables.sort()) === JSON.stringify(["APPSYNC_GRAPHQL_URL", "CONCURRENCY", "DLQ_URL"]),
+    JSON.stringify(variables.sort()) === JSON.stringify(["APPSYNC_GRAPHQL_URL", "CONCURRENCY", "DLQ_URL", "EVENT_SOURCE", "USER_POOL_ID", "VERIFY_USER"]),
     `the worker in the custom stack, with the API's URL: ${variables}`,
   );
 } finally {

@@ -50,10 +50,12 @@ export class AmplifyStandInStack extends Stack {
       })),
     });
 
-    // What docs/amplify-gen2/amplify/backend.ts writes, with placeholder code (no asset hashes).
+    // What docs/amplify-gen2/amplify/backend.ts writes, with placeholder code (no asset hashes),
+    // plus the worker's strict mode: its AdminGetUser grant names the pool across the stacks too.
     this.pipeline = new UserConfirmedPipeline(custom, "Pipeline", {
       userPool,
       graphqlApi,
+      verifyUser: "cognito",
       emitterCode: lambda.Code.fromBucket(codeBucket(custom), "uc-emitter/bootstrap.zip"),
       workerCode: lambda.Code.fromBucket(codeBucket(custom), "uc-worker/bootstrap.zip"),
     });

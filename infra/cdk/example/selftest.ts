@@ -2,7 +2,7 @@
 // check.sh after the synth. Each case builds a small app and expects an error or a warning.
 import * as assert from "node:assert/strict";
 
-import { App, Duration, Stack } from "aws-cdk-lib";
+import { App, CfnParameter, Duration, Stack } from "aws-cdk-lib";
 import * as appsync from "aws-cdk-lib/aws-appsync";
 import * as cognito from "aws-cdk-lib/aws-cognito";
 import * as lambda from "aws-cdk-lib/aws-lambda";
@@ -55,11 +55,27 @@ const cases: Record<string, () => void> = {
       { ruleMaximumEventAge: Duration.seconds(30) },
       { failurePolicy: "retry" as "fail-open" },
       { backfillPublisherArn: "arn:aws:iam::123456789012:user/someone" },
+      { verifyUser: "strict" as "none" },
     ];
     for (const extra of bad) {
       const { stack, props } = setup();
       assert.throws(() => new UserConfirmedPipeline(stack, "Pipeline", { ...props, ...extra }), /UserConfirmedPipeline:/, JSON.stringify(extra));
     }
+  },
+  "verifyUser cannot be a CloudFormation parameter (it decides the worker's statements)": () => {
+    const { stack, props } = setup();
+    const verifyUser = new CfnParameter(stack, "VerifyUser", { type: "String" }).valueAsString as "none";
+    assert.throws(() => new UserConfirmedPipeline(stack, "Pipeline", { ...props, verifyUser }), /verifyUser must be the literal/);
+  },
+  "with the pool in another stack, strict mode and the queue deny refer only from the worker's stack to the pool's": () => {
+    const { app, poolStack, stack, props } = setup({ verifyUser: "cognito" }, (a) => new Stack(a, "Auth"));
+    const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+    // A reference from the pool's stack to the worker's would be a cycle: synth refuses it.
+    app.synth();
+    assert.deepEqual(stack.dependencies.map((s) => s.stackName), ["Auth"]);
+    assert.deepEqual(poolStack.dependencies, []);
+    const policy = pipeline.node.findChild("WorkerDeadLetterQueuePolicy");
+    assert.equal(Stack.of(policy), stack);
   },
   "the construct in the pool's stack with the API elsewhere gets a warning": () => {
     const { app, poolStack, props } = setup({}, (a) => new Stack(a, "Auth"));

@@ -29,8 +29,8 @@ type Spec = {
 
 // The SAM template's parameters the construct takes as values (types, defaults and constraints
 // equal to infra/template.yaml's: dev/tests/test_construct.py compares them). Parameters that
-// switch SAM conditions (CreateEventBus, AppSyncGraphqlUrl, AlarmTopicArn, ...) are construct
-// options decided at synth time instead.
+// switch SAM conditions (CreateEventBus, AppSyncGraphqlUrl, AlarmTopicArn, VerifyUser, ...) are
+// construct options decided at synth time instead.
 const SAM_PARAMETERS: Record<string, Spec> = {
   NamePrefix: {
     type: "String",
@@ -206,8 +206,8 @@ export class StandaloneStack extends Stack {
 
 /**
  * Every option away from its default, as literals: an existing bus, a back-fill publisher, an
- * alarm topic, the API's endpoint given (no GetGraphqlApi), no schema registry. Compared with the
- * SAM template under the same choices.
+ * alarm topic, the API's endpoint given (no GetGraphqlApi), no schema registry, the worker's
+ * strict mode (AdminGetUser). Compared with the SAM template under the same choices.
  */
 export class OptionsStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -221,6 +221,7 @@ export class OptionsStack extends Stack {
       eventSource: "example.signup",
       eventBus: events.EventBus.fromEventBusName(this, "Bus", "default"),
       backfillPublisherArn: "arn:aws:iam::123456789012:role/backfill",
+      verifyUser: "cognito",
       alarmTopic: sns.Topic.fromTopicArn(this, "Alarms", "arn:aws:sns:us-east-1:123456789012:alarms"),
       createSchemaRegistry: false,
       archiveRetentionDays: 30,

@@ -1,4 +1,4 @@
 // Public entry point of the UserConfirmed pipeline's CDK construct (infra/cdk).
 export { UserConfirmedPipeline, DETAIL_TYPE, type PipelineOutput } from "./pipeline";
-export { DEFAULT_EVENT_SOURCE, type FailurePolicy, type UserConfirmedPipelineProps } from "./props";
+export { DEFAULT_EVENT_SOURCE, type FailurePolicy, type UserConfirmedPipelineProps, type VerifyUser } from "./props";
 export { USER_CONFIRMED_SCHEMA } from "./user-confirmed-schema";

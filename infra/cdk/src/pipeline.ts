@@ -39,9 +39,10 @@ export interface PipelineOutput {
  *
  * When the pool lives in another stack (Amplify's auth stack), the emitter and everything it
  * references (bus, queues, rule, archive, policies, its alarms) are created in the pool's stack
- * and only the worker side in this construct's stack: the pool's trigger then points inside its
- * own stack, and the dependencies between the stacks run one way (this stack → pool's stack,
- * this stack → API's stack), which is what keeps Amplify's nested stacks free of cycles.
+ * and only the worker side (with the worker DLQ's policy, which names the worker's role) in this
+ * construct's stack: the pool's trigger then points inside its own stack, and the dependencies
+ * between the stacks run one way (this stack → pool's stack, this stack → API's stack), which is
+ * what keeps Amplify's nested stacks free of cycles.
  */
 export class UserConfirmedPipeline extends Construct {
   readonly namePrefix: string;
@@ -248,18 +249,40 @@ export class UserConfirmedPipeline extends Construct {
       Resource: queue.queueArn,
       Condition: { Bool: { "aws:SecureTransport": "false" } },
     });
-    const queuePolicy = (logicalId: string, queue: sqs.Queue, statements: object[]) =>
-      new sqs.CfnQueuePolicy(pub, logicalId, {
+    // An identity policy's sqs:* grant does not reach the queues: only the roles listed (and the
+    // operators' back-fill role) may send. Service principals carry no aws:PrincipalArn, so Null
+    // leaves EventBridge to the Allow above. No role listed (the rule DLQ without a back-fill
+    // role): the Null check alone, every IAM principal is refused.
+    const backfill = p.backfillPublisherArn ? [p.backfillPublisherArn] : [];
+    const onlyThePipelinesRoles = (queue: sqs.Queue, roleArns: string[]) => {
+      const allowed = [...roleArns, ...backfill];
+      return {
+        Sid: "OnlyThePipelinesRolesSend",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "sqs:SendMessage",
+        Resource: queue.queueArn,
+        Condition: {
+          ...(allowed.length ? { ArnNotEquals: { "aws:PrincipalArn": allowed } } : {}),
+          Null: { "aws:PrincipalArn": "false" },
+        },
+      };
+    };
+    const queuePolicy = (scope: Construct, logicalId: string, queue: sqs.Queue, statements: object[]) =>
+      new sqs.CfnQueuePolicy(scope, logicalId, {
         queues: [queue.queueUrl],
         policyDocument: { Version: "2012-10-17", Statement: statements },
       });
-    queuePolicy("WorkerQueuePolicy", this.queue, [fromRuleOnly(this.queue), tlsOnly(this.queue)]);
-    queuePolicy("RuleDeadLetterQueuePolicy", this.ruleDeadLetterQueue, [
+    queuePolicy(pub, "WorkerQueuePolicy", this.queue, [
+      fromRuleOnly(this.queue),
+      onlyThePipelinesRoles(this.queue, [this.emitterRole.roleArn]),
+      tlsOnly(this.queue),
+    ]);
+    queuePolicy(pub, "RuleDeadLetterQueuePolicy", this.ruleDeadLetterQueue, [
       fromRuleOnly(this.ruleDeadLetterQueue),
+      onlyThePipelinesRoles(this.ruleDeadLetterQueue, []),
       tlsOnly(this.ruleDeadLetterQueue),
     ]);
-    // Only the worker role (identity policy) sends to its DLQ.
-    queuePolicy("WorkerDeadLetterQueuePolicy", this.workerDeadLetterQueue, [tlsOnly(this.workerDeadLetterQueue)]);
 
     // ------------------------------------------------------------------ emitter
     this.emitterFunction = new lambda.Function(pub, "EmitterFunction", {
@@ -331,6 +354,17 @@ export class UserConfirmedPipeline extends Construct {
               ],
               resources: [this.queue.queueArn],
             }),
+            ...(p.verifyUser === "cognito"
+              ? [
+                  // Strict mode: the one pool's users, nothing else of Cognito. (In Amplify's
+                  // layout the pool is in the auth stack: this stack refers to it, the allowed way.)
+                  new iam.PolicyStatement({
+                    sid: "CheckUsersInThePool",
+                    actions: ["cognito-idp:AdminGetUser"],
+                    resources: [p.userPool.userPoolArn],
+                  }),
+                ]
+              : []),
             new iam.PolicyStatement({
               sid: "DeadLetterPermanentFailures",
               actions: ["sqs:SendMessage"],
@@ -362,10 +396,23 @@ export class UserConfirmedPipeline extends Construct {
         ...(graphqlUrl === undefined ? { APPSYNC_API_ID: p.graphqlApi.apiId } : { APPSYNC_GRAPHQL_URL: graphqlUrl }),
         DLQ_URL: this.workerDeadLetterQueue.queueUrl,
         CONCURRENCY: numberText(p.workerCallConcurrency),
+        // The worker acts only on this pool's and this source's events.
+        USER_POOL_ID: p.userPool.userPoolId,
+        EVENT_SOURCE: source,
+        VERIFY_USER: p.verifyUser,
       },
     });
     withoutRoleDependsOn(this.workerFunction);
     skipChecks(this.workerFunction, WORKER_SKIPS);
+
+    // The worker DLQ's policy names the worker's role, so it stays with the worker side (this
+    // stack): in the pool's stack it would make that stack refer to this one, and Amplify's
+    // auth -> UserConfirmed -> auth would be a cycle again. Same resource when the stacks are one.
+    queuePolicy(this, "WorkerDeadLetterQueuePolicy", this.workerDeadLetterQueue, [
+      onlyThePipelinesRoles(this.workerDeadLetterQueue, [this.workerRole.roleArn]),
+      tlsOnly(this.workerDeadLetterQueue),
+    ]);
+
     // addEventSourceMapping, not the SqsEventSource: the latter grants the role
     // sqs:GetQueueUrl besides the four actions the template grants.
     this.workerEventSource = this.workerFunction.addEventSourceMapping("WorkerQueue", {

@@ -11,6 +11,9 @@ import type * as sns from "aws-cdk-lib/aws-sns";
 
 export type FailurePolicy = "fail-open" | "fail-closed";
 
+/** The worker's strict mode (SAM: `VerifyUser`). */
+export type VerifyUser = "none" | "cognito";
+
 export interface UserConfirmedPipelineProps {
   /**
    * The pool whose confirmations are published (Amplify: `backend.auth.resources.userPool`).
@@ -62,10 +65,21 @@ export interface UserConfirmedPipelineProps {
   readonly eventBus?: events.IEventBus;
 
   /**
-   * A second IAM role the bus policy lets publish UserConfirmed events (the ops CLI's back-fill).
-   * SAM: `BackfillPublisherArn`. @default only the emitter's role
+   * The IAM role of the operators' tooling (uc-ops backfill, dlq replay and redrive) that may
+   * publish UserConfirmed events and send to the three queues besides the pipeline's own roles.
+   * SAM: `BackfillPublisherArn`. @default the bus policy lets only the emitter's role publish,
+   * and the queue policies let only the pipeline's roles send (the rule DLQ: no role at all)
    */
   readonly backfillPublisherArn?: string;
+
+  /**
+   * Strict mode. `"cognito"`: before creating a profile the worker checks the user with
+   * AdminGetUser on `userPool` (exists, same sub, a usable account status), and the worker's
+   * role gets `cognito-idp:AdminGetUser` on that pool only. `"none"`: the worker checks the
+   * event's source, pool and id only. A synth-time choice (it decides the role's statements), so
+   * a literal. SAM: `VerifyUser`. @default "none"
+   */
+  readonly verifyUser?: VerifyUser;
 
   /** Days the archive keeps UserConfirmed events, 0 = forever. SAM: `ArchiveRetentionDays`. @default 365 */
   readonly archiveRetentionDays?: number;
@@ -139,6 +153,7 @@ export interface ResolvedProps extends UserConfirmedPipelineProps {
   readonly ruleMaximumEventAge: Duration;
   readonly publishBudgetMs: number;
   readonly failurePolicy: FailurePolicy;
+  readonly verifyUser: VerifyUser;
   readonly maxReceiveCount: number;
   readonly queueVisibilityTimeout: Duration;
   readonly workerBatchSize: number;
@@ -167,6 +182,7 @@ export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
     ruleMaximumEventAge: props.ruleMaximumEventAge ?? Duration.seconds(86400),
     publishBudgetMs: props.publishBudgetMs ?? 2000,
     failurePolicy: props.failurePolicy ?? "fail-open",
+    verifyUser: props.verifyUser ?? "none",
     maxReceiveCount: props.maxReceiveCount ?? 5,
     queueVisibilityTimeout: props.queueVisibilityTimeout ?? Duration.seconds(180),
     workerBatchSize: props.workerBatchSize ?? 10,
@@ -202,6 +218,10 @@ function check(p: ResolvedProps): void {
   pattern("backfillPublisherArn", p.backfillPublisherArn, ROLE_ARN_PATTERN);
   if (!Token.isUnresolved(p.failurePolicy) && !["fail-open", "fail-closed"].includes(p.failurePolicy)) {
     throw new Error(`UserConfirmedPipeline: failurePolicy must be "fail-open" or "fail-closed", not ${JSON.stringify(p.failurePolicy)}`);
+  }
+  // It switches the worker role's AdminGetUser statement, so it cannot wait for deploy time.
+  if (Token.isUnresolved(p.verifyUser) || !["none", "cognito"].includes(p.verifyUser)) {
+    throw new Error(`UserConfirmedPipeline: verifyUser must be the literal "none" or "cognito", not ${JSON.stringify(p.verifyUser)}`);
   }
   if (p.emitterCode === undefined || p.workerCode === undefined) {
     if (Token.isUnresolved(p.codeDirectory)) {
