@@ -95,6 +95,18 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
             .map(Duration::from_millis)
     }
 
+    /// A whole number of seconds, with the same bounds rules as [`EnvReader::number`].
+    pub fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min, max)
+            .map(Duration::from_secs)
+    }
+
     /// One of `choices`, `default` when unset.
     pub fn choice(
         &self,

@@ -128,12 +128,7 @@ impl WorkerConfig {
             None | Some("none") => VerifyUser::Off,
             Some("cognito") => VerifyUser::Cognito {
                 per_second: env.number("VERIFY_USER_RPS", 25, 1, 10_000)?,
-                ttl: Duration::from_secs(env.number(
-                    "VERIFY_USER_CACHE_SECONDS",
-                    300,
-                    0,
-                    86_400,
-                )?),
+                ttl: env.seconds("VERIFY_USER_CACHE_SECONDS", 300, 0, 86_400)?,
             },
             Some(other) => {
                 return Err(ConfigError::Invalid {
@@ -158,26 +153,11 @@ impl WorkerConfig {
             connect_timeout: env.millis("CONNECT_TIMEOUT_MS", 1_000, 10, 60_000)?,
             mutation,
             visibility_backoff: (
-                Duration::from_secs(env.number(
-                    "VISIBILITY_BACKOFF_BASE_SECONDS",
-                    10,
-                    0,
-                    43_200,
-                )?),
-                Duration::from_secs(env.number(
-                    "VISIBILITY_BACKOFF_MAX_SECONDS",
-                    900,
-                    0,
-                    43_200,
-                )?),
+                env.seconds("VISIBILITY_BACKOFF_BASE_SECONDS", 10, 0, 43_200)?,
+                env.seconds("VISIBILITY_BACKOFF_MAX_SECONDS", 900, 0, 43_200)?,
             ),
             wait_time_seconds: env.number("WAIT_TIME_SECONDS", 20, 0, 20)?,
-            shutdown_grace: Duration::from_secs(env.number(
-                "SHUTDOWN_GRACE_SECONDS",
-                20,
-                0,
-                3_600,
-            )?),
+            shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECONDS", 20, 0, 3_600)?,
         })
     }
 }
