@@ -9,10 +9,27 @@ use serde_json::{Value, json};
 /// The CloudWatch namespace of every metric the pipeline writes.
 pub const METRICS_NAMESPACE: &str = "UserConfirmedPipeline";
 
+/// The variable that names the deployment (the template sets it to its `NamePrefix`): the
+/// `Stack` dimension, so two stacks in one account and region keep their metrics and alarms
+/// apart. Unset (a local run): the metrics carry the `Service` dimension alone.
+pub const STACK_VARIABLE: &str = "STACK_NAME";
+
+fn stack_name() -> Option<&'static str> {
+    static STACK: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    STACK
+        .get_or_init(|| {
+            std::env::var(STACK_VARIABLE)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+        })
+        .as_deref()
+}
+
 /// One EMF record: counters and timings for one unit of work (an invocation or a batch).
 #[derive(Debug, Clone)]
 pub struct MetricsRecord {
     service: &'static str,
+    stack: Option<&'static str>,
     counts: BTreeMap<&'static str, f64>,
     timings: BTreeMap<&'static str, Vec<f64>>,
     properties: BTreeMap<&'static str, Value>,
@@ -21,8 +38,14 @@ pub struct MetricsRecord {
 impl MetricsRecord {
     /// A record for `service` (the `Service` dimension: "emitter", "worker", ...).
     pub fn new(service: &'static str) -> Self {
+        Self::for_stack(service, stack_name())
+    }
+
+    /// A record for `service` in the deployment `stack` (see [`STACK_VARIABLE`]).
+    pub fn for_stack(service: &'static str, stack: Option<&'static str>) -> Self {
         Self {
             service,
+            stack,
             counts: BTreeMap::new(),
             timings: BTreeMap::new(),
             properties: BTreeMap::new(),
@@ -68,13 +91,20 @@ impl MetricsRecord {
             root.insert((*name).to_owned(), value.clone());
         }
         root.insert("Service".into(), json!(self.service));
+        let dimensions = match self.stack {
+            Some(stack) => {
+                root.insert("Stack".into(), json!(stack));
+                json!([["Service", "Stack"]])
+            }
+            None => json!([["Service"]]),
+        };
         root.insert(
             "_aws".into(),
             json!({
                 "Timestamp": chrono::Utc::now().timestamp_millis(),
                 "CloudWatchMetrics": [{
                     "Namespace": METRICS_NAMESPACE,
-                    "Dimensions": [["Service"]],
+                    "Dimensions": dimensions,
                     "Metrics": definitions,
                 }],
             }),
@@ -125,7 +155,7 @@ mod tests {
 
     #[test]
     fn emf_record_declares_every_metric_it_carries() {
-        let mut record = MetricsRecord::new("worker");
+        let mut record = MetricsRecord::for_stack("worker", None);
         record
             .count("Created", 2)
             .count("Created", 1)
@@ -153,6 +183,18 @@ mod tests {
         let mut line = Vec::new();
         record.write_to(&mut line).unwrap();
         assert!(line.ends_with(b"\n") && !line[..line.len() - 1].contains(&b'\n'));
+    }
+
+    #[test]
+    fn the_stack_is_a_dimension_when_named() {
+        let mut record = MetricsRecord::for_stack("worker", Some("uc-prod"));
+        record.count("Created", 1);
+        let json = record.to_json();
+        assert_eq!(json["Stack"], "uc-prod");
+        assert_eq!(
+            json["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Service", "Stack"]])
+        );
     }
 
     #[test]
