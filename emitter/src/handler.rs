@@ -1,27 +1,45 @@
 //! One invocation: decide, publish under the policy, log and count the outcome, and return
-//! Cognito's event untouched.
+//! Cognito's event untouched — the very JSON text Lambda delivered (`crate::payload`).
 
 use std::time::Duration;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 use uc_runtime::MetricsRecord;
 
 use crate::adapters::{EventBridgePublisher, SqsFallback};
 use crate::config::{EmitterConfig, FailurePolicy};
+use crate::payload::EventCopy;
 use crate::publish::{EventPublisher, FallbackQueue, PublishOutcome, PublishPolicy};
-use crate::trigger::{Decision, decide};
+use crate::trigger::Decision;
 
 /// Kept between the end of our work and the Lambda deadline, to return the response.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
-/// Only returned under the fail-closed policy: Cognito shows it to the user.
+/// The `errorType` of the fail-closed error, as Cognito and the invocation's logs see it: a
+/// stable name, not the Rust type name the runtime would derive.
+pub const PUBLISH_FAILED_ERROR_TYPE: &str = "UserConfirmedPublishFailed";
+
+/// Only returned under the fail-closed policy. Its message goes to Cognito, which may show it to
+/// the user, so it names no user: the `sub` is for the function's own logs and for callers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmitterError {
     #[error(
-        "could not publish UserConfirmed for sub {sub} ({code}); the sign-up was confirmed but its profile is delayed"
+        "could not publish UserConfirmed ({code}); the sign-up was confirmed but its profile is delayed"
     )]
     PublishFailed { sub: String, code: String },
+}
+
+/// What the runtime sends Cognito for an [`EmitterError`]: `errorType`
+/// [`PUBLISH_FAILED_ERROR_TYPE`], `errorMessage` the error's message (no `sub`).
+impl From<EmitterError> for lambda_runtime::Diagnostic {
+    fn from(error: EmitterError) -> Self {
+        Self {
+            error_type: PUBLISH_FAILED_ERROR_TYPE.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
 }
 
 /// The trigger's handler with its clients, built once per cold start.
@@ -66,40 +84,78 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
     }
 
     /// Handles one Cognito event, finishing by `deadline` (the invocation's, less the margin to
-    /// answer) when there is one. Log lines carry the request id through the runtime's span.
+    /// answer) when there is one, and returns `event` itself: Cognito gets back the JSON text it
+    /// sent. Log lines carry the request id through the runtime's span.
     pub async fn handle(
         &self,
-        event: Value,
+        event: Box<RawValue>,
         deadline: Option<Instant>,
-    ) -> Result<Value, EmitterError> {
+    ) -> Result<Box<RawValue>, EmitterError> {
         let started = Instant::now();
         let mut metrics = MetricsRecord::new("emitter");
-        let result = self.publish_for(&event, deadline, &mut metrics).await;
+        let result = self.publish_for(event.get(), deadline, &mut metrics).await;
         metrics.timing_ms("HandlerLatency", started.elapsed().as_secs_f64() * 1000.0);
         metrics.emit();
         result.map(|()| event)
     }
 
+    /// [`Emitter::handle`] for callers holding a `Value` (tests, tools): the event goes in as
+    /// JSON text and what comes back is parsed again.
+    ///
+    /// # Panics
+    ///
+    /// If `event` nests deeper than the 128 levels serde_json parses (no JSON text it parsed
+    /// does).
+    pub async fn handle_value(
+        &self,
+        event: Value,
+        deadline: Option<Instant>,
+    ) -> Result<Value, EmitterError> {
+        let text = serde_json::value::to_raw_value(&event).expect("a Value always serializes");
+        let returned = self.handle(text, deadline).await?;
+        Ok(serde_json::from_str(returned.get()).expect("the text a Value wrote parses back"))
+    }
+
     async fn publish_for(
         &self,
-        event: &Value,
+        event: &str,
         deadline: Option<Instant>,
         metrics: &mut MetricsRecord,
     ) -> Result<(), EmitterError> {
-        let trigger_source = event
-            .get("triggerSource")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let detail = match decide(event, &self.region, chrono::Utc::now()) {
-            Decision::Publish(detail) => detail,
+        let copy = EventCopy::read(event);
+        let (decision, trigger_source, sub) = match &copy {
+            Ok(copy) => (
+                copy.decide(&self.region, chrono::Utc::now()),
+                copy.trigger_source(),
+                copy.sub_for_logs(),
+            ),
+            Err(reason) => (Decision::Skip(reason.clone()), "", None),
+        };
+        let (detail, dropped) = match decision {
+            Decision::Publish { detail, dropped } => (detail, dropped),
             Decision::Skip(reason) => {
                 metrics.count("Skipped", 1);
-                tracing::info!(trigger_source, reason = reason.code(), detail = ?reason, "not publishing");
+                metrics.property("SkipReason", reason.code());
+                if reason.needs_attention() {
+                    tracing::error!(trigger_source, sub, reason = reason.code(), detail = ?reason, "not publishing: Cognito never sends such an event; check what invoked the function, and back-fill the user if it is real");
+                } else {
+                    tracing::info!(trigger_source, reason = reason.code(), detail = ?reason, "not publishing");
+                }
                 return Ok(());
             }
         };
         let sub = detail.sub.as_str();
         let event_id = detail.event_id.to_string();
+        for violation in &dropped {
+            tracing::warn!(
+                sub,
+                event_id,
+                reason = "OutOfContract",
+                field = violation.field,
+                problem = violation.problem,
+                "optional field left out of UserConfirmed"
+            );
+        }
         let detail_json = serde_json::to_string(&detail).expect("UserConfirmed always serializes");
         let fallback_body = || uc_schemas::to_envelope(&self.config.source, &detail).to_string();
 

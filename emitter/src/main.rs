@@ -1,9 +1,11 @@
 //! The PostConfirmation Lambda: builds configuration and clients once, then serves invocations.
+//! The event stays the JSON text Lambda delivered and goes back as it came; a fail-closed error
+//! reaches Cognito as `UserConfirmedPublishFailed` (`From<EmitterError> for Diagnostic`).
 // The SDK and lambda_runtime futures nest deeply enough to pass the default limit.
 #![recursion_limit = "256"]
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use uc_emitter::{DEADLINE_MARGIN, Emitter, EmitterConfig};
 use uc_runtime::retry::deadline_before;
 
@@ -14,12 +16,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws_config::load_from_env().await;
     let emitter = &Emitter::from_sdk_config(config, &sdk);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = deadline_before(event.context.deadline(), DEADLINE_MARGIN);
-        emitter
-            .handle(event.payload, Some(deadline))
-            .await
-            .map_err(lambda_runtime::Error::from)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let deadline = deadline_before(event.context.deadline(), DEADLINE_MARGIN);
+            emitter.handle(event.payload, Some(deadline)).await
+        },
+    ))
     .await
 }

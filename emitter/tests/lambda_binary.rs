@@ -1,14 +1,20 @@
 //! The real emitter binary, run the way Lambda runs it (under a local Runtime API), against
-//! moto: it answers Cognito correctly, finds its endpoint through `AWS_ENDPOINT_URL`, and never
-//! writes an email address to its logs.
+//! moto: it answers Cognito correctly — the very bytes it was sent, and a stable error type
+//! under fail-closed — finds its endpoint through `AWS_ENDPOINT_URL`, and never writes an email
+//! address to its logs.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use uc_devkit::{LambdaHarness, Moto};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+use uc_devkit::{LambdaHarness, Moto, RunningBinary};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_uc-emitter");
 const EMAIL: &str = "jane.doe+signup@example.com";
+const PUBLISHED: &str = "3f1e2d4c-5b6a-4798-8a1b-2c3d4e5f6a7b";
 
 fn event(trigger: &str, sub: Option<&str>, email: Option<&str>) -> Value {
     let mut attributes = json!({"cognito:user_status": "CONFIRMED", "email_verified": true});
@@ -64,17 +70,25 @@ async fn the_binary_answers_cognito_and_logs_no_email() {
     let cases = [
         event(
             "PostConfirmation_ConfirmSignUp",
-            Some("sub-published"),
+            Some(PUBLISHED),
             Some(EMAIL),
         ),
         event(
             "PostConfirmation_ConfirmForgotPassword",
-            Some("sub-reset"),
+            Some("3f1e2d4c-5b6a-4798-8a1b-00000000e5e7"),
             Some(EMAIL),
         ),
         event("PostConfirmation_ConfirmSignUp", None, Some(EMAIL)),
-        event("PostConfirmation_Unknown", Some("sub-unknown"), Some(EMAIL)),
-        event("PostConfirmation_ConfirmSignUp", Some("sub-phone"), None),
+        event(
+            "PostConfirmation_Unknown",
+            Some("3f1e2d4c-5b6a-4798-8a1b-000000000000"),
+            Some(EMAIL),
+        ),
+        event(
+            "PostConfirmation_ConfirmSignUp",
+            Some("3f1e2d4c-5b6a-4798-8a1b-0000000b0b0e"),
+            None,
+        ),
     ];
     for case in &cases {
         let invocation = harness.invoke(case, Duration::from_secs(3)).await;
@@ -89,7 +103,7 @@ async fn the_binary_answers_cognito_and_logs_no_email() {
     assert_no_pii(&lines);
     let joined = lines.join("\n");
     assert!(
-        joined.contains("sub-published") && joined.contains("published UserConfirmed"),
+        joined.contains(PUBLISHED) && joined.contains("published UserConfirmed"),
         "{joined}"
     );
     assert!(joined.contains("ForgotPassword"), "{joined}");
@@ -99,7 +113,8 @@ async fn the_binary_answers_cognito_and_logs_no_email() {
     );
     assert!(joined.contains("\"Skipped\":1.0"), "{joined}");
 
-    // Fail-closed with nowhere to publish: Cognito gets an error, still without the email.
+    // Fail-closed with nowhere to publish: Cognito gets an error of a stable type, whose message
+    // (which Cognito may show the user) names no user and has no email.
     let failing = LambdaHarness::start(
         BINARY,
         &[
@@ -111,10 +126,23 @@ async fn the_binary_answers_cognito_and_logs_no_email() {
     .await;
     let invocation = failing.invoke(&cases[0], Duration::from_secs(3)).await;
     let error = invocation.result.unwrap_err();
-    assert!(error.to_string().contains("sub-published"), "{error}");
+    assert_eq!(error["errorType"], "UserConfirmedPublishFailed", "{error}");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("could not publish UserConfirmed"),
+        "{error}"
+    );
+    assert!(!message.contains(PUBLISHED), "{error}");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_no_pii(&failing.output());
+    let lines = failing.output();
+    assert_no_pii(&lines);
     assert_no_pii(&[error.to_string()]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(PUBLISHED) && l.contains("not published")),
+        "the function's own log names the sub: {lines:?}"
+    );
 }
 
 #[test]
@@ -131,4 +159,240 @@ fn a_missing_variable_stops_the_cold_start_with_its_name() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(text.contains("EVENT_BUS_NAME is required"), "{text}");
+}
+
+/// A Lambda Runtime API that hands the function JSON *text* and keeps its answers as bytes. The
+/// devkit's harness speaks `serde_json::Value`, which holds neither an unpaired surrogate escape
+/// nor a 30-digit integer exactly, so it could not show that these come back unchanged.
+struct RawRuntimeApi {
+    state: Arc<RawState>,
+    task: tokio::task::JoinHandle<()>,
+    address: String,
+}
+
+#[derive(Default)]
+struct RawState {
+    pending: Mutex<VecDeque<(String, String)>>,
+    answers: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    wake: Notify,
+    answered: Notify,
+}
+
+impl RawRuntimeApi {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(RawState::default());
+        let served = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_raw(stream, served.clone()));
+            }
+        });
+        Self {
+            state,
+            task,
+            address,
+        }
+    }
+
+    /// Runs the emitter binary against this API with `env`.
+    fn run_emitter(&self, env: &[(&str, String)]) -> RunningBinary {
+        let mut all: Vec<(&str, String)> = vec![
+            ("AWS_LAMBDA_RUNTIME_API", self.address.clone()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "local-function".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                "/aws/lambda/local-function".into(),
+            ),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "local".into()),
+        ];
+        all.extend(env.iter().cloned());
+        RunningBinary::start(BINARY, &[], &all)
+    }
+
+    /// Invokes the function with the JSON text `event`; returns `("response" | "error", body)`.
+    async fn invoke(&self, id: &str, event: &str) -> (String, Vec<u8>) {
+        self.state
+            .pending
+            .lock()
+            .unwrap()
+            .push_back((id.to_owned(), event.to_owned()));
+        self.state.wake.notify_waiters();
+        let answer = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let answered = self.state.answered.notified();
+                tokio::pin!(answered);
+                answered.as_mut().enable();
+                if let Some(answer) = self.state.answers.lock().unwrap().remove(id) {
+                    return answer;
+                }
+                answered.await;
+            }
+        });
+        answer.await.unwrap_or_else(|_| panic!("no answer to {id}"))
+    }
+}
+
+impl Drop for RawRuntimeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_raw(mut stream: tokio::net::TcpStream, state: Arc<RawState>) {
+    let mut buffer = Vec::new();
+    loop {
+        // One request: head up to the blank line, then Content-Length bytes of body.
+        let head_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 8192];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while buffer.len() < head_end + length {
+            let mut chunk = [0u8; 8192];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = buffer[head_end..head_end + length].to_vec();
+        buffer.drain(..head_end + length);
+        let path = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+
+        let response = if path.ends_with("/invocation/next") {
+            let (id, event) = loop {
+                let wake = state.wake.notified();
+                tokio::pin!(wake);
+                wake.as_mut().enable();
+                if let Some(next) = state.pending.lock().unwrap().pop_front() {
+                    break next;
+                }
+                wake.await;
+            };
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 3000;
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:000000000000:function:local-function\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
+                event.len()
+            )
+        } else if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
+            let (id, kind) = rest.split_once('/').unwrap_or((rest, ""));
+            state
+                .answers
+                .lock()
+                .unwrap()
+                .insert(id.to_owned(), (kind.to_owned(), body));
+            state.answered.notify_waiters();
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 16\r\n\r\n{\"status\":\"OK\"}\n".to_owned()
+        } else {
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_owned()
+        };
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An event as JSON text with what `serde_json::Value` cannot hold: a 30-digit integer, a number
+/// beyond `f64`, and an unpaired surrogate escape in `clientMetadata` (set by the app client,
+/// never read by the emitter); `user_name` is JSON text too.
+fn raw_event(sub: &str, user_name: &str) -> String {
+    format!(
+        r#"{{"version":"1","region":"us-east-1","userPoolId":"us-east-1_Ab12Cd34E","userName":{user_name},"callerContext":{{"awsSdkVersion":"aws-sdk-js-3","clientId":"1example23456789"}},"triggerSource":"PostConfirmation_ConfirmSignUp","request":{{"userAttributes":{{"sub":"{sub}","cognito:user_status":"CONFIRMED","email_verified":"true","email":"{EMAIL}"}},"clientMetadata":{{"note":"\ud83d\ude00 and a lone \ud800","big":123456789012345678901234567890}}}},"response":{{}},"x":[123456789012345678901234567890,-1e400,0.1]}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_returns_the_exact_bytes_it_was_sent_lone_surrogates_and_huge_numbers_included()
+{
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    aws_sdk_eventbridge::Client::new(&sdk)
+        .create_event_bus()
+        .name("bus")
+        .send()
+        .await
+        .unwrap();
+    let skipped_sub = "3f1e2d4c-5b6a-4798-8a1b-0000000005ce";
+    // Published (the lone surrogate is where the emitter reads nothing), and skipped as out of
+    // contract (the lone surrogate is the user name).
+    let published = raw_event(PUBLISHED, r#""jane""#);
+    let skipped = raw_event(skipped_sub, r#""jane\udfff""#);
+    for text in [&published, &skipped] {
+        assert!(
+            serde_json::from_str::<Value>(text).is_err(),
+            "Value refuses it"
+        );
+    }
+
+    for (policy, bus) in [
+        ("fail-open", "bus"),
+        ("fail-closed", "bus"),
+        ("fail-open", "no-such-bus"),
+        ("fail-closed", "no-such-bus"),
+    ] {
+        let api = RawRuntimeApi::start().await;
+        let binary = api.run_emitter(&[
+            ("EVENT_BUS_NAME", bus.into()),
+            ("FAILURE_POLICY", policy.into()),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ]);
+        for (id, text) in [("req-published", &published), ("req-skipped", &skipped)] {
+            let (kind, body) = api.invoke(id, text).await;
+            let body = String::from_utf8(body).unwrap();
+            if (policy, bus, id) == ("fail-closed", "no-such-bus", "req-published") {
+                assert_eq!(kind, "error", "{body}");
+                let error: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(error["errorType"], "UserConfirmedPublishFailed", "{body}");
+                assert!(!body.contains(PUBLISHED), "{body}");
+                continue;
+            }
+            // Skipping is not a failure: the skipped event comes back under fail-closed too.
+            assert_eq!(kind, "response", "{policy}/{bus} {id}: {body}");
+            assert_eq!(body, *text, "{policy}/{bus} {id}: the very bytes come back");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let lines = binary.output();
+        assert_no_pii(&lines);
+        let joined = lines.join("\n");
+        let outcome = if bus == "bus" {
+            "\"Published\":1.0"
+        } else {
+            "\"Failed\":1.0"
+        };
+        assert!(joined.contains(outcome), "{policy}/{bus}: {joined}");
+        let skip = lines
+            .iter()
+            .find(|l| l.contains("OutOfContract"))
+            .unwrap_or_else(|| panic!("no skip line: {joined}"));
+        assert!(
+            skip.contains("ERROR") && skip.contains(skipped_sub) && skip.contains("username"),
+            "{skip}"
+        );
+        assert!(joined.contains("\"Skipped\":1.0"), "{joined}");
+    }
 }

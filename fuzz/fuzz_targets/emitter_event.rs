@@ -1,12 +1,15 @@
-//! The emitter's handling of a Cognito event, over arbitrary bytes read as JSON.
+//! The emitter's handling of a Cognito event, over arbitrary bytes taken as the invocation's
+//! JSON text (as the runtime hands it over: any JSON, lone surrogate escapes and numbers of any
+//! size included).
 //!
-//! Checks, for every input that is JSON:
-//! - `decide` never panics;
-//! - what it decides to publish is a valid `UserConfirmed` that the worker's parser accepts
-//!   unchanged (as the bare detail PutEvents carries, and as the fallback's envelope), with the
-//!   deterministic event id;
-//! - `Emitter::handle` returns Cognito's event unchanged when publishing succeeds, and when it
-//!   fails under fail-open; under fail-closed it errs exactly when there was something to publish.
+//! Checks, for every input that is JSON text:
+//! - reading and deciding never panic;
+//! - what it decides to publish passes `UserConfirmed::validate` (the JSON Schema's limits) and
+//!   is accepted unchanged by the worker's parser (as the bare detail PutEvents carries, and as
+//!   the fallback's envelope), with the deterministic event id;
+//! - `Emitter::handle` returns the very same text when publishing succeeds, and when it fails
+//!   under fail-open; under fail-closed it errs exactly when there was something to publish,
+//!   with a message that does not name the user.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -14,12 +17,11 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
-use uc_runtime::Failure;
 use uc_emitter::{
-    Decision, Emitter, EmitterConfig, EventPublisher, FailurePolicy, FallbackQueue,
-    decide,
+    Decision, Emitter, EmitterConfig, EmitterError, EventPublisher, FailurePolicy, FallbackQueue,
+    RawValue, decide_text,
 };
+use uc_runtime::Failure;
 use uc_schemas::envelope::MAX_MESSAGE_BYTES;
 use uc_schemas::{DEFAULT_SOURCE, event_id, parse_message, to_envelope};
 
@@ -89,17 +91,28 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(event) = serde_json::from_slice::<Value>(data) else {
+    // Lambda delivers UTF-8 JSON text; the runtime refuses anything else before the handler.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(event) = RawValue::from_string(text.to_owned()) else {
         return;
     };
     let now = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
-    let decision = decide(&event, "eu-west-1", now);
+    let decision = decide_text(event.get(), "eu-west-1", now);
     let publishes = match &decision {
-        Decision::Publish(detail) => {
+        Decision::Publish { detail, dropped } => {
+            assert_eq!(detail.validate(), Ok(()), "published out of contract");
             for value in [&detail.sub, &detail.username, &detail.user_pool_id] {
                 assert!(
                     !value.trim().is_empty() && value.trim() == value,
                     "{value:?}"
+                );
+            }
+            for violation in dropped {
+                assert!(
+                    matches!(violation.field, "email" | "clientId"),
+                    "{violation:?}"
                 );
             }
             assert_eq!(detail.event_id, event_id(&detail.user_pool_id, &detail.sub));
@@ -129,24 +142,25 @@ fuzz_target!(|data: &[u8]| {
             for emitter in [&emitters.publishing, &emitters.failing_open] {
                 let returned = emitter.handle(event.clone(), left).await;
                 assert_eq!(
-                    returned.as_ref(),
-                    Ok(&event),
-                    "the event must come back unchanged"
+                    returned.as_ref().map(|r| r.get()),
+                    Ok(event.get()),
+                    "the event must come back as the very same text"
                 );
             }
-            let closed = emitters
-                .failing_closed
-                .handle(event.clone(), left)
-                .await;
+            let closed = emitters.failing_closed.handle(event.clone(), left).await;
             match closed {
                 Ok(returned) => {
                     assert!(!publishes, "fail-closed hid a failed publish");
-                    assert_eq!(returned, event);
+                    assert_eq!(returned.get(), event.get());
                 }
-                Err(_) => assert!(
-                    publishes,
-                    "fail-closed failed an event it had no reason to publish"
-                ),
+                Err(error) => {
+                    assert!(
+                        publishes,
+                        "fail-closed failed an event it had no reason to publish"
+                    );
+                    let EmitterError::PublishFailed { sub, .. } = &error;
+                    assert!(!error.to_string().contains(sub.as_str()), "{error}");
+                }
             }
         });
     });
