@@ -318,6 +318,7 @@ class Handler(BaseHTTPRequestHandler):
         for pid in ids:
             state.bump("createAttempts")
             state.per_id(pid, "attempts")
+            state.record_trace(pid, self.headers.get("X-Amzn-Trace-Id"))
 
         latency, fault = state.decide_faults(field_names, ids)
         if latency > 0:

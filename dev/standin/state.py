@@ -65,6 +65,17 @@ class State:
             )
             entry[key] += 1
 
+    def record_trace(self, profile_id: Any, trace_header: str | None) -> None:
+        """Keeps the last X-Amzn-Trace-Id seen for a profile id, so tests can follow a trace
+        from the emitter's invocation to the profile store."""
+        if not isinstance(profile_id, str) or not trace_header:
+            return
+        with self.lock:
+            entry = self.counters["perId"].setdefault(
+                profile_id, {"attempts": 0, "created": 0, "duplicates": 0, "faulted": 0}
+            )
+            entry["traceHeader"] = trace_header
+
     def stats(self) -> dict[str, Any]:
         """Counters as JSON.
 
@@ -78,7 +89,8 @@ class State:
          "created": n, "duplicates": n,
          "operations": {topLevelField: n},
          "responses": {"200": n, ...},
-         "perId": {id: {"attempts", "created", "duplicates", "faulted"}},
+         "perId": {id: {"attempts", "created", "duplicates", "faulted",
+                          "traceHeader" (the last X-Amzn-Trace-Id, when one came)}},
          "profiles": n,
          "latencyMs": n,
          "lastAuthFailure": null | {"errorType", "message", "canonicalRequest"?, "stringToSign"?}}

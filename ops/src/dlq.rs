@@ -96,6 +96,7 @@ impl DlqMessage {
             receive_count: self.receive_count,
             sent_at: self.sent_at,
             attributes: self.attributes.clone(),
+            trace_header: None,
         }
     }
 

@@ -12,6 +12,8 @@ use crate::dead_letter::attr;
 pub mod system_attr {
     pub const APPROXIMATE_RECEIVE_COUNT: &str = "ApproximateReceiveCount";
     pub const SENT_TIMESTAMP: &str = "SentTimestamp";
+    /// The X-Ray trace header EventBridge passes on from the publisher's `TraceHeader`.
+    pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub struct MessageMeta {
     pub sent_at: Option<DateTime<Utc>>,
     /// String message attributes.
     pub attributes: HashMap<String, String>,
+    /// The X-Ray trace header (`Root=1-…;Parent=…;Sampled=…`) the message carries, if any.
+    pub trace_header: Option<String>,
 }
 
 impl MessageMeta {
@@ -40,6 +44,9 @@ impl MessageMeta {
                 .and_then(|t| t.parse::<i64>().ok())
                 .and_then(DateTime::from_timestamp_millis),
             attributes: attributes.into_iter().collect(),
+            trace_header: system(system_attr::AWS_TRACE_HEADER)
+                .filter(|t| is_trace_header(t))
+                .map(str::to_owned),
         }
     }
 
@@ -53,6 +60,12 @@ impl MessageMeta {
     }
 }
 
+/// A plausible X-Ray header: printable ASCII, bounded, so a hostile value can neither break a
+/// log line nor an HTTP header.
+fn is_trace_header(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 256 && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +75,9 @@ mod tests {
         let system = |name: &str| match name {
             system_attr::APPROXIMATE_RECEIVE_COUNT => Some("3"),
             system_attr::SENT_TIMESTAMP => Some("1700000000000"),
+            system_attr::AWS_TRACE_HEADER => {
+                Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+            }
             _ => None,
         };
         let meta = MessageMeta::from_sqs(Some("m-1"), system, [("k".to_owned(), "v".to_owned())]);
@@ -69,6 +85,12 @@ mod tests {
         assert_eq!(meta.receive_count, 3);
         assert_eq!(meta.sent_at.unwrap().timestamp(), 1_700_000_000);
         assert_eq!(meta.first_seen_at(), meta.sent_at);
+        assert_eq!(
+            meta.trace_header.as_deref(),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+        );
+        let hostile = MessageMeta::from_sqs(None, |_| Some("Root=1\r\nX-Evil: 1"), []);
+        assert_eq!(hostile.trace_header, None, "not a header value to pass on");
 
         let bare = MessageMeta::from_sqs(None, |_| None, []);
         assert_eq!((bare.message_id.as_str(), bare.receive_count), ("", 1));

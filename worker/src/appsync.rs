@@ -18,7 +18,14 @@ use crate::classify::Answer;
 /// What the worker needs from a GraphQL endpoint: post a body, and renew credentials after
 /// the endpoint refused them.
 pub trait GraphQlEndpoint: Send + Sync {
-    fn post(&self, body: Vec<u8>, timeout: Duration) -> impl Future<Output = Answer> + Send;
+    /// Posts `body`; `trace_header` (an X-Ray header) travels as `X-Amzn-Trace-Id`, so the
+    /// request joins the trace the sign-up started.
+    fn post(
+        &self,
+        body: Vec<u8>,
+        timeout: Duration,
+        trace_header: Option<&str>,
+    ) -> impl Future<Output = Answer> + Send;
     fn refresh_credentials(&self) -> impl Future<Output = ()> + Send;
 }
 
@@ -168,7 +175,7 @@ impl AppSyncClient {
 }
 
 impl GraphQlEndpoint for AppSyncClient {
-    async fn post(&self, body: Vec<u8>, timeout: Duration) -> Answer {
+    async fn post(&self, body: Vec<u8>, timeout: Duration, trace_header: Option<&str>) -> Answer {
         let credentials = match self.credentials.get().await {
             Ok(c) => c,
             Err(e) => return Answer::Transport(format!("credentials unavailable: {e}")),
@@ -182,6 +189,12 @@ impl GraphQlEndpoint for AppSyncClient {
             Err(e) => return Answer::Transport(e.to_string()),
         };
         *request.timeout_mut() = Some(timeout);
+        // Not signed (aws-sigv4 leaves X-Amzn-Trace-Id out of the signature, as AWS does).
+        if let Some(value) =
+            trace_header.and_then(|t| reqwest::header::HeaderValue::from_str(t).ok())
+        {
+            request.headers_mut().insert("x-amzn-trace-id", value);
+        }
         let response = match self.http.execute(request).await {
             Ok(r) => r,
             Err(e) => return transport_answer(&e),

@@ -41,6 +41,9 @@ pub struct WorkerConfig {
     pub provenance: Provenance,
     /// `VERIFY_USER` (`none` or `cognito`), `VERIFY_USER_RPS`, `VERIFY_USER_CACHE_SECONDS`.
     pub verify_user: VerifyUser,
+    /// `PROFILE_CREATED_EVENTS=true` with `EVENT_BUS_NAME`: the bus each created profile is
+    /// announced on as `ProfileCreated` (source: the first of `EVENT_SOURCE`).
+    pub profile_created_bus: Option<String>,
 }
 
 /// The optional strict mode: look each user up in Cognito before creating their profile.
@@ -138,7 +141,15 @@ impl WorkerConfig {
                 });
             }
         };
+        let profile_created_bus =
+            match env.choice("PROFILE_CREATED_EVENTS", "false", &["true", "false"])? {
+                "true" => Some(env.optional("EVENT_BUS_NAME").ok_or(ConfigError::Missing(
+                    "EVENT_BUS_NAME (the bus PROFILE_CREATED_EVENTS=true announces on)",
+                ))?),
+                _ => None,
+            };
         Ok(Self {
+            profile_created_bus,
             provenance: Provenance {
                 sources,
                 user_pools,

@@ -94,6 +94,7 @@ pub async fn handle_batch<H: MessageHandler>(
 
     let mut metrics = MetricsRecord::new("worker");
     metrics.count("Messages", reports.len() as u64);
+    handler.after_batch(&reports, deadline, &mut metrics).await;
     let mut failures = Vec::new();
     let mut unidentified = 0;
     for report in &reports {

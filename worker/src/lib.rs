@@ -2,6 +2,7 @@
 //! mutation. One core ([`processor`]) serves the Lambda front end ([`lambda`]), the long-poll
 //! front end ([`poller`]) and the ops CLI's DLQ replay.
 
+pub mod announce;
 pub mod appsync;
 pub mod classify;
 pub mod config;
@@ -61,10 +62,23 @@ pub async fn build_worker(
             ttl,
         )),
     };
-    Ok(Worker::new(
-        writer,
-        dead_letters,
-        config.provenance.clone(),
-        users,
-    ))
+    let worker = Worker::new(writer, dead_letters, config.provenance.clone(), users);
+    Ok(match &config.profile_created_bus {
+        None => worker,
+        Some(bus) => {
+            // The announcer's retries are its own (the shared runner), so the SDK's are off.
+            let client = aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(sdk)
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .build(),
+            );
+            let source = config
+                .provenance
+                .sources
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            worker.announcing(announce::ProfileAnnouncer::new(client, bus.clone(), source))
+        }
+    })
 }

@@ -214,6 +214,7 @@ impl<H: MessageHandler> Poller<H> {
                 .wait_time_seconds(self.settings.wait_time_seconds)
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
                 .message_attribute_names("All")
                 .send();
             // Not cancelled on shutdown: a cancelled receive may still have taken messages,
@@ -320,6 +321,7 @@ impl<H: MessageHandler> Poller<H> {
     async fn settle(&self, reports: Vec<MessageReport>, receipts: &HashMap<String, (String, u32)>) {
         let mut metrics = MetricsRecord::new("worker");
         metrics.count("Messages", reports.len() as u64);
+        self.handler.after_batch(&reports, None, &mut metrics).await;
         let mut deletes = Vec::new();
         for report in &reports {
             report.add_to(&mut metrics);

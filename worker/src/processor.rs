@@ -10,8 +10,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uc_runtime::{GaveUp, MetricsRecord, RetryPolicy};
 use uc_schemas::dead_letter::stage;
-use uc_schemas::{FailureRecord, MessageMeta, Provenance, UserConfirmed, parse_message};
+use uc_schemas::{
+    FailureRecord, MessageMeta, Origin, ProfileCreated, ProfileStore, Provenance, UserConfirmed,
+    parse_message,
+};
 
+use crate::announce::ProfileAnnouncer;
 use crate::appsync::GraphQlEndpoint;
 use crate::classify::{Outcome, classify};
 use crate::dead_letter::DeadLetterSink;
@@ -64,8 +68,14 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
         self.limit.current()
     }
 
-    /// Creates `event`'s profile, retrying retryable failures until attempts or `deadline` run out.
-    pub async fn write(&self, event: &UserConfirmed, deadline: Option<Instant>) -> WriteReport {
+    /// Creates `event`'s profile, retrying retryable failures until attempts or `deadline` run
+    /// out; `trace_header` joins each request to the sign-up's trace.
+    pub async fn write(
+        &self,
+        event: &UserConfirmed,
+        deadline: Option<Instant>,
+        trace_header: Option<&str>,
+    ) -> WriteReport {
         let body = self.mutation.request_body(event);
         let refreshed = AtomicBool::new(false);
         let latencies = Mutex::new(Vec::new());
@@ -77,7 +87,7 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
                 let started = Instant::now();
                 let answer = self
                     .endpoint
-                    .post(body, attempt.bound(self.request_timeout))
+                    .post(body, attempt.bound(self.request_timeout), trace_header)
                     .await;
                 latencies
                     .lock()
@@ -177,6 +187,10 @@ pub struct MessageReport {
     pub attempts: u32,
     pub latencies_ms: Vec<f64>,
     pub sub: Option<String>,
+    /// The announcement for a profile this message created.
+    pub created: Option<ProfileCreated>,
+    /// Sign-up → profile, for a live sign-up whose profile this message created.
+    pub lag_ms: Option<f64>,
 }
 
 impl MessageReport {
@@ -188,6 +202,8 @@ impl MessageReport {
             attempts: 0,
             latencies_ms: vec![],
             sub,
+            created: None,
+            lag_ms: None,
         }
     }
 
@@ -201,6 +217,8 @@ impl MessageReport {
             attempts: 0,
             latencies_ms: vec![],
             sub: None,
+            created: None,
+            lag_ms: None,
         }
     }
 
@@ -221,6 +239,9 @@ impl MessageReport {
         for latency in &self.latencies_ms {
             metrics.timing_ms("AppSyncLatency", *latency);
         }
+        if let Some(lag) = self.lag_ms {
+            metrics.timing_ms("SignUpToProfileLag", lag);
+        }
     }
 }
 
@@ -232,6 +253,17 @@ pub trait MessageHandler: Send + Sync + 'static {
         meta: MessageMeta,
         deadline: Option<Instant>,
     ) -> impl Future<Output = MessageReport> + Send;
+
+    /// After a batch is processed, before its messages are settled: the production worker
+    /// announces the profiles it created. Never fails a message.
+    fn after_batch(
+        &self,
+        _reports: &[MessageReport],
+        _deadline: Option<Instant>,
+        _metrics: &mut MetricsRecord,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// The production handler: what it accepts ([`Provenance`], and in strict mode a user check),
@@ -241,6 +273,7 @@ pub struct Worker<E, D, U = CognitoUsers> {
     dead_letters: Option<D>,
     provenance: Provenance,
     users: Option<U>,
+    announcer: Option<ProfileAnnouncer>,
 }
 
 impl<E: GraphQlEndpoint, D: DeadLetterSink, U: UserDirectory> Worker<E, D, U> {
@@ -255,7 +288,14 @@ impl<E: GraphQlEndpoint, D: DeadLetterSink, U: UserDirectory> Worker<E, D, U> {
             dead_letters,
             provenance,
             users,
+            announcer: None,
         }
+    }
+
+    /// Announces each created profile as a `ProfileCreated` event.
+    pub fn announcing(mut self, announcer: ProfileAnnouncer) -> Self {
+        self.announcer = Some(announcer);
+        self
     }
 
     pub fn writer(&self) -> &ProfileWriter<E> {
@@ -288,6 +328,22 @@ where
     D: DeadLetterSink + 'static,
     U: UserDirectory + 'static,
 {
+    async fn after_batch(
+        &self,
+        reports: &[MessageReport],
+        deadline: Option<Instant>,
+        metrics: &mut MetricsRecord,
+    ) {
+        let Some(announcer) = &self.announcer else {
+            return;
+        };
+        let created: Vec<ProfileCreated> =
+            reports.iter().filter_map(|r| r.created.clone()).collect();
+        if !created.is_empty() {
+            announcer.announce(&created, deadline, metrics).await;
+        }
+    }
+
     async fn handle(
         &self,
         body: String,
@@ -347,7 +403,8 @@ where
             return MessageReport::unwritten(message_id, disposition, Some(sub));
         }
         let event = received.detail;
-        let report = self.writer.write(&event, deadline).await;
+        let trace = meta.trace_header.as_deref();
+        let report = self.writer.write(&event, deadline, trace).await;
         let sub = event.sub.clone();
         let event_id = event.event_id.to_string();
         let disposition = match &report.outcome {
@@ -378,6 +435,7 @@ where
                 event_id,
                 outcome,
                 attempts,
+                trace = trace,
                 "profile written"
             );
         } else {
@@ -388,15 +446,26 @@ where
                 outcome,
                 attempts,
                 receive_count = meta.receive_count,
+                trace = trace,
                 "profile not written"
             );
         }
+        let now = chrono::Utc::now();
+        let created = matches!(disposition, Disposition::Created);
         MessageReport {
             message_id,
             disposition,
             attempts,
             latencies_ms: report.latencies_ms,
             sub: Some(sub),
+            created: created.then(|| ProfileCreated::new(&event, now, ProfileStore::Appsync)),
+            // Back-fills and reconciliations carry the account's creation time, not a sign-up's.
+            lag_ms: (created && event.origin == Origin::PostConfirmation).then(|| {
+                (now - event.confirmed_at)
+                    .num_microseconds()
+                    .unwrap_or(i64::MAX) as f64
+                    / 1000.0
+            }),
         }
     }
 }

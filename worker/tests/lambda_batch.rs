@@ -234,6 +234,8 @@ impl MessageHandler for PanicsOn {
             attempts: 1,
             latencies_ms: vec![],
             sub: None,
+            created: None,
+            lag_ms: None,
         }
     }
 }
@@ -259,4 +261,35 @@ async fn a_failure_without_message_id_fails_the_whole_batch() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("no messageId"), "{error}");
+}
+
+/// Issue 14: a message carrying `AWSTraceHeader` (EventBridge passes the emitter's
+/// `TraceHeader` on to SQS as that system attribute) reaches AppSync as `X-Amzn-Trace-Id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_header_travels_to_appsync() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let standin = AppSyncStandIn::start(&[]);
+    let worker = Arc::new(
+        build_worker(&config(&standin, None).await, &sdk)
+            .await
+            .unwrap(),
+    );
+    let trace = "Root=1-6751f0a2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1";
+    let mut batch = sqs_event(&[
+        ("m-traced", body("sub-traced")),
+        ("m-plain", body("sub-plain")),
+    ]);
+    batch.records[0]
+        .attributes
+        .insert("AWSTraceHeader".into(), trace.into());
+    let response = handle_batch(worker, batch, None, 2).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let stats = standin.stats().await;
+    assert_eq!(stats["perId"][sub("sub-traced")]["traceHeader"], trace);
+    assert!(
+        stats["perId"][sub("sub-plain")]
+            .get("traceHeader")
+            .is_none()
+    );
 }

@@ -67,7 +67,11 @@ async fn signed_requests_verify_with_long_term_and_session_credentials() {
         Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"),
     );
     let answer = plain
-        .post(create("sub-plain"), Duration::from_secs(5))
+        .post(
+            create("sub-plain"),
+            Duration::from_secs(5),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
+        )
         .await;
     assert_eq!(
         status_and_type(&answer),
@@ -81,13 +85,18 @@ async fn signed_requests_verify_with_long_term_and_session_credentials() {
         Credentials::new(TOKEN_KEY, TOKEN_SECRET, Some(TOKEN.into()), None, "test"),
     );
     let answer = session
-        .post(create("sub-session"), Duration::from_secs(5))
+        .post(create("sub-session"), Duration::from_secs(5), None)
         .await;
     assert_eq!(status_and_type(&answer), (200, String::new()), "{answer:?}");
 
     let stats = standin.stats().await;
     assert_eq!(stats["created"], 2, "{stats}");
     assert_eq!(stats["sessionTokenRequests"], 1, "{stats}");
+    // The trace header travels unsigned: the signature still verifies with it present.
+    assert_eq!(
+        stats["perId"]["sub-plain"]["traceHeader"],
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+    );
     let ids: Vec<String> = standin
         .profiles()
         .await
@@ -216,7 +225,7 @@ async fn refused_credentials_are_refreshed_once_then_permanent() {
         "../../schemas/examples/detail.email-alias.json"
     ))
     .unwrap();
-    let report = writer.write(&event, None).await;
+    let report = writer.write(&event, None, None).await;
     assert_eq!(
         report.outcome,
         Outcome::Permanent {
