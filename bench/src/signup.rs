@@ -220,7 +220,10 @@ pub async fn run(
             emitter.output().last()
         );
         floor
-            .publish(&serde_json::to_string(&events::user_confirmed(900, i)).unwrap())
+            .publish(
+                &serde_json::to_string(&events::user_confirmed(900, i)).unwrap(),
+                None,
+            )
             .await
             .expect("PutEvents on moto");
         for (k, b) in baselines.iter().enumerate() {
@@ -260,7 +263,7 @@ pub async fn run(
                 e_err += failed as usize;
                 let detail = serde_json::to_string(&events::user_confirmed(series + 1, i)).unwrap();
                 let started = Instant::now();
-                let published = floor.publish(&detail).await;
+                let published = floor.publish(&detail, None).await;
                 f.push(ms(started.elapsed()));
                 f_err += published.is_err() as usize;
             }

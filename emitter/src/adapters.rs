@@ -48,12 +48,13 @@ impl EventBridgePublisher {
 }
 
 impl EventPublisher for EventBridgePublisher {
-    async fn publish(&self, detail_json: &str) -> Result<(), Failure> {
+    async fn publish(&self, detail_json: &str, trace_header: Option<&str>) -> Result<(), Failure> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(&self.source)
             .detail_type(DETAIL_TYPE)
             .detail(detail_json)
+            .set_trace_header(trace_header.map(str::to_owned))
             .build();
         let output = self
             .client
@@ -96,11 +97,21 @@ impl SqsFallback {
 }
 
 impl FallbackQueue for SqsFallback {
-    async fn send(&self, body: &str) -> Result<(), Failure> {
+    async fn send(&self, body: &str, trace_header: Option<&str>) -> Result<(), Failure> {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .set_message_system_attributes(trace_header.map(|header| {
+                std::collections::HashMap::from([(
+                    aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
+                    aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(header)
+                        .build()
+                        .expect("data type set"),
+                )])
+            }))
             .send()
             .await
             .map(|_| ())

@@ -91,9 +91,23 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
         event: Box<RawValue>,
         deadline: Option<Instant>,
     ) -> Result<Box<RawValue>, EmitterError> {
+        self.handle_traced(event, deadline, None).await
+    }
+
+    /// [`Emitter::handle`] within a trace: `trace_header` (the invocation's X-Ray trace id) goes
+    /// on with the event — PutEvents' `TraceHeader`, or the fallback's `AWSTraceHeader` — so
+    /// the worker's AppSync call joins the same trace.
+    pub async fn handle_traced(
+        &self,
+        event: Box<RawValue>,
+        deadline: Option<Instant>,
+        trace_header: Option<&str>,
+    ) -> Result<Box<RawValue>, EmitterError> {
         let started = Instant::now();
         let mut metrics = MetricsRecord::new("emitter");
-        let result = self.publish_for(event.get(), deadline, &mut metrics).await;
+        let result = self
+            .publish_for(event.get(), deadline, trace_header, &mut metrics)
+            .await;
         metrics.timing_ms("HandlerLatency", started.elapsed().as_secs_f64() * 1000.0);
         metrics.emit();
         result.map(|()| event)
@@ -120,6 +134,7 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
         &self,
         event: &str,
         deadline: Option<Instant>,
+        trace_header: Option<&str>,
         metrics: &mut MetricsRecord,
     ) -> Result<(), EmitterError> {
         let copy = EventCopy::read(event);
@@ -168,6 +183,7 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
                 &detail_json,
                 fallback_body,
                 deadline,
+                trace_header,
             )
             .await;
         metrics.timing_ms("PublishLatency", started.elapsed().as_secs_f64() * 1000.0);

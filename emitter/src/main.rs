@@ -19,7 +19,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
             let deadline = deadline_before(event.context.deadline(), DEADLINE_MARGIN);
-            emitter.handle(event.payload, Some(deadline)).await
+            let trace = event.context.xray_trace_id.as_deref();
+            emitter
+                .handle_traced(event.payload, Some(deadline), trace)
+                .await
         },
     ))
     .await

@@ -11,14 +11,24 @@ use uc_runtime::{Failure, GaveUp, RetryPolicy};
 /// Where events are published: EventBridge in production.
 pub trait EventPublisher: Send + Sync {
     /// Publishes one event (`detail` is the JSON text) and succeeds only if the entry was
-    /// accepted: a 200 answer with a failed entry is an error.
-    fn publish(&self, detail_json: &str) -> impl Future<Output = Result<(), Failure>> + Send;
+    /// accepted: a 200 answer with a failed entry is an error. `trace_header` (the
+    /// invocation's X-Ray header) goes on as the entry's `TraceHeader`.
+    fn publish(
+        &self,
+        detail_json: &str,
+        trace_header: Option<&str>,
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
 }
 
 /// Where events go when they cannot be published: the worker's own queue.
 pub trait FallbackQueue: Send + Sync {
-    /// Sends one message body (an EventBridge-shaped envelope).
-    fn send(&self, body: &str) -> impl Future<Output = Result<(), Failure>> + Send;
+    /// Sends one message body (an EventBridge-shaped envelope), with `trace_header` as the
+    /// message's `AWSTraceHeader`, as EventBridge would have passed it on.
+    fn send(
+        &self,
+        body: &str,
+        trace_header: Option<&str>,
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
 }
 
 /// How hard to try, and for how long.
@@ -103,6 +113,7 @@ impl PublishPolicy {
         detail_json: &str,
         fallback_body: impl FnOnce() -> String,
         deadline: Option<Instant>,
+        trace_header: Option<&str>,
     ) -> PublishOutcome {
         let start = Instant::now();
         let mut end = start + self.budget;
@@ -120,7 +131,7 @@ impl PublishPolicy {
         let attempt = |attempt: uc_runtime::Attempt| {
             bounded(
                 attempt.bound(self.attempt_timeout),
-                publisher.publish(detail_json),
+                publisher.publish(detail_json, trace_header),
             )
         };
         let notify = |e: &Failure, delay: Duration| {
@@ -160,7 +171,7 @@ impl PublishPolicy {
         }
         match bounded(
             self.attempt_timeout.min(left),
-            fallback.send(&fallback_body()),
+            fallback.send(&fallback_body(), trace_header),
         )
         .await
         {
@@ -210,13 +221,13 @@ mod tests {
     }
 
     impl EventPublisher for Script {
-        async fn publish(&self, _: &str) -> Result<(), Failure> {
+        async fn publish(&self, _: &str, _: Option<&str>) -> Result<(), Failure> {
             self.next().await
         }
     }
 
     impl FallbackQueue for Script {
-        async fn send(&self, _: &str) -> Result<(), Failure> {
+        async fn send(&self, _: &str, _: Option<&str>) -> Result<(), Failure> {
             self.next().await
         }
     }
@@ -240,7 +251,7 @@ mod tests {
     async fn retries_retryable_failures_until_published() {
         let publisher = Script::new(vec![Err(flaky()), Err(flaky())], Duration::from_millis(5));
         let outcome = policy()
-            .run(&publisher, None::<&Script>, "{}", String::new, None)
+            .run(&publisher, None::<&Script>, "{}", String::new, None, None)
             .await;
         assert_eq!(outcome, PublishOutcome::Published { attempts: 3 });
     }
@@ -256,7 +267,14 @@ mod tests {
         );
         let fallback = Script::new(vec![], Duration::ZERO);
         let outcome = policy()
-            .run(&publisher, Some(&fallback), "{}", || "body".into(), None)
+            .run(
+                &publisher,
+                Some(&fallback),
+                "{}",
+                || "body".into(),
+                None,
+                None,
+            )
             .await;
         assert!(
             matches!(outcome, PublishOutcome::FellBack { attempts: 1, .. }),
@@ -271,7 +289,14 @@ mod tests {
         let fallback = Script::new(vec![], Duration::from_secs(60));
         let start = Instant::now();
         let outcome = policy()
-            .run(&publisher, Some(&fallback), "{}", || "body".into(), None)
+            .run(
+                &publisher,
+                Some(&fallback),
+                "{}",
+                || "body".into(),
+                None,
+                None,
+            )
             .await;
         assert!(
             start.elapsed() <= policy().budget,
@@ -304,6 +329,7 @@ mod tests {
                 "{}",
                 String::new,
                 Some(deadline),
+                None,
             )
             .await;
         assert!(start.elapsed() <= Duration::from_millis(700));

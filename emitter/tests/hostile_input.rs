@@ -53,13 +53,13 @@ impl Recorder {
 struct Port(Arc<Recorder>);
 
 impl EventPublisher for Port {
-    async fn publish(&self, detail_json: &str) -> Result<(), Failure> {
+    async fn publish(&self, detail_json: &str, _: Option<&str>) -> Result<(), Failure> {
         self.0.record(detail_json)
     }
 }
 
 impl FallbackQueue for Port {
-    async fn send(&self, body: &str) -> Result<(), Failure> {
+    async fn send(&self, body: &str, _: Option<&str>) -> Result<(), Failure> {
         self.0.record(body)
     }
 }

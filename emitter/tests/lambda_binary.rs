@@ -396,3 +396,86 @@ async fn the_binary_returns_the_exact_bytes_it_was_sent_lone_surrogates_and_huge
         assert!(joined.contains("\"Skipped\":1.0"), "{joined}");
     }
 }
+
+/// Issue 14: the invocation's X-Ray trace id goes on with the event — PutEvents' `TraceHeader`
+/// (EventBridge hands it to SQS as `AWSTraceHeader`), and when PutEvents fails, the fallback
+/// message's own `AWSTraceHeader` — so the worker's AppSync call joins the same trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invocations_trace_id_travels_with_the_event() {
+    let events = uc_devkit::ScriptedHttp::start(vec![uc_devkit::Answer::json(
+        200,
+        json!({"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}),
+    )])
+    .await;
+    let env = vec![
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", events.endpoint()),
+        ("EVENT_BUS_NAME", "bus".to_owned()),
+    ];
+    let harness = LambdaHarness::start(BINARY, &env).await;
+    let invocation = harness
+        .invoke(
+            &event(
+                "PostConfirmation_ConfirmSignUp",
+                Some(PUBLISHED),
+                Some(EMAIL),
+            ),
+            Duration::from_secs(3),
+        )
+        .await;
+    invocation.result.expect("answered");
+    let requests = events.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let body: Value = serde_json::from_str(&requests[0]).unwrap();
+    assert_eq!(
+        body["Entries"][0]["TraceHeader"],
+        invocation.trace_id.as_str()
+    );
+
+    // The fallback: EventBridge refuses, the message goes to the queue with the same trace.
+    let moto = Moto::start();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let queue = sqs
+        .create_queue()
+        .queue_name("fallback")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let env = vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("EVENT_BUS_NAME", "no-such-bus".to_owned()),
+        ("FALLBACK_QUEUE_URL", queue.clone()),
+    ];
+    let harness = LambdaHarness::start(BINARY, &env).await;
+    let invocation = harness
+        .invoke(
+            &event(
+                "PostConfirmation_ConfirmSignUp",
+                Some(PUBLISHED),
+                Some(EMAIL),
+            ),
+            Duration::from_secs(3),
+        )
+        .await;
+    invocation.result.expect("answered");
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader,
+        )
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let message = &received.messages()[0];
+    assert_eq!(
+        message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader))
+            .map(String::as_str),
+        Some(invocation.trace_id.as_str()),
+        "moto keeps AWSTraceHeader on SendMessage"
+    );
+}

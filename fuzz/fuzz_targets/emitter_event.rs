@@ -29,7 +29,7 @@ use uc_schemas::{DEFAULT_SOURCE, event_id, parse_message, to_envelope};
 struct Port(bool);
 
 impl EventPublisher for Port {
-    async fn publish(&self, _: &str) -> Result<(), Failure> {
+    async fn publish(&self, _: &str, _: Option<&str>) -> Result<(), Failure> {
         if self.0 {
             Ok(())
         } else {
@@ -39,7 +39,7 @@ impl EventPublisher for Port {
 }
 
 impl FallbackQueue for Port {
-    async fn send(&self, _: &str) -> Result<(), Failure> {
+    async fn send(&self, _: &str, _: Option<&str>) -> Result<(), Failure> {
         if self.0 {
             Ok(())
         } else {

@@ -34,6 +34,14 @@ pub struct Invocation {
     pub result: Result<serde_json::Value, serde_json::Value>,
     /// From handing the event over to receiving the answer.
     pub elapsed: Duration,
+    /// The X-Ray trace id this invocation was handed (`Lambda-Runtime-Trace-Id`).
+    pub trace_id: String,
+}
+
+/// The X-Ray trace header the Runtime API hands the invocation `id` (unique per invocation).
+pub fn trace_id_for(id: &str) -> String {
+    let digits: String = id.chars().filter(char::is_ascii_digit).collect();
+    format!("Root=1-6751f0a2-{digits:0>24};Parent=53995c3f42cd8ad8;Sampled=1")
 }
 
 impl LambdaHarness {
@@ -97,6 +105,7 @@ impl LambdaHarness {
                 return Invocation {
                     result: if ok { Ok(value) } else { Err(value) },
                     elapsed: start.elapsed(),
+                    trace_id: trace_id_for(&id),
                 };
             }
             assert!(
@@ -142,7 +151,8 @@ async fn serve_runtime_api(mut stream: tokio::net::TcpStream, api: Arc<RuntimeAp
                 wake.await;
             };
             format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:{REGION}:000000000000:function:local-function\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:{REGION}:000000000000:function:local-function\r\nlambda-runtime-trace-id: {}\r\ncontent-length: {}\r\n\r\n{event}",
+                trace_id_for(&id),
                 event.len()
             )
         } else if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
