@@ -76,6 +76,7 @@ pub async fn run(worker: &Path, settings: &Settings) -> Vec<Level> {
             worker.to_str().unwrap(),
             &[
                 ("APPSYNC_GRAPHQL_URL", endpoint.url()),
+                ("USER_POOL_ID", events::USER_POOL_ID.into()),
                 ("CONCURRENCY", concurrency.to_string()),
                 ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".into()),
             ],
