@@ -479,3 +479,44 @@ async fn the_invocations_trace_id_travels_with_the_event() {
         "moto keeps AWSTraceHeader on SendMessage"
     );
 }
+
+/// Issue 12: no log level prints the Cognito event or an email — not even RUST_LOG=trace, at
+/// which the Lambda runtime would log the raw event and the SDK the request bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_log_trace_prints_no_email() {
+    let moto = Moto::start();
+    aws_sdk_eventbridge::Client::new(&moto.sdk_config().await)
+        .create_event_bus()
+        .name("bus")
+        .send()
+        .await
+        .unwrap();
+    let harness = LambdaHarness::start(
+        BINARY,
+        &[
+            ("EVENT_BUS_NAME", "bus".into()),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("RUST_LOG", "trace".into()),
+        ],
+    )
+    .await;
+    let invocation = harness
+        .invoke(
+            &event(
+                "PostConfirmation_ConfirmSignUp",
+                Some(PUBLISHED),
+                Some(EMAIL),
+            ),
+            Duration::from_secs(3),
+        )
+        .await;
+    invocation.result.expect("answered");
+    let lines = harness.output();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"level\":\"TRACE\"") || l.contains("\"level\":\"DEBUG\"")),
+        "trace logging is on: {lines:?}"
+    );
+    assert_no_pii(&lines);
+}
