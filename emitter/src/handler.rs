@@ -195,24 +195,49 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
                 tracing::info!(sub, event_id, attempts, "published UserConfirmed");
                 Ok(())
             }
-            PublishOutcome::FellBack { attempts, error } => {
+            PublishOutcome::FellBack {
+                attempts,
+                error,
+                maybe_published,
+            } => {
+                // Delivered (through the queue) either way: a success under both policies, even
+                // when EventBridge may have the event too — the worker and consumers dedupe on
+                // eventId.
                 metrics.count("Fallback", 1);
-                tracing::warn!(sub, event_id, attempts, code = %error.code, error = %uc_runtime::redact_emails(&error.message), "PutEvents failed; sent to the fallback queue");
+                if maybe_published {
+                    metrics.count("Unknown", 1);
+                }
+                tracing::warn!(sub, event_id, attempts, maybe_published, code = %error.code, error = %uc_runtime::redact_emails(&error.message), "PutEvents failed; sent to the fallback queue");
                 Ok(())
             }
             PublishOutcome::Failed {
                 attempts,
                 error,
                 fallback_error,
+                maybe_published,
             } => {
-                metrics.count("Failed", 1);
                 let fallback_code = fallback_error.as_ref().map(|e| e.code.as_str());
-                tracing::error!(
-                    sub, event_id, attempts,
-                    code = %error.code, error = %uc_runtime::redact_emails(&error.message), fallback = ?fallback_code,
-                    policy = ?self.config.failure_policy,
-                    "UserConfirmed not published; the profile needs a back-fill"
-                );
+                if maybe_published {
+                    // A timed-out PutEvents may have gone through: not a known failure. The
+                    // reconciler (or a back-fill) closes the gap if it did not; the worker's
+                    // idempotency absorbs it if it did.
+                    metrics.count("Unknown", 1);
+                    tracing::error!(
+                        sub, event_id, attempts,
+                        code = %error.code, error = %uc_runtime::redact_emails(&error.message), fallback = ?fallback_code,
+                        policy = ?self.config.failure_policy,
+                        "UserConfirmed possibly published (an attempt timed out); not confirmed"
+                    );
+                } else {
+                    metrics.count("Failed", 1);
+                    tracing::error!(
+                        sub, event_id, attempts,
+                        code = %error.code, error = %uc_runtime::redact_emails(&error.message), fallback = ?fallback_code,
+                        policy = ?self.config.failure_policy,
+                        "UserConfirmed not published; the profile needs a back-fill"
+                    );
+                }
+                // Fail-closed refuses whatever is not known delivered: an unknown outcome too.
                 match self.config.failure_policy {
                     FailurePolicy::FailOpen => Ok(()),
                     FailurePolicy::FailClosed => Err(EmitterError::PublishFailed {

@@ -70,12 +70,17 @@ pub enum PublishOutcome {
     FellBack {
         attempts: usize,
         error: Failure,
+        /// An attempt timed out: EventBridge may have the event too (the worker dedupes).
+        maybe_published: bool,
     },
     /// Neither worked within the budget.
     Failed {
         attempts: usize,
         error: Failure,
         fallback_error: Option<Failure>,
+        /// An attempt timed out: the event may have been published after all ("unknown", not
+        /// "failed").
+        maybe_published: bool,
     },
 }
 
@@ -134,7 +139,11 @@ impl PublishPolicy {
                 publisher.publish(detail_json, trace_header),
             )
         };
+        let unknown = std::sync::atomic::AtomicBool::new(false);
         let notify = |e: &Failure, delay: Duration| {
+            if e.outcome_unknown() {
+                unknown.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             tracing::warn!(code = %e.code, retry_in_ms = delay.as_millis() as u64, "PutEvents attempt failed; retrying");
         };
         let (attempts, error) = match self.retry().run(Some(publish_end), attempt, notify).await {
@@ -151,12 +160,14 @@ impl PublishPolicy {
                 }),
             ),
         };
+        let maybe_published = unknown.into_inner() || error.outcome_unknown();
 
         let Some(fallback) = fallback else {
             return PublishOutcome::Failed {
                 attempts,
                 error,
                 fallback_error: None,
+                maybe_published,
             };
         };
         let left = end.saturating_duration_since(Instant::now());
@@ -167,6 +178,7 @@ impl PublishPolicy {
                 attempts,
                 error,
                 fallback_error: Some(fallback_error),
+                maybe_published,
             };
         }
         match bounded(
@@ -175,11 +187,16 @@ impl PublishPolicy {
         )
         .await
         {
-            Ok(()) => PublishOutcome::FellBack { attempts, error },
+            Ok(()) => PublishOutcome::FellBack {
+                attempts,
+                error,
+                maybe_published,
+            },
             Err(fallback_error) => PublishOutcome::Failed {
                 attempts,
                 error,
                 fallback_error: Some(fallback_error),
+                maybe_published,
             },
         }
     }
@@ -308,7 +325,12 @@ mod tests {
                 attempts,
                 error,
                 fallback_error,
+                maybe_published,
             } => {
+                assert!(
+                    maybe_published,
+                    "every attempt timed out: the outcome is unknown"
+                );
                 assert_eq!(attempts, 4);
                 assert_eq!(error.code, "Timeout");
                 assert_eq!(fallback_error.unwrap().code, "Timeout");

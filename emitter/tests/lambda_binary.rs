@@ -520,3 +520,53 @@ async fn rust_log_trace_prints_no_email() {
     );
     assert_no_pii(&lines);
 }
+
+/// Issue 12: with EventBridge answering slower than the attempt timeout, the outcome is unknown
+/// (an attempt may have gone through), not failed: counted `Unknown`, logged as possibly
+/// published. Before, this counted `Failed` and logged "not published".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_publish_is_unknown_not_failed() {
+    let slow = uc_devkit::ScriptedHttp::start(vec![
+        uc_devkit::Answer::json(
+            200,
+            json!({"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}),
+        )
+        .after(Duration::from_secs(5)),
+    ])
+    .await;
+    let harness = LambdaHarness::start(
+        BINARY,
+        &[
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", slow.endpoint()),
+            ("EVENT_BUS_NAME", "bus".to_owned()),
+            ("PUBLISH_BUDGET_MS", "800".to_owned()),
+            ("PUBLISH_ATTEMPT_TIMEOUT_MS", "200".to_owned()),
+        ],
+    )
+    .await;
+    let invocation = harness
+        .invoke(
+            &event(
+                "PostConfirmation_ConfirmSignUp",
+                Some(PUBLISHED),
+                Some(EMAIL),
+            ),
+            Duration::from_secs(3),
+        )
+        .await;
+    invocation.result.expect("fail-open answers Cognito");
+    let lines = harness.output();
+    let emf: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(emf.len(), 1, "{lines:?}");
+    assert_eq!(emf[0]["Unknown"], 1.0, "{}", emf[0]);
+    assert!(emf[0].get("Failed").is_none(), "{}", emf[0]);
+    assert!(
+        lines.iter().any(|l| l.contains("possibly published")),
+        "{lines:?}"
+    );
+    assert!(!slow.requests().is_empty());
+}

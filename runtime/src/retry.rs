@@ -68,6 +68,13 @@ impl Failure {
     pub fn is_retryable(&self) -> bool {
         self.kind.is_retryable()
     }
+
+    /// Whether the call may have taken effect although it failed: it timed out, or its answer
+    /// could not be read, after the request may have reached the service. "Unknown" is neither
+    /// "done" nor "failed".
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self.code.as_str(), "Timeout" | "BadResponse")
+    }
 }
 
 impl fmt::Display for Failure {
