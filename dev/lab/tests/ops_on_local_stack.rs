@@ -160,18 +160,15 @@ async fn dlq_peek_stats_and_replay() {
     );
 }
 
-fn envelope(sub: &str) -> String {
-    let event = uc_schemas::UserConfirmed::new(
-        "us-east-1_pool",
-        sub,
-        format!("user-{sub}"),
-        Some(format!("{sub}@example.com")),
-        Some(true),
-        None,
-        chrono::Utc::now(),
-        "us-east-1",
-        uc_schemas::Origin::PostConfirmation,
-    );
+/// The pipeline's own envelope for the user called `label` in the stack's pool (the worker acts
+/// only on those).
+fn envelope(pool: &str, label: &str) -> String {
+    let sub = uc_schemas::sub_from_label(label);
+    let event = uc_schemas::UserConfirmed::builder(pool, &sub)
+        .username(format!("user-{label}"))
+        .email(format!("{label}@example.com"))
+        .email_verified(true)
+        .build();
     uc_schemas::to_envelope(uc_schemas::DEFAULT_SOURCE, &event).to_string()
 }
 
@@ -184,7 +181,12 @@ async fn redrive_survives_being_killed_midway() {
     let dlq = stack.env.get("DLQ_URL").unwrap().to_owned();
     let queue = stack.env.get("QUEUE_URL").unwrap().to_owned();
     let bodies: Vec<String> = (0..40)
-        .map(|i| envelope(&format!("redrive-{i:03}")))
+        .map(|i| {
+            envelope(
+                stack.env.get("USER_POOL_ID").unwrap(),
+                &format!("redrive-{i:03}"),
+            )
+        })
         .collect();
     sqs::send_all(&client, &dlq, &bodies).await;
 
@@ -235,7 +237,8 @@ async fn redrive_survives_being_killed_midway() {
     assert_eq!(sqs::depth(&client, &dlq).await, 0);
     let stats = standin.stats().await;
     for i in 0..40 {
-        assert_eq!(stats["perId"][format!("redrive-{i:03}")]["created"], 1);
+        let sub = uc_schemas::sub_from_label(&format!("redrive-{i:03}"));
+        assert_eq!(stats["perId"][&sub]["created"], 1);
     }
 }
 
