@@ -3,8 +3,8 @@
 //! an env file (`--env-file .local/stack.env` for the local stack). Each command lives in its
 //! own module under `cli/`; this file parses the arguments, dispatches, prints, and turns the
 //! outcome into the exit code: 0 done (or nothing wrong found), 1 the command's own check
-//! failed (messages left or still failing, …), 2 it could not do what was asked (usage,
-//! configuration, an AWS error).
+//! failed (messages left, profiles missing, …), 2 it could not do what was asked (usage,
+//! configuration, an AWS error, an audit that cannot tell).
 // The SDK futures nest deeply enough to pass the default limit.
 #![recursion_limit = "256"]
 
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use cli::Outcome;
 use cli::attach::{self, AttachArgs};
+use cli::audit::{self, AuditArgs};
 use cli::backfill::{self, BackfillArgs};
 use cli::dlq::{self, DlqArgs};
 use tracing::level_filters::LevelFilter;
@@ -31,8 +32,8 @@ const EXIT_ERROR: u8 = 2;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, attaching the trigger",
-    after_help = "Exit status: 0 done, 1 the command's check failed (messages left or still failing), 2 could not run (usage, configuration, AWS error)."
+    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, audit, attaching the trigger",
+    after_help = "Exit status: 0 done, 1 the command's check failed (messages left, profiles missing), 2 could not run (usage, configuration, AWS error)."
 )]
 struct Cli {
     /// Read variables (DLQ_URL, QUEUE_URL, AWS_ENDPOINT_URL, …) from this file; the process
@@ -49,6 +50,8 @@ enum Command {
     Dlq(DlqArgs),
     /// Publish UserConfirmed (origin "backfill") for users the trigger never saw.
     Backfill(BackfillArgs),
+    /// Compare the pool's users with the profiles: exits 1 while any profile is missing.
+    Audit(AuditArgs),
     /// Make the emitter the pool's PostConfirmation trigger, keeping every other setting.
     AttachTrigger(AttachArgs),
 }
@@ -160,6 +163,10 @@ async fn run(command: Command) -> anyhow::Result<(String, bool)> {
         Command::Backfill(args) => {
             let report = backfill::run(&args, &sdk).await?;
             (backfill::render(&report, args.json)?, report.succeeded())
+        }
+        Command::Audit(args) => {
+            let report = audit::run(&args, &sdk).await?;
+            (audit::render(&report, args.json)?, report.succeeded())
         }
         Command::AttachTrigger(args) => {
             let report = attach::run(&args, &sdk).await?;

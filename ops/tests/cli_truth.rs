@@ -22,12 +22,16 @@ fn text(bytes: &[u8]) -> String {
 /// limit". All four are a usage error now, naming the option, before anything is called.
 #[test]
 fn a_rate_must_be_positive_and_finite() {
-    let commands: [(&[&str], &str); 3] = [
+    let commands: [(&[&str], &str); 4] = [
         (&["dlq", "replay"], "--rate"),
         (&["dlq", "redrive"], "--rate"),
         (
             &["backfill", "--user-pool-id", "us-east-1_Pool", "--direct"],
             "--rate",
+        ),
+        (
+            &["audit", "--user-pool-id", "us-east-1_Pool"],
+            "--list-rate",
         ),
     ];
     for (command, option) in commands {

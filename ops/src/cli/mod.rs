@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uc_ops::env_file;
 
 pub mod attach;
+pub mod audit;
 pub mod backfill;
 pub mod dlq;
 
@@ -49,6 +50,23 @@ impl Ui {
         bar.set_style(
             ProgressStyle::with_template("  {spinner} {msg}: {pos} {elapsed}")
                 .expect("valid template"),
+        );
+        bar.set_message(message);
+        bar
+    }
+
+    /// A bar towards `total` (an estimate), or a spinner when there is none.
+    pub fn bar(&self, message: &'static str, total: Option<u64>) -> ProgressBar {
+        let Some(total) = total.filter(|_| !self.json) else {
+            return self.progress(message);
+        };
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "  {msg}: {pos}/~{len} [{bar:30}] {elapsed} (about {eta} left)",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_message(message);
         bar
