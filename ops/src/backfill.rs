@@ -194,8 +194,13 @@ pub async fn run(
     }
     let mut pacer = options
         .rate
-        .filter(|r| *r > 0.0)
-        .map(|rate| tokio::time::interval(Duration::from_secs_f64(1.0 / rate)));
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|rate| {
+            let period = Duration::try_from_secs_f64(1.0 / rate)
+                .unwrap_or(Duration::MAX)
+                .min(Duration::from_secs(3600));
+            tokio::time::interval(period)
+        });
     loop {
         if options.max_pages.is_some_and(|max| summary.pages >= max) {
             break;

@@ -1,11 +1,14 @@
 //! The operations CLI's library, so tests (and the lab, `dev/lab`) drive the same code: the
-//! dead-letter queues ([`dlq`]), back-fill from Cognito ([`backfill`]), attaching the trigger
-//! ([`attach`]) and reading env files ([`env_file`]).
+//! dead-letter queues ([`dlq`]), back-fill from Cognito ([`backfill`]), the users-versus-profiles
+//! check ([`audit`]), attaching the trigger ([`attach`]), reading env files ([`env_file`]), and
+//! what may be printed of text the CLI did not write ([`text`]).
 
 pub mod attach;
+pub mod audit;
 pub mod backfill;
 pub mod dlq;
 pub mod env_file;
+pub mod text;
 
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};

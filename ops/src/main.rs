@@ -1,25 +1,39 @@
 //! `uc-ops`: the operations CLI. Configuration comes from the same variables as the functions
 //! (`DLQ_URL`, `QUEUE_URL`, `APPSYNC_GRAPHQL_URL`, `AWS_ENDPOINT_URL`, …), optionally read from
 //! an env file (`--env-file .local/stack.env` for the local stack). Each command lives in its
-//! own module under `cli/`; this file parses the arguments and dispatches.
+//! own module under `cli/`; this file parses the arguments, dispatches, prints, and turns the
+//! outcome into the exit code: 0 done (or nothing wrong found), 1 the command's own check
+//! failed (messages left, profiles missing, …), 2 it could not do what was asked (usage,
+//! configuration, an AWS error, an audit that cannot tell).
 // The SDK futures nest deeply enough to pass the default limit.
 #![recursion_limit = "256"]
 
 mod cli;
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::Outcome;
 use cli::attach::{self, AttachArgs};
+use cli::audit::{self, AuditArgs};
 use cli::backfill::{self, BackfillArgs};
 use cli::dlq::{self, DlqArgs};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, fmt};
+
+/// Could not do what was asked.
+const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, attaching the trigger"
+    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, audit, attaching the trigger",
+    after_help = "Exit status: 0 done, 1 the command's check failed (messages left, profiles missing), 2 could not run (usage, configuration, AWS error)."
 )]
 struct Cli {
     /// Read variables (DLQ_URL, QUEUE_URL, AWS_ENDPOINT_URL, …) from this file; the process
@@ -36,30 +50,112 @@ enum Command {
     Dlq(DlqArgs),
     /// Publish UserConfirmed (origin "backfill") for users the trigger never saw.
     Backfill(BackfillArgs),
+    /// Compare the pool's users with the profiles: exits 1 while any profile is missing.
+    Audit(AuditArgs),
     /// Make the emitter the pool's PostConfirmation trigger, keeping every other setting.
     AttachTrigger(AttachArgs),
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+/// Targets whose debug and trace output can carry request and response bodies (the SDK logs
+/// them at trace; ReceiveMessage and ListUsers bodies hold emails). Held at `warn` whatever
+/// `RUST_LOG` says, even a directive naming them.
+const BODY_LOGGING_TARGETS: &[&str] = &[
+    "aws", // aws_smithy_*, aws_sdk_*, aws_config, aws_runtime, aws_sigv4, …
+    "hyper", "h2", "reqwest", "rustls", "tower",
+];
+
+fn is_body_logging(target: &str) -> bool {
+    BODY_LOGGING_TARGETS.iter().any(|t| target.starts_with(t))
+}
+
+/// Logs on stderr (stdout is the report): `RUST_LOG`, default `warn`, with a floor at `warn`
+/// for [`BODY_LOGGING_TARGETS`] so no level prints a request body.
+fn init_logs() {
+    let env = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    let floor =
+        filter_fn(|meta| !(is_body_logging(meta.target()) && *meta.level() > tracing::Level::WARN));
+    let layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(true)
+        .with_filter(env.and(floor));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// One line on stderr; a closed stderr is ignored.
+fn print_error(error: &anyhow::Error) {
+    // `{:#}` joins the causes on one line; any line break inside one becomes "; ", and
+    // terminal_safe keeps the line a line.
+    let joined = format!("{error:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let text = uc_ops::text::terminal_safe(&joined);
+    let _ = writeln!(std::io::stderr().lock(), "error: {text}");
+}
+
+fn main() -> ExitCode {
     // Read before clap, so the file's variables can fill clap's `env` defaults.
     let args: Vec<String> = std::env::args().collect();
     let env_file = uc_ops::env_file::from_args(&args)
         .or_else(|| std::env::var_os("UC_ENV_FILE").map(PathBuf::from));
     if let Some(file) = env_file {
         // SAFETY: no other thread exists yet; the runtime starts below.
-        unsafe { cli::load_env_file(&file)? };
+        if let Err(error) = unsafe { cli::load_env_file(&file) } {
+            print_error(&error.into());
+            return ExitCode::from(EXIT_ERROR);
+        }
     }
     let cli = Cli::parse();
-    tokio::runtime::Builder::new_multi_thread()
+    init_logs();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run(cli.command))
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            print_error(&error.into());
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok((text, succeeded)) => {
+            print_report(&text);
+            if succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            print_error(&error);
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }
 
-/// Runs `command`, prints its report, and turns the outcome into the exit code.
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// Prints the report. A reader that went away (`uc-ops … | head`) ends the output quietly:
+/// the exit status is still the report's.
+fn print_report(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "error: printing the report: {error}"
+        );
+    }
+}
+
+/// Runs `command`; returns its report as text and whether it succeeded.
+async fn run(command: Command) -> anyhow::Result<(String, bool)> {
     let sdk = aws_config::load_from_env().await;
-    let (text, succeeded) = match command {
+    Ok(match command {
         Command::Dlq(args) => {
             let report = dlq::run(&args, &sdk).await?;
             (dlq::render(&report, args.json())?, report.succeeded())
@@ -68,15 +164,42 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let report = backfill::run(&args, &sdk).await?;
             (backfill::render(&report, args.json)?, report.succeeded())
         }
+        Command::Audit(args) => {
+            let report = audit::run(&args, &sdk).await?;
+            (audit::render(&report, args.json)?, report.succeeded())
+        }
         Command::AttachTrigger(args) => {
             let report = attach::run(&args, &sdk).await?;
             (attach::render(&report, args.json)?, report.succeeded())
         }
-    };
-    print!("{text}");
-    Ok(if succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_and_http_stack_are_held_at_warn() {
+        for target in [
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_sdk_sqs",
+            "aws_sigv4::http_request",
+            "aws_config",
+            "hyper_util::client",
+            "h2::codec",
+            "reqwest::connect",
+        ] {
+            assert!(is_body_logging(target), "{target}");
+        }
+        for target in ["uc_ops::dlq", "uc_worker::processor", "uc_runtime"] {
+            assert!(!is_body_logging(target), "{target}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -573,6 +573,9 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
         ("USER_POOL_ID", out["UserPoolId"].clone()),
         ("EVENT_SOURCE", out["EventSource"].clone()),
         ("WAIT_TIME_SECONDS", "1".into()),
+        // The worker accepts only the pipeline's own events: this pool, this source.
+        ("USER_POOL_ID", out["UserPoolId"].clone()),
+        ("EVENT_SOURCE", out["EventSource"].clone()),
     ];
     worker_env.extend(worker.env());
     let worker_process = RunningBinary::start(

@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use uc_ops::attach::{self, Plan};
 
-use super::{Outcome, to_json};
+use super::{Outcome, terminal_safe_lines, to_json};
 
 #[derive(Args)]
 pub struct AttachArgs {
@@ -64,7 +64,7 @@ pub async fn run(args: &AttachArgs, sdk: &SdkConfig) -> anyhow::Result<AttachRep
         } => {
             attach::apply(&cognito, *request)
                 .await
-                .with_context(|| format!("{diff}the update was not made"))?;
+                .context("the update was not made; the pool is unchanged")?;
             (before, AttachOutcome::Attached)
         }
     };
@@ -92,5 +92,5 @@ pub fn render(report: &AttachReport, json: bool) -> anyhow::Result<String> {
             "attached. Make sure the function allows cognito-idp.amazonaws.com to invoke it for this pool (the template's permission does).\n",
         ),
     }
-    Ok(out)
+    Ok(terminal_safe_lines(&out))
 }

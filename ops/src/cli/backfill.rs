@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use uc_ops::backfill::{self, BackfillOptions, BackfillSummary, Clients, Target};
 
-use super::{Outcome, Ui, to_json};
+use super::{Outcome, Ui, positive_rate, terminal_safe_lines, to_json};
 
 #[derive(Args)]
 pub struct BackfillArgs {
@@ -39,8 +39,8 @@ pub struct BackfillArgs {
     /// Stop after this many pages (resume later from the checkpoint).
     #[arg(long)]
     max_pages: Option<usize>,
-    /// Users per second, at most.
-    #[arg(long)]
+    /// Users per second, at most (a positive number, e.g. 50) [default: no limit].
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
     rate: Option<f64>,
     #[arg(long)]
     pub json: bool,
@@ -124,7 +124,7 @@ pub fn render(summary: &BackfillSummary, json: bool) -> anyhow::Result<String> {
     if json {
         return to_json(summary);
     }
-    Ok(format!(
+    Ok(terminal_safe_lines(&format!(
         "listed {}, selected {}, published {}, failed {}, pages {}{}{}\n",
         summary.listed,
         summary.selected,
@@ -141,7 +141,7 @@ pub fn render(summary: &BackfillSummary, json: bool) -> anyhow::Result<String> {
         } else {
             ", NOT complete: run again to resume"
         },
-    ))
+    )))
 }
 
 fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {

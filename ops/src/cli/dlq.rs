@@ -1,15 +1,18 @@
 //! `uc-ops dlq stats|peek|replay|redrive`: the arguments, the run and the output of the DLQ
 //! commands. The work itself is `uc_ops::dlq`'s.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use aws_config::SdkConfig;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use uc_ops::dlq::{
-    self, Filter, PeekRow, QueueStats, RedriveSummary, ReplayOptions, ReplaySummary,
+    self, Filter, PeekRow, QueueStats, RedriveOptions, RedriveSummary, ReplayOptions, ReplaySummary,
 };
+use uc_ops::text::terminal_safe;
 
-use super::{Outcome, Ui, to_json};
+use super::{Outcome, Ui, positive_rate, terminal_safe_lines, to_json};
 
 /// Messages `stats` reads at most from each queue.
 const STATS_SCAN_LIMIT: usize = 10_000;
@@ -27,7 +30,7 @@ pub enum DlqAction {
     /// List messages, decoded, without keeping them (visibility is restored at once).
     Peek(PeekArgs),
     /// Process DLQ messages in place with the worker's core: successes are deleted, failures
-    /// stay with their reason updated.
+    /// stay with their reason updated. Exits 1 while any matching message is left.
     Replay(ReplayArgs),
     /// Move messages back to the worker's queue for the normal path.
     Redrive(RedriveArgs),
@@ -47,6 +50,11 @@ pub struct Queues {
     dlq_url: Option<String>,
     #[arg(long, env = "RULE_DLQ_URL")]
     rule_dlq_url: Option<String>,
+    /// Seconds a read message is held invisible before the hold is renewed (tests shorten
+    /// it) [default: 60, 15 for redrive].
+    #[arg(long, env = "UC_OPS_HOLD_SECONDS", hide = true,
+          value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    hold_seconds: Option<u64>,
 }
 
 impl Queues {
@@ -60,6 +68,14 @@ impl Queues {
                 "the rule-target DLQ is not configured: set RULE_DLQ_URL or --rule-dlq-url",
             ),
         }
+    }
+
+    fn hold(&self) -> Duration {
+        self.hold_or(dlq::DEFAULT_HOLD)
+    }
+
+    fn hold_or(&self, default: Duration) -> Duration {
+        self.hold_seconds.map_or(default, Duration::from_secs)
     }
 }
 
@@ -77,9 +93,9 @@ pub struct PeekArgs {
     queues: Queues,
     #[arg(long, value_enum, default_value = "worker")]
     queue: Which,
-    #[arg(long, default_value_t = 20)]
-    limit: usize,
-    /// Also print email addresses.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: u64,
+    /// Also print email addresses (everywhere else they are shown as <redacted>).
     #[arg(long)]
     show_pii: bool,
     #[arg(long)]
@@ -95,12 +111,14 @@ pub struct ReplayArgs {
     /// Count what would be replayed; call nothing, change nothing.
     #[arg(long)]
     dry_run: bool,
-    #[arg(long, default_value_t = usize::MAX)]
-    limit: usize,
-    /// Messages per second, at most.
-    #[arg(long)]
+    /// Process at most this many matching messages [default: all].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Messages per second, at most (a positive number, e.g. 20 or 0.5) [default: no limit].
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
     rate: Option<f64>,
-    /// Only messages with this sub or reason: sub=<sub> or reason=<reason>.
+    /// Only messages with this sub or reason: sub=<sub> or reason=<reason>, the reason as
+    /// `dlq stats` prints it (any case).
     #[arg(long)]
     filter: Option<Filter>,
     #[arg(long)]
@@ -115,14 +133,18 @@ pub struct RedriveArgs {
     queue: Which,
     #[arg(long, env = "QUEUE_URL")]
     queue_url: Option<String>,
-    /// Use SQS's StartMessageMoveTask (returns messages to their source queue).
-    #[arg(long)]
+    /// Use SQS's StartMessageMoveTask (returns messages to their source queue; moves all).
+    #[arg(long, conflicts_with_all = ["filter", "limit"])]
     native: bool,
-    #[arg(long, default_value_t = usize::MAX)]
-    limit: usize,
-    /// Messages per second, at most.
-    #[arg(long)]
+    /// Move at most this many matching messages [default: all].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Messages per second, at most (a positive number, e.g. 50) [default: no limit].
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
     rate: Option<f64>,
+    /// Only messages with this sub or reason: sub=<sub> or reason=<reason>, as for replay.
+    #[arg(long)]
+    filter: Option<Filter>,
     #[arg(long)]
     json: bool,
 }
@@ -154,14 +176,20 @@ pub enum DlqReport {
 }
 
 impl Outcome for DlqReport {
-    /// Replay: nothing still failing; redrive: nothing failed to move.
+    /// Replay: every matching message processed and none still failing; redrive: every
+    /// matching message moved.
     fn succeeded(&self) -> bool {
         match self {
             Self::Replay(summary) => summary.succeeded(),
-            Self::Redrive(summary) => summary.failed == 0,
+            Self::Redrive(summary) => summary.succeeded(),
             _ => true,
         }
     }
+}
+
+/// `--limit`, or all.
+fn limit(value: Option<u64>) -> usize {
+    value.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 pub async fn run(args: &DlqArgs, sdk: &SdkConfig) -> anyhow::Result<DlqReport> {
@@ -171,7 +199,7 @@ pub async fn run(args: &DlqArgs, sdk: &SdkConfig) -> anyhow::Result<DlqReport> {
             let mut all = Vec::new();
             for which in [Which::Worker, Which::Rule] {
                 if let Ok(url) = args.queues.url(which) {
-                    all.push(dlq::stats(&sqs, url, STATS_SCAN_LIMIT).await?);
+                    all.push(dlq::stats(&sqs, url, STATS_SCAN_LIMIT, args.queues.hold()).await?);
                 }
             }
             anyhow::ensure!(
@@ -182,7 +210,8 @@ pub async fn run(args: &DlqArgs, sdk: &SdkConfig) -> anyhow::Result<DlqReport> {
         }
         DlqAction::Peek(args) => {
             let url = args.queues.url(args.queue)?;
-            let rows = dlq::peek(&sqs, url, args.limit, args.show_pii).await?;
+            let count = limit(Some(args.limit));
+            let rows = dlq::peek(&sqs, url, count, args.show_pii, args.queues.hold()).await?;
             Ok(DlqReport::Peek(rows))
         }
         DlqAction::Replay(args) => replay(args, sdk, &sqs).await,
@@ -203,14 +232,15 @@ async fn replay(
     let worker = uc_worker::build_worker(&config, sdk).await?;
     let sink = uc_worker::SqsDeadLetters::new(sqs.clone(), url.clone());
     let options = ReplayOptions {
-        limit: args.limit,
+        limit: limit(args.limit),
         rate: args.rate,
         filter: args.filter.clone().unwrap_or(Filter::All),
         dry_run: args.dry_run,
     };
     ui.announce(&replay_intro(&url, &options));
     let bar = ui.progress("replayed");
-    let summary = dlq::replay(sqs, &url, &worker, &sink, &options, |s| {
+    let hold = args.queues.hold();
+    let summary = dlq::replay_holding(sqs, &url, hold, &worker, &sink, &options, |s| {
         bar.set_position(s.examined as u64)
     })
     .await?;
@@ -234,11 +264,18 @@ async fn redrive(args: &RedriveArgs, sqs: &aws_sdk_sqs::Client) -> anyhow::Resul
         .queue_url
         .as_deref()
         .context("the worker queue is not configured: set QUEUE_URL or --queue-url")?;
-    ui.announce(&format!(
-        "Moving messages from {dlq_url} to {target} (send, then delete: a crash duplicates at worst)"
-    ));
+    let options = RedriveOptions {
+        limit: limit(args.limit),
+        rate: args.rate,
+        filter: args.filter.clone().unwrap_or(Filter::All),
+    };
+    ui.announce(&terminal_safe(&format!(
+        "Moving messages from {dlq_url} to {target} (filter {}; send, then delete: a crash duplicates at worst)",
+        options.filter
+    )));
     let bar = ui.progress("moved");
-    let summary = dlq::redrive(sqs, dlq_url, target, args.limit, args.rate, |s| {
+    let hold = args.queues.hold_or(dlq::REDRIVE_HOLD);
+    let summary = dlq::redrive(sqs, dlq_url, target, hold, &options, |s| {
         bar.set_position(s.moved as u64)
     })
     .await?;
@@ -248,8 +285,8 @@ async fn redrive(args: &RedriveArgs, sqs: &aws_sdk_sqs::Client) -> anyhow::Resul
 
 /// The line `replay` starts with.
 fn replay_intro(url: &str, options: &ReplayOptions) -> String {
-    format!(
-        "{} {url} (filter {:?}, limit {}, rate {}){}",
+    terminal_safe(&format!(
+        "{} {url} (filter {}, limit {}, rate {}){}",
         if options.dry_run {
             "Would replay messages from"
         } else {
@@ -270,84 +307,182 @@ fn replay_intro(url: &str, options: &ReplayOptions) -> String {
         } else {
             ""
         },
-    )
+    ))
 }
 
+fn by_reason(counts: &std::collections::BTreeMap<String, usize>) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let listed: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    format!(" ({})", listed.join(", "))
+}
+
+fn render_replay(s: &ReplaySummary) -> String {
+    let mut out = if s.dry_run {
+        format!(
+            "would replay {}, skipped by filter {}\n",
+            s.examined, s.skipped_by_filter
+        )
+    } else {
+        format!(
+            "examined {}, created {}, already existed {}, still failing {}{}, skipped by filter {}\n",
+            s.examined,
+            s.created,
+            s.already_existed,
+            s.still_failing,
+            by_reason(&s.failures_by_reason),
+            s.skipped_by_filter,
+        )
+    };
+    if let Some(no_match) = &s.no_match {
+        out.push_str(&format!("{no_match}\n"));
+    }
+    if s.left > 0 {
+        out.push_str(&format!(
+            "LEFT in the DLQ unprocessed: {} (their updated copy could not be written), subs: {}\n",
+            s.left,
+            s.left_subs.join(" ")
+        ));
+    }
+    if s.more_beyond_limit {
+        out.push_str("LEFT: more matching messages beyond --limit; run again to continue\n");
+    }
+    if !s.complete {
+        out.push_str(
+            "NOT complete: the DLQ could not be read to its end (messages held by another reader?); run again\n",
+        );
+    }
+    out
+}
+
+fn render_redrive(s: &RedriveSummary) -> String {
+    let mut out = format!(
+        "moved {}, failed {}, skipped by filter {}\n",
+        s.moved, s.failed, s.skipped_by_filter
+    );
+    if s.kept_empty > 0 {
+        out.push_str(&format!(
+            "kept {} EmptyMessage placeholder(s) in the DLQ: the original body was empty, SQS refuses an empty body, and the placeholder would come back as NotJson; nothing in them can make a profile\n",
+            s.kept_empty
+        ));
+    }
+    if let Some(no_match) = &s.no_match {
+        out.push_str(&format!("{no_match}\n"));
+    }
+    if s.more_beyond_limit {
+        out.push_str("LEFT: more matching messages beyond --limit; run again to continue\n");
+    }
+    if !s.complete {
+        out.push_str("NOT complete: the DLQ could not be read to its end; run again\n");
+    }
+    out
+}
+
+fn render_peek(rows: &[PeekRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let mut line = format!(
+            "{}  {}{}",
+            r.message_id,
+            r.reason,
+            r.stage
+                .as_deref()
+                .map(|s| format!(" (stage {s})"))
+                .unwrap_or_default()
+        );
+        if let Some(age) = r.age_seconds {
+            line.push_str(&format!("  age {age} s"));
+        }
+        if let Some(count) = r.worker_receive_count {
+            line.push_str(&format!("  worker receives {count}"));
+        }
+        line.push_str(&format!(
+            "  DLQ receives before this peek {}",
+            r.dlq_receives_before_peek
+        ));
+        out.push_str(&line);
+        out.push('\n');
+        let sub = match (&r.sub, r.parsed) {
+            (Some(sub), true) => sub.clone(),
+            (Some(sub), false) => format!("{sub} (read leniently: the body is not a valid event)"),
+            (None, _) => "(none found)".into(),
+        };
+        let mut fields = vec![("sub", sub)];
+        if let Some(username) = &r.username {
+            fields.push(("username", username.clone()));
+        }
+        if let Some(email) = &r.email {
+            fields.push(("email", email.clone()));
+        }
+        if let Some(detail) = &r.detail {
+            fields.push(("detail", detail.clone()));
+        }
+        fields.push(("body", r.body.clone()));
+        for (name, value) in fields {
+            out.push_str(&format!("  {name:<9} {value}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "{} message(s). Peeking is a receive: each peek adds 1 to a message's DLQ receive count (shown as it was before this peek); a DLQ has no redrive policy, so that count drives nothing.\n",
+        rows.len()
+    ));
+    out
+}
+
+/// The report as text (every value made safe for a terminal) or JSON.
 pub fn render(report: &DlqReport, json: bool) -> anyhow::Result<String> {
     if json {
         return to_json(report);
     }
-    let mut out = String::new();
-    match report {
+    let out = match report {
         DlqReport::Stats(all) => {
+            let mut out = String::new();
             for stats in all {
                 let age = stats
                     .oldest_age_seconds
                     .map(|s| format!("{s} s"))
                     .unwrap_or_else(|| "–".into());
                 out.push_str(&format!(
-                    "{}\n  depth {} (+{} in flight), oldest {age}\n",
-                    stats.queue_url, stats.depth, stats.in_flight
+                    "{}\n  depth {} (+{} in flight), oldest {age}{}\n",
+                    stats.queue_url,
+                    stats.depth,
+                    stats.in_flight,
+                    if stats.complete {
+                        String::new()
+                    } else {
+                        format!(", reasons of the first {} read", stats.counted)
+                    }
                 ));
                 for (reason, count) in &stats.by_reason {
                     out.push_str(&format!("  {count:>6}  {reason}\n"));
                 }
             }
+            out
         }
-        DlqReport::Peek(rows) => {
-            out.push_str(&format!(
-                "{:<38} {:<38} {:<24} {:>5} {:>8}\n",
-                "sub", "username", "reason", "recv", "age (s)"
-            ));
-            for r in rows {
-                out.push_str(&format!(
-                    "{:<38} {:<38} {:<24} {:>5} {:>8}{}\n",
-                    r.sub.as_deref().unwrap_or("(unparseable)"),
-                    r.username.as_deref().unwrap_or_default(),
-                    r.reason,
-                    r.receive_count,
-                    r.age_seconds.map(|a| a.to_string()).unwrap_or_default(),
-                    r.email
-                        .as_deref()
-                        .map(|e| format!("  {e}"))
-                        .unwrap_or_default(),
-                ));
-            }
-        }
-        DlqReport::Replay(summary) => out.push_str(&format!(
-            "examined {}, created {}, already existed {}, still failing {} {:?}, skipped by filter {}\n",
-            summary.examined,
-            summary.created,
-            summary.already_existed,
-            summary.still_failing,
-            summary.failures_by_reason,
-            summary.skipped_by_filter
-        )),
-        DlqReport::Redrive(summary) => out.push_str(&format!(
-            "moved {}, failed {}\n",
-            summary.moved, summary.failed
-        )),
+        DlqReport::Peek(rows) => render_peek(rows),
+        DlqReport::Replay(summary) => render_replay(summary),
+        DlqReport::Redrive(summary) => render_redrive(summary),
         DlqReport::NativeRedrive {
             task_handle,
             source_arn,
-        } => out.push_str(&format!(
+        } => format!(
             "started SQS message move task {task_handle} from {source_arn} back to its source queue\n"
-        )),
-    }
-    Ok(out)
+        ),
+    };
+    Ok(terminal_safe_lines(&out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // `..Default::default()` even where every field is set today: the summaries may grow.
-    #[allow(clippy::needless_update)]
     #[test]
     fn replay_failures_and_redrive_failures_fail_the_command() {
         let replay = |still_failing| {
             DlqReport::Replay(ReplaySummary {
                 still_failing,
+                complete: true,
                 ..Default::default()
             })
         };
@@ -357,6 +492,7 @@ mod tests {
             DlqReport::Redrive(RedriveSummary {
                 moved: 3,
                 failed,
+                complete: true,
                 ..Default::default()
             })
         };
@@ -365,15 +501,18 @@ mod tests {
         assert!(DlqReport::Stats(vec![]).succeeded());
     }
 
-    #[allow(clippy::needless_update)]
     #[test]
     fn text_and_json_of_a_redrive() {
         let report = DlqReport::Redrive(RedriveSummary {
             moved: 3,
             failed: 1,
+            complete: true,
             ..Default::default()
         });
-        assert_eq!(render(&report, false).unwrap(), "moved 3, failed 1\n");
+        assert_eq!(
+            render(&report, false).unwrap(),
+            "moved 3, failed 1, skipped by filter 0\n"
+        );
         let json: serde_json::Value =
             serde_json::from_str(&render(&report, true).unwrap()).unwrap();
         assert_eq!(
@@ -392,7 +531,50 @@ mod tests {
         };
         assert_eq!(
             replay_intro("http://q", &options),
-            "Would replay messages from http://q (filter Reason(\"Unauthorized\"), limit none, rate 20/s); dry run: nothing is called or changed"
+            "Would replay messages from http://q (filter reason=Unauthorized, limit none, rate 20/s); dry run: nothing is called or changed"
         );
+    }
+
+    #[test]
+    fn a_replay_summary_says_what_is_left() {
+        let summary = ReplaySummary {
+            examined: 15,
+            created: 10,
+            left: 2,
+            left_subs: vec!["a".into(), "b".into()],
+            more_beyond_limit: true,
+            complete: true,
+            ..Default::default()
+        };
+        let text = render(&DlqReport::Replay(summary), false).unwrap();
+        assert!(text.contains("LEFT in the DLQ unprocessed: 2"), "{text}");
+        assert!(text.contains("subs: a b"), "{text}");
+        assert!(text.contains("beyond --limit"), "{text}");
+    }
+
+    #[test]
+    fn peeked_text_cannot_drive_the_terminal() {
+        let row = PeekRow {
+            message_id: "m-1".into(),
+            reason: "Not\x1b[2JJson".into(),
+            stage: None,
+            detail: Some("line\rover\x07".into()),
+            sub: None,
+            parsed: false,
+            username: Some("\u{202e}moc.elpmaxe".into()),
+            email: None,
+            worker_receive_count: None,
+            dlq_receives_before_peek: 0,
+            age_seconds: None,
+            body: "\x1b]0;owned\x07".into(),
+        };
+        let text = render(&DlqReport::Peek(vec![row]), false).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+            "{text:?}"
+        );
+        assert!(text.contains("Peeking is a receive"));
     }
 }

@@ -2,13 +2,14 @@
 //! that does the work and returns a report, and a `render` that turns the report into the text
 //! an operator reads or, with `--json`, the JSON a script reads. `main.rs` only dispatches.
 
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use uc_ops::env_file;
 
 pub mod attach;
+pub mod audit;
 pub mod backfill;
 pub mod dlq;
 
@@ -21,7 +22,8 @@ pub trait Outcome {
 }
 
 /// What a command shows while it runs: a line saying what it is about to do, and a progress
-/// spinner. Both stay quiet with `--json`, where stdout is the report alone.
+/// bar or spinner on stderr (indicatif draws nothing when stderr is not a terminal). Both stay
+/// quiet with `--json`, where stdout is the report alone.
 pub struct Ui {
     json: bool,
 }
@@ -33,7 +35,9 @@ impl Ui {
 
     pub fn announce(&self, line: &str) {
         if !self.json {
-            println!("{line}");
+            // A closed stdout (`| head`) is not a reason to stop the work: the report's own
+            // print says how the run ends.
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
     }
 
@@ -50,6 +54,23 @@ impl Ui {
         bar.set_message(message);
         bar
     }
+
+    /// A bar towards `total` (an estimate), or a spinner when there is none.
+    pub fn bar(&self, message: &'static str, total: Option<u64>) -> ProgressBar {
+        let Some(total) = total.filter(|_| !self.json) else {
+            return self.progress(message);
+        };
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "  {msg}: {pos}/~{len} [{bar:30}] {elapsed} (about {eta} left)",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(message);
+        bar
+    }
 }
 
 /// `value` as pretty JSON, one trailing newline.
@@ -57,13 +78,52 @@ pub fn to_json(value: &impl serde::Serialize) -> anyhow::Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(value)?))
 }
 
+/// Every line of `text` made safe for a terminal ([`uc_ops::text::terminal_safe`]), the line
+/// breaks kept: what every text report goes through.
+pub fn terminal_safe_lines(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(line) => format!("{}\n", uc_ops::text::terminal_safe(line)),
+            None => uc_ops::text::terminal_safe(line),
+        })
+        .collect()
+}
+
+/// clap's parser for a rate: a positive, finite number per second (`inf`, `nan`, `0` and
+/// negative numbers are refused with a clear message instead of a panic or a silent
+/// "unlimited").
+pub fn positive_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{text:?}: a rate is a positive, finite number per second (e.g. 20 or 0.5); leave the option out for no limit"
+        ))
+    }
+}
+
+/// Why an env file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvFileError {
+    #[error("env file {0} not found")]
+    NotFound(String),
+    #[error("env file {0}: {1}")]
+    Unreadable(String, std::io::Error),
+}
+
 /// Loads `file` into the process environment, without overriding what is already set.
 ///
 /// # Safety
 /// Sets environment variables: call it before any other thread exists (from `main`, before
 /// the runtime starts).
-pub unsafe fn load_env_file(file: &Path) -> anyhow::Result<()> {
-    let vars = env_file::read(file).with_context(|| format!("reading {}", file.display()))?;
+pub unsafe fn load_env_file(file: &Path) -> Result<(), EnvFileError> {
+    let vars = env_file::read(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => EnvFileError::NotFound(file.display().to_string()),
+        _ => EnvFileError::Unreadable(file.display().to_string(), e),
+    })?;
     for (key, value) in vars {
         if std::env::var_os(&key).is_none() {
             // SAFETY: the caller guarantees no other thread exists yet.
@@ -71,4 +131,34 @@ pub unsafe fn load_env_file(file: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_positive_and_finite() {
+        assert_eq!(positive_rate("20"), Ok(20.0));
+        assert_eq!(positive_rate("0.14"), Ok(0.14));
+        for bad in ["0", "-3", "inf", "-inf", "nan", "NaN", "", "fast"] {
+            assert!(positive_rate(bad).is_err(), "{bad}");
+        }
+        assert!(
+            positive_rate("inf")
+                .unwrap_err()
+                .contains("positive, finite")
+        );
+    }
+
+    #[test]
+    fn a_missing_env_file_says_so() {
+        let missing = Path::new("/nonexistent/uc-ops/stack.env");
+        // SAFETY: the file does not exist, so nothing is set.
+        let error = unsafe { load_env_file(missing) }.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "env file /nonexistent/uc-ops/stack.env not found"
+        );
+    }
 }

@@ -1,0 +1,657 @@
+//! `audit`: are there users without a profile? Lists the pool's users (Cognito `ListUsers`,
+//! paced, only the `sub` attribute asked for) and then every profile through a read-only
+//! AppSync query (`listUserProfiles`, SigV4-signed with the caller's own credentials), and
+//! compares: users without a profile (missing), profiles without a user (orphaned), and
+//! profiles whose `profileOwner` is not `"<sub>::<username>"`.
+//!
+//! Memory is bounded for a pool of ten million users: only the users are held, 24 bytes each
+//! (the `sub` as 128 bits, a 63-bit hash of the username for the owner check and one bit for
+//! "counted"), in one sorted vector; profiles stream past page by page and mark what they
+//! found in a bitset (one bit per user). No username, email or owner string is kept.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use uc_runtime::aws::classify_sdk_error;
+use uc_runtime::{FailureKind, GaveUp, RetryPolicy};
+use uc_schemas::is_lowercase_uuid;
+use uc_worker::GraphQlEndpoint;
+use uc_worker::classify::{Answer, Outcome, classify};
+
+use crate::text::redact;
+
+/// The read-only query the audit sends: ids and owners only, never an email.
+pub const LIST_USER_PROFILES: &str =
+    "query AuditListUserProfiles($limit: Int, $nextToken: String) {
+  listUserProfiles(limit: $limit, nextToken: $nextToken) {
+    items {
+      id
+      profileOwner
+    }
+    nextToken
+  }
+}
+";
+
+/// The query's field: where the page sits under `data`.
+pub const LIST_USER_PROFILES_FIELD: &str = "listUserProfiles";
+
+/// Account statuses counted by default: accounts in use (confirmed sign-ups, administrators'
+/// users once their password is set, federated users). Users of other statuses are still
+/// known, so a profile of theirs is never "orphaned"; docs/runbook.md explains the choice.
+pub const DEFAULT_STATUSES: &[&str] = &["CONFIRMED", "EXTERNAL_PROVIDER"];
+
+/// Every `cognito:user_status` Cognito reports.
+pub const ALL_STATUSES: &[&str] = &[
+    "UNCONFIRMED",
+    "CONFIRMED",
+    "ARCHIVED",
+    "COMPROMISED",
+    "UNKNOWN",
+    "RESET_REQUIRED",
+    "FORCE_CHANGE_PASSWORD",
+    "EXTERNAL_PROVIDER",
+];
+
+/// Users a `ListUsers` page holds at most.
+const USERS_PER_PAGE: i32 = 60;
+
+/// How each page call is retried (throttling, transient errors).
+const PAGE_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 6,
+    min_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(10),
+    min_attempt_time: Duration::ZERO,
+};
+
+/// One AppSync page call's timeout.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("Cognito {operation}: {message}")]
+    Cognito {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("AppSync listUserProfiles: {0}")]
+    Profiles(String),
+}
+
+const COUNTED: u64 = 1 << 63;
+
+/// One user: 24 bytes (no 16-byte alignment, unlike `u128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UserEntry {
+    /// The `sub`'s 128 bits, high half first (so the array order is the UUID order).
+    sub: [u64; 2],
+    /// Bit 63: counted (a selected status, outside the grace period); bits 0–62: the
+    /// username's hash.
+    tag: u64,
+}
+
+fn sub_bits(sub: &str) -> Option<[u64; 2]> {
+    if !is_lowercase_uuid(sub) {
+        return None;
+    }
+    let value = uuid::Uuid::try_parse(sub).ok()?.as_u128();
+    Some([(value >> 64) as u64, value as u64])
+}
+
+fn sub_text(bits: [u64; 2]) -> String {
+    uuid::Uuid::from_u128(((bits[0] as u128) << 64) | bits[1] as u128).to_string()
+}
+
+fn username_hash(username: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    username.hash(&mut hasher);
+    hasher.finish() & !COUNTED
+}
+
+/// The pool's users as the comparison holds them.
+#[derive(Debug, Default)]
+pub struct Users {
+    entries: Vec<UserEntry>,
+    pub listed: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub counted: u64,
+    /// Users of a counted status changed within the grace period: not judged this time.
+    pub recent: u64,
+    /// Users whose `sub` is not a lowercase UUID (never seen from Cognito): not compared.
+    pub unreadable: u64,
+}
+
+impl Users {
+    /// Room for `users` entries up front (the pool's estimate), so the vector never has to
+    /// grow by doubling — which would hold old and new buffers at once.
+    pub fn with_capacity(users: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(users),
+            ..Default::default()
+        }
+    }
+
+    /// Adds one listed user. `counted`: its status is one the audit judges and it is outside
+    /// the grace period; `recent`: a judged status, but inside the grace period.
+    pub fn add(&mut self, sub: &str, username: &str, status: &str, counted: bool, recent: bool) {
+        self.listed += 1;
+        *self.by_status.entry(status.to_owned()).or_default() += 1;
+        let Some(bits) = sub_bits(sub) else {
+            self.unreadable += 1;
+            return;
+        };
+        if counted {
+            self.counted += 1;
+        } else if recent {
+            self.recent += 1;
+        }
+        self.entries.push(UserEntry {
+            sub: bits,
+            tag: username_hash(username) | if counted { COUNTED } else { 0 },
+        });
+    }
+
+    /// Bytes the users take (the vector's capacity).
+    pub fn index_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<UserEntry>()
+    }
+}
+
+/// Counts, and the first subs or ids of each kind.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Findings {
+    pub profiles: u64,
+    pub missing: u64,
+    pub orphaned: u64,
+    pub owner_mismatch: u64,
+    pub missing_subs: Vec<String>,
+    /// Profile ids (redacted: a profile id is whatever was written).
+    pub orphaned_ids: Vec<String>,
+    pub owner_mismatch_ids: Vec<String>,
+}
+
+/// Users (sorted once) against a stream of profiles.
+pub struct Comparison {
+    users: Vec<UserEntry>,
+    found: Vec<u64>,
+    findings: Findings,
+    show: usize,
+}
+
+impl Comparison {
+    /// Sorts `users` by sub (dropping a user listed twice) and starts counting; lists at most
+    /// `show` subs or ids of each kind.
+    pub fn new(users: Users, show: usize) -> Self {
+        let mut entries = users.entries;
+        entries.sort_unstable_by_key(|e| e.sub);
+        entries.dedup_by_key(|e| e.sub);
+        let words = entries.len().div_ceil(64);
+        Self {
+            users: entries,
+            found: vec![0; words],
+            findings: Findings::default(),
+            show,
+        }
+    }
+
+    /// Bytes the comparison holds (users and the found-bitset).
+    pub fn index_bytes(&self) -> usize {
+        self.users.capacity() * std::mem::size_of::<UserEntry>() + self.found.capacity() * 8
+    }
+
+    /// One profile.
+    pub fn profile(&mut self, id: &str, owner: Option<&str>) {
+        self.findings.profiles += 1;
+        let index =
+            sub_bits(id).and_then(|bits| self.users.binary_search_by_key(&bits, |e| e.sub).ok());
+        let Some(index) = index else {
+            self.findings.orphaned += 1;
+            if self.findings.orphaned_ids.len() < self.show {
+                self.findings.orphaned_ids.push(redact(id));
+            }
+            return;
+        };
+        self.found[index / 64] |= 1 << (index % 64);
+        let expected = self.users[index].tag & !COUNTED;
+        let owned = owner
+            .and_then(|o| o.split_once("::"))
+            .is_some_and(|(sub, username)| sub == id && username_hash(username) == expected);
+        if !owned {
+            self.findings.owner_mismatch += 1;
+            if self.findings.owner_mismatch_ids.len() < self.show {
+                self.findings.owner_mismatch_ids.push(id.to_owned());
+            }
+        }
+    }
+
+    /// The findings: every counted user no profile named is missing.
+    pub fn finish(mut self) -> Findings {
+        for (index, user) in self.users.iter().enumerate() {
+            let found = self.found[index / 64] & (1 << (index % 64)) != 0;
+            if user.tag & COUNTED != 0 && !found {
+                self.findings.missing += 1;
+                if self.findings.missing_subs.len() < self.show {
+                    self.findings.missing_subs.push(sub_text(user.sub));
+                }
+            }
+        }
+        self.findings
+    }
+}
+
+/// What the audit found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditReport {
+    pub user_pool_id: String,
+    /// The account statuses counted.
+    pub statuses: Vec<String>,
+    pub grace_seconds: u64,
+    pub users_listed: u64,
+    pub users_by_status: BTreeMap<String, u64>,
+    /// Users judged: a counted status, changed before the grace period.
+    pub users_counted: u64,
+    /// Users of a counted status changed within the grace period (not judged).
+    pub users_recent: u64,
+    pub users_unreadable: u64,
+    #[serde(flatten)]
+    pub findings: Findings,
+    /// Memory the comparison held for the users.
+    pub index_bytes: u64,
+    pub seconds: f64,
+}
+
+impl AuditReport {
+    /// No counted user is without a profile.
+    pub fn succeeded(&self) -> bool {
+        self.findings.missing == 0
+    }
+}
+
+pub struct AuditOptions {
+    pub user_pool_id: String,
+    pub statuses: Vec<String>,
+    /// Users changed (confirmed, say) this recently are not judged: their event may be on its
+    /// way.
+    pub grace: Duration,
+    /// `ListUsers` pages per second, at most.
+    pub list_rate: f64,
+    /// `listUserProfiles` pages per second, at most.
+    pub scan_rate: f64,
+    /// Profiles asked for per page.
+    pub page_size: u32,
+    /// Subs or ids listed per kind.
+    pub show: usize,
+}
+
+fn interval(rate: f64) -> tokio::time::Interval {
+    let period = Duration::try_from_secs_f64(1.0 / rate)
+        .unwrap_or(Duration::MAX)
+        .clamp(Duration::from_micros(1), Duration::from_secs(3600));
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// The pool's estimated number of users (for the progress bar and the vector's capacity), if
+/// the caller may read it (`DescribeUserPool`; optional).
+pub async fn estimated_users(
+    cognito: &aws_sdk_cognitoidentityprovider::Client,
+    user_pool_id: &str,
+) -> Option<u64> {
+    let pool = cognito
+        .describe_user_pool()
+        .user_pool_id(user_pool_id)
+        .send()
+        .await
+        .ok()?;
+    pool.user_pool()
+        .map(|p| p.estimated_number_of_users())
+        .and_then(|n| u64::try_from(n).ok())
+}
+
+/// Lists every user of the pool into `users`, paced; `progress` hears the count so far.
+pub async fn list_users(
+    cognito: &aws_sdk_cognitoidentityprovider::Client,
+    options: &AuditOptions,
+    users: &mut Users,
+    now: DateTime<Utc>,
+    mut progress: impl FnMut(u64),
+) -> Result<(), AuditError> {
+    let mut pacer = interval(options.list_rate);
+    let mut token: Option<String> = None;
+    let recent_after = now.timestamp() - options.grace.as_secs() as i64;
+    loop {
+        pacer.tick().await;
+        let page = PAGE_RETRY
+            .run(
+                None,
+                |_| {
+                    let call = cognito
+                        .list_users()
+                        .user_pool_id(&options.user_pool_id)
+                        .attributes_to_get("sub")
+                        .limit(USERS_PER_PAGE)
+                        .set_pagination_token(token.clone())
+                        .send();
+                    async move { call.await.map_err(|e| classify_sdk_error(&e)) }
+                },
+                |_, _| {},
+            )
+            .await;
+        let page = match page {
+            Ok(page) => page.value,
+            Err(gave_up) => {
+                let attempts = gave_up.attempts();
+                let message = gave_up
+                    .into_last_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "no attempt made".into());
+                return Err(AuditError::Cognito {
+                    operation: "ListUsers",
+                    message: format!("{message} (after {attempts} attempts)"),
+                });
+            }
+        };
+        for user in page.users() {
+            let status = user.user_status().map(|s| s.as_str()).unwrap_or("UNKNOWN");
+            let sub = user
+                .attributes()
+                .iter()
+                .find(|a| a.name() == "sub")
+                .and_then(|a| a.value())
+                .unwrap_or_default();
+            let judged = options.statuses.iter().any(|s| s == status);
+            let recent = user
+                .user_last_modified_date()
+                .is_some_and(|d| d.secs() > recent_after);
+            users.add(
+                sub,
+                user.username().unwrap_or_default(),
+                status,
+                judged && !recent,
+                judged && recent,
+            );
+        }
+        progress(users.listed);
+        token = page.pagination_token;
+        if token.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Why one `listUserProfiles` page failed, and the answer that said so.
+#[derive(Debug)]
+struct PageFailure(Outcome, Answer);
+
+impl uc_runtime::Classified for PageFailure {
+    fn kind(&self) -> FailureKind {
+        uc_runtime::Classified::kind(&self.0)
+    }
+}
+
+/// Reads every profile page by page into `comparison`, paced; `progress` hears the count.
+pub async fn scan_profiles<E: GraphQlEndpoint>(
+    endpoint: &E,
+    options: &AuditOptions,
+    comparison: &mut Comparison,
+    mut progress: impl FnMut(u64),
+) -> Result<(), AuditError> {
+    let mut pacer = interval(options.scan_rate);
+    let mut token: Option<String> = None;
+    loop {
+        pacer.tick().await;
+        let body = serde_json::to_vec(&json!({
+            "query": LIST_USER_PROFILES,
+            "operationName": "AuditListUserProfiles",
+            "variables": {"limit": options.page_size, "nextToken": token},
+        }))
+        .expect("serializes");
+        let answer = PAGE_RETRY
+            .run(
+                None,
+                |_| {
+                    let body = body.clone();
+                    async move {
+                        let answer = endpoint.post(body, PAGE_TIMEOUT).await;
+                        match classify(&answer, LIST_USER_PROFILES_FIELD) {
+                            Outcome::Created => Ok(answer),
+                            outcome => Err(PageFailure(outcome, answer)),
+                        }
+                    }
+                },
+                |_, _| {},
+            )
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer.value,
+            Err(GaveUp::Failed {
+                error: PageFailure(Outcome::AuthRejected { .. }, _),
+                ..
+            }) => {
+                // Credentials may have expired: renew them once and read the page again.
+                endpoint.refresh_credentials().await;
+                let answer = endpoint.post(body.clone(), PAGE_TIMEOUT).await;
+                if classify(&answer, LIST_USER_PROFILES_FIELD) != Outcome::Created {
+                    return Err(page_error(&answer, 2));
+                }
+                answer
+            }
+            Err(gave_up) => {
+                let attempts = gave_up.attempts();
+                return Err(match gave_up.into_last_error() {
+                    Some(PageFailure(_, answer)) => page_error(&answer, attempts),
+                    None => AuditError::Profiles("no attempt made".into()),
+                });
+            }
+        };
+        let Answer::Http { body, .. } = answer else {
+            unreachable!("only an HTTP answer classifies as a result");
+        };
+        let page: Value = serde_json::from_slice(&body)
+            .map_err(|e| AuditError::Profiles(format!("unreadable page: {e}")))?;
+        let connection = &page["data"][LIST_USER_PROFILES_FIELD];
+        let items = connection["items"]
+            .as_array()
+            .ok_or_else(|| AuditError::Profiles("a page without `items`".into()))?;
+        for item in items {
+            // AppSync answers null for an item a resolver could not read: unknown, not absent.
+            let id = item["id"].as_str().ok_or_else(|| {
+                AuditError::Profiles("a page with an unreadable item (no id)".into())
+            })?;
+            comparison.profile(id, item["profileOwner"].as_str());
+        }
+        progress(comparison.findings.profiles);
+        token = connection["nextToken"].as_str().map(str::to_owned);
+        if token.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// A failed page's answer as one line: the outcome, the GraphQL error messages, no email.
+fn page_error(answer: &Answer, attempts: usize) -> AuditError {
+    let outcome = classify(answer, LIST_USER_PROFILES_FIELD);
+    let detail = match answer {
+        Answer::Http { status, body } => {
+            let messages: Vec<String> = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["errors"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| e["message"].as_str().map(str::to_owned))
+                .collect();
+            format!("HTTP {status} {}", messages.join("; "))
+        }
+        Answer::ConnectFailed(e) | Answer::Transport(e) => e.clone(),
+        Answer::TimedOut => "timed out".into(),
+    };
+    let line: String = format!(
+        "{}: {} (after {attempts} attempts)",
+        outcome.code(),
+        detail.trim()
+    )
+    .chars()
+    .map(|c| if c.is_control() { ' ' } else { c })
+    .collect();
+    AuditError::Profiles(redact(&line))
+}
+
+/// Runs the whole audit.
+pub async fn run<E: GraphQlEndpoint>(
+    cognito: &aws_sdk_cognitoidentityprovider::Client,
+    endpoint: &E,
+    options: &AuditOptions,
+    estimate: Option<u64>,
+    users_progress: impl FnMut(u64),
+    profiles_progress: impl FnMut(u64),
+) -> Result<AuditReport, AuditError> {
+    let started = Instant::now();
+    let now = Utc::now();
+    // Room for the estimate and a little growth; a bad estimate only costs a reallocation.
+    let capacity = estimate.map_or(0, |n| (n + n / 16 + 64) as usize);
+    let mut users = Users::with_capacity(capacity);
+    list_users(cognito, options, &mut users, now, users_progress).await?;
+    let listed = users.listed;
+    let by_status = users.by_status.clone();
+    let (counted, recent, unreadable) = (users.counted, users.recent, users.unreadable);
+    let mut comparison = Comparison::new(users, options.show);
+    let index_bytes = comparison.index_bytes() as u64;
+    scan_profiles(endpoint, options, &mut comparison, profiles_progress).await?;
+    Ok(AuditReport {
+        user_pool_id: options.user_pool_id.clone(),
+        statuses: options.statuses.clone(),
+        grace_seconds: options.grace.as_secs(),
+        users_listed: listed,
+        users_by_status: by_status,
+        users_counted: counted,
+        users_recent: recent,
+        users_unreadable: unreadable,
+        findings: comparison.finish(),
+        index_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Peak resident memory of this process (`VmHWM`), in bytes, on Linux.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(n: u128) -> String {
+        uuid::Uuid::from_u128(n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)).to_string()
+    }
+
+    #[test]
+    fn a_user_takes_24_bytes() {
+        assert_eq!(std::mem::size_of::<UserEntry>(), 24);
+    }
+
+    #[test]
+    fn missing_orphaned_and_mismatched_are_told_apart() {
+        let mut users = Users::default();
+        users.add(&sub(1), "alice", "CONFIRMED", true, false); // has a good profile
+        users.add(&sub(2), "bob", "CONFIRMED", true, false); // missing
+        users.add(&sub(3), "carol", "CONFIRMED", true, false); // wrong owner
+        users.add(&sub(4), "dan", "UNCONFIRMED", false, false); // not counted, no profile
+        users.add(&sub(5), "erin", "FORCE_CHANGE_PASSWORD", false, false); // has a profile: not orphaned
+        users.add(&sub(6), "fay", "CONFIRMED", false, true); // recent: not judged
+        users.add("not-a-uuid", "gus", "CONFIRMED", true, false);
+        assert_eq!(
+            (users.listed, users.counted, users.recent, users.unreadable),
+            (7, 3, 1, 1)
+        );
+        let mut comparison = Comparison::new(users, 10);
+        comparison.profile(&sub(1), Some(&format!("{}::alice", sub(1))));
+        comparison.profile(&sub(3), Some(&format!("{}::mallory", sub(3))));
+        comparison.profile(&sub(5), Some(&format!("{}::erin", sub(5))));
+        comparison.profile(&sub(99), Some("x::y")); // no such user
+        comparison.profile("jane@example.com", None); // not even a sub
+        let findings = comparison.finish();
+        assert_eq!(findings.profiles, 5);
+        assert_eq!(findings.missing, 1);
+        assert_eq!(findings.missing_subs, vec![sub(2)]);
+        assert_eq!(findings.orphaned, 2);
+        assert_eq!(
+            findings.orphaned_ids,
+            vec![sub(99), "<redacted>".to_owned()]
+        );
+        assert_eq!(findings.owner_mismatch, 1);
+        assert_eq!(findings.owner_mismatch_ids, vec![sub(3)]);
+    }
+
+    #[test]
+    fn an_owner_must_name_the_sub_and_the_username() {
+        let mut users = Users::default();
+        users.add(&sub(7), "henry", "CONFIRMED", true, false);
+        let mut comparison = Comparison::new(users, 10);
+        comparison.profile(&sub(7), Some(&format!("{}::henry", sub(8))));
+        comparison.profile(&sub(7), None);
+        comparison.profile(&sub(7), Some("henry"));
+        let findings = comparison.finish();
+        assert_eq!(findings.owner_mismatch, 3);
+        assert_eq!(findings.missing, 0);
+    }
+
+    #[test]
+    fn listing_is_bounded() {
+        let mut users = Users::default();
+        for n in 0..100 {
+            users.add(&sub(n), "u", "CONFIRMED", true, false);
+        }
+        let findings = Comparison::new(users, 5).finish();
+        assert_eq!(findings.missing, 100);
+        assert_eq!(findings.missing_subs.len(), 5);
+    }
+
+    /// The memory figure in docs/runbook.md: `UC_AUDIT_USERS=10000000 cargo test -p uc-ops
+    /// --release --lib -- audit::tests::memory --ignored --nocapture`. Users added one by one
+    /// (as the listing does), sorted, then as many profiles streamed past; prints the peak RSS.
+    #[test]
+    #[ignore = "a measurement: run by hand"]
+    fn memory() {
+        let n: u128 = std::env::var("UC_AUDIT_USERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        let reserve = std::env::var("UC_AUDIT_RESERVE").as_deref() != Ok("0");
+        let before = peak_rss_bytes().unwrap_or(0);
+        let mut users = if reserve {
+            Users::with_capacity(n as usize)
+        } else {
+            Users::default()
+        };
+        for i in 0..n {
+            users.add(&sub(i), &format!("user-{i}"), "CONFIRMED", true, false);
+        }
+        let mut comparison = Comparison::new(users, 20);
+        let index = comparison.index_bytes();
+        for i in 0..n {
+            // Every 100th user has no profile.
+            if i % 100 != 0 {
+                comparison.profile(&sub(i), Some(&format!("{}::user-{i}", sub(i))));
+            }
+        }
+        let findings = comparison.finish();
+        assert_eq!(findings.missing as u128, n.div_ceil(100));
+        let peak = peak_rss_bytes().unwrap_or(0);
+        println!(
+            "users {n}, reserved {reserve}: index {:.1} MB, peak RSS {:.1} MB (process before: {:.1} MB)",
+            index as f64 / 1e6,
+            peak as f64 / 1e6,
+            before as f64 / 1e6
+        );
+    }
+}

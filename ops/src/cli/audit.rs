@@ -1,0 +1,253 @@
+//! `uc-ops audit`: the arguments, the run and the output of the users-versus-profiles check.
+//! The listing and the comparison are `uc_ops::audit`'s. Exit status: 0 no profile missing,
+//! 1 some missing, 2 the audit could not tell (a listing failed).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_config::SdkConfig;
+use clap::Args;
+use clap::builder::PossibleValuesParser;
+use uc_ops::audit::{self, ALL_STATUSES, AuditOptions, AuditReport, DEFAULT_STATUSES};
+use uc_worker::{AppSyncClient, EndpointSetting};
+
+use super::{Outcome, Ui, positive_rate, terminal_safe_lines, to_json};
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[arg(long, env = "USER_POOL_ID")]
+    user_pool_id: String,
+    /// Also count users who still have to replace an administrator's temporary password
+    /// (FORCE_CHANGE_PASSWORD).
+    #[arg(long)]
+    include_force_change_password: bool,
+    /// Also count users whose password an administrator reset (RESET_REQUIRED).
+    #[arg(long)]
+    include_reset_required: bool,
+    /// Count exactly these account statuses (comma-separated) [default: CONFIRMED,EXTERNAL_PROVIDER].
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(ALL_STATUSES),
+          conflicts_with_all = ["include_force_change_password", "include_reset_required"])]
+    status: Vec<String>,
+    /// Users changed within this many seconds are not judged: their profile may be on its way.
+    #[arg(long, default_value_t = 300)]
+    grace_seconds: u64,
+    /// Cognito ListUsers pages (60 users each) per second, at most. ListUsers shares the
+    /// account's UserRead quota (120/s by default) with sign-ins and the worker's user check.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 20.0, value_parser = positive_rate)]
+    list_rate: f64,
+    /// AppSync listUserProfiles pages per second, at most (each page is a DynamoDB Scan).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 5.0, value_parser = positive_rate)]
+    scan_rate: f64,
+    /// Profiles per listUserProfiles page.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    page_size: u32,
+    /// Subs (or profile ids) listed per kind.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+    #[arg(long, env = "APPSYNC_GRAPHQL_URL")]
+    appsync_graphql_url: Option<String>,
+    #[arg(long, env = "APPSYNC_API_ID")]
+    appsync_api_id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Outcome for AuditReport {
+    /// No counted user is without a profile.
+    fn succeeded(&self) -> bool {
+        AuditReport::succeeded(self)
+    }
+}
+
+impl AuditArgs {
+    fn statuses(&self) -> Vec<String> {
+        if !self.status.is_empty() {
+            return self.status.clone();
+        }
+        let mut statuses: Vec<String> = DEFAULT_STATUSES.iter().map(|s| s.to_string()).collect();
+        if self.include_force_change_password {
+            statuses.push("FORCE_CHANGE_PASSWORD".into());
+        }
+        if self.include_reset_required {
+            statuses.push("RESET_REQUIRED".into());
+        }
+        statuses
+    }
+
+    fn endpoint(&self) -> anyhow::Result<EndpointSetting> {
+        match (&self.appsync_graphql_url, &self.appsync_api_id) {
+            (Some(url), _) => Ok(EndpointSetting::Url(url.clone())),
+            (None, Some(id)) => Ok(EndpointSetting::ApiId(id.clone())),
+            (None, None) => anyhow::bail!(
+                "the profile API is not configured: set APPSYNC_GRAPHQL_URL or APPSYNC_API_ID"
+            ),
+        }
+    }
+}
+
+pub async fn run(args: &AuditArgs, sdk: &SdkConfig) -> anyhow::Result<AuditReport> {
+    let ui = Ui::new(args.json);
+    let options = AuditOptions {
+        user_pool_id: args.user_pool_id.clone(),
+        statuses: args.statuses(),
+        grace: Duration::from_secs(args.grace_seconds),
+        list_rate: args.list_rate,
+        scan_rate: args.scan_rate,
+        page_size: args.page_size,
+        show: args.show,
+    };
+    // Signed with the caller's own credentials: the audit needs only
+    // appsync:GraphQL on Query/fields/listUserProfiles, never the worker's role.
+    let url = args
+        .endpoint()?
+        .resolve(sdk)
+        .await
+        .context("audit unknown")?;
+    let endpoint = AppSyncClient::from_sdk_config(url, sdk, Duration::from_secs(5), 2)
+        .context("audit unknown")?;
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
+    let estimate = audit::estimated_users(&cognito, &options.user_pool_id).await;
+    ui.announce(&terminal_safe_lines(&format!(
+        "Auditing pool {} (statuses {}; users changed in the last {} s not judged): users at {}/s pages, then profiles at {}/s pages",
+        options.user_pool_id,
+        options.statuses.join(","),
+        options.grace.as_secs(),
+        options.list_rate,
+        options.scan_rate,
+    )));
+    let users_bar = ui.bar("users", estimate);
+    let profiles_bar = ui.progress("profiles");
+    let report = audit::run(
+        &cognito,
+        &endpoint,
+        &options,
+        estimate,
+        |n| users_bar.set_position(n),
+        |n| {
+            if !users_bar.is_finished() {
+                users_bar.finish_and_clear();
+            }
+            profiles_bar.set_position(n)
+        },
+    )
+    .await
+    .context("audit unknown")?;
+    users_bar.finish_and_clear();
+    profiles_bar.finish_and_clear();
+    Ok(report)
+}
+
+pub fn render(report: &AuditReport, json: bool) -> anyhow::Result<String> {
+    if json {
+        return to_json(report);
+    }
+    let f = &report.findings;
+    let mut statuses: Vec<String> = report
+        .users_by_status
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    if statuses.is_empty() {
+        statuses.push("none".into());
+    }
+    let mut out = format!(
+        "pool {}: {} users listed ({}); {} counted ({}), {} changed in the last {} s not judged\n\
+         profiles {}, missing {}, orphaned {}, owner mismatches {}\n",
+        report.user_pool_id,
+        report.users_listed,
+        statuses.join(", "),
+        report.users_counted,
+        report.statuses.join(","),
+        report.users_recent,
+        report.grace_seconds,
+        f.profiles,
+        f.missing,
+        f.orphaned,
+        f.owner_mismatch,
+    );
+    let list = |out: &mut String, what: &str, total: u64, items: &[String]| {
+        if total > 0 {
+            out.push_str(&format!(
+                "{what} ({total}{}): {}\n",
+                if (items.len() as u64) < total {
+                    format!(", first {}", items.len())
+                } else {
+                    String::new()
+                },
+                items.join(" ")
+            ));
+        }
+    };
+    list(
+        &mut out,
+        "users without a profile",
+        f.missing,
+        &f.missing_subs,
+    );
+    list(
+        &mut out,
+        "profiles without a user",
+        f.orphaned,
+        &f.orphaned_ids,
+    );
+    list(
+        &mut out,
+        "profiles whose profileOwner is not <sub>::<username>",
+        f.owner_mismatch,
+        &f.owner_mismatch_ids,
+    );
+    if report.users_unreadable > 0 {
+        out.push_str(&format!(
+            "{} users with a sub that is not a UUID were not compared\n",
+            report.users_unreadable
+        ));
+    }
+    out.push_str(if report.succeeded() {
+        "OK: every counted user has a profile\n"
+    } else {
+        "MISSING profiles: back-fill them (uc-ops backfill), see docs/runbook.md\n"
+    });
+    Ok(terminal_safe_lines(&out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uc_ops::audit::Findings;
+
+    fn report(missing: u64) -> AuditReport {
+        AuditReport {
+            user_pool_id: "us-east-1_Pool".into(),
+            statuses: vec!["CONFIRMED".into()],
+            grace_seconds: 300,
+            users_listed: 3,
+            users_by_status: [("CONFIRMED".to_owned(), 3)].into_iter().collect(),
+            users_counted: 3,
+            users_recent: 0,
+            users_unreadable: 0,
+            findings: Findings {
+                profiles: 3 - missing,
+                missing,
+                missing_subs: (0..missing).map(|i| format!("sub-{i}")).collect(),
+                ..Default::default()
+            },
+            index_bytes: 72,
+            seconds: 0.1,
+        }
+    }
+
+    #[test]
+    fn missing_profiles_fail_the_audit() {
+        assert!(Outcome::succeeded(&report(0)));
+        assert!(!Outcome::succeeded(&report(2)));
+        let text = render(&report(2), false).unwrap();
+        assert!(
+            text.contains("users without a profile (2): sub-0 sub-1"),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&report(2), true).unwrap()).unwrap();
+        assert_eq!(json["missing"], 2);
+        assert_eq!(json["missing_subs"][1], "sub-1");
+    }
+}
