@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Writes infra/template.yaml from infra/template.src.yaml and the UserConfirmed JSON Schema.
+"""Writes infra/template.yaml from infra/template.src.yaml and the events' JSON Schemas.
 
-The event contract has one source of truth, schemas/json/user-confirmed.v1.schema.json (the
-Rust crate embeds the same file with include_str!). The SAM template publishes it in the
-EventBridge schema registry, so the deployable template must carry the schema's text; rather
-than a hand-made copy, this script embeds the file verbatim as a YAML literal block in place
-of the placeholder line ``Content: __USER_CONFIRMED_SCHEMA__`` of the source template.
+Each event contract has one source of truth, its file in schemas/json/ (the Rust crate embeds the
+same files with include_str!). The SAM template publishes them in the EventBridge schema
+registry, so the deployable template must carry the schemas' text; rather than hand-made copies,
+this script embeds each file verbatim as a YAML literal block in place of its placeholder line
+in the source template:
+
+    Content: __USER_CONFIRMED_SCHEMA__    schemas/json/user-confirmed.v1.schema.json
+    Content: __PROFILE_CREATED_SCHEMA__   schemas/json/profile-created.v1.schema.json
 
     python infra/render.py           # (re)write infra/template.yaml
     python infra/render.py --check   # exit 1 if infra/template.yaml is not a fresh render
@@ -24,24 +27,35 @@ INFRA = Path(__file__).resolve().parent
 ROOT = INFRA.parent
 SOURCE = INFRA / "template.src.yaml"
 OUTPUT = INFRA / "template.yaml"
-SCHEMA = ROOT / "schemas" / "json" / "user-confirmed.v1.schema.json"
-PLACEHOLDER = "__USER_CONFIRMED_SCHEMA__"
+SCHEMAS_DIR = ROOT / "schemas" / "json"
+# placeholder -> the schema file embedded in its place (each placeholder exactly once)
+SCHEMAS = {
+    "__USER_CONFIRMED_SCHEMA__": SCHEMAS_DIR / "user-confirmed.v1.schema.json",
+    "__PROFILE_CREATED_SCHEMA__": SCHEMAS_DIR / "profile-created.v1.schema.json",
+}
 
 HEADER = """\
 # GENERATED FILE: do not edit. Source: infra/template.src.yaml; regenerate with
 #   dev/.venv/bin/python infra/render.py
-# The UserConfirmedSchema Content below is schemas/json/user-confirmed.v1.schema.json, verbatim.
+# The Content of UserConfirmedSchema and ProfileCreatedSchema below is
+# schemas/json/user-confirmed.v1.schema.json and schemas/json/profile-created.v1.schema.json, verbatim.
 """
 
 
-def render(source: str | None = None, schema: str | None = None) -> str:
-    """The rendered template's text."""
+def render(source: str | None = None, schemas: dict[str, str] | None = None) -> str:
+    """The rendered template's text. ``schemas`` maps each placeholder to the text embedded in
+    its place (default: the files of SCHEMAS)."""
     source = SOURCE.read_text(encoding="utf-8") if source is None else source
-    schema = SCHEMA.read_text(encoding="utf-8") if schema is None else schema
-    if "\t" in schema:
-        raise ValueError(f"{SCHEMA.name}: tabs cannot be embedded in a YAML block; use spaces")
-    if not schema.strip():
-        raise ValueError(f"{SCHEMA.name} is empty")
+    if schemas is None:
+        schemas = {placeholder: path.read_text(encoding="utf-8") for placeholder, path in SCHEMAS.items()}
+    for placeholder, schema in schemas.items():
+        name = SCHEMAS[placeholder].name if placeholder in SCHEMAS else placeholder
+        if "\t" in schema:
+            raise ValueError(f"{name}: tabs cannot be embedded in a YAML block; use spaces")
+        if not schema.strip():
+            raise ValueError(f"{name} is empty")
+        if schema.endswith("\n\n"):
+            raise ValueError(f"{name} ends with blank lines; remove them")
 
     lines = source.splitlines(keepends=True)
     # Drop the source's leading comment block; the rendered file gets its own header.
@@ -49,27 +63,29 @@ def render(source: str | None = None, schema: str | None = None) -> str:
     while start < len(lines) and lines[start].startswith("#"):
         start += 1
     out = [HEADER]
-    found = 0
+    found = {placeholder: 0 for placeholder in schemas}
     for line in lines[start:]:
         stripped = line.strip()
-        if PLACEHOLDER in line:
-            key, sep, rest = stripped.partition(":")
-            if not sep or rest.strip() != PLACEHOLDER:
-                raise ValueError(f"placeholder must stand alone as `Key: {PLACEHOLDER}`: {line!r}")
-            indent = line[: len(line) - len(line.lstrip(" "))]
-            body_indent = indent + "  "
-            # `|` keeps exactly one final newline, `|-` none: match the file byte for byte.
-            indicator = "|" if schema.endswith("\n") and not schema.endswith("\n\n") else "|-"
-            if schema.endswith("\n\n"):
-                raise ValueError(f"{SCHEMA.name} ends with blank lines; remove them")
-            out.append(f"{indent}{key}: {indicator}\n")
-            for schema_line in schema.splitlines():
-                out.append(f"{body_indent}{schema_line}\n" if schema_line else "\n")
-            found += 1
-        else:
+        placeholder = next((p for p in schemas if p in line), None)
+        if placeholder is None:
             out.append(line)
-    if found != 1:
-        raise ValueError(f"expected the placeholder {PLACEHOLDER} exactly once, found it {found} times")
+            continue
+        schema = schemas[placeholder]
+        key, sep, rest = stripped.partition(":")
+        if not sep or rest.strip() != placeholder:
+            raise ValueError(f"placeholder must stand alone as `Key: {placeholder}`: {line!r}")
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        body_indent = indent + "  "
+        # `|` keeps exactly one final newline, `|-` none: match the file byte for byte.
+        indicator = "|" if schema.endswith("\n") else "|-"
+        out.append(f"{indent}{key}: {indicator}\n")
+        for schema_line in schema.splitlines():
+            out.append(f"{body_indent}{schema_line}\n" if schema_line else "\n")
+        found[placeholder] += 1
+    wrong = {p: n for p, n in found.items() if n != 1}
+    if wrong:
+        raise ValueError("expected each placeholder exactly once, found " +
+                         ", ".join(f"{p} {n} times" for p, n in sorted(wrong.items())))
     return "".join(out)
 
 

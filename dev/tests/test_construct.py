@@ -15,7 +15,8 @@ Both sides are reduced to one canonical form: logical ids to the SAM template's 
 ids are "<scope><SamId><hash>"), intrinsics to strings ("${Param}", "${Resource.Attr}") whatever
 function built them (Fn::Sub, Fn::Join, Ref), Fn::If resolved, scalars as strings. Then every
 resource must match, property by property, except the differences listed in DOCUMENTED (each with
-its reason). The Amplify stand-in (root + nested stacks) is checked for placement and cycles.
+its reason). The dashboard's body is compared as parsed JSON (after the intrinsics become
+strings). The Amplify stand-in (root + nested stacks) is checked for placement and cycles.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MAIN = CDK / "uc-pipeline.template.json"
 SYNTH = CDK / "example" / "synth"
 OPTIONS = SYNTH / "UserConfirmedPipelineOptions.template.json"
 SCHEMA_FILE = ROOT / "schemas" / "json" / "user-confirmed.v1.schema.json"
+PROFILE_SCHEMA_FILE = ROOT / "schemas" / "json" / "profile-created.v1.schema.json"
 
 _spec = importlib.util.spec_from_file_location("uc_local_stack_c", ROOT / "dev" / "local_stack.py")
 local_stack = importlib.util.module_from_spec(_spec)
@@ -43,7 +45,7 @@ _spec.loader.exec_module(local_stack)
 # SAM parameters that switch the template's conditions: construct options decided at synth time.
 SAM_ONLY_PARAMETERS = {
     "CreateEventBus", "ExistingEventBusName", "BackfillPublisherArn", "CreateSchemaRegistry",
-    "AlarmTopicArn", "DeployFunctions", "AppSyncGraphqlUrl", "VerifyUser",
+    "AlarmTopicArn", "DeployFunctions", "AppSyncGraphqlUrl", "VerifyUser", "PublishProfileCreated",
 }
 # Where the code comes from: SAM packages CodeUri, the standalone stack takes S3 parameters.
 CDK_ONLY_PARAMETERS = {"CodeS3Bucket", "EmitterCodeS3Key", "WorkerCodeS3Key"}
@@ -62,6 +64,7 @@ EXPLICIT_DELETE = {"AWS::SQS::Queue", "AWS::Logs::LogGroup"}
 MAIN_SAM_PARAMS = {  # an existing pool, the API looked up by id: the standalone stack's shape
     "UserPoolId": "us-east-1_Example1", "AppSyncApiId": "abc", "DeployFunctions": "true",
     "CreateSchemaRegistry": "true", "CreateEventBus": "true", "AppSyncGraphqlUrl": "", "VerifyUser": "none",
+    "PublishProfileCreated": "true",
 }
 OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value for value
     "UserPoolId": "us-east-1_Options1",
@@ -73,6 +76,7 @@ OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value fo
     "ExistingEventBusName": "default",
     "BackfillPublisherArn": "arn:aws:iam::123456789012:role/backfill",
     "VerifyUser": "cognito",
+    "PublishProfileCreated": "false",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
     "CreateSchemaRegistry": "false",
     "ArchiveRetentionDays": "30",
@@ -158,7 +162,8 @@ class Canon:
 
 def normalise(value, key: str = ""):
     """Spellings that mean the same: a one-element list vs a scalar for policy Action/Resource
-    (as sorted lists), an event pattern as a JSON string vs an object."""
+    (as sorted lists), an event pattern as a JSON string vs an object, a dashboard body's JSON
+    text whatever its layout."""
     if isinstance(value, dict):
         return {k: normalise(v, k) for k, v in value.items()}
     if isinstance(value, list):
@@ -168,6 +173,8 @@ def normalise(value, key: str = ""):
         return [value]
     if key == "EventPattern" and isinstance(value, str):
         return normalise(json.loads(value))
+    if key == "DashboardBody" and isinstance(value, str):
+        return json.loads(value)
     return value
 
 
@@ -312,6 +319,20 @@ def mutate_queue_deny(template: dict, policy: str, change) -> None:
     mutate_resource(template, policy, edit)
 
 
+def mutate_dashboard(template: dict, change) -> None:
+    """``change`` gets the construct's dashboard body, parsed; it is written back as the same
+    Fn::Join of literal text and intrinsics (each intrinsic kept as a placeholder string)."""
+    def edit(properties: dict) -> None:
+        parts = properties["DashboardBody"]["Fn::Join"][1]
+        tokens = {f"@@{i}@@": part for i, part in enumerate(parts) if not isinstance(part, str)}
+        text = "".join(part if isinstance(part, str) else f"@@{i}@@" for i, part in enumerate(parts))
+        body = json.loads(text)
+        change(body)
+        pieces = re.split(r"(@@\d+@@)", json.dumps(body))
+        properties["DashboardBody"]["Fn::Join"][1] = [tokens.get(piece, piece) for piece in pieces if piece]
+    mutate_resource(template, "Dashboard", edit)
+
+
 def without_role(role: str):
     """Drops from an ArnNotEquals list the entry naming ``role`` (a GetAtt of that resource or the ARN itself)."""
     def change(condition: dict) -> None:
@@ -358,6 +379,41 @@ DRIFTS = {  # one edit of the construct's template -> the drift it must show (th
         "WorkerRole.Policies", "options"),
     "strict mode's env": (lambda t: mutate_resource(t, "WorkerFunction", lambda p: p["Environment"]["Variables"].update(
         VERIFY_USER="none")), "WorkerFunction.Environment", "options"),
+    # Issue 14: the Stack dimension, the ProfileCreated grant and bus policy, the dashboard.
+    "no STACK_NAME": (lambda t: mutate_resource(t, "EmitterFunction", lambda p: p["Environment"]["Variables"].pop("STACK_NAME")),
+                      "EmitterFunction.Environment"),
+    "alarm without the Stack dimension": (
+        lambda t: mutate_resource(t, "WorkerPermanentFailuresAlarm", lambda p: p.update(Dimensions=p["Dimensions"][:1])),
+        "WorkerPermanentFailuresAlarm.Dimensions"),
+    "AnnounceProfiles without its condition": (
+        lambda t: mutate_statement(t, "AnnounceProfiles", lambda s: s.pop("Condition")), "WorkerRole.Policies"),
+    "AnnounceProfiles for UserConfirmed": (
+        lambda t: mutate_statement(t, "AnnounceProfiles", lambda s: s["Condition"]["StringEquals"].update(
+            {"events:detail-type": "UserConfirmed"})), "WorkerRole.Policies"),
+    "no AnnounceProfiles": (lambda t: drop_statement(t, "AnnounceProfiles"), "WorkerRole.Policies"),
+    "AnnounceProfiles when not publishing": (
+        lambda t: mutate_statement(t, "DeadLetterPermanentFailures", lambda s: s.update(
+            Action=["sqs:SendMessage", "events:PutEvents"])), "WorkerRole.Policies", "options"),
+    "ProfileCreated published while switched off": (
+        lambda t: mutate_resource(t, "WorkerFunction", lambda p: p["Environment"]["Variables"].update(
+            PROFILE_CREATED_EVENTS="true")), "WorkerFunction.Environment", "options"),
+    "ProfileCreated deny lets the emitter": (
+        lambda t: mutate_resource(t, "BusPolicyDenyForeignProfileCreated", lambda p: p["Statement"]["Condition"][
+            "ArnNotEquals"]["aws:PrincipalArn"].append(
+            {"Fn::GetAtt": [next(k for k in t["Resources"] if "EmitterRole" in k), "Arn"]})),
+        "BusPolicyDenyForeignProfileCreated.Statement"),
+    "source deny blocks the worker's ProfileCreated": (
+        lambda t: mutate_resource(t, "BusPolicyDenyForeignSource", lambda p: p["Statement"]["Condition"].pop("StringNotEquals")),
+        "BusPolicyDenyForeignSource.Statement"),
+    "dashboard metric without the Stack filter": (
+        lambda t: mutate_dashboard(t, lambda body: body["widgets"][1]["properties"]["metrics"][0].__delitem__(slice(4, 6))),
+        "Dashboard.DashboardBody"),
+    "dashboard graph lost": (lambda t: mutate_dashboard(t, lambda body: body["widgets"].pop()), "Dashboard.DashboardBody"),
+    "dashboard percentile": (
+        lambda t: mutate_dashboard(t, lambda body: body["widgets"][1]["properties"]["metrics"][1][-1].update(stat="p90")),
+        "Dashboard.DashboardBody"),
+    "dashboard gone": (lambda t: t["Resources"].pop(next(k for k in t["Resources"] if re.fullmatch(r"PipelineDashboard[0-9A-F]{8}", k))),
+                       "Dashboard: only in the SAM template"),
 }
 
 
@@ -492,6 +548,10 @@ def test_rule_archive_and_schema_are_the_same(pair):
     assert isinstance(pattern, str) or set(pattern) <= {"Fn::Join", "Fn::Sub"}, pattern
     if "UserConfirmedSchema" in pair.sam:
         assert pair.cdk["UserConfirmedSchema"]["Properties"]["Content"] == SCHEMA_FILE.read_text(encoding="utf-8")
+        assert pair.cdk["ProfileCreatedSchema"]["Properties"]["Content"] == PROFILE_SCHEMA_FILE.read_text(encoding="utf-8")
+        assert pair.cdk["ProfileCreatedSchema"]["Properties"]["SchemaName"] == "${EventSource}@ProfileCreated"
+    else:  # the every-option template: no registry
+        assert "ProfileCreatedSchema" not in pair.cdk
 
 
 @pytest.mark.parametrize("function", ["EmitterFunction", "WorkerFunction"])
@@ -510,6 +570,46 @@ def test_event_source_permission_and_alarms_are_the_same(pair):
     assert pair.cdk["EmitterInvokeFromUserPool"]["Properties"] == pair.sam["EmitterInvokeFromUserPool"]["Properties"]
     sam_alarms = {k: v["Properties"] for k, v in pair.of_type(pair.sam, "AWS::CloudWatch::Alarm").items()}
     assert {k: v["Properties"] for k, v in pair.of_type(pair.cdk, "AWS::CloudWatch::Alarm").items()} == sam_alarms
+
+
+def test_dashboard_is_the_same(pair):
+    """Same name, same graphs, metric for metric, filtered to the same Stack value and queues."""
+    sam, cdk = pair.sam["Dashboard"]["Properties"], pair.cdk["Dashboard"]["Properties"]
+    assert cdk == sam
+    prefix = pair.sam_params.get("NamePrefix", "${NamePrefix}") if pair.sam_params is OPTIONS_SAM_PARAMS else "${NamePrefix}"
+    assert cdk["DashboardName"] == prefix
+    rows = [row for w in cdk["DashboardBody"]["widgets"] for row in w["properties"].get("metrics", [])
+            if isinstance(row[0], str)]
+    assert rows
+    for row in rows:
+        assert ("Stack" in row and row[row.index("Stack") + 1] == prefix) or (
+            row[2] == "QueueName" and row[3] in ("${WorkerQueue.QueueName}", "${WorkerDeadLetterQueue.QueueName}",
+                                                 "${RuleDeadLetterQueue.QueueName}")), row
+
+
+def test_profile_created_grant_and_environment(pair):
+    """publishProfileCreated: true in the main template (the default), false in the every-option one."""
+    publish = pair.sam_params["PublishProfileCreated"] == "true"
+    worker = {s["Sid"]: s for s in role_statements(pair.cdk, "WorkerRole")}
+    emitter = {s["Sid"]: s for s in role_statements(pair.cdk, "EmitterRole")}
+    variables = pair.cdk["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    emitter_variables = pair.cdk["EmitterFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["PROFILE_CREATED_EVENTS"] == ("true" if publish else "false")
+    assert variables["STACK_NAME"] == emitter_variables["STACK_NAME"] == pair.cdk["Dashboard"]["Properties"]["DashboardName"]
+    if publish:
+        assert variables["EVENT_BUS_NAME"] == emitter_variables["EVENT_BUS_NAME"]
+        source = emitter["PublishUserConfirmed"]["Condition"]["StringEquals"]["events:source"]
+        assert worker["AnnounceProfiles"] == {
+            "Sid": "AnnounceProfiles", "Effect": "Allow", "Action": ["events:PutEvents"],
+            "Resource": emitter["PublishUserConfirmed"]["Resource"],
+            "Condition": {"StringEquals": {"events:detail-type": "ProfileCreated", "events:source": source}},
+        }
+    else:
+        assert "EVENT_BUS_NAME" not in variables and "AnnounceProfiles" not in worker
+        assert not [s for s in worker.values() if "events:" in json.dumps(s)]
+    # Present either way: only the worker's role may put ProfileCreated under the source.
+    deny = pair.cdk["BusPolicyDenyForeignProfileCreated"]["Properties"]["Statement"]
+    assert deny["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": ["${WorkerRole.Arn}"]}
 
 
 def test_outputs_are_the_same(pair):
@@ -611,8 +711,9 @@ def test_standin_places_the_emitter_side_with_the_pool_and_the_worker_side_in_it
     auth = construct_ids(nested["auth"], sam_names, ("PipelinePublisher",))
     custom = construct_ids(nested["UserConfirmed"], sam_names, ("Pipeline",))
     # The worker DLQ's policy names the worker's role: in auth it would make auth refer to UserConfirmed.
+    # So does the ProfileCreated bus policy; the dashboard refers to the queues (this stack -> auth).
     worker_side = {"WorkerLogGroup", "WorkerRole", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerPermanentFailuresAlarm",
-                   "WorkerDeadLetterQueuePolicy"}
+                   "WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "Dashboard"}
     assert set(custom.values()) == worker_side
     assert set(auth.values()) == sam_names - worker_side
     assert len(auth) + len(custom) == len(main)
@@ -629,12 +730,14 @@ def test_standin_worker_uses_the_apis_endpoint_and_no_lookup():
     custom = nested["UserConfirmed"]["Resources"]
     worker, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Lambda::Function"]
     variables = worker["Environment"]["Variables"]
-    assert set(variables) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER"}
+    assert set(variables) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER",
+                              "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
     assert passed_from(root, variables["APPSYNC_GRAPHQL_URL"]["Ref"])["Fn::GetAtt"][1].endswith("GraphQLUrl")
     role, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::IAM::Role"]
     statements = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == [
-        "CreateUserProfileOnly", "ConsumeWorkerQueue", "CheckUsersInThePool", "DeadLetterPermanentFailures", "WriteOwnLogs"]
+        "CreateUserProfileOnly", "ConsumeWorkerQueue", "CheckUsersInThePool", "DeadLetterPermanentFailures", "AnnounceProfiles",
+        "WriteOwnLogs"]
 
 
 def test_standin_worker_names_the_pool_from_the_auth_stack():
@@ -659,6 +762,11 @@ def test_standin_worker_names_the_pool_from_the_auth_stack():
     grant, = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "CheckUsersInThePool"]
     assert grant["Action"] == "cognito-idp:AdminGetUser"
     assert auth_output(grant["Resource"]["Ref"]) == {"Fn::GetAtt": [pool_id, "Arn"]}
+    # The bus the worker announces profiles on is auth's, passed in as parameters too.
+    bus, = [k for k, v in auth.items() if v["Type"] == "AWS::Events::EventBus"]
+    assert auth_output(variables["EVENT_BUS_NAME"]["Ref"]) == {"Fn::GetAtt": [bus, "Name"]}
+    announce, = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "AnnounceProfiles"]
+    assert auth_output(announce["Resource"]["Ref"]) == {"Fn::GetAtt": [bus, "Arn"]}
     # Nothing in auth refers to the worker side.
     assert not re.search(r"PipelineWorker(Role|Function|LogGroup)", json.dumps(nested["auth"]))
 

@@ -4,8 +4,8 @@ moto server with `dev/local_stack.py deploy --cfn-template` (no SAM translation)
 A moto server is started on a free 127.0.0.1 port and stopped by the fixture's finalizer. The
 tests check that the stack comes up with the same output keys as the SAM local stack, that the
 bus, rule (with its target's DLQ and retry policy), queues, DLQs, archive and roles exist with the
-right settings, that an event on the bus reaches the queue, and that a SAM stack deployed next
-to it reads back the same settings. A second stack deploys the functions (placeholder zips) to
+right settings, that an event on the bus reaches the queue, that moto creates the dashboard, and
+that a SAM stack deployed next to it reads back the same settings (dashboard included). A second stack deploys the functions (placeholder zips) to
 check their configuration, event source mapping and permission.
 """
 
@@ -40,6 +40,7 @@ LOCAL_OUTPUT_KEYS = [
 MOTO_SKIPS = {
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignSource",
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignDetailType",
+    "AWS::Events::EventBusPolicy BusPolicyDenyForeignProfileCreated",
     "AWS::SQS::QueuePolicy WorkerQueuePolicy",
     "AWS::SQS::QueuePolicy RuleDeadLetterQueuePolicy",
     "AWS::SQS::QueuePolicy WorkerDeadLetterQueuePolicy",
@@ -135,7 +136,8 @@ def test_outputs_are_the_sam_local_stacks(stack, moto):
     dropped = dict(re.findall(r"^(\w+)=false: dropped (.*)$", stderr, re.M))
     assert {canonical_name(i) for i in dropped["DeployFunctions"].split(", ")} == {
         "EmitterFunction", "WorkerFunction", "WorkerFunctionWorkerQueue", "EmitterInvokeFromUserPool", "EmitterErrorsAlarm"}
-    assert {canonical_name(i) for i in dropped["CreateSchemaRegistry"].split(", ")} == {"SchemaRegistry", "UserConfirmedSchema"}
+    assert {canonical_name(i) for i in dropped["CreateSchemaRegistry"].split(", ")} == {
+        "SchemaRegistry", "UserConfirmedSchema", "ProfileCreatedSchema"}
 
 
 def test_bus_rule_queues_archive_and_roles(stack, moto):
@@ -178,11 +180,28 @@ def test_bus_rule_queues_archive_and_roles(stack, moto):
     assert worker["ConsumeWorkerQueue"]["Resource"] == outputs["QueueArn"]
     assert worker["DeadLetterPermanentFailures"]["Resource"] == outputs["WorkerDlqArn"]
     assert "CheckUsersInThePool" not in worker  # strict mode (verifyUser) is off in this template
+    assert worker["AnnounceProfiles"]["Resource"] == outputs["EventBusArn"]  # publishProfileCreated: true
+    assert worker["AnnounceProfiles"]["Condition"] == {
+        "StringEquals": {"events:detail-type": "ProfileCreated", "events:source": "userconfirmed.cognito"}}
     for arn in (outputs["EmitterRoleArn"], outputs["WorkerRoleArn"]):
         role = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]
         trust, = role["AssumeRolePolicyDocument"]["Statement"]
         assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
         assert iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"] == []
+
+
+def dashboard(moto: str, name: str) -> dict:
+    return json.loads(aws("cloudwatch", moto).get_dashboard(DashboardName=name)["DashboardBody"])
+
+
+def test_moto_creates_the_dashboard(stack, moto):
+    outputs, _ = stack
+    body = dashboard(moto, "uc-cdk")
+    queues = {url.rsplit("/", 1)[-1] for url in (outputs["QueueUrl"], outputs["WorkerDlqUrl"], outputs["RuleDlqUrl"])}
+    rows = [row for w in body["widgets"] for row in w["properties"].get("metrics", []) if isinstance(row[0], str)]
+    assert rows
+    for row in rows:
+        assert ("Stack" in row and row[row.index("Stack") + 1] == "uc-cdk") or (row[2] == "QueueName" and row[3] in queues), row
 
 
 def test_a_user_confirmed_event_reaches_the_worker_queue(stack, moto):
@@ -235,6 +254,7 @@ def test_reads_back_like_the_sam_stack(stack, moto):
             "archive": {k: archive[k] for k in ("EventPattern", "RetentionDays", "EventSourceArn", "Description")},
             "emitter": role_policy(iam, outputs["EmitterRoleArn"]),
             "worker": role_policy(iam, outputs["WorkerRoleArn"]),
+            "dashboard": dashboard(moto, prefix),
         }
         # moto leaves a null where Fn::If chose AWS::NoValue (infra/README.md, moto gaps).
         for role in ("emitter", "worker"):
@@ -274,13 +294,17 @@ def test_functions_event_source_and_permission(moto):
     assert env == {
         "EVENT_BUS_NAME": outputs["EventBusName"], "EVENT_SOURCE": "userconfirmed.cognito",
         "PUBLISH_BUDGET_MS": "2000", "FAILURE_POLICY": "fail-closed", "FALLBACK_QUEUE_URL": env["FALLBACK_QUEUE_URL"],
+        "STACK_NAME": "uc-cdk-fn",
     }
     assert env["FALLBACK_QUEUE_URL"].endswith("/uc-cdk-fn-worker")
     worker = lam.get_function_configuration(FunctionName=outputs["WorkerFunctionArn"])
     assert (worker["Timeout"], worker["MemorySize"], worker["Role"]) == (30, 256, outputs["WorkerRoleArn"])
     wenv = {k: str(v) for k, v in worker["Environment"]["Variables"].items()}
     assert wenv["APPSYNC_API_ID"] == "abcdefghijklmnopqrstuvwxyz"
-    assert set(wenv) == {"APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER"}
+    assert set(wenv) == {"APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER",
+                         "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
+    assert (wenv["STACK_NAME"], wenv["PROFILE_CREATED_EVENTS"], wenv["EVENT_BUS_NAME"]) == (
+        "uc-cdk-fn", "true", outputs["EventBusName"])
     # The worker acts only on the stack's own pool and source; strict mode is off (not a parameter here).
     assert wenv["USER_POOL_ID"] == outputs["UserPoolId"]
     assert (wenv["EVENT_SOURCE"], wenv["VERIFY_USER"]) == (outputs["EventSource"], "none")

@@ -90,8 +90,21 @@ try {
   const [worker] = ofType(customResources, "AWS::Lambda::Function");
   const variables = Object.keys(customResources[worker]?.Properties.Environment.Variables ?? {});
   check(
-    JSON.stringify(variables.sort()) === JSON.stringify(["APPSYNC_GRAPHQL_URL", "CONCURRENCY", "DLQ_URL", "EVENT_SOURCE", "USER_POOL_ID", "VERIFY_USER"]),
+    JSON.stringify(variables.sort()) ===
+      JSON.stringify([
+        "APPSYNC_GRAPHQL_URL", "CONCURRENCY", "DLQ_URL", "EVENT_BUS_NAME", "EVENT_SOURCE", "PROFILE_CREATED_EVENTS",
+        "STACK_NAME", "USER_POOL_ID", "VERIFY_USER",
+      ]),
     `the worker in the custom stack, with the API's URL: ${variables}`,
+  );
+  // The ProfileCreated bus policy names the worker's role, the dashboard the queues: both in the
+  // custom stack (a reference from auth to it would be the cycle).
+  for (const type of ["AWS::CloudWatch::Dashboard"]) {
+    check(ofType(customResources, type).length === 1 && ofType(authResources, type).length === 0, `${type} in the custom stack only`);
+  }
+  check(
+    ofType(customResources, "AWS::Events::EventBusPolicy").length === 1 && ofType(authResources, "AWS::Events::EventBusPolicy").length === 2,
+    "the ProfileCreated bus policy in the custom stack, the emitter's two in auth",
   );
 } finally {
   fs.rmSync(work, { recursive: true, force: true });

@@ -56,6 +56,7 @@ const cases: Record<string, () => void> = {
       { failurePolicy: "retry" as "fail-open" },
       { backfillPublisherArn: "arn:aws:iam::123456789012:user/someone" },
       { verifyUser: "strict" as "none" },
+      { publishProfileCreated: "true" as unknown as boolean },
     ];
     for (const extra of bad) {
       const { stack, props } = setup();
@@ -67,6 +68,14 @@ const cases: Record<string, () => void> = {
     const verifyUser = new CfnParameter(stack, "VerifyUser", { type: "String" }).valueAsString as "none";
     assert.throws(() => new UserConfirmedPipeline(stack, "Pipeline", { ...props, verifyUser }), /verifyUser must be the literal/);
   },
+  "publishProfileCreated cannot be a CloudFormation parameter (it decides the worker's statements)": () => {
+    const { stack, props } = setup();
+    const publishProfileCreated = new CfnParameter(stack, "PublishProfileCreated", { type: "String" }).valueAsString as unknown as boolean;
+    assert.throws(
+      () => new UserConfirmedPipeline(stack, "Pipeline", { ...props, publishProfileCreated }),
+      /publishProfileCreated must be the literal/,
+    );
+  },
   "with the pool in another stack, strict mode and the queue deny refer only from the worker's stack to the pool's": () => {
     const { app, poolStack, stack, props } = setup({ verifyUser: "cognito" }, (a) => new Stack(a, "Auth"));
     const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
@@ -74,8 +83,10 @@ const cases: Record<string, () => void> = {
     app.synth();
     assert.deepEqual(stack.dependencies.map((s) => s.stackName), ["Auth"]);
     assert.deepEqual(poolStack.dependencies, []);
-    const policy = pipeline.node.findChild("WorkerDeadLetterQueuePolicy");
-    assert.equal(Stack.of(policy), stack);
+    // The policies that name the worker's role, and the dashboard, stay with the worker.
+    for (const id of ["WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "Dashboard"]) {
+      assert.equal(Stack.of(pipeline.node.findChild(id)), stack, id);
+    }
   },
   "the construct in the pool's stack with the API elsewhere gets a warning": () => {
     const { app, poolStack, props } = setup({}, (a) => new Stack(a, "Auth"));

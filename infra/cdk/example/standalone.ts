@@ -29,7 +29,8 @@ type Spec = {
 
 // The SAM template's parameters the construct takes as values (types, defaults and constraints
 // equal to infra/template.yaml's: dev/tests/test_construct.py compares them). Parameters that
-// switch SAM conditions (CreateEventBus, AppSyncGraphqlUrl, AlarmTopicArn, VerifyUser, ...) are
+// switch SAM conditions (CreateEventBus, AppSyncGraphqlUrl, AlarmTopicArn, VerifyUser,
+// PublishProfileCreated, ...) are
 // construct options decided at synth time instead.
 const SAM_PARAMETERS: Record<string, Spec> = {
   NamePrefix: {
@@ -207,7 +208,7 @@ export class StandaloneStack extends Stack {
 /**
  * Every option away from its default, as literals: an existing bus, a back-fill publisher, an
  * alarm topic, the API's endpoint given (no GetGraphqlApi), no schema registry, the worker's
- * strict mode (AdminGetUser). Compared with the SAM template under the same choices.
+ * strict mode (AdminGetUser), no ProfileCreated events. Compared with the SAM template under the same choices.
  */
 export class OptionsStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -222,6 +223,7 @@ export class OptionsStack extends Stack {
       eventBus: events.EventBus.fromEventBusName(this, "Bus", "default"),
       backfillPublisherArn: "arn:aws:iam::123456789012:role/backfill",
       verifyUser: "cognito",
+      publishProfileCreated: false,
       alarmTopic: sns.Topic.fromTopicArn(this, "Alarms", "arn:aws:sns:us-east-1:123456789012:alarms"),
       createSchemaRegistry: false,
       archiveRetentionDays: 30,

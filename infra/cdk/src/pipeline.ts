@@ -17,10 +17,15 @@ import { Construct } from "constructs";
 
 import { resolveProps, type ResolvedProps, type UserConfirmedPipelineProps } from "./props";
 import { EMITTER_SKIPS, LOG_KMS_SKIP, type Skip, SSE_SQS_SKIP, WORKER_SKIPS } from "./checkov-skips";
+import { dashboardBody, METRICS_NAMESPACE } from "./dashboard";
+import { PROFILE_CREATED_SCHEMA } from "./profile-created-schema";
 import { USER_CONFIRMED_SCHEMA } from "./user-confirmed-schema";
 
 /** `detail-type` of the events (uc_schemas::DETAIL_TYPE). */
 export const DETAIL_TYPE = "UserConfirmed";
+
+/** `detail-type` of the worker's ProfileCreated events (schemas/json/profile-created.v1.schema.json). */
+export const PROFILE_CREATED_DETAIL_TYPE = "ProfileCreated";
 
 /** A value the SAM template publishes as a stack output, under the same name. */
 export interface PipelineOutput {
@@ -39,10 +44,11 @@ export interface PipelineOutput {
  *
  * When the pool lives in another stack (Amplify's auth stack), the emitter and everything it
  * references (bus, queues, rule, archive, policies, its alarms) are created in the pool's stack
- * and only the worker side (with the worker DLQ's policy, which names the worker's role) in this
- * construct's stack: the pool's trigger then points inside its own stack, and the dependencies
- * between the stacks run one way (this stack → pool's stack, this stack → API's stack), which is
- * what keeps Amplify's nested stacks free of cycles.
+ * and only the worker side (with the worker DLQ's policy and the ProfileCreated bus policy, which
+ * name the worker's role, and the dashboard) in this construct's stack: the pool's trigger then
+ * points inside its own stack, and the dependencies between the stacks run one way (this stack →
+ * pool's stack, this stack → API's stack), which is what keeps Amplify's nested stacks free of
+ * cycles.
  */
 export class UserConfirmedPipeline extends Construct {
   readonly namePrefix: string;
@@ -56,6 +62,8 @@ export class UserConfirmedPipeline extends Construct {
   readonly archiveName: string;
   readonly schemaRegistry?: eventschemas.CfnRegistry;
   readonly schema?: eventschemas.CfnSchema;
+  /** The ProfileCreated schema (with `createSchemaRegistry` and `publishProfileCreated`). */
+  readonly profileCreatedSchema?: eventschemas.CfnSchema;
   readonly queue: sqs.Queue;
   readonly workerDeadLetterQueue: sqs.Queue;
   readonly ruleDeadLetterQueue: sqs.Queue;
@@ -66,6 +74,8 @@ export class UserConfirmedPipeline extends Construct {
   readonly emitterFunction: lambda.Function;
   readonly workerFunction: lambda.Function;
   readonly workerEventSource: lambda.EventSourceMapping;
+  /** The stack's dashboard, named `namePrefix`. */
+  readonly dashboard: cloudwatch.CfnDashboard;
   /** The construct in the pool's stack that holds the emitter side (this construct itself when the stacks are the same). */
   readonly publisherScope: Construct;
   /** The SAM template's outputs, by the same names (for CfnOutputs or `backend.addOutput`). */
@@ -161,10 +171,17 @@ export class UserConfirmedPipeline extends Construct {
     // Only the emitter (and the optional back-fill role) may publish UserConfirmed events: an
     // explicit Deny for every other IAM principal, per source and per detail-type. Principals
     // without aws:PrincipalArn (AWS services, e.g. an archive replay) are left alone by Null.
+    // The source's one other event, ProfileCreated, is the worker's: the source Deny leaves that
+    // detail-type to BusPolicyDenyForeignProfileCreated (below, with the worker).
     const publishers = [this.emitterRole.roleArn, ...(p.backfillPublisherArn ? [p.backfillPublisherArn] : [])];
-    const denyOthers = (logicalId: string, sidSuffix: string, key: string, value: string) => {
-      const sid = `${prefix}-only-emitter-${sidSuffix}`;
-      new events.CfnEventBusPolicy(pub, logicalId, {
+    const denyOthers = (
+      scope: Construct,
+      logicalId: string,
+      sid: string,
+      match: Record<string, Record<string, string>>,
+      allowed: string[],
+    ) =>
+      new events.CfnEventBusPolicy(scope, logicalId, {
         eventBusName: this.eventBusName,
         statementId: sid,
         statement: {
@@ -174,15 +191,29 @@ export class UserConfirmedPipeline extends Construct {
           Action: "events:PutEvents",
           Resource: this.eventBusArn,
           Condition: {
-            StringEquals: { [key]: value },
-            ArnNotEquals: { "aws:PrincipalArn": publishers },
+            ...match,
+            ArnNotEquals: { "aws:PrincipalArn": allowed },
             Null: { "aws:PrincipalArn": "false" },
           },
         },
       });
-    };
-    denyOthers("BusPolicyDenyForeignSource", "source", "events:source", source);
-    denyOthers("BusPolicyDenyForeignDetailType", "detail-type", "events:detail-type", DETAIL_TYPE);
+    denyOthers(
+      pub,
+      "BusPolicyDenyForeignSource",
+      `${prefix}-only-emitter-source`,
+      {
+        StringEquals: { "events:source": source },
+        StringNotEquals: { "events:detail-type": PROFILE_CREATED_DETAIL_TYPE },
+      },
+      publishers,
+    );
+    denyOthers(
+      pub,
+      "BusPolicyDenyForeignDetailType",
+      `${prefix}-only-emitter-detail-type`,
+      { StringEquals: { "events:detail-type": DETAIL_TYPE } },
+      publishers,
+    );
 
     // Every UserConfirmed event, kept for replay.
     this.archiveName = `${prefix}-user-confirmed`;
@@ -211,6 +242,15 @@ export class UserConfirmedPipeline extends Construct {
         description: "detail of the UserConfirmed event, version 1.",
         content: USER_CONFIRMED_SCHEMA,
       });
+      if (p.publishProfileCreated) {
+        this.profileCreatedSchema = new eventschemas.CfnSchema(pub, "ProfileCreatedSchema", {
+          registryName: this.schemaRegistry.attrRegistryName,
+          schemaName: `${source}@${PROFILE_CREATED_DETAIL_TYPE}`,
+          type: "JSONSchemaDraft4",
+          description: "detail of the ProfileCreated event, version 1.",
+          content: PROFILE_CREATED_SCHEMA,
+        });
+      }
     }
 
     this.rule = new events.CfnRule(pub, "UserConfirmedRule", {
@@ -303,6 +343,8 @@ export class UserConfirmedPipeline extends Construct {
         PUBLISH_BUDGET_MS: numberText(p.publishBudgetMs),
         FAILURE_POLICY: p.failurePolicy,
         FALLBACK_QUEUE_URL: this.queue.queueUrl,
+        // The EMF Stack dimension (runtime/src/metrics.rs): alarms and dashboard filter on it.
+        STACK_NAME: prefix,
       },
     });
     withoutRoleDependsOn(this.emitterFunction);
@@ -370,6 +412,20 @@ export class UserConfirmedPipeline extends Construct {
               actions: ["sqs:SendMessage"],
               resources: [this.workerDeadLetterQueue.queueArn],
             }),
+            ...(p.publishProfileCreated
+              ? [
+                  // The emitter's bus, ProfileCreated under the stack's source only. (In Amplify's
+                  // layout the bus is in the auth stack: this stack refers to it, the allowed way.)
+                  new iam.PolicyStatement({
+                    sid: "AnnounceProfiles",
+                    actions: ["events:PutEvents"],
+                    resources: [this.eventBusArn],
+                    conditions: {
+                      StringEquals: { "events:detail-type": PROFILE_CREATED_DETAIL_TYPE, "events:source": source },
+                    },
+                  }),
+                ]
+              : []),
             new iam.PolicyStatement({
               sid: "WriteOwnLogs",
               actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -400,6 +456,9 @@ export class UserConfirmedPipeline extends Construct {
         USER_POOL_ID: p.userPool.userPoolId,
         EVENT_SOURCE: source,
         VERIFY_USER: p.verifyUser,
+        STACK_NAME: prefix,
+        PROFILE_CREATED_EVENTS: p.publishProfileCreated ? "true" : "false",
+        ...(p.publishProfileCreated ? { EVENT_BUS_NAME: this.eventBusName } : {}),
       },
     });
     withoutRoleDependsOn(this.workerFunction);
@@ -412,6 +471,18 @@ export class UserConfirmedPipeline extends Construct {
       onlyThePipelinesRoles(this.workerDeadLetterQueue, [this.workerRole.roleArn]),
       tlsOnly(this.workerDeadLetterQueue),
     ]);
+    // Only the worker may publish ProfileCreated under the source (the emitter and the back-fill
+    // role are refused), and only with its AnnounceProfiles grant: present whether or not
+    // publishProfileCreated, so with false no principal may. Scoped to the source: another
+    // application's ProfileCreated on a shared bus is not ours. It names the worker's role, so
+    // it stays with the worker side for the same reason as the worker DLQ's policy.
+    denyOthers(
+      this,
+      "BusPolicyDenyForeignProfileCreated",
+      `${prefix}-only-worker-profile-created`,
+      { StringEquals: { "events:source": source, "events:detail-type": PROFILE_CREATED_DETAIL_TYPE } },
+      [this.workerRole.roleArn],
+    );
 
     // addEventSourceMapping, not the SqsEventSource: the latter grants the role
     // sqs:GetQueueUrl besides the four actions the template grants.
@@ -431,7 +502,7 @@ export class UserConfirmedPipeline extends Construct {
         alarmDescription: a.description,
         namespace: a.namespace,
         metricName: a.metric,
-        dimensions: [{ name: a.dimension[0], value: a.dimension[1] }],
+        dimensions: a.dimensions.map(([name, value]) => ({ name, value })),
         statistic: a.statistic,
         period: a.period,
         evaluationPeriods: 1,
@@ -448,7 +519,7 @@ export class UserConfirmedPipeline extends Construct {
         "Messages in the worker DLQ: profiles that were not created. Inspect and replay them with the ops CLI.",
       namespace: "AWS/SQS",
       metric: visible,
-      dimension: ["QueueName", this.workerDeadLetterQueue.queueName],
+      dimensions: [["QueueName", this.workerDeadLetterQueue.queueName]],
       statistic: "Maximum",
       period: 60,
       threshold: 0,
@@ -459,7 +530,7 @@ export class UserConfirmedPipeline extends Construct {
         "Events EventBridge could not deliver to the worker queue (queue policy, encryption or quota problem). Their profiles are not created until they are replayed.",
       namespace: "AWS/SQS",
       metric: visible,
-      dimension: ["QueueName", this.ruleDeadLetterQueue.queueName],
+      dimensions: [["QueueName", this.ruleDeadLetterQueue.queueName]],
       statistic: "Maximum",
       period: 60,
       threshold: 0,
@@ -470,7 +541,7 @@ export class UserConfirmedPipeline extends Construct {
         "The oldest message in the worker queue is over 15 minutes old: the worker is failing, throttled or disabled, and new users wait for their profile.",
       namespace: "AWS/SQS",
       metric: "ApproximateAgeOfOldestMessage",
-      dimension: ["QueueName", this.queue.queueName],
+      dimensions: [["QueueName", this.queue.queueName]],
       statistic: "Maximum",
       period: 300,
       threshold: 900,
@@ -481,20 +552,25 @@ export class UserConfirmedPipeline extends Construct {
         "The emitter failed (crash, timeout or fail-closed refusal): Cognito showed the user an error or the confirmation went unpublished.",
       namespace: "AWS/Lambda",
       metric: "Errors",
-      dimension: ["FunctionName", this.emitterFunction.functionName],
+      dimensions: [["FunctionName", this.emitterFunction.functionName]],
       statistic: "Sum",
       period: 60,
       threshold: 0,
     });
     // EMF metrics the functions write themselves (runtime/src/metrics.rs): namespace
-    // UserConfirmedPipeline, dimension Service.
+    // UserConfirmedPipeline, dimensions Service and Stack (= the name prefix, the functions'
+    // STACK_NAME), so each stack's alarms watch its own functions only.
+    const emf = (service: string): [string, string][] => [
+      ["Service", service],
+      ["Stack", prefix],
+    ];
     alarm(pub, "EmitterPublishFailedAlarm", {
       name: "emitter-publish-failed",
       description:
         "A confirmation could be neither published to EventBridge nor queued on the fallback: that user's profile needs the back-fill.",
-      namespace: "UserConfirmedPipeline",
+      namespace: METRICS_NAMESPACE,
       metric: "Failed",
-      dimension: ["Service", "emitter"],
+      dimensions: emf("emitter"),
       statistic: "Sum",
       period: 60,
       threshold: 0,
@@ -503,9 +579,9 @@ export class UserConfirmedPipeline extends Construct {
       name: "emitter-fallback-used",
       description:
         "EventBridge PutEvents kept failing and the emitter queued events straight on the worker queue: profiles are still created, but the archive and other consumers miss those events.",
-      namespace: "UserConfirmedPipeline",
+      namespace: METRICS_NAMESPACE,
       metric: "Fallback",
-      dimension: ["Service", "emitter"],
+      dimensions: emf("emitter"),
       statistic: "Sum",
       period: 300,
       threshold: 0,
@@ -514,12 +590,28 @@ export class UserConfirmedPipeline extends Construct {
       name: "worker-permanent-failures",
       description:
         "The worker dead-lettered messages it can never process (bad event, AppSync validation or authorization error).",
-      namespace: "UserConfirmedPipeline",
+      namespace: METRICS_NAMESPACE,
       metric: "PermanentFailures",
-      dimension: ["Service", "worker"],
+      dimensions: emf("worker"),
       statistic: "Sum",
       period: 60,
       threshold: 0,
+    });
+
+    // ------------------------------------------------------------------ dashboard
+    // With the worker side: it refers to the queues (in the pool's stack when that is another
+    // one), and this stack may refer to that one, not the reverse.
+    this.dashboard = new cloudwatch.CfnDashboard(this, "Dashboard", {
+      dashboardName: prefix,
+      dashboardBody: Stack.of(this).toJsonString(
+        dashboardBody({
+          namePrefix: prefix,
+          region: Stack.of(this).region,
+          workerQueueName: this.queue.queueName,
+          workerDeadLetterQueueName: this.workerDeadLetterQueue.queueName,
+          ruleDeadLetterQueueName: this.ruleDeadLetterQueue.queueName,
+        }),
+      ),
     });
 
     this.outputs = this.collectOutputs(p);
@@ -566,6 +658,12 @@ export class UserConfirmedPipeline extends Construct {
         description: "ARN of the UserConfirmed schema in the EventBridge schema registry.",
       };
     }
+    if (this.profileCreatedSchema) {
+      out.ProfileCreatedSchemaArn = {
+        value: this.profileCreatedSchema.attrSchemaArn,
+        description: "ARN of the ProfileCreated schema in the EventBridge schema registry.",
+      };
+    }
     Object.assign(out, {
       EmitterRoleArn: {
         value: this.emitterRole.roleArn,
@@ -594,7 +692,7 @@ interface AlarmSpec {
   description: string;
   namespace: string;
   metric: string;
-  dimension: [string, string];
+  dimensions: [string, string][];
   statistic: string;
   period: number;
   threshold: number;

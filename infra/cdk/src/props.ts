@@ -81,6 +81,17 @@ export interface UserConfirmedPipelineProps {
    */
   readonly verifyUser?: VerifyUser;
 
+  /**
+   * The worker publishes a ProfileCreated v1 event (source `eventSource`) on the bus for each
+   * profile it creates: its `PROFILE_CREATED_EVENTS=true` and `EVENT_BUS_NAME`, its role's
+   * `events:PutEvents` for that detail-type and source only (`AnnounceProfiles`), and the
+   * ProfileCreated schema in the registry. `false`: `PROFILE_CREATED_EVENTS=false`, no grant, no
+   * schema. A synth-time choice (it decides the role's statements), so a literal. Either way the
+   * bus policy lets no principal but the worker's role publish ProfileCreated under the source.
+   * SAM: `PublishProfileCreated`. @default true
+   */
+  readonly publishProfileCreated?: boolean;
+
   /** Days the archive keeps UserConfirmed events, 0 = forever. SAM: `ArchiveRetentionDays`. @default 365 */
   readonly archiveRetentionDays?: number;
 
@@ -154,6 +165,7 @@ export interface ResolvedProps extends UserConfirmedPipelineProps {
   readonly publishBudgetMs: number;
   readonly failurePolicy: FailurePolicy;
   readonly verifyUser: VerifyUser;
+  readonly publishProfileCreated: boolean;
   readonly maxReceiveCount: number;
   readonly queueVisibilityTimeout: Duration;
   readonly workerBatchSize: number;
@@ -183,6 +195,7 @@ export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
     publishBudgetMs: props.publishBudgetMs ?? 2000,
     failurePolicy: props.failurePolicy ?? "fail-open",
     verifyUser: props.verifyUser ?? "none",
+    publishProfileCreated: props.publishProfileCreated ?? true,
     maxReceiveCount: props.maxReceiveCount ?? 5,
     queueVisibilityTimeout: props.queueVisibilityTimeout ?? Duration.seconds(180),
     workerBatchSize: props.workerBatchSize ?? 10,
@@ -222,6 +235,12 @@ function check(p: ResolvedProps): void {
   // It switches the worker role's AdminGetUser statement, so it cannot wait for deploy time.
   if (Token.isUnresolved(p.verifyUser) || !["none", "cognito"].includes(p.verifyUser)) {
     throw new Error(`UserConfirmedPipeline: verifyUser must be the literal "none" or "cognito", not ${JSON.stringify(p.verifyUser)}`);
+  }
+  // It switches the worker role's AnnounceProfiles statement: a literal boolean, like verifyUser.
+  if (typeof p.publishProfileCreated !== "boolean") {
+    throw new Error(
+      `UserConfirmedPipeline: publishProfileCreated must be the literal true or false, not ${JSON.stringify(p.publishProfileCreated)}`,
+    );
   }
   if (p.emitterCode === undefined || p.workerCode === undefined) {
     if (Token.isUnresolved(p.codeDirectory)) {
