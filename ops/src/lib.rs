@@ -6,6 +6,7 @@ pub mod attach;
 pub mod backfill;
 pub mod dlq;
 pub mod env_file;
+pub mod events;
 
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};

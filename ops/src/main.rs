@@ -15,6 +15,7 @@ use cli::Outcome;
 use cli::attach::{self, AttachArgs};
 use cli::backfill::{self, BackfillArgs};
 use cli::dlq::{self, DlqArgs};
+use cli::events::{self, EventsArgs};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,8 @@ enum Command {
     Backfill(BackfillArgs),
     /// Make the emitter the pool's PostConfirmation trigger, keeping every other setting.
     AttachTrigger(AttachArgs),
+    /// The bus's consumers, and archive replays to chosen consumers' rules only.
+    Events(EventsArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -71,6 +74,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::AttachTrigger(args) => {
             let report = attach::run(&args, &sdk).await?;
             (attach::render(&report, args.json)?, report.succeeded())
+        }
+        Command::Events(args) => {
+            let report = events::run(&args, &sdk).await?;
+            (events::render(&report, args.json())?, report.succeeded())
         }
     };
     print!("{text}");

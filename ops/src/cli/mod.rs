@@ -11,6 +11,7 @@ use uc_ops::env_file;
 pub mod attach;
 pub mod backfill;
 pub mod dlq;
+pub mod events;
 
 /// What a command's report says about the exit code.
 pub trait Outcome {
