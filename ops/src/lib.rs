@@ -8,6 +8,7 @@ pub mod audit;
 pub mod backfill;
 pub mod dlq;
 pub mod env_file;
+pub mod events;
 pub mod text;
 
 use aws_sdk_sqs::config::http::HttpResponse;

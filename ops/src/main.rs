@@ -20,6 +20,7 @@ use cli::attach::{self, AttachArgs};
 use cli::audit::{self, AuditArgs};
 use cli::backfill::{self, BackfillArgs};
 use cli::dlq::{self, DlqArgs};
+use cli::events::{self, EventsArgs};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
@@ -54,6 +55,8 @@ enum Command {
     Audit(AuditArgs),
     /// Make the emitter the pool's PostConfirmation trigger, keeping every other setting.
     AttachTrigger(AttachArgs),
+    /// The bus's consumers, and archive replays to chosen consumers' rules only.
+    Events(EventsArgs),
 }
 
 /// Targets whose debug and trace output can carry request and response bodies (the SDK logs
@@ -171,6 +174,10 @@ async fn run(command: Command) -> anyhow::Result<(String, bool)> {
         Command::AttachTrigger(args) => {
             let report = attach::run(&args, &sdk).await?;
             (attach::render(&report, args.json)?, report.succeeded())
+        }
+        Command::Events(args) => {
+            let report = events::run(&args, &sdk).await?;
+            (events::render(&report, args.json())?, report.succeeded())
         }
     })
 }

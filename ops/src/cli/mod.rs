@@ -12,6 +12,7 @@ pub mod attach;
 pub mod audit;
 pub mod backfill;
 pub mod dlq;
+pub mod events;
 
 /// What a command's report says about the exit code.
 pub trait Outcome {
