@@ -1,7 +1,9 @@
 //! A minimal GraphQL endpoint for the throughput benchmark: HTTP/1.1 with keep-alive, every
 //! request answered `createUserProfile` success after a fixed latency. It does not verify
 //! signatures (the stand-in does that in the tests); it is built not to be the bottleneck at
-//! thousands of requests per second, which the Python stand-in is not.
+//! thousands of requests per second, which the Python stand-in is not. The same server, with a
+//! [`Reply::Computed`] answer, is the fake Cognito of the strict-mode benchmark
+//! ([`crate::fake_cognito`]).
 //!
 //! The latency comes from a timer thread rather than `tokio::time::sleep`, whose millisecond
 //! wheel rounds every deadline up (20 ms became 21 ms, 5 % off the Little's-law limit).
@@ -31,6 +33,50 @@ impl Counters {
         let n = self.held.load(Ordering::Relaxed).max(1);
         self.held_ns.load(Ordering::Relaxed) as f64 / n as f64 / 1e6
     }
+
+    /// Requests answered and their total held time so far (for deltas over one run).
+    pub fn held_snapshot(&self) -> HeldSnapshot {
+        HeldSnapshot {
+            requests: self.held.load(Ordering::Relaxed),
+            ns: self.held_ns.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// [`Counters::held_snapshot`]: requests answered and their total held time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeldSnapshot {
+    pub requests: u64,
+    pub ns: u64,
+}
+
+impl HeldSnapshot {
+    /// Mean held time (ms) of the requests answered between `earlier` and `self`.
+    pub fn mean_ms_since(&self, earlier: HeldSnapshot) -> Option<f64> {
+        let n = self.requests.checked_sub(earlier.requests)?;
+        (n > 0).then(|| (self.ns - earlier.ns) as f64 / n as f64 / 1e6)
+    }
+}
+
+/// Builds a whole HTTP/1.1 response (keep-alive) from the request's head and body.
+pub type Responder = Arc<dyn Fn(&[u8], &[u8]) -> Vec<u8> + Send + Sync>;
+
+/// What the endpoint answers.
+#[derive(Clone)]
+pub enum Reply {
+    /// The same bytes to every request (the GraphQL endpoint: nothing computed per request).
+    Fixed(Arc<[u8]>),
+    /// Computed from each request, before the latency is served.
+    Computed(Responder),
+}
+
+/// A whole HTTP/1.1 response with a body.
+pub fn http_response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-amzn-requestid: bench\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Wakes each waiter at its deadline, to within the OS's timer slack (tens of µs). The latency
@@ -100,7 +146,14 @@ pub struct FixedLatencyEndpoint {
 const BODY: &str = r#"{"data":{"createUserProfile":{"id":"bench","email":null,"profileOwner":"bench::bench","createdAt":"2026-01-01T00:00:00.000Z","updatedAt":"2026-01-01T00:00:00.000Z","__typename":"UserProfile"}}}"#;
 
 impl FixedLatencyEndpoint {
+    /// The GraphQL endpoint: `createUserProfile` success to every request.
     pub async fn start(latency: Duration) -> Self {
+        let reply = http_response("200 OK", "application/json", BODY);
+        Self::start_with(latency, Reply::Fixed(reply.into())).await
+    }
+
+    /// The same server answering `reply`.
+    pub async fn start_with(latency: Duration, reply: Reply) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().unwrap().port();
         let counters = Arc::new(Counters::default());
@@ -114,7 +167,13 @@ impl FixedLatencyEndpoint {
                 };
                 let _ = stream.set_nodelay(true);
                 shared.connections.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve(stream, latency, shared.clone(), shared_timer.clone()));
+                tokio::spawn(serve(
+                    stream,
+                    latency,
+                    reply.clone(),
+                    shared.clone(),
+                    shared_timer.clone(),
+                ));
             }
         });
         Self {
@@ -148,13 +207,10 @@ impl Drop for FixedLatencyEndpoint {
 async fn serve(
     mut stream: TcpStream,
     latency: Duration,
+    reply: Reply,
     counters: Arc<Counters>,
     timer: Arc<Timer>,
 ) {
-    let response = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-amzn-requestid: bench\r\n\r\n{BODY}",
-        BODY.len()
-    );
     let mut buffer: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16384];
     loop {
@@ -174,6 +230,13 @@ async fn serve(
                 Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             }
         }
+        let computed = match &reply {
+            Reply::Fixed(_) => None,
+            Reply::Computed(respond) => Some(respond(
+                &buffer[..header_end],
+                &buffer[header_end..header_end + length],
+            )),
+        };
         buffer.drain(..header_end + length);
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let now = counters.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
@@ -185,20 +248,30 @@ async fn serve(
         counters
             .held_ns
             .fetch_add(arrived.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if stream.write_all(response.as_bytes()).await.is_err() {
+        let response: &[u8] = match (&reply, &computed) {
+            (_, Some(bytes)) => bytes,
+            (Reply::Fixed(bytes), None) => bytes,
+            (Reply::Computed(_), None) => unreachable!("computed above"),
+        };
+        if stream.write_all(response).await.is_err() {
             return;
         }
     }
 }
 
 fn content_length(head: &[u8]) -> usize {
-    let head = String::from_utf8_lossy(head);
-    head.lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().unwrap_or(0))
-        })
+    header(head, "content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The value of the first header called `name` (case-insensitive), trimmed.
+pub fn header(head: &[u8], name: &str) -> Option<String> {
+    let head = String::from_utf8_lossy(head);
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
 }

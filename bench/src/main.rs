@@ -1,5 +1,6 @@
 //! `uc-bench run`: measures the sign-up path (our emitter vs the Amplify docs' synchronous
-//! handler vs a bare PutEvents), cold starts, and worker throughput on this machine, collects
+//! handler vs a bare PutEvents), cold starts, worker throughput and the worker's strict mode
+//! (`VERIFY_USER=cognito`) on this machine, collects
 //! the criterion micro-benchmarks and the Lambda zip sizes, and writes one JSON document.
 //! `make bench` builds everything and runs it; `bench/render.py` turns the JSON into
 //! docs/benchmarks.md and the plots. Nothing here asserts on time.
@@ -7,10 +8,12 @@
 #![recursion_limit = "256"]
 
 mod events;
+mod fake_cognito;
 mod fixed_endpoint;
 mod machine;
 mod signup;
 mod stats;
+mod strict;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +49,20 @@ enum Section {
     Signup,
     Cold,
     Worker,
+    /// The worker's strict mode (`VERIFY_USER=cognito`) against a fake Cognito.
+    Strict,
+}
+
+impl Section {
+    /// The key of its results in the JSON document.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Signup => "signup",
+            Self::Cold => "coldStart",
+            Self::Worker => "worker",
+            Self::Strict => "strict",
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -76,6 +93,15 @@ struct RunArgs {
     /// Only these sections (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Section>,
+    /// Keep an existing --out document and replace only the sections measured now (with
+    /// --only; the micro-benchmarks and zip sizes only when given). The document's run
+    /// metadata stays that of its full run; the merge is recorded under "merges".
+    #[arg(long)]
+    merge: bool,
+    /// The fake Cognito's AdminGetUser latency for the strict-mode runs, in ms (an assumption;
+    /// default: the GraphQL endpoint's L).
+    #[arg(long)]
+    cognito_latency_ms: Option<u64>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, PathBuf), String> {
@@ -92,7 +118,7 @@ fn parse_version(text: &str) -> Result<(String, String), String> {
     Ok((k.to_owned(), v.to_owned()))
 }
 
-fn settings(scale: Scale) -> (signup::Settings, throughput::Settings) {
+fn settings(scale: Scale) -> (signup::Settings, throughput::Settings, strict::Settings) {
     use signup::Condition;
     let full = scale == Scale::Full;
     let condition = |name: &str, latency: u64, errors: f64, n: usize, k: usize| Condition {
@@ -134,7 +160,22 @@ fn settings(scale: Scale) -> (signup::Settings, throughput::Settings) {
         max_messages: 16_000,
         max_batch: 2_000,
     };
-    (signup, worker)
+    let strict = strict::Settings {
+        appsync_latency_ms: worker.latency_ms,
+        cognito_latency_ms: worker.latency_ms,
+        concurrency: if full { vec![16, 64] } else { vec![4] },
+        runs: worker.runs,
+        target_seconds: worker.target_seconds,
+        min_messages: worker.min_messages,
+        max_messages: worker.max_messages,
+        max_batch: worker.max_batch,
+        // The worker accepts at most 10,000 (worker/src/config.rs).
+        unbound_rps: 10_000,
+        default_rps: 25,
+        paced_seconds: if full { 4.0 } else { 0.4 },
+        cache_seconds: 300,
+    };
+    (signup, worker, strict)
 }
 
 /// The criterion results of our benchmark groups: `<dir>/<group>/<function>/new/*.json`.
@@ -224,6 +265,132 @@ fn zip_uncompressed(path: &Path) -> Option<u64> {
     text.lines().last()?.split_whitespace().next()?.parse().ok()
 }
 
+/// `fresh` (this run) merged into the document at `path`: the sections measured now replace
+/// theirs; everything else, the run metadata included, stays as it was. The merge is appended
+/// to the document's "merges".
+fn merge_into_existing(
+    existing: &str,
+    fresh: Value,
+    args: &RunArgs,
+    seconds: u64,
+) -> anyhow::Result<Value> {
+    let mut doc: Value = serde_json::from_str(existing).context("parse the existing document")?;
+    let measured: Vec<Section> = if args.only.is_empty() {
+        vec![
+            Section::Signup,
+            Section::Cold,
+            Section::Worker,
+            Section::Strict,
+        ]
+    } else {
+        args.only.clone()
+    };
+    for section in &measured {
+        let key = section.key();
+        if !fresh[key].is_null() {
+            doc[key] = fresh[key].clone();
+        }
+        if matches!(section, Section::Signup | Section::Worker) {
+            doc["settings"][key] = fresh["settings"][key].clone();
+        }
+    }
+    if args.criterion_dir.is_some() {
+        doc["micro"] = fresh["micro"].clone();
+    }
+    if !args.zips.is_empty() {
+        doc["artifacts"] = fresh["artifacts"].clone();
+    }
+    let record = json!({
+        "sections": measured.iter().map(|s| s.key()).collect::<Vec<_>>(),
+        "generatedAt": fresh["generatedAt"],
+        "git": fresh["git"],
+        "scale": fresh["scale"],
+        "durationSeconds": seconds,
+        "loadAverage": fresh["loadAverage"],
+    });
+    match doc["merges"].as_array_mut() {
+        Some(merges) => merges.push(record),
+        None => doc["merges"] = json!([record]),
+    }
+    Ok(doc)
+}
+
+/// `merged` written over `existing` (both documents as this program writes them) so that the
+/// top-level entries it did not change keep their text byte for byte: re-serialising parsed
+/// floats may move their last digit, which would show as changes to figures nobody re-measured.
+/// Falls back to writing `merged` whole when `existing` is not laid out as expected.
+fn splice_top_level(existing: &str, merged: &Value) -> anyhow::Result<String> {
+    let whole = || -> anyhow::Result<String> {
+        Ok(compact_number_arrays(&serde_json::to_string_pretty(
+            merged,
+        )?))
+    };
+    let (Ok(old), Some(new)) = (serde_json::from_str::<Value>(existing), merged.as_object()) else {
+        return whole();
+    };
+    // Top-level entries: a line `  "key": ...` starts one; deeper lines belong to it.
+    let body = existing.trim_end();
+    let (Some(inner), true) = (
+        body.strip_prefix("{\n").and_then(|b| b.strip_suffix('}')),
+        old.is_object(),
+    ) else {
+        return whole();
+    };
+    let mut entries: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in inner.lines() {
+        if let Some(rest) = line.strip_prefix("  \"") {
+            let Some(end) = rest.find("\": ") else {
+                return whole();
+            };
+            entries.push((rest[..end].to_owned(), vec![line]));
+        } else if let Some((_, lines)) = entries.last_mut() {
+            lines.push(line);
+        } else {
+            return whole();
+        }
+    }
+    // An entry as this program writes it, from `{"key": value}` pretty-printed.
+    let entry = |key: &str, value: &Value| -> anyhow::Result<Vec<String>> {
+        let one = compact_number_arrays(&serde_json::to_string_pretty(
+            &serde_json::json!({ key: value }),
+        )?);
+        let lines: Vec<String> = one.lines().map(str::to_owned).collect();
+        Ok(lines[1..lines.len() - 1].to_vec())
+    };
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for (key, lines) in &entries {
+        let Some(value) = new.get(key) else {
+            continue;
+        };
+        if old.get(key) == Some(value) {
+            let mut kept: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+            if let Some(last) = kept.last_mut() {
+                *last = last.trim_end_matches(',').to_owned();
+            }
+            out.push(kept);
+        } else {
+            out.push(entry(key, value)?);
+        }
+    }
+    for (key, value) in new {
+        if !entries.iter().any(|(k, _)| k == key) {
+            out.push(entry(key, value)?);
+        }
+    }
+    let text = format!(
+        "{{\n{}\n}}\n",
+        out.iter()
+            .map(|lines| lines.join("\n"))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    );
+    // Whatever the layout, the result must be the merged document.
+    match serde_json::from_str::<Value>(&text) {
+        Ok(back) if &back == merged => Ok(text),
+        _ => whole(),
+    }
+}
+
 /// Pretty JSON with arrays of numbers on one line (the raw samples), so the file stays small and
 /// diffable.
 fn compact_number_arrays(pretty: &str) -> String {
@@ -273,7 +440,10 @@ async fn main() -> anyhow::Result<()> {
     {
         anyhow::ensure!(path.exists(), "{} does not exist", path.display());
     }
-    let (signup_settings, worker_settings) = settings(args.scale);
+    let (signup_settings, worker_settings, mut strict_settings) = settings(args.scale);
+    if let Some(ms) = args.cognito_latency_ms {
+        strict_settings.cognito_latency_ms = ms;
+    }
     let started = Instant::now();
     let baseline_dir = args
         .baseline
@@ -334,21 +504,48 @@ async fn main() -> anyhow::Result<()> {
         });
         load.insert("afterWorker".into(), machine::loadavg());
     }
+    if wanted(Section::Strict) {
+        eprintln!("strict mode (VERIFY_USER=cognito) against a fixed-latency fake Cognito");
+        let strict_started = Instant::now();
+        let load_before = machine::loadavg();
+        let report = strict::run(&args.worker, &strict_settings).await;
+        // Its own run record, so the section can be measured (and merged) on its own.
+        doc["strict"] = json!({
+            "run": {
+                "generatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "git": machine::git(&root),
+                "scale": doc["scale"],
+                "worker": args.worker,
+                "durationSeconds": strict_started.elapsed().as_secs(),
+                "loadBefore": load_before,
+                "loadAfter": machine::loadavg(),
+            },
+            "settings": strict_settings,
+            "levels": report.levels,
+            "cognito": report.cognito,
+        });
+        load.insert("afterStrict".into(), machine::loadavg());
+    }
     if let Some(dir) = &args.criterion_dir {
         doc["micro"] = criterion_results(dir);
     }
     doc["artifacts"] = zip_sizes(&args.zips);
     doc["loadAverage"] = Value::Object(load);
     doc["durationSeconds"] = json!(started.elapsed().as_secs());
+    let text = if args.merge {
+        let existing = std::fs::read_to_string(&args.out)
+            .with_context(|| format!("--merge: read {}", args.out.display()))?;
+        let merged = merge_into_existing(&existing, doc, &args, started.elapsed().as_secs())
+            .with_context(|| format!("--merge into {}", args.out.display()))?;
+        splice_top_level(&existing, &merged)?
+    } else {
+        compact_number_arrays(&serde_json::to_string_pretty(&doc)?)
+    };
 
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).ok();
     }
-    std::fs::write(
-        &args.out,
-        compact_number_arrays(&serde_json::to_string_pretty(&doc)?),
-    )
-    .with_context(|| format!("write {}", args.out.display()))?;
+    std::fs::write(&args.out, text).with_context(|| format!("write {}", args.out.display()))?;
     eprintln!(
         "wrote {} in {:.0} s",
         args.out.display(),
@@ -360,6 +557,22 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::compact_number_arrays;
+
+    #[test]
+    fn a_merge_keeps_the_text_of_entries_it_did_not_change() {
+        // Written by hand: a float whose text serde_json would not write back the same way.
+        let existing = "{\n  \"a\": {\n    \"x\": [188.26620599999998, 2]\n  },\n  \"b\": 1,\n  \"c\": \"old\"\n}\n";
+        let mut merged: serde_json::Value = serde_json::from_str(existing).unwrap();
+        merged["c"] = serde_json::json!({"new": [1, 2]});
+        merged["d"] = serde_json::json!(true);
+        let text = super::splice_top_level(existing, &merged).unwrap();
+        assert!(text.contains("188.26620599999998"), "{text}");
+        assert!(text.contains("\"new\": [1, 2]"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, merged);
+        assert!(text.find("\"b\"").unwrap() < text.find("\"c\"").unwrap());
+        assert!(text.trim_end().ends_with("\"d\": true\n}"), "{text}");
+    }
 
     #[test]
     fn number_arrays_go_on_one_line_and_the_json_is_unchanged() {

@@ -1,6 +1,8 @@
 //! A smoke run of the benchmark harness with tiny counts (`uc-bench run --scale smoke`), so
-//! `make test` notices when the harness breaks. It checks the results are well-formed and every
-//! invocation succeeded; it asserts nothing about time. The Amplify baseline is included when it
+//! `make test` notices when the harness breaks. It checks the results are well-formed, every
+//! invocation succeeded and the fake Cognito saw one lookup per new user (strict mode); it
+//! asserts nothing about time. A second run measures strict mode alone and merges it into the
+//! first run's document (`--only strict --merge`). The Amplify baseline is included when it
 //! has been built (`make bench` does that: npm ci + bundle), skipped otherwise.
 
 use std::path::{Path, PathBuf};
@@ -52,7 +54,6 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
     let status = command.status().unwrap();
     assert!(status.success(), "uc-bench run --scale smoke failed");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    std::fs::remove_file(&out).ok();
 
     let conditions = doc["signup"]["conditions"].as_array().unwrap();
     assert!(!conditions.is_empty());
@@ -75,5 +76,69 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
         }
         assert!(level["peakRssMib"].as_f64().unwrap() > 0.0);
     }
+    check_strict(&doc["strict"]);
+
+    // Strict mode alone, merged into the document: the other sections stay as they were.
+    let status = Command::new(env!("CARGO_BIN_EXE_uc-bench"))
+        .args([
+            "run", "--scale", "smoke", "--only", "strict", "--merge", "--out",
+        ])
+        .arg(&out)
+        .arg("--emitter")
+        .arg(&emitter)
+        .arg("--worker")
+        .arg(&worker)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "uc-bench run --only strict --merge failed"
+    );
+    let merged: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    std::fs::remove_file(&out).ok();
+    for key in [
+        "signup",
+        "coldStart",
+        "worker",
+        "generatedAt",
+        "git",
+        "settings",
+        "loadAverage",
+    ] {
+        assert_eq!(merged[key], doc[key], "--merge changed {key}");
+    }
+    assert_eq!(merged["merges"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        merged["merges"][0]["sections"],
+        serde_json::json!(["strict"])
+    );
+    check_strict(&merged["strict"]);
     assert!(Path::new(&emitter).exists());
+}
+
+/// Every case of every level ran without failures, one AppSync request per message, and one
+/// `AdminGetUser` per new user: none with strict mode off, none for cached users.
+fn check_strict(strict: &Value) {
+    let levels = strict["levels"].as_array().unwrap();
+    assert!(!levels.is_empty(), "{strict}");
+    for level in levels {
+        let cases = level["cases"].as_array().unwrap();
+        let names: Vec<&str> = cases.iter().map(|c| c["case"].as_str().unwrap()).collect();
+        assert_eq!(names, ["off", "cold", "duplicates", "paced"]);
+        for case in cases {
+            let messages = case["messages"].as_u64().unwrap();
+            assert!(messages > 0, "{case}");
+            assert_eq!(case["failures"], 0, "{case}");
+            assert_eq!(case["appsyncRequests"].as_u64(), Some(messages), "{case}");
+            let lookups = match case["case"].as_str().unwrap() {
+                "cold" | "paced" => messages,
+                _ => 0,
+            };
+            assert_eq!(case["cognitoCalls"].as_u64(), Some(lookups), "{case}");
+        }
+    }
+    let cognito = &strict["cognito"];
+    assert_eq!(cognito["usersLookedUpMoreThanOnce"], 0, "{cognito}");
+    assert_eq!(cognito["otherRequests"], 0, "{cognito}");
+    assert_eq!(cognito["unsignedRequests"], 0, "{cognito}");
 }
