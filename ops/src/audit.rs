@@ -418,7 +418,7 @@ pub async fn scan_profiles<E: GraphQlEndpoint>(
                 |_| {
                     let body = body.clone();
                     async move {
-                        let answer = endpoint.post(body, PAGE_TIMEOUT).await;
+                        let answer = endpoint.post(body, PAGE_TIMEOUT, None).await;
                         match classify(&answer, LIST_USER_PROFILES_FIELD) {
                             Outcome::Created => Ok(answer),
                             outcome => Err(PageFailure(outcome, answer)),
@@ -436,7 +436,7 @@ pub async fn scan_profiles<E: GraphQlEndpoint>(
             }) => {
                 // Credentials may have expired: renew them once and read the page again.
                 endpoint.refresh_credentials().await;
-                let answer = endpoint.post(body.clone(), PAGE_TIMEOUT).await;
+                let answer = endpoint.post(body.clone(), PAGE_TIMEOUT, None).await;
                 if classify(&answer, LIST_USER_PROFILES_FIELD) != Outcome::Created {
                     return Err(page_error(&answer, 2));
                 }
