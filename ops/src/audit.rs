@@ -17,13 +17,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use uc_runtime::aws::classify_sdk_error;
 use uc_runtime::{FailureKind, GaveUp, RetryPolicy};
 use uc_schemas::is_lowercase_uuid;
 use uc_worker::GraphQlEndpoint;
 use uc_worker::classify::{Answer, Outcome, classify};
 
 use crate::text::redact;
+use crate::user_pages::{UserPages, pacer};
 
 /// The read-only query the audit sends: ids and owners only, never an email.
 pub const LIST_USER_PROFILES: &str =
@@ -57,9 +57,6 @@ pub const ALL_STATUSES: &[&str] = &[
     "FORCE_CHANGE_PASSWORD",
     "EXTERNAL_PROVIDER",
 ];
-
-/// Users a `ListUsers` page holds at most.
-const USERS_PER_PAGE: i32 = 60;
 
 /// How each page call is retried (throttling, transient errors).
 const PAGE_RETRY: RetryPolicy = RetryPolicy {
@@ -288,15 +285,6 @@ pub struct AuditOptions {
     pub show: usize,
 }
 
-fn interval(rate: f64) -> tokio::time::Interval {
-    let period = Duration::try_from_secs_f64(1.0 / rate)
-        .unwrap_or(Duration::MAX)
-        .clamp(Duration::from_micros(1), Duration::from_secs(3600));
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval
-}
-
 /// The pool's estimated number of users (for the progress bar and the vector's capacity), if
 /// the caller may read it (`DescribeUserPool`; optional).
 pub async fn estimated_users(
@@ -322,41 +310,17 @@ pub async fn list_users(
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<(), AuditError> {
-    let mut pacer = interval(options.list_rate);
+    let mut pages = UserPages::new(cognito, &options.user_pool_id, &["sub"], options.list_rate);
     let mut token: Option<String> = None;
     let recent_after = now.timestamp() - options.grace.as_secs() as i64;
     loop {
-        pacer.tick().await;
-        let page = PAGE_RETRY
-            .run(
-                None,
-                |_| {
-                    let call = cognito
-                        .list_users()
-                        .user_pool_id(&options.user_pool_id)
-                        .attributes_to_get("sub")
-                        .limit(USERS_PER_PAGE)
-                        .set_pagination_token(token.clone())
-                        .send();
-                    async move { call.await.map_err(|e| classify_sdk_error(&e)) }
-                },
-                |_, _| {},
-            )
-            .await;
-        let page = match page {
-            Ok(page) => page.value,
-            Err(gave_up) => {
-                let attempts = gave_up.attempts();
-                let message = gave_up
-                    .into_last_error()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "no attempt made".into());
-                return Err(AuditError::Cognito {
-                    operation: "ListUsers",
-                    message: format!("{message} (after {attempts} attempts)"),
-                });
-            }
-        };
+        let page = pages
+            .page(token.take())
+            .await
+            .map_err(|e| AuditError::Cognito {
+                operation: "ListUsers",
+                message: e.to_string(),
+            })?;
         for user in page.users() {
             let status = user.user_status().map(|s| s.as_str()).unwrap_or("UNKNOWN");
             let sub = user
@@ -402,7 +366,7 @@ pub async fn scan_profiles<E: GraphQlEndpoint>(
     comparison: &mut Comparison,
     mut progress: impl FnMut(u64),
 ) -> Result<(), AuditError> {
-    let mut pacer = interval(options.scan_rate);
+    let mut pacer = pacer(options.scan_rate);
     let mut token: Option<String> = None;
     loop {
         pacer.tick().await;

@@ -94,8 +94,15 @@ fn aws_error<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
 }
 
 /// The event for one listed user: `sub`, email and username from Cognito; `confirmedAt` is the
-/// account's creation time (Cognito does not record when a user was confirmed).
-pub fn event_for(user: &UserType, user_pool_id: &str, region: &str) -> Option<UserConfirmed> {
+/// account's creation time (Cognito does not record when a user was confirmed). `None` for a
+/// user without a `sub` or whose event would break the contract (logged by `sub`, never
+/// published: what we publish validates).
+pub fn event_for(
+    user: &UserType,
+    user_pool_id: &str,
+    region: &str,
+    origin: Origin,
+) -> Option<UserConfirmed> {
     let attribute = |name: &str| {
         user.attributes()
             .iter()
@@ -108,7 +115,7 @@ pub fn event_for(user: &UserType, user_pool_id: &str, region: &str) -> Option<Us
         .user_create_date()
         .and_then(|d| DateTime::from_timestamp(d.secs(), d.subsec_nanos()))
         .unwrap_or_else(Utc::now);
-    Some(UserConfirmed::new(
+    let event = UserConfirmed::new(
         user_pool_id,
         sub,
         user.username()?,
@@ -117,8 +124,19 @@ pub fn event_for(user: &UserType, user_pool_id: &str, region: &str) -> Option<Us
         None,
         created,
         region,
-        Origin::Backfill,
-    ))
+        origin,
+    );
+    match event.validate() {
+        Ok(()) => Some(event),
+        Err(violation) => {
+            tracing::warn!(
+                sub = %crate::text::redact(&crate::text::terminal_safe(&event.sub)),
+                violation = %violation,
+                "a user's event would break the UserConfirmed contract; not published"
+            );
+            None
+        }
+    }
 }
 
 fn load_checkpoint(options: &BackfillOptions) -> Result<Option<Checkpoint>, BackfillError> {
@@ -226,7 +244,7 @@ pub async fn run(
                         .is_some_and(|d| d.secs() >= since.timestamp())
                 })
             })
-            .filter_map(|u| event_for(u, &options.user_pool_id, &options.region))
+            .filter_map(|u| event_for(u, &options.user_pool_id, &options.region, Origin::Backfill))
             .collect();
         summary.selected += events.len();
         if !options.dry_run {
@@ -288,7 +306,7 @@ impl Classified for BatchFailure {
 /// (PutEvents and SendMessageBatch answer 200 with per-entry failures) with the shared runner
 /// and AWS rules; returns the `sub`s that could not be published. A call that cannot succeed
 /// (access denied, bus or queue missing) stops the back-fill.
-async fn publish(
+pub(crate) async fn publish(
     clients: &Clients,
     target: &Target,
     events: &[UserConfirmed],

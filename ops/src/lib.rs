@@ -1,6 +1,7 @@
 //! The operations CLI's library, so tests (and the lab, `dev/lab`) drive the same code: the
 //! dead-letter queues ([`dlq`]), back-fill from Cognito ([`backfill`]), the users-versus-profiles
-//! check ([`audit`]), attaching the trigger ([`attach`]), reading env files ([`env_file`]), and
+//! check ([`audit`]), reconciliation ([`reconcile`], its state in [`reconcile_state`], the
+//! pool's pages in [`user_pages`]), attaching the trigger ([`attach`]), reading env files ([`env_file`]), and
 //! what may be printed of text the CLI did not write ([`text`]).
 
 pub mod attach;
@@ -9,7 +10,10 @@ pub mod backfill;
 pub mod dlq;
 pub mod env_file;
 pub mod events;
+pub mod reconcile;
+pub mod reconcile_state;
 pub mod text;
+pub mod user_pages;
 
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};

@@ -21,6 +21,7 @@ use cli::audit::{self, AuditArgs};
 use cli::backfill::{self, BackfillArgs};
 use cli::dlq::{self, DlqArgs};
 use cli::events::{self, EventsArgs};
+use cli::reconcile::{self, ReconcileArgs};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
@@ -53,6 +54,9 @@ enum Command {
     Backfill(BackfillArgs),
     /// Compare the pool's users with the profiles: exits 1 while any profile is missing.
     Audit(AuditArgs),
+    /// One reconciliation pass: publish UserConfirmed (origin "reconciliation") for users
+    /// changed since the watermark. The scheduled uc-reconciler runs the same pass.
+    Reconcile(ReconcileArgs),
     /// Make the emitter the pool's PostConfirmation trigger, keeping every other setting.
     AttachTrigger(AttachArgs),
     /// The bus's consumers, and archive replays to chosen consumers' rules only.
@@ -170,6 +174,10 @@ async fn run(command: Command) -> anyhow::Result<(String, bool)> {
         Command::Audit(args) => {
             let report = audit::run(&args, &sdk).await?;
             (audit::render(&report, args.json)?, report.succeeded())
+        }
+        Command::Reconcile(args) => {
+            let report = reconcile::run(&args, &sdk).await?;
+            (reconcile::render(&report, args.json)?, report.succeeded())
         }
         Command::AttachTrigger(args) => {
             let report = attach::run(&args, &sdk).await?;

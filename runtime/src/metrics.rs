@@ -32,6 +32,8 @@ pub struct MetricsRecord {
     stack: Option<&'static str>,
     counts: BTreeMap<&'static str, f64>,
     timings: BTreeMap<&'static str, Vec<f64>>,
+    /// Ages and other single readings, in seconds.
+    seconds: BTreeMap<&'static str, f64>,
     properties: BTreeMap<&'static str, Value>,
 }
 
@@ -48,6 +50,7 @@ impl MetricsRecord {
             stack,
             counts: BTreeMap::new(),
             timings: BTreeMap::new(),
+            seconds: BTreeMap::new(),
             properties: BTreeMap::new(),
         }
     }
@@ -61,6 +64,12 @@ impl MetricsRecord {
     /// Records one duration sample, in milliseconds.
     pub fn timing_ms(&mut self, name: &'static str, ms: f64) -> &mut Self {
         self.timings.entry(name).or_default().push(ms);
+        self
+    }
+
+    /// Sets the reading `name`, in seconds (an age: how far behind something is).
+    pub fn gauge_seconds(&mut self, name: &'static str, seconds: f64) -> &mut Self {
+        self.seconds.insert(name, seconds);
         self
     }
 
@@ -86,6 +95,10 @@ impl MetricsRecord {
         for (name, values) in &self.timings {
             definitions.push(json!({"Name": name, "Unit": "Milliseconds"}));
             root.insert((*name).to_owned(), json!(values));
+        }
+        for (name, value) in &self.seconds {
+            definitions.push(json!({"Name": name, "Unit": "Seconds"}));
+            root.insert((*name).to_owned(), json!(value));
         }
         for (name, value) in &self.properties {
             root.insert((*name).to_owned(), value.clone());

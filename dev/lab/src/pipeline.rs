@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use aws_sdk_cognitoidentityprovider::types::AttributeType;
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uc_devkit::{Invocation, LambdaHarness, RunningBinary, StandInControl};
@@ -93,6 +93,43 @@ impl Pipeline {
             sub: signed_up.user_sub,
             confirmed_at,
         })
+    }
+
+    /// An administrator's user (`AdminCreateUser`, invitation suppressed): Cognito runs no
+    /// PostConfirmation for it. `permanent` sets a password (status CONFIRMED); otherwise it
+    /// keeps the temporary one (FORCE_CHANGE_PASSWORD). Returns its `sub`.
+    pub async fn admin_create(&self, email: &str, permanent: bool) -> anyhow::Result<String> {
+        let pool = self.env.get("USER_POOL_ID")?;
+        let attribute =
+            |name: &str, value: &str| AttributeType::builder().name(name).value(value).build();
+        let created = self
+            .cognito
+            .admin_create_user()
+            .user_pool_id(pool)
+            .username(email)
+            .user_attributes(attribute("email", email)?)
+            .user_attributes(attribute("email_verified", "true")?)
+            .message_action(MessageActionType::Suppress)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        if permanent {
+            self.cognito
+                .admin_set_user_password()
+                .user_pool_id(pool)
+                .username(email)
+                .password(PASSWORD)
+                .permanent(true)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        created
+            .user()
+            .and_then(|u| u.attributes().iter().find(|a| a.name() == "sub"))
+            .and_then(|a| a.value())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("AdminCreateUser answered without a sub"))
     }
 
     /// A forgotten-password flow to the end, which fires PostConfirmation again.

@@ -2,76 +2,14 @@
 //! are found (exit 1), back-filled, and then the audit passes (exit 0); an audit that cannot
 //! read the profiles says so (exit 2).
 
-use std::process::Output;
 use std::time::Duration;
 
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
+use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use uc_devkit::{StandInControl, eventually};
 use uc_lab::pipeline::{CONFIRM_SIGN_UP, Pipeline};
 
 mod support;
 use support::{TestStack, binary, json_of};
-
-fn ops_with(stack: &TestStack, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(binary("uc-ops"));
-    command
-        .arg("--env-file")
-        .arg(stack.env_file())
-        .args(args)
-        .env_remove("UC_ENV_FILE")
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("run uc-ops")
-}
-
-fn attribute(name: &str, value: &str) -> AttributeType {
-    AttributeType::builder()
-        .name(name)
-        .value(value)
-        .build()
-        .unwrap()
-}
-
-/// An administrator's user (no PostConfirmation runs for it); `permanent` sets a password
-/// (status CONFIRMED), otherwise it keeps the temporary one (FORCE_CHANGE_PASSWORD).
-async fn admin_created(stack: &TestStack, email: &str, permanent: bool) -> String {
-    let cognito =
-        aws_sdk_cognitoidentityprovider::Client::new(&stack.env.sdk_config().await.unwrap());
-    let pool = stack.env.get("USER_POOL_ID").unwrap();
-    let created = cognito
-        .admin_create_user()
-        .user_pool_id(pool)
-        .username(email)
-        .user_attributes(attribute("email", email))
-        .user_attributes(attribute("email_verified", "true"))
-        .message_action(MessageActionType::Suppress)
-        .send()
-        .await
-        .unwrap();
-    if permanent {
-        cognito
-            .admin_set_user_password()
-            .user_pool_id(pool)
-            .username(email)
-            .password("Imported-Passw0rd!")
-            .permanent(true)
-            .send()
-            .await
-            .unwrap();
-    }
-    created
-        .user
-        .unwrap()
-        .attributes()
-        .iter()
-        .find(|a| a.name() == "sub")
-        .unwrap()
-        .value()
-        .unwrap()
-        .to_owned()
-}
 
 async fn profile_count(standin: &StandInControl) -> usize {
     standin.profiles().await.len()
@@ -108,8 +46,14 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
     // Users with no event: two admin-created with a permanent password, two sign-ups
     // confirmed by AdminConfirmSignUp with the emitter never invoked.
     let mut missing = vec![
-        admin_created(&stack, "imported.0@example.com", true).await,
-        admin_created(&stack, "imported.1@example.com", true).await,
+        pipeline
+            .admin_create("imported.0@example.com", true)
+            .await
+            .unwrap(),
+        pipeline
+            .admin_create("imported.1@example.com", true)
+            .await
+            .unwrap(),
     ];
     for i in 0..2 {
         let user = pipeline
@@ -121,7 +65,10 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
     missing.sort();
     // Not usable accounts, not counted by default: a temporary password not yet replaced,
     // and a sign-up never confirmed.
-    let temporary = admin_created(&stack, "temporary@example.com", false).await;
+    let temporary = pipeline
+        .admin_create("temporary@example.com", false)
+        .await
+        .unwrap();
     let cognito =
         aws_sdk_cognitoidentityprovider::Client::new(&stack.env.sdk_config().await.unwrap());
     cognito
@@ -129,12 +76,18 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
         .client_id(stack.env.get("USER_POOL_CLIENT_ID").unwrap())
         .username(uuid::Uuid::new_v4().to_string())
         .password("Unconfirmed-Passw0rd!")
-        .user_attributes(attribute("email", "unconfirmed@example.com"))
+        .user_attributes(
+            AttributeType::builder()
+                .name("email")
+                .value("unconfirmed@example.com")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
 
-    let audit = ops_with(&stack, &[], &["audit", "--grace-seconds", "0", "--json"]);
+    let audit = stack.ops_with(&[], &["audit", "--grace-seconds", "0", "--json"]);
     let report = json_of(&audit);
     assert_eq!(audit.status.code(), Some(1), "{report}");
     assert_eq!(report["users_listed"], 9, "{report}");
@@ -154,7 +107,7 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
     assert_eq!(report["users_by_status"]["UNCONFIRMED"], 1);
 
     // The text report names subs, never an address.
-    let text = ops_with(&stack, &[], &["audit", "--grace-seconds", "0"]);
+    let text = stack.ops_with(&[], &["audit", "--grace-seconds", "0"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(!text.contains('@'), "{text}");
     assert!(
@@ -163,8 +116,7 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
     );
 
     // Counting users who must still replace a temporary password finds one more.
-    let wider = json_of(&ops_with(
-        &stack,
+    let wider = json_of(&stack.ops_with(
         &[],
         &[
             "audit",
@@ -184,14 +136,13 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
     );
 
     // Within the grace period (the default 300 s) every user here is too recent to judge.
-    let recent = ops_with(&stack, &[], &["audit", "--json"]);
+    let recent = stack.ops_with(&[], &["audit", "--json"]);
     let recent_report = json_of(&recent);
     assert_eq!(recent.status.code(), Some(0), "{recent_report}");
     assert_eq!(recent_report["users_recent"], 7, "{recent_report}");
 
     // An audit that cannot read the profiles is neither a pass nor a fail.
-    let unknown = ops_with(
-        &stack,
+    let unknown = stack.ops_with(
         &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")],
         &["audit", "--grace-seconds", "0"],
     );
@@ -205,8 +156,7 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
 
     // Back-fill the confirmed users; the worker creates the four missing profiles.
     let checkpoint = stack.dir.join("audit-backfill.json");
-    let backfill = ops_with(
-        &stack,
+    let backfill = stack.ops_with(
         &[],
         &[
             "backfill",
@@ -228,7 +178,7 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
     worker.signal("TERM");
     worker.wait(Duration::from_secs(20));
 
-    let after = ops_with(&stack, &[], &["audit", "--grace-seconds", "0", "--json"]);
+    let after = stack.ops_with(&[], &["audit", "--grace-seconds", "0", "--json"]);
     let report = json_of(&after);
     assert_eq!(after.status.code(), Some(0), "{report}");
     assert_eq!(report["missing"], 0, "{report}");

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod backfill;
 pub mod dlq;
 pub mod events;
+pub mod reconcile;
 
 /// What a command's report says about the exit code.
 pub trait Outcome {

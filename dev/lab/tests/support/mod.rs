@@ -29,14 +29,22 @@ impl TestStack {
 
     /// Runs `uc-ops --env-file <this stack> args…` to completion.
     pub fn ops(&self, args: &[&str]) -> Output {
-        let env_file = self.env_file();
-        std::process::Command::new(binary("uc-ops"))
+        self.ops_with(&[], args)
+    }
+
+    /// [`TestStack::ops`] with variables set for this run (they win over the env file).
+    pub fn ops_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut command = std::process::Command::new(binary("uc-ops"));
+        command
             .arg("--env-file")
-            .arg(&env_file)
+            .arg(self.env_file())
             .args(args)
             .env_remove("UC_ENV_FILE")
-            .output()
-            .expect("run uc-ops")
+            .env_remove("RUST_LOG");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().expect("run uc-ops")
     }
 
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {

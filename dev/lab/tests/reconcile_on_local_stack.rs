@@ -1,0 +1,180 @@
+//! Reconciliation on the local stack, `uc-ops reconcile` run as a real process against the
+//! stack's SSM state parameter: users who never produced an event (administrators' users,
+//! sign-ups an administrator confirmed with no trigger) are found by the audit, one pass plus
+//! the worker gives them their profile, a second pass creates nothing, and a pass cut short
+//! resumes where it stopped.
+
+use std::time::Duration;
+
+use uc_devkit::{StandInControl, eventually};
+use uc_lab::pipeline::{CONFIRM_SIGN_UP, Pipeline};
+
+mod support;
+use support::{TestStack, binary, json_of};
+
+async fn profile_count(standin: &StandInControl) -> usize {
+    standin.profiles().await.len()
+}
+
+async fn stored_state(stack: &TestStack) -> serde_json::Value {
+    let ssm = aws_sdk_ssm::Client::new(&stack.env.sdk_config().await.unwrap());
+    let answer = ssm
+        .get_parameter()
+        .name(stack.env.get("RECONCILE_WATERMARK_PARAMETER").unwrap())
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(answer.parameter().unwrap().value().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_gives_users_without_an_event_their_profile_once() {
+    let stack = TestStack::up("reconcile").await;
+    let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
+        .await
+        .unwrap();
+    let standin = pipeline.standin.clone();
+    let mut worker = pipeline.start_worker(&binary("uc-worker"), &[]);
+
+    // One sign-up through the trigger.
+    let user = pipeline
+        .sign_up_and_confirm("through@example.com")
+        .await
+        .unwrap();
+    let event = pipeline
+        .trigger_event(&user, CONFIRM_SIGN_UP)
+        .await
+        .unwrap();
+    pipeline.invoke_emitter(&event).await.result.unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            profile_count(&standin).await == 1
+        })
+        .await
+    );
+
+    // Four users with no event, and one not counted (temporary password not yet replaced).
+    let mut missing = vec![
+        pipeline
+            .admin_create("invited.0@example.com", true)
+            .await
+            .unwrap(),
+        pipeline
+            .admin_create("invited.1@example.com", true)
+            .await
+            .unwrap(),
+    ];
+    for i in 0..2 {
+        let user = pipeline
+            .sign_up_and_confirm(&format!("admin.confirmed.{i}@example.com"))
+            .await
+            .unwrap();
+        missing.push(user.sub);
+    }
+    let temporary = pipeline
+        .admin_create("temporary@example.com", false)
+        .await
+        .unwrap();
+    let audit = stack.ops(&["audit", "--grace-seconds", "0", "--json"]);
+    assert_eq!(audit.status.code(), Some(1), "{}", json_of(&audit));
+    assert_eq!(json_of(&audit)["missing"], 4);
+
+    // A dry run counts and changes nothing.
+    let dry = stack.ops(&["reconcile", "--dry-run", "--json"]);
+    let dry_report = json_of(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{dry_report}");
+    assert_eq!(dry_report["selected"], 5, "{dry_report}");
+    assert_eq!(dry_report["published"], 0, "{dry_report}");
+    assert_eq!(stored_state(&stack).await, serde_json::json!({}));
+
+    // The first pass has no watermark: every counted user is published (the one with a
+    // profile already is absorbed downstream), the watermark is set.
+    let first = stack.ops(&["reconcile", "--json"]);
+    let report = json_of(&first);
+    assert_eq!(first.status.code(), Some(0), "{report}");
+    assert_eq!(report["scanned"], 6, "{report}");
+    assert_eq!(report["published"], 5, "{report}");
+    assert_eq!(report["watermarkAdvanced"], true, "{report}");
+    let state = stored_state(&stack).await;
+    assert_eq!(state["userPoolId"], stack.env.get("USER_POOL_ID").unwrap());
+    assert!(
+        state["watermark"].is_string() && state.get("pass").is_none(),
+        "{state}"
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            profile_count(&standin).await == 5
+        })
+        .await,
+        "profiles: {}",
+        profile_count(&standin).await
+    );
+    let stats = standin.stats().await;
+    for sub in missing.iter().chain([&user.sub]) {
+        assert_eq!(stats["perId"][sub]["created"], 1, "{sub}: {stats}");
+    }
+    assert!(
+        stats["perId"].get(&temporary).is_none(),
+        "not counted: no profile"
+    );
+    let audit = stack.ops(&["audit", "--grace-seconds", "0", "--json"]);
+    assert_eq!(audit.status.code(), Some(0), "{}", json_of(&audit));
+
+    // A second pass: every user changed within the overlap is looked at again; nothing new
+    // is created. With no overlap, nothing is even selected.
+    let second = stack.ops(&["reconcile", "--json"]);
+    assert_eq!(second.status.code(), Some(0), "{}", json_of(&second));
+    let no_overlap = stack.ops_with(
+        &[("RECONCILE_OVERLAP_SECONDS", "0")],
+        &["reconcile", "--json"],
+    );
+    let quiet = json_of(&no_overlap);
+    assert_eq!(no_overlap.status.code(), Some(0), "{quiet}");
+    assert_eq!(quiet["selected"], 0, "{quiet}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(profile_count(&standin).await, 5);
+    let stats = standin.stats().await;
+    for sub in missing.iter().chain([&user.sub]) {
+        assert_eq!(stats["perId"][sub]["created"], 1, "{sub}: {stats}");
+    }
+
+    // A pass cut short (one page of 60) says so, exits 1 and keeps its place; the next run
+    // resumes it and ends it.
+    let mut added = Vec::new();
+    for i in 0..65 {
+        added.push(
+            pipeline
+                .admin_create(&format!("bulk.{i}@example.com"), true)
+                .await
+                .unwrap(),
+        );
+    }
+    let cut = stack.ops(&["reconcile", "--max-pages", "1"]);
+    let text = String::from_utf8_lossy(&cut.stdout);
+    assert_eq!(cut.status.code(), Some(1), "{text}");
+    assert!(text.contains("NOT complete"), "{text}");
+    assert!(!text.contains('@'), "{text}");
+    assert!(stored_state(&stack).await["pass"]["nextToken"].is_string());
+    let resumed = stack.ops(&["reconcile", "--json"]);
+    let report = json_of(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{report}");
+    assert_eq!(report["resumed"], true, "{report}");
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            profile_count(&standin).await == 70
+        })
+        .await,
+        "profiles: {}",
+        profile_count(&standin).await
+    );
+    worker.signal("TERM");
+    worker.wait(Duration::from_secs(20));
+    let audit = stack.ops(&["audit", "--grace-seconds", "0", "--json"]);
+    assert_eq!(audit.status.code(), Some(0), "{}", json_of(&audit));
+
+    // State of another pool is refused, with a way out.
+    let other = stack.ops_with(&[("USER_POOL_ID", "eu-west-1_Other")], &["reconcile"]);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("belongs to pool"), "{stderr}");
+}

@@ -1,0 +1,62 @@
+//! The scheduled reconciler: each invocation (EventBridge Scheduler, hourly by default) runs or
+//! resumes one reconciliation pass until its deadline nears, writes the pass's EMF record and
+//! fails the invocation when the pass could not run or could not publish everyone, so the
+//! function's error alarm fires. The pass itself is `uc_ops::reconcile`.
+// The SDK and lambda_runtime futures nest deeply enough to pass the default limit.
+#![recursion_limit = "256"]
+
+use std::time::Duration;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use uc_ops::backfill::Clients;
+use uc_ops::reconcile::{self, PassOptions, PassReport, ReconcileConfig};
+use uc_ops::reconcile_state::SsmStateStore;
+use uc_runtime::env::EnvReader;
+use uc_runtime::retry::deadline_before;
+
+/// Time kept back from the invocation's deadline for the answer itself.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    uc_runtime::logs::init_json_logs();
+    let config = ReconcileConfig::from_env(&EnvReader::process())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = aws_config::load_from_env().await;
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let clients = &Clients {
+        cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+        events: aws_sdk_eventbridge::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+    };
+    let store = &SsmStateStore::new(aws_sdk_ssm::Client::new(&sdk), &config.state_parameter);
+    let (config, region) = (&config, region.as_str());
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let options = PassOptions {
+            deadline: Some(deadline_before(event.context.deadline(), DEADLINE_MARGIN)),
+            ..Default::default()
+        };
+        let report = reconcile::run_pass(clients, store, config, region, &options, |_| {})
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "the reconciliation pass could not run"))?;
+        report.metrics().emit();
+        tracing::info!(
+            scanned = report.scanned,
+            published = report.published,
+            failed = report.failed,
+            complete = report.complete,
+            resumed = report.resumed,
+            "reconciliation invocation done"
+        );
+        if report.complete && !report.watermark_advanced {
+            return Err(format!(
+                "{} user(s) of this pass could not be published; the watermark stays and the next pass retries them",
+                report.pass_failed
+            )
+            .into());
+        }
+        Ok::<PassReport, lambda_runtime::Error>(report)
+    }))
+    .await
+}

@@ -1,0 +1,97 @@
+//! Paging through a pool's users: one `ListUsers` page at a time, paced against Cognito's
+//! per-account quota and retried with the shared runner. The audit and reconciliation read the
+//! pool through this, so both honour the same pace and the same retry rules.
+
+use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider::operation::list_users::ListUsersOutput;
+use uc_runtime::aws::classify_sdk_error;
+use uc_runtime::{Failure, RetryPolicy};
+
+/// Users a `ListUsers` page holds at most.
+pub const USERS_PER_PAGE: i32 = 60;
+
+/// How each page call is retried (throttling, transient errors).
+const PAGE_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 6,
+    min_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(10),
+    min_attempt_time: Duration::ZERO,
+};
+
+/// A page that could not be read, after the retries the failure allowed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{failure} (after {attempts} attempts)")]
+pub struct PageError {
+    pub failure: Failure,
+    pub attempts: usize,
+}
+
+/// A ticker at `per_second` (positive; anything else means one per hour): a missed tick is
+/// not made up with a burst.
+pub fn pacer(per_second: f64) -> tokio::time::Interval {
+    let period = Duration::try_from_secs_f64(1.0 / per_second)
+        .unwrap_or(Duration::MAX)
+        .clamp(Duration::from_micros(1), Duration::from_secs(3600));
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// The pages of one pool's users, `list_rate` calls per second at most.
+pub struct UserPages<'a> {
+    cognito: &'a aws_sdk_cognitoidentityprovider::Client,
+    user_pool_id: &'a str,
+    /// Only these attributes (empty: all of them).
+    attributes: &'a [&'a str],
+    pacer: tokio::time::Interval,
+}
+
+impl<'a> UserPages<'a> {
+    pub fn new(
+        cognito: &'a aws_sdk_cognitoidentityprovider::Client,
+        user_pool_id: &'a str,
+        attributes: &'a [&'a str],
+        list_rate: f64,
+    ) -> Self {
+        Self {
+            cognito,
+            user_pool_id,
+            attributes,
+            pacer: pacer(list_rate),
+        }
+    }
+
+    /// The page `token` points at (the first page for `None`), after waiting for the pace.
+    pub async fn page(&mut self, token: Option<String>) -> Result<ListUsersOutput, PageError> {
+        self.pacer.tick().await;
+        let answer = PAGE_RETRY
+            .run(
+                None,
+                |_| {
+                    let mut call = self
+                        .cognito
+                        .list_users()
+                        .user_pool_id(self.user_pool_id)
+                        .limit(USERS_PER_PAGE)
+                        .set_pagination_token(token.clone());
+                    for attribute in self.attributes {
+                        call = call.attributes_to_get(*attribute);
+                    }
+                    let call = call.send();
+                    async move { call.await.map_err(|e| classify_sdk_error(&e)) }
+                },
+                |_, _| {},
+            )
+            .await;
+        answer.map(|page| page.value).map_err(|gave_up| {
+            let attempts = gave_up.attempts();
+            PageError {
+                failure: gave_up.into_last_error().unwrap_or_else(|| {
+                    Failure::retryable("NoAttempt", "the retry runner made no attempt")
+                }),
+                attempts,
+            }
+        })
+    }
+}
