@@ -17,6 +17,9 @@ use serde_json::json;
 use uc_devkit::{free_port, sqs};
 use uc_ops::backfill;
 use uc_ops::dlq::{self, Filter, ReplayOptions};
+use uc_ops::reconcile::{self, PassOptions, ReconcileConfig};
+use uc_ops::reconcile_state::SsmStateStore;
+use uc_runtime::env::from_pairs;
 use uc_runtime::metrics::read_count;
 use uc_schemas::{Origin, UserConfirmed, to_envelope};
 
@@ -42,9 +45,15 @@ pub struct ChaosReport {
     pub duplicated_sqs_messages: usize,
     pub users_during_eventbridge_outage: usize,
     pub published_via_fallback: u64,
-    /// Sign-ups whose event could not be published at all (fail-open), then back-filled.
+    /// Sign-ups whose event could not be published at all (fail-open: EventBridge and the
+    /// fallback queue both unreachable), left for the reconciler.
     pub emitter_publish_failed: u64,
-    pub backfilled: usize,
+    /// Users an administrator created (no trigger runs for them), left for the reconciler.
+    pub admin_created: usize,
+    /// Events the reconciliation pass published (every counted user of the pool: its first
+    /// pass has no watermark) and could not publish.
+    pub reconciled: u64,
+    pub reconcile_failed: u64,
     pub worker_kills: usize,
     pub appsync_requests: u64,
     pub faults_injected: serde_json::Value,
@@ -106,7 +115,6 @@ fn fault_rules() -> serde_json::Value {
 
 pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     let started = Instant::now();
-    let run_started = chrono::Utc::now();
     let mut rng = fastrand::Rng::with_seed(options.seed);
     let run_id = format!("chaos{}", options.seed);
     let pipeline = Pipeline::start(env.clone(), &options.emitter_bin, &[]).await?;
@@ -116,8 +124,21 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         env.clone(),
         &options.emitter_bin,
         &[
-            ("AWS_ENDPOINT_URL_EVENTBRIDGE", unreachable),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", unreachable.clone()),
             ("PUBLISH_BUDGET_MS", "800".into()),
+        ],
+    )
+    .await?;
+    // And one whose EventBridge and fallback queue are both unreachable: fail-open confirms the
+    // user and publishes nothing.
+    let blackout = Pipeline::start(
+        env.clone(),
+        &options.emitter_bin,
+        &[
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", unreachable.clone()),
+            ("AWS_ENDPOINT_URL_SQS", unreachable.clone()),
+            ("PUBLISH_BUDGET_MS", "800".into()),
+            ("FAILURE_POLICY", "fail-open".into()),
         ],
     )
     .await?;
@@ -155,7 +176,8 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     };
 
     // Sign-ups: a window of them during the EventBridge outage; some delivered twice by
-    // "Cognito"; some sent twice straight into the queue (an SQS redelivery).
+    // "Cognito"; some sent twice straight into the queue (an SQS redelivery); one in a hundred
+    // through the blacked-out emitter; one in fifty created by an administrator instead.
     let outage_window = (options.users * 4 / 10)..(options.users / 2);
     let plan: Vec<(usize, bool, bool)> = (0..options.users)
         .map(|i| (i, rng.f64() < 0.10, rng.f64() < 0.05))
@@ -177,7 +199,9 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     let mut sqs_duplicates = 0;
     let mut results = futures::stream::iter(plan)
         .map(|(i, twice, redeliver)| {
-            let emitter = if outage_window.contains(&i) {
+            let emitter = if is_blacked_out(i) {
+                &blackout
+            } else if outage_window.contains(&i) {
                 &outage
             } else {
                 &pipeline
@@ -185,6 +209,16 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
             let (pipeline, run_id, sqs_client, queue_url, env) =
                 (&pipeline, &run_id, &sqs_client, &queue_url, &env);
             async move {
+                if is_admin_created(i) {
+                    let username = format!("{run_id}.{i}@example.com");
+                    let sub = pipeline.admin_create(&username, true).await?;
+                    let user = ConfirmedUser {
+                        username,
+                        sub,
+                        confirmed_at: chrono::Utc::now(),
+                    };
+                    return anyhow::Ok((user, false, false));
+                }
                 let user = pipeline
                     .sign_up_and_confirm(&format!("{run_id}.{i}@example.com"))
                     .await?;
@@ -227,40 +261,36 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     killer.await?;
 
     // Faults stop. Sign-ups whose publish failed even through the fallback (fail-open: the
-    // user is confirmed, the event is not) are recovered the operator's way: a back-fill.
+    // user is confirmed, the event is not) and the administrators' users are recovered with no
+    // operator: one pass of the reconciler (what the schedule runs), with the stack's state.
     pipeline.standin.clear_faults().await;
-    let emitter_failed = read_count(&pipeline.emitter_output(), "emitter", "Failed")
-        + read_count(&outage.emitter_output(), "emitter", "Failed");
-    let mut backfilled = 0;
-    if emitter_failed > 0 {
-        let sdk = env.sdk_config().await?;
-        let clients = backfill::Clients {
-            cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
-            events: aws_sdk_eventbridge::Client::new(&sdk),
-            sqs: sqs_client.clone(),
-        };
-        let checkpoint =
-            std::env::temp_dir().join(format!("uc-chaos-backfill-{}.json", std::process::id()));
-        let _ = std::fs::remove_file(&checkpoint);
-        let backfill_options = backfill::BackfillOptions {
-            user_pool_id: env.get("USER_POOL_ID")?.to_owned(),
-            region: env.get("AWS_REGION")?.to_owned(),
-            since: Some(run_started - chrono::Duration::minutes(1)),
-            status: "CONFIRMED".into(),
-            target: backfill::Target::EventBridge {
-                bus: env.get("EVENT_BUS_NAME")?.to_owned(),
-                source: env.get("EVENT_SOURCE")?.to_owned(),
-            },
-            dry_run: false,
-            checkpoint,
-            max_pages: None,
-            rate: None,
-        };
-        backfilled = backfill::run(&clients, &backfill_options, |_| {})
-            .await?
-            .published;
-    }
-
+    let emitter_failed = [&pipeline, &outage, &blackout]
+        .iter()
+        .map(|p| read_count(&p.emitter_output(), "emitter", "Failed"))
+        .sum::<u64>();
+    let sdk = env.sdk_config().await?;
+    let mut reconcile_config = ReconcileConfig::from_env(&from_pairs(env.vars.clone()))?;
+    // Moto has no ListUsers quota, and the queue is idle by now: the lab need not wait.
+    reconcile_config.publish_rate = 1_000.0;
+    reconcile_config.list_rate = 50.0;
+    let clients = backfill::Clients {
+        cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+        events: aws_sdk_eventbridge::Client::new(&sdk),
+        sqs: sqs_client.clone(),
+    };
+    let store = SsmStateStore::new(
+        aws_sdk_ssm::Client::new(&sdk),
+        &reconcile_config.state_parameter,
+    );
+    let pass = reconcile::run_pass(
+        &clients,
+        &store,
+        &reconcile_config,
+        env.get("AWS_REGION")?,
+        &PassOptions::default(),
+        |_| {},
+    )
+    .await?;
     // The worker drains the queue (messages held by killed workers come back after the
     // queue's visibility timeout).
     let deadline = Instant::now() + options.timeout;
@@ -374,7 +404,9 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         users_during_eventbridge_outage: outage_window.len().min(users.len()),
         published_via_fallback: read_count(&outage.emitter_output(), "emitter", "Fallback"),
         emitter_publish_failed: emitter_failed,
-        backfilled,
+        admin_created: (0..options.users).filter(|i| is_admin_created(*i)).count(),
+        reconciled: pass.published,
+        reconcile_failed: pass.failed,
         worker_kills: options.kills,
         appsync_requests: stats["requests"].as_u64().unwrap_or(0),
         faults_injected: stats["faultsInjected"].clone(),
@@ -417,8 +449,15 @@ pub fn render(report: &ChaosReport) -> String {
             report.published_via_fallback.to_string(),
         ),
         (
-            "publishes failed (fail-open) / back-filled",
-            format!("{} / {}", report.emitter_publish_failed, report.backfilled),
+            "publishes failed (fail-open) / admin-created",
+            format!(
+                "{} / {}",
+                report.emitter_publish_failed, report.admin_created
+            ),
+        ),
+        (
+            "reconciler: published / failed",
+            format!("{} / {}", report.reconciled, report.reconcile_failed),
         ),
         ("worker SIGKILLs", report.worker_kills.to_string()),
         ("AppSync requests", report.appsync_requests.to_string()),
@@ -472,4 +511,14 @@ pub fn render(report: &ChaosReport) -> String {
         )
     });
     out
+}
+
+/// One sign-up in a hundred goes through the emitter that can publish nowhere.
+fn is_blacked_out(i: usize) -> bool {
+    i % 100 == 7
+}
+
+/// One user in fifty is an administrator's, created with no trigger.
+fn is_admin_created(i: usize) -> bool {
+    i % 50 == 3
 }
