@@ -1064,6 +1064,15 @@ def test_outputs(template):
     assert template["Outputs"]["ReconcilerFunctionArn"]["Condition"] == "WithFunctions"
 
 
+def test_readme_documents_every_parameter_and_output(template):
+    """Docs change with behaviour: infra/README.md's Parameters and Outputs sections name each one."""
+    readme = (INFRA / "README.md").read_text()
+    section = lambda title: re.search(rf"^## {title}\n(.*?)^## ", readme, re.S | re.M).group(1)
+    parameters, outputs = section("Parameters"), section("Outputs")
+    assert [n for n in template["Parameters"] if f"`{n}`" not in parameters] == []
+    assert [n for n in template["Outputs"] if f"`{n}`" not in outputs] == []
+
+
 # --------------------------------------------------------------------------- linters
 
 
