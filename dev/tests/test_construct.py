@@ -48,7 +48,7 @@ SAM_ONLY_PARAMETERS = {
     "AlarmTopicArn", "DeployFunctions", "AppSyncGraphqlUrl", "VerifyUser", "PublishProfileCreated",
 }
 # Where the code comes from: SAM packages CodeUri, the standalone stack takes S3 parameters.
-CDK_ONLY_PARAMETERS = {"CodeS3Bucket", "EmitterCodeS3Key", "WorkerCodeS3Key"}
+CDK_ONLY_PARAMETERS = {"CodeS3Bucket", "EmitterCodeS3Key", "WorkerCodeS3Key", "ReconcilerCodeS3Key"}
 # The SAM name is about its two branches (existing pool / trial pool); the construct has one.
 RENAMED = {"EmitterInvokeFromExistingUserPool": "EmitterInvokeFromUserPool"}
 
@@ -92,6 +92,13 @@ OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value fo
     "WorkerCallConcurrency": "4",
     "WorkerMemorySize": "512",
     "LogRetentionDays": "90",
+    "ReconcileSchedule": "cron(0 3 * * ? *)",
+    "ReconcileScheduleState": "DISABLED",
+    "ReconcileOverlapSeconds": "172800",
+    "ReconcilePublishRate": "20",
+    "ReconcileListUsersRate": "2",
+    "ReconcileStatuses": "CONFIRMED,EXTERNAL_PROVIDER,RESET_REQUIRED",
+    "ReconcileBehindAlarmSeconds": "86400",
     "DeployFunctions": "true",
 }
 
@@ -414,6 +421,36 @@ DRIFTS = {  # one edit of the construct's template -> the drift it must show (th
         "Dashboard.DashboardBody"),
     "dashboard gone": (lambda t: t["Resources"].pop(next(k for k in t["Resources"] if re.fullmatch(r"PipelineDashboard[0-9A-F]{8}", k))),
                        "Dashboard: only in the SAM template"),
+    # Issue 12: the reconciler, its schedule, its state, the bus policies naming it, the auditor.
+    "bus deny misses the reconciler": (
+        lambda t: mutate_resource(t, "BusPolicyDenyForeignDetailType", lambda p: without_role("ReconcilerRole")(
+            p["Statement"]["Condition"])), "BusPolicyDenyForeignDetailType.Statement"),
+    "reconciler may publish any detail-type": (
+        lambda t: mutate_statement(t, "KeepReconcileState", lambda s: s["Action"].append("events:PutEvents")),
+        "ReconcilerRole.Policies"),
+    "reconciler runs concurrently": (
+        lambda t: mutate_resource(t, "ReconcilerFunction", lambda p: p.pop("ReservedConcurrentExecutions")),
+        "ReconcilerFunction.ReservedConcurrentExecutions"),
+    "reconciler env name": (lambda t: mutate_resource(t, "ReconcilerFunction", lambda p: p["Environment"]["Variables"].update(
+        LIST_USERS_RATE=p["Environment"]["Variables"].pop("LIST_USERS_RPS"))), "ReconcilerFunction.Environment"),
+    "failed passes retried": (lambda t: mutate_resource(t, "ReconcilerInvokeConfig", lambda p: p.update(MaximumRetryAttempts=2)),
+                              "ReconcilerInvokeConfig.MaximumRetryAttempts"),
+    "schedule with a flexible window": (
+        lambda t: mutate_resource(t, "ReconcilerSchedule", lambda p: p.update(
+            FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15})), "ReconcilerSchedule.FlexibleTimeWindow"),
+    "scheduler may invoke anything": (
+        lambda t: mutate_statement(t, "InvokeReconciler", lambda s: s.update(Resource="*")), "ReconcilerSchedulerRole.Policies"),
+    "state parameter's initial value": (lambda t: mutate_resource(t, "ReconcileWatermarkParameter", lambda p: p.update(Value="")),
+                                        "ReconcileWatermarkParameter.Value"),
+    "no reconciler-behind alarm": (lambda t: t["Resources"].pop(next(k for k in t["Resources"] if "ReconcilerBehindAlarm" in k)),
+                                   "ReconcilerBehindAlarm: only in the SAM template"),
+    "auditor may run mutations": (
+        lambda t: mutate_resource(t, "AuditorPolicy", lambda p: p["PolicyDocument"]["Statement"][0].update(Action="appsync:*")),
+        "AuditorPolicy.PolicyDocument"),
+    "auditor resolves the endpoint although it is given": (
+        lambda t: mutate_resource(t, "AuditorPolicy", lambda p: p["PolicyDocument"]["Statement"].insert(1, {
+            "Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": "appsync:GetGraphqlApi", "Resource": "x"})),
+        "AuditorPolicy.PolicyDocument", "options"),
 }
 
 
@@ -452,19 +489,69 @@ def role_statements(resources: dict, role: str) -> list[dict]:
     return policy["PolicyDocument"]["Statement"]
 
 
-@pytest.mark.parametrize("role", ["EmitterRole", "WorkerRole"])
+@pytest.mark.parametrize("role", ["EmitterRole", "WorkerRole", "ReconcilerRole", "ReconcilerSchedulerRole"])
 def test_iam_statements_are_the_same(pair, role):
     """Every statement (Sid, effect, actions, resources, conditions), and nothing else: no other
-    policy resource, no managed policy, the same trust."""
+    policy resource, no managed policy but the auditor's (attached to nothing), the same trust."""
     sam, cdk = pair.sam[role]["Properties"], pair.cdk[role]["Properties"]
     assert role_statements(pair.cdk, role) == role_statements(pair.sam, role)
     assert cdk["AssumeRolePolicyDocument"] == sam["AssumeRolePolicyDocument"]
     assert [p["PolicyName"] for p in cdk["Policies"]] == [p["PolicyName"] for p in sam["Policies"]]
     assert "ManagedPolicyArns" not in cdk and "PermissionsBoundary" not in cdk
-    assert not [k for k, v in pair.cdk_raw["Resources"].items() if v["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")]
+    assert not [k for k, v in pair.cdk_raw["Resources"].items() if v["Type"] == "AWS::IAM::Policy"]
+    managed = [k for k, v in pair.cdk.items() if v["Type"] == "AWS::IAM::ManagedPolicy"]
+    assert managed == ["AuditorPolicy"]
+    assert not {"Roles", "Users", "Groups"} & set(pair.cdk["AuditorPolicy"]["Properties"])
     for statement in role_statements(pair.cdk, role):
         for item in statement["Action"] + statement["Resource"]:
             assert "*" not in item, (role, item)
+
+
+def test_reconciler_and_auditor_grants(pair):
+    """The reconciler's whole policy and the auditor's, as the construct writes them: the stack's
+    pool, bus and source, its own state parameter and log group; the auditor's GetGraphqlApi only
+    where the API's endpoint is not given (the main template; the every-option one gives it)."""
+    pool = "us-east-1_Options1" if pair.sam_params is OPTIONS_SAM_PARAMS else "${UserPoolId}"
+    pool_arn = f"arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{pool}"
+    emitter = {s["Sid"]: s for s in role_statements(pair.cdk, "EmitterRole")}
+    assert role_statements(pair.cdk, "ReconcilerRole") == [
+        {"Sid": "ListPoolUsers", "Effect": "Allow", "Action": ["cognito-idp:ListUsers"], "Resource": [pool_arn]},
+        emitter["PublishUserConfirmed"],
+        {"Sid": "KeepReconcileState", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
+         "Resource": ["arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ReconcileWatermarkParameter}"]},
+        {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": ["${ReconcilerLogGroup.Arn}"]},
+    ]
+    assert role_statements(pair.cdk, "ReconcilerSchedulerRole") == [
+        {"Sid": "InvokeReconciler", "Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": ["${ReconcilerFunction.Arn}"]}]
+    api = f"arn:${{AWS::Partition}}:appsync:${{AWS::Region}}:${{AWS::AccountId}}:apis/{pair.api_id}"
+    lookup = "AppSyncGraphqlUrl" not in pair.sam_params or not pair.sam_params["AppSyncGraphqlUrl"]
+    assert pair.cdk["AuditorPolicy"]["Properties"]["PolicyDocument"]["Statement"] == [
+        {"Sid": "ListProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
+         "Resource": [f"{api}/types/Query/fields/listUserProfiles"]},
+        *([{"Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": ["appsync:GetGraphqlApi"], "Resource": [api]}]
+          if lookup else []),
+        {"Sid": "ListUsers", "Effect": "Allow", "Action": ["cognito-idp:DescribeUserPool", "cognito-idp:ListUsers"],
+         "Resource": [pool_arn]},
+    ]
+
+
+def test_reconciler_settings_are_the_same(pair):
+    """Function (one at a time, 900 s), async-invoke settings, schedule, state parameter."""
+    for name in ("ReconcilerInvokeConfig", "ReconcilerSchedule", "ReconcileWatermarkParameter", "ReconcilerLogGroup"):
+        assert pair.cdk[name]["Properties"] == pair.sam[name]["Properties"], name
+    function = pair.cdk["ReconcilerFunction"]["Properties"]
+    assert (function["Timeout"], function["ReservedConcurrentExecutions"], function["Role"]) == (
+        "900", "1", "${ReconcilerRole.Arn}")
+    variables = function["Environment"]["Variables"]
+    schedule = pair.cdk["ReconcilerSchedule"]["Properties"]
+    if pair.sam_params is OPTIONS_SAM_PARAMS:
+        assert (schedule["ScheduleExpression"], schedule["State"]) == ("cron(0 3 * * ? *)", "DISABLED")
+        assert (variables["RECONCILE_OVERLAP_SECONDS"], variables["RECONCILE_STATUSES"]) == (
+            "172800", "CONFIRMED,EXTERNAL_PROVIDER,RESET_REQUIRED")
+    else:
+        assert (schedule["ScheduleExpression"], schedule["State"]) == ("${ReconcileSchedule}", "${ReconcileScheduleState}")
+        assert variables["RECONCILE_STATUSES"] == "${ReconcileStatuses}"
 
 
 def test_strict_mode_grants_admin_get_user_on_the_pool_only(pair):
@@ -554,7 +641,7 @@ def test_rule_archive_and_schema_are_the_same(pair):
         assert "ProfileCreatedSchema" not in pair.cdk
 
 
-@pytest.mark.parametrize("function", ["EmitterFunction", "WorkerFunction"])
+@pytest.mark.parametrize("function", ["EmitterFunction", "WorkerFunction", "ReconcilerFunction"])
 def test_function_settings_are_the_same(pair, function):
     keys = ("Runtime", "Architectures", "Handler", "Timeout", "MemorySize", "Role", "FunctionName",
             "LoggingConfig", "Description")
@@ -712,8 +799,13 @@ def test_standin_places_the_emitter_side_with_the_pool_and_the_worker_side_in_it
     custom = construct_ids(nested["UserConfirmed"], sam_names, ("Pipeline",))
     # The worker DLQ's policy names the worker's role: in auth it would make auth refer to UserConfirmed.
     # So does the ProfileCreated bus policy; the dashboard refers to the queues (this stack -> auth).
+    # The reconciler's role is named by the bus policies (auth), and so are what its policy names
+    # (log group, state parameter); its function, schedule and alarms refer to them from here. The
+    # auditor's policy names the API (data, which refers to auth): here too.
     worker_side = {"WorkerLogGroup", "WorkerRole", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerPermanentFailuresAlarm",
-                   "WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "Dashboard"}
+                   "WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "Dashboard",
+                   "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule",
+                   "ReconcilerFailedAlarm", "ReconcilerBehindAlarm", "AuditorPolicy"}
     assert set(custom.values()) == worker_side
     assert set(auth.values()) == sam_names - worker_side
     assert len(auth) + len(custom) == len(main)
@@ -728,12 +820,12 @@ def passed_from(root: dict, parameter: str) -> dict:
 def test_standin_worker_uses_the_apis_endpoint_and_no_lookup():
     root, nested = standin()
     custom = nested["UserConfirmed"]["Resources"]
-    worker, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Lambda::Function"]
+    worker, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineWorkerFunction[0-9A-F]{8}", k)]
     variables = worker["Environment"]["Variables"]
     assert set(variables) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER",
                               "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
     assert passed_from(root, variables["APPSYNC_GRAPHQL_URL"]["Ref"])["Fn::GetAtt"][1].endswith("GraphQLUrl")
-    role, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::IAM::Role"]
+    role, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineWorkerRole[0-9A-F]{8}", k)]
     statements = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == [
         "CreateUserProfileOnly", "ConsumeWorkerQueue", "CheckUsersInThePool", "DeadLetterPermanentFailures", "AnnounceProfiles",
@@ -747,7 +839,7 @@ def test_standin_worker_names_the_pool_from_the_auth_stack():
     auth = nested["auth"]["Resources"]
     pool_id, = [k for k, v in auth.items() if v["Type"] == "AWS::Cognito::UserPool"]
     custom = nested["UserConfirmed"]["Resources"]
-    worker, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Lambda::Function"]
+    worker, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineWorkerFunction[0-9A-F]{8}", k)]
     variables = worker["Environment"]["Variables"]
     assert (variables["VERIFY_USER"], variables["EVENT_SOURCE"]) == ("cognito", "userconfirmed.cognito")
     outputs = nested["auth"]["Outputs"]
@@ -758,7 +850,7 @@ def test_standin_worker_names_the_pool_from_the_auth_stack():
         return outputs[attribute.removeprefix("Outputs.")]["Value"]
 
     assert auth_output(variables["USER_POOL_ID"]["Ref"]) == {"Ref": pool_id}
-    role, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::IAM::Role"]
+    role, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineWorkerRole[0-9A-F]{8}", k)]
     grant, = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "CheckUsersInThePool"]
     assert grant["Action"] == "cognito-idp:AdminGetUser"
     assert auth_output(grant["Resource"]["Ref"]) == {"Fn::GetAtt": [pool_id, "Arn"]}
@@ -771,10 +863,40 @@ def test_standin_worker_names_the_pool_from_the_auth_stack():
     assert not re.search(r"PipelineWorker(Role|Function|LogGroup)", json.dumps(nested["auth"]))
 
 
+def test_standin_reconciler_spans_the_stacks_one_way():
+    """The bus policies in auth name the reconciler's role, which is in auth with its log group
+    and state parameter; the function in UserConfirmed takes the role, bus, pool and parameter as
+    parameters from auth, and nothing in auth refers to the function, its schedule or the auditor."""
+    root, nested = standin()
+    auth, custom = nested["auth"]["Resources"], nested["UserConfirmed"]["Resources"]
+    role_id, = [k for k in auth if re.fullmatch(r"PipelinePublisherReconcilerRole[0-9A-F]{8}", k)]
+    for policy in [v for v in auth.values() if v["Type"] == "AWS::Events::EventBusPolicy"]:
+        allowed = policy["Properties"]["Statement"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        assert {"Fn::GetAtt": [role_id, "Arn"]} in allowed, allowed
+    reconciler, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineReconcilerFunction[0-9A-F]{8}", k)]
+    outputs = nested["auth"]["Outputs"]
+
+    def auth_output(parameter: str):
+        stack_resource, attribute = passed_from(root, parameter)["Fn::GetAtt"]
+        assert re.match(r"authNestedStack", stack_resource), stack_resource
+        return outputs[attribute.removeprefix("Outputs.")]["Value"]
+
+    assert auth_output(reconciler["Role"]["Ref"]) == {"Fn::GetAtt": [role_id, "Arn"]}
+    variables = reconciler["Environment"]["Variables"]
+    parameter, = [k for k, v in auth.items() if v["Type"] == "AWS::SSM::Parameter"]
+    assert auth_output(variables["RECONCILE_WATERMARK_PARAMETER"]["Ref"]) == {"Ref": parameter}
+    assert "DependsOn" not in json.dumps(root), "the stacks are ordered by their references alone"
+    assert not re.search(r"Pipeline(Reconciler(Function|SchedulerRole|Schedule|InvokeConfig)|AuditorPolicy)", json.dumps(nested["auth"]))
+    assert {v["Type"] for k, v in custom.items() if "Reconciler" in k} == {
+        "AWS::Lambda::Function", "AWS::Lambda::EventInvokeConfig", "AWS::IAM::Role", "AWS::Scheduler::Schedule",
+        "AWS::CloudWatch::Alarm"}
+
+
 def test_standin_default_name_prefix_is_valid_and_applied():
     _, nested = standin()
     bus, = [v["Properties"]["Name"] for v in nested["auth"]["Resources"].values() if v["Type"] == "AWS::Events::EventBus"]
     prefix = bus.removesuffix("-events")
     assert re.fullmatch(r"uc-[0-9a-f]{8}", prefix), prefix
-    worker, = [v["Properties"] for v in nested["UserConfirmed"]["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
-    assert worker["FunctionName"] == f"{prefix}-worker"
+    functions = sorted(v["Properties"]["FunctionName"] for v in nested["UserConfirmed"]["Resources"].values()
+                       if v["Type"] == "AWS::Lambda::Function")
+    assert functions == [f"{prefix}-reconciler", f"{prefix}-worker"]

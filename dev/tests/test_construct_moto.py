@@ -33,7 +33,8 @@ SCHEMA_FILE = ROOT / "schemas" / "json" / "user-confirmed.v1.schema.json"
 LOCAL_OUTPUT_KEYS = [
     "EventBusName", "EventBusArn", "EventSource", "RuleArn", "ArchiveName", "ArchiveArn",
     "QueueUrl", "QueueArn", "WorkerDlqUrl", "WorkerDlqArn", "RuleDlqUrl", "EmitterRoleArn",
-    "WorkerRoleArn", "UserPoolId", "UserPoolClientId",
+    "WorkerRoleArn", "ReconcilerRoleArn", "ReconcileWatermarkParameter", "AuditorPolicyArn", "UserPoolId",
+    "UserPoolClientId",
 ]
 # Types moto's CloudFormation does not implement (infra/README.md, moto gaps): the same as for
 # the SAM template, by the construct's names for those resources.
@@ -50,6 +51,7 @@ MOTO_SKIPS = {
     "AWS::CloudWatch::Alarm EmitterPublishFailedAlarm",
     "AWS::CloudWatch::Alarm EmitterFallbackAlarm",
     "AWS::CloudWatch::Alarm WorkerPermanentFailuresAlarm",
+    "AWS::CloudWatch::Alarm ReconcilerBehindAlarm",
 }
 
 
@@ -114,6 +116,12 @@ def role_policy(iam, role_arn: str) -> dict:
     return ast.literal_eval(document) if isinstance(document, str) else document  # moto: a repr
 
 
+def auditor_policy(iam, arn: str) -> dict:
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    return json.loads(document) if isinstance(document, str) else document
+
+
 def canonical_name(logical_id: str) -> str:
     return re.fullmatch(r"Pipeline(\w+?)[0-9A-F]{8}", logical_id).group(1)
 
@@ -135,7 +143,8 @@ def test_outputs_are_the_sam_local_stacks(stack, moto):
     # As for SAM's DeployFunctions=false / CreateSchemaRegistry=false: dropped with what refers to them.
     dropped = dict(re.findall(r"^(\w+)=false: dropped (.*)$", stderr, re.M))
     assert {canonical_name(i) for i in dropped["DeployFunctions"].split(", ")} == {
-        "EmitterFunction", "WorkerFunction", "WorkerFunctionWorkerQueue", "EmitterInvokeFromUserPool", "EmitterErrorsAlarm"}
+        "EmitterFunction", "WorkerFunction", "WorkerFunctionWorkerQueue", "EmitterInvokeFromUserPool", "EmitterErrorsAlarm",
+        "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule", "ReconcilerFailedAlarm"}
     assert {canonical_name(i) for i in dropped["CreateSchemaRegistry"].split(", ")} == {
         "SchemaRegistry", "UserConfirmedSchema", "ProfileCreatedSchema"}
 
@@ -183,7 +192,15 @@ def test_bus_rule_queues_archive_and_roles(stack, moto):
     assert worker["AnnounceProfiles"]["Resource"] == outputs["EventBusArn"]  # publishProfileCreated: true
     assert worker["AnnounceProfiles"]["Condition"] == {
         "StringEquals": {"events:detail-type": "ProfileCreated", "events:source": "userconfirmed.cognito"}}
-    for arn in (outputs["EmitterRoleArn"], outputs["WorkerRoleArn"]):
+    reconciler = {s["Sid"]: s for s in role_policy(iam, outputs["ReconcilerRoleArn"])["Statement"]}
+    assert reconciler["PublishUserConfirmed"]["Resource"] == outputs["EventBusArn"]
+    assert reconciler["ListPoolUsers"]["Resource"] == f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
+    assert reconciler["KeepReconcileState"]["Resource"] == "arn:aws:ssm:us-east-1:123456789012:parameter/uc-cdk/reconciler/state"
+    assert outputs["ReconcileWatermarkParameter"] == "/uc-cdk/reconciler/state"
+    assert aws("ssm", moto).get_parameter(Name="/uc-cdk/reconciler/state")["Parameter"]["Value"] == "{}"
+    assert [s["Sid"] for s in auditor_policy(iam, outputs["AuditorPolicyArn"])["Statement"]] == [
+        "ListProfilesOnly", "ResolveGraphqlEndpoint", "ListUsers"]
+    for arn in (outputs["EmitterRoleArn"], outputs["WorkerRoleArn"], outputs["ReconcilerRoleArn"]):
         role = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]
         trust, = role["AssumeRolePolicyDocument"]["Statement"]
         assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
@@ -254,12 +271,17 @@ def test_reads_back_like_the_sam_stack(stack, moto):
             "archive": {k: archive[k] for k in ("EventPattern", "RetentionDays", "EventSourceArn", "Description")},
             "emitter": role_policy(iam, outputs["EmitterRoleArn"]),
             "worker": role_policy(iam, outputs["WorkerRoleArn"]),
+            "reconciler": role_policy(iam, outputs["ReconcilerRoleArn"]),
+            "auditor": auditor_policy(iam, outputs["AuditorPolicyArn"]),
+            "state": {k: v for k, v in aws("ssm", moto).get_parameter(Name=outputs["ReconcileWatermarkParameter"])[
+                "Parameter"].items() if k in ("Name", "Type", "Value")},
             "dashboard": dashboard(moto, prefix),
         }
         # moto leaves a null where Fn::If chose AWS::NoValue (infra/README.md, moto gaps).
         for role in ("emitter", "worker"):
             found[role]["Statement"] = [s for s in found[role]["Statement"] if s]
-        return json.loads(json.dumps(found).replace(prefix, "PREFIX"))
+        # (each stack has its own moto pool: the reconciler's and the auditor's grants name it)
+        return json.loads(json.dumps(found).replace(prefix, "PREFIX").replace(outputs["UserPoolId"], "POOL"))
 
     assert settings(cdk, "uc-cdk") == settings(sam, "uc-sam")
     local_stack("delete", "--endpoint", moto, "--stack-name", "uc-sam")
@@ -285,7 +307,7 @@ def test_functions_event_source_and_permission(moto):
         "--param", "FailurePolicy=fail-closed",
     )
     assert "DeployFunctions=false" not in stderr
-    assert {"EmitterFunctionArn", "WorkerFunctionArn"} <= set(outputs)
+    assert {"EmitterFunctionArn", "WorkerFunctionArn", "ReconcilerFunctionArn"} <= set(outputs)
     lam, sqs = aws("lambda", moto), aws("sqs", moto)
     emitter = lam.get_function_configuration(FunctionName=outputs["EmitterFunctionArn"])
     assert (emitter["Runtime"], emitter["Handler"], emitter["Timeout"], emitter["MemorySize"]) == ("provided.al2023", "bootstrap", 3, 128)
@@ -323,6 +345,23 @@ def test_functions_event_source_and_permission(moto):
     queue = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["All"])["Attributes"]
     assert json.loads(queue["RedrivePolicy"])["maxReceiveCount"] == 9
     assert queue["VisibilityTimeout"] == "10"
+
+    # The reconciler (its code from ReconcilerCodeS3Key: a placeholder zip until uc-reconciler is built).
+    reconciler = lam.get_function_configuration(FunctionName=outputs["ReconcilerFunctionArn"])
+    assert (reconciler["Timeout"], reconciler["MemorySize"], reconciler["Role"]) == (900, 256, outputs["ReconcilerRoleArn"])
+    assert lam.get_function_concurrency(FunctionName="uc-cdk-fn-reconciler")["ReservedConcurrentExecutions"] == 1
+    renv = {k: str(v) for k, v in reconciler["Environment"]["Variables"].items()}
+    assert renv == {
+        "USER_POOL_ID": outputs["UserPoolId"], "EVENT_BUS_NAME": outputs["EventBusName"], "EVENT_SOURCE": "userconfirmed.cognito",
+        "RECONCILE_WATERMARK_PARAMETER": "/uc-cdk-fn/reconciler/state", "RECONCILE_OVERLAP_SECONDS": "86400",
+        "RECONCILE_PUBLISH_RATE": "50", "LIST_USERS_RPS": "5", "RECONCILE_STATUSES": "CONFIRMED,EXTERNAL_PROVIDER",
+        "STACK_NAME": "uc-cdk-fn",
+    }
+    # The same moto gap as the SAM template's: the schedule and async-invoke settings are skipped.
+    skipped = set(re.search(r"^moto skipped: (.*)$", stderr, re.M).group(1).split(", "))
+    assert {f"{t} {canonical_name(i)}" for t, i in (s.split(" ") for s in skipped)} == MOTO_SKIPS | {
+        "AWS::CloudWatch::Alarm EmitterErrorsAlarm", "AWS::CloudWatch::Alarm ReconcilerFailedAlarm",
+        "AWS::Scheduler::Schedule ReconcilerSchedule", "AWS::Lambda::EventInvokeConfig ReconcilerInvokeConfig"}
     deleted, _ = local_stack("delete", "--endpoint", moto, "--stack-name", "uc-cdk-fn")
     assert deleted == {"deleted": "uc-cdk-fn"}
 

@@ -210,10 +210,43 @@ def test_rule_and_archive_use_the_contracts_event_pattern(template, resources):
         assert name == ("GetAtt EventBus.Name" if fn.conditions["CreateBus"] else "Ref ExistingEventBusName")
 
 
-# Worker variables the template sets for code being written in parallel (issue 14, the
-# ProfileCreated publisher): read by the change that adds them. The test fails once
-# worker/src/config.rs reads one of them: then drop it from here.
-NOT_YET_READ = {"worker": set()}
+# Where each function's configuration is read (the env var names the test compares with the
+# template). The reconciler lives in the ops crate: ops/src/reconcile.rs, or ops/src/reconcile/.
+CONFIG_SOURCES = {
+    "emitter": ["emitter/src/config.rs"],
+    "worker": ["worker/src/config.rs"],
+    "reconciler": ["ops/src/reconcile.rs", "ops/src/reconcile/*.rs"],
+}
+# Where each service's EMF metrics are written (MetricsRecord::new("<service>")).
+METRIC_SOURCES = {
+    "emitter": ["emitter/src/*.rs"],
+    "worker": ["worker/src/*.rs"],
+    "reconciler": ["ops/src/reconcile.rs", "ops/src/reconcile/*.rs"],
+}
+
+
+def sources(patterns: list[str]) -> list[Path]:
+    return sorted({p for pattern in patterns for p in ROOT.glob(pattern) if p.is_file()})
+
+
+# An environment variable read: `env.<method>("NAME"` (uc_runtime's EnvReader), clap's
+# `env = "NAME"`, or `var("NAME")`.
+ENV_READ = re.compile(r'(?:\benv\s*\.\s*\w+\(|\benv\s*=|\bvar\()\s*"([A-Z][A-Z0-9_]*)"')
+
+
+def variables_read(service: str) -> set[str]:
+    """Environment variable names a service's configuration code reads."""
+    return set(ENV_READ.findall("\n".join(p.read_text() for p in sources(CONFIG_SOURCES[service]))))
+
+
+# Variables the template sets for code being written in parallel: read by the change that adds
+# them. The reconciler (issue 12, the uc-reconciler Lambda in the ops crate) reads the fixed
+# interface below. The test fails once the code reads one of them: then drop it from here.
+NOT_YET_READ = {
+    "worker": set(),
+    "reconciler": {"USER_POOL_ID", "EVENT_BUS_NAME", "EVENT_SOURCE", "RECONCILE_WATERMARK_PARAMETER",
+                   "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE", "LIST_USERS_RPS", "RECONCILE_STATUSES"},
+}
 
 
 def test_functions_get_only_the_variables_their_config_reads(resources):
@@ -221,10 +254,7 @@ def test_functions_get_only_the_variables_their_config_reads(resources):
     stack_variable = rust_const(METRICS_RS, "STACK_VARIABLE")
     assert stack_variable == "STACK_NAME"
     assert re.search(r"std::env::var\(STACK_VARIABLE\)", METRICS_RS.read_text())
-    read = {}
-    for crate in ("emitter", "worker"):
-        source = (ROOT / crate / "src" / "config.rs").read_text()
-        read[crate] = set(re.findall(r'env\s*\.\s*\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
+    read = {service: variables_read(service) for service in CONFIG_SOURCES}
     emitter_env = set(resources["EmitterFunction"]["Properties"]["Environment"]["Variables"])
     worker_env = set(resources["WorkerFunction"]["Properties"]["Environment"]["Variables"])
     assert emitter_env == {"EVENT_BUS_NAME", "EVENT_SOURCE", "PUBLISH_BUDGET_MS", "FAILURE_POLICY", "FALLBACK_QUEUE_URL",
@@ -233,15 +263,29 @@ def test_functions_get_only_the_variables_their_config_reads(resources):
     assert worker_env == {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY",
                           "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER", "STACK_NAME",
                           "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
-    pending = NOT_YET_READ["worker"]
-    assert not pending & read["worker"], f"now read by worker/src/config.rs: remove {pending & read['worker']} from NOT_YET_READ"
-    assert worker_env <= read["worker"] | {stack_variable} | pending, worker_env - read["worker"]
-    for name in ("EmitterFunction", "WorkerFunction"):
+    reconciler_env = set(resources["ReconcilerFunction"]["Properties"]["Environment"]["Variables"])
+    assert reconciler_env == {"USER_POOL_ID", "EVENT_BUS_NAME", "EVENT_SOURCE", "RECONCILE_WATERMARK_PARAMETER",
+                              "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE", "LIST_USERS_RPS",
+                              "RECONCILE_STATUSES", "STACK_NAME"}
+    for service, env in (("worker", worker_env), ("reconciler", reconciler_env)):
+        pending = NOT_YET_READ[service]
+        assert not pending & read[service], f"now read by the {service}'s code: remove {pending & read[service]} from NOT_YET_READ"
+        assert env <= read[service] | {stack_variable} | pending, env - read[service]
+    for name in ("EmitterFunction", "WorkerFunction", "ReconcilerFunction"):
         assert resources[name]["Properties"]["Environment"]["Variables"]["STACK_NAME"] == {"Ref": "NamePrefix"}
 
 
+def test_variables_read_finds_each_style():
+    """The scanner the allow-lists rely on: the reconciler's config style is not known yet."""
+    code = ('let a = env.optional("ALPHA"); let b = env.number( "BETA", 5, 1, 9)?;\n'
+            '#[arg(long, env = "GAMMA")] x: String, let d = std::env::var("DELTA");')
+    assert set(ENV_READ.findall(code)) == {"ALPHA", "BETA", "GAMMA", "DELTA"}
+    assert {"APPSYNC_API_ID", "DLQ_URL", "VERIFY_USER"} <= variables_read("worker")
+
+
 def test_functions_settings(template, resources):
-    for name, crate, timeout in (("EmitterFunction", "uc-emitter", 3), ("WorkerFunction", "uc-worker", 30)):
+    for name, crate, timeout in (("EmitterFunction", "uc-emitter", 3), ("WorkerFunction", "uc-worker", 30),
+                                 ("ReconcilerFunction", "uc-reconciler", 900)):
         props = resources[name]["Properties"]
         assert resources[name]["Type"] == "AWS::Serverless::Function"
         assert resources[name]["Condition"] == "WithFunctions"
@@ -289,6 +333,118 @@ def test_functions_settings(template, resources):
         assert env["VERIFY_USER"] == "Ref VerifyUser"
 
 
+def test_reconciler_function(template, resources):
+    """One pass at a time, at most 15 minutes, its own role and log group; the environment is the
+    uc-reconciler interface, the same pool, bus and source as the other functions."""
+    function = resources["ReconcilerFunction"]
+    props = function["Properties"]
+    assert {k: props[k] for k in ("FunctionName", "MemorySize", "Timeout", "ReservedConcurrentExecutions", "Role",
+                                  "LoggingConfig")} == {
+        "FunctionName": {"Fn::Sub": "${NamePrefix}-reconciler"},
+        "MemorySize": 256,
+        "Timeout": 900,  # Lambda's maximum; the binary saves its progress before the deadline
+        "ReservedConcurrentExecutions": 1,  # two passes never overlap
+        "Role": {"Fn::GetAtt": ["ReconcilerRole", "Arn"]},
+        "LoggingConfig": {"LogGroup": {"Ref": "ReconcilerLogGroup"}, "LogFormat": "Text"},
+    }
+    assert resources["ReconcilerLogGroup"]["Properties"] == {
+        "LogGroupName": {"Fn::Sub": "/aws/lambda/${NamePrefix}-reconciler"},
+        "RetentionInDays": {"Ref": "LogRetentionDays"},
+    }
+    assert "Condition" not in resources["ReconcilerLogGroup"]
+    emitter_env = resources["EmitterFunction"]["Properties"]["Environment"]["Variables"]
+    worker_env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    for fn in (Fn(c) for c in condition_cases(template, "UserPoolId", "CreateEventBus")):
+        env = fn(props["Environment"]["Variables"])
+        assert env == {
+            "USER_POOL_ID": fn(worker_env["USER_POOL_ID"]),
+            "EVENT_BUS_NAME": fn(emitter_env["EVENT_BUS_NAME"]),
+            "EVENT_SOURCE": "Ref EventSource",
+            "RECONCILE_WATERMARK_PARAMETER": "Ref ReconcileWatermarkParameter",
+            "RECONCILE_OVERLAP_SECONDS": "Ref ReconcileOverlapSeconds",
+            "RECONCILE_PUBLISH_RATE": "Ref ReconcilePublishRate",
+            "LIST_USERS_RPS": "Ref ReconcileListUsersRate",
+            "RECONCILE_STATUSES": "Ref ReconcileStatuses",
+            "STACK_NAME": "Ref NamePrefix",
+        }
+        assert env["USER_POOL_ID"] == ("Ref TrialUserPool" if fn.conditions["CreateTrialUserPool"] else "Ref UserPoolId")
+    # The interface's defaults (uc-reconciler's own) are the parameters' defaults.
+    parameters = template["Parameters"]
+    assert {k: parameters[k]["Default"] for k in ("ReconcileOverlapSeconds", "ReconcilePublishRate", "ReconcileListUsersRate",
+                                                  "ReconcileStatuses", "ReconcileSchedule", "ReconcileScheduleState")} == {
+        "ReconcileOverlapSeconds": 86400, "ReconcilePublishRate": 50, "ReconcileListUsersRate": 5,
+        "ReconcileStatuses": "CONFIRMED,EXTERNAL_PROVIDER", "ReconcileSchedule": "rate(1 hour)",
+        "ReconcileScheduleState": "ENABLED",
+    }
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("rate(1 hour)", True), ("rate(15 minutes)", True), ("rate(2 days)", True), ("cron(0 3 * * ? *)", True),
+    ("cron(0/30 * ? * MON-FRI *)", True), ("", False), ("none", False), ("rate(0 hours)", False),
+    ("rate(1 week)", False), ("at(2026-01-01T00:00:00)", False), ("rate(1 hour) ", False),
+])
+def test_reconcile_schedule_accepts_recurring_expressions_only(template, value, ok):
+    """A recurring rate()/cron() expression; no one-time at(), and no sentinel that would mean
+    "off" (ReconcileScheduleState does that)."""
+    assert bool(re.fullmatch(template["Parameters"]["ReconcileSchedule"]["AllowedPattern"], value)) == ok
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("CONFIRMED,EXTERNAL_PROVIDER", True), ("CONFIRMED", True), ("CONFIRMED,RESET_REQUIRED,FORCE_CHANGE_PASSWORD", True),
+    ("", False), ("confirmed", False), ("CONFIRMED, EXTERNAL_PROVIDER", False), ("CONFIRMED,", False), ("ACTIVE", False),
+])
+def test_reconcile_statuses_are_cognito_statuses(template, value, ok):
+    assert bool(re.fullmatch(template["Parameters"]["ReconcileStatuses"]["AllowedPattern"], value)) == ok
+
+
+def test_reconcile_state_parameter(template, resources):
+    """Created in every stack (the local one, which runs the binary as a process, included);
+    "{}" until the reconciler writes its state; named after the stack; its name is an output, and
+    uc-lab maps that output to RECONCILE_WATERMARK_PARAMETER in .local/stack.env."""
+    parameter = resources["ReconcileWatermarkParameter"]
+    assert parameter["Type"] == "AWS::SSM::Parameter" and "Condition" not in parameter
+    assert parameter["Properties"] == {
+        "Name": {"Fn::Sub": "/${NamePrefix}/reconciler/state"},
+        "Description": parameter["Properties"]["Description"],
+        "Type": "String",
+        "Tier": "Standard",
+        "Value": "{}",
+    }
+    assert template["Outputs"]["ReconcileWatermarkParameter"]["Value"] == {"Ref": "ReconcileWatermarkParameter"}
+    assert "Condition" not in template["Outputs"]["ReconcileWatermarkParameter"]
+    lab = (ROOT / "dev" / "lab" / "src" / "local.rs").read_text()
+    table = re.search(r"const TEMPLATE_OUTPUTS: &\[\(&str, &str\)\] = &\[(.*?)\];", lab, re.S)
+    assert table, "dev/lab/src/local.rs: TEMPLATE_OUTPUTS not found"
+    assert '("ReconcileWatermarkParameter", "RECONCILE_WATERMARK_PARAMETER")' in table.group(1)
+
+
+def test_reconciler_schedule_and_invoke_config(resources):
+    """EventBridge Scheduler (no flexible window) invokes the function asynchronously; a failed
+    pass is not retried (the next tick resumes), a tick waits at most one pass for the reserved slot."""
+    schedule = resources["ReconcilerSchedule"]
+    assert (schedule["Type"], schedule["Condition"]) == ("AWS::Scheduler::Schedule", "WithFunctions")
+    assert schedule["Properties"] == {
+        "Name": {"Fn::Sub": "${NamePrefix}-reconcile"},
+        "Description": schedule["Properties"]["Description"],
+        "ScheduleExpression": {"Ref": "ReconcileSchedule"},
+        "State": {"Ref": "ReconcileScheduleState"},
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {
+            "Arn": {"Fn::GetAtt": ["ReconcilerFunction", "Arn"]},
+            "RoleArn": {"Fn::GetAtt": ["ReconcilerSchedulerRole", "Arn"]},
+            "RetryPolicy": {"MaximumRetryAttempts": 5, "MaximumEventAgeInSeconds": 900},
+        },
+    }
+    invoke = resources["ReconcilerInvokeConfig"]
+    assert (invoke["Type"], invoke["Condition"]) == ("AWS::Lambda::EventInvokeConfig", "WithFunctions")
+    assert invoke["Properties"] == {
+        "FunctionName": {"Ref": "ReconcilerFunction"},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": 0,
+        "MaximumEventAgeInSeconds": resources["ReconcilerFunction"]["Properties"]["Timeout"],
+    }
+
+
 def test_queues(template, resources):
     queue = resources["WorkerQueue"]["Properties"]
     worker_timeout = resources["WorkerFunction"]["Properties"]["Timeout"]
@@ -319,17 +475,26 @@ def test_queues(template, resources):
 # --------------------------------------------------------------------------- IAM
 
 
-def test_iam_resources_are_the_two_explicit_roles(template):
+def test_iam_resources_are_the_explicit_roles_and_the_auditor_policy(template):
     packaged = json.loads(json.dumps(template))
     local_stack.package_code(packaged, INFRA, None)  # CodeUri -> S3 location, as `sam package`
     translated = local_stack.translate(packaged, {"AppSyncApiId": "abc"}, "us-east-1")
     iam = {k: v["Type"] for k, v in translated["Resources"].items() if v["Type"].startswith("AWS::IAM::")}
-    assert iam == {"EmitterRole": "AWS::IAM::Role", "WorkerRole": "AWS::IAM::Role"}
-    for name in iam:
+    assert iam == {"EmitterRole": "AWS::IAM::Role", "WorkerRole": "AWS::IAM::Role", "ReconcilerRole": "AWS::IAM::Role",
+                   "ReconcilerSchedulerRole": "AWS::IAM::Role", "AuditorPolicy": "AWS::IAM::ManagedPolicy"}
+    lambda_trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    for name, trust in (("EmitterRole", lambda_trust), ("WorkerRole", lambda_trust), ("ReconcilerRole", lambda_trust),
+                        ("ReconcilerSchedulerRole", {
+                            # Only EventBridge Scheduler acting for this account.
+                            "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}})):
         role = translated["Resources"][name]["Properties"]
         assert "ManagedPolicyArns" not in role and "PermissionsBoundary" not in role
-        trust, = role["AssumeRolePolicyDocument"]["Statement"]
-        assert trust == {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [trust], name
+    # The auditor's policy is for an operator to attach: nothing of the stack's is given it, and
+    # it has no fixed name (that would need CAPABILITY_NAMED_IAM).
+    auditor = translated["Resources"]["AuditorPolicy"]["Properties"]
+    assert not {"Roles", "Users", "Groups", "ManagedPolicyName"} & set(auditor)
 
 
 def test_emitter_role_grants_exactly(template, resources):
@@ -390,11 +555,81 @@ def test_worker_role_grants_exactly(template, resources):
     assert conditions["UseGraphqlUrl"] == {"Fn::Not": [conditions["LookUpApiById"]]}
 
 
+POOL_ARN = "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}:userpool/${UserPoolId}"
+
+
+def test_reconciler_role_grants_exactly(template, resources):
+    """The whole policy: ListUsers on the pool; PutEvents on the bus, UserConfirmed under the
+    stack's source only (the emitter's statement); its one SSM parameter; its own logs."""
+    emitter_statements = lambda fn: fn(resources["EmitterRole"]["Properties"]["Policies"])[0]["PolicyDocument"]["Statement"]
+    for fn in (Fn(c) for c in condition_cases(template, "CreateEventBus", "UserPoolId")):
+        policy, = fn(resources["ReconcilerRole"]["Properties"]["Policies"])
+        assert policy["PolicyName"] == "reconciler"
+        bus = "GetAtt EventBus.Arn" if fn.conditions["CreateBus"] else BUS_ARN_EXISTING
+        pool = "GetAtt TrialUserPool.Arn" if fn.conditions["CreateTrialUserPool"] else POOL_ARN
+        publish, = [s for s in emitter_statements(fn) if s["Sid"] == "PublishUserConfirmed"]
+        assert policy["PolicyDocument"] == {"Version": "2012-10-17", "Statement": [
+            {"Sid": "ListPoolUsers", "Effect": "Allow", "Action": "cognito-idp:ListUsers", "Resource": pool},
+            publish,
+            {"Sid": "KeepReconcileState", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
+             "Resource": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ReconcileWatermarkParameter}"},
+            {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+             "Resource": "GetAtt ReconcilerLogGroup.Arn"},
+        ]}
+        assert publish == {"Sid": "PublishUserConfirmed", "Effect": "Allow", "Action": "events:PutEvents", "Resource": bus,
+                           "Condition": {"StringEquals": {"events:source": "Ref EventSource",
+                                                          "events:detail-type": "UserConfirmed"}}}
+    # Every stack has the role (the bus policy names it; the enforcing-IAM test assumes it).
+    assert "Condition" not in resources["ReconcilerRole"]
+    assert template["Outputs"]["ReconcilerRoleArn"] == {
+        "Description": template["Outputs"]["ReconcilerRoleArn"]["Description"],
+        "Value": {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}}
+
+
+def test_scheduler_role_grants_exactly(resources):
+    role = resources["ReconcilerSchedulerRole"]
+    assert role["Condition"] == "WithFunctions"
+    policy, = role["Properties"]["Policies"]
+    assert policy == {"PolicyName": "scheduler", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+        {"Sid": "InvokeReconciler", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+         "Resource": {"Fn::GetAtt": ["ReconcilerFunction", "Arn"]}},
+    ]}}
+
+
+def test_auditor_policy_grants_exactly(template, resources):
+    """docs/runbook.md section 5's policy: list the pool's users (and describe it, for the
+    progress bar), query listUserProfiles and nothing else of the API; GetGraphqlApi only where
+    the worker needs it too (the endpoint looked up by id)."""
+    policy = resources["AuditorPolicy"]
+    assert "Condition" not in policy
+    for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl", "UserPoolId")):
+        document = fn(policy["Properties"]["PolicyDocument"])
+        pool = "GetAtt TrialUserPool.Arn" if fn.conditions["CreateTrialUserPool"] else POOL_ARN
+        expected = [{"Sid": "ListProfilesOnly", "Effect": "Allow", "Action": "appsync:GraphQL",
+                     "Resource": APPSYNC_API + "/types/Query/fields/listUserProfiles"}]
+        if fn.conditions["LookUpApiById"]:
+            expected.append({"Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": "appsync:GetGraphqlApi",
+                             "Resource": APPSYNC_API})
+        expected.append({"Sid": "ListUsers", "Effect": "Allow", "Action": ["cognito-idp:ListUsers", "cognito-idp:DescribeUserPool"],
+                         "Resource": pool})
+        assert document == {"Version": "2012-10-17", "Statement": expected}
+        # The same actions, resources and Sids as the runbook's JSON.
+        runbook = (ROOT / "docs" / "runbook.md").read_text()
+        block = re.search(r"## 5\. Audit.*?```json\n(.*?)```", runbook, re.S)
+        shown = json.loads(block.group(1))["Statement"]
+        assert [(s["Sid"], s["Action"]) for s in shown] == [(s["Sid"], s["Action"]) for s in expected if s["Sid"] != "ResolveGraphqlEndpoint"]
+    assert template["Outputs"]["AuditorPolicyArn"]["Value"] == {"Ref": "AuditorPolicy"}
+
+
 def test_no_wildcards_in_granted_actions_or_resources(template, resources):
     for case in condition_cases(template, "CreateEventBus", "AppSyncGraphqlUrl", "VerifyUser", "PublishProfileCreated"):
-        for role in ("EmitterRole", "WorkerRole"):
+        for role in ("EmitterRole", "WorkerRole", "ReconcilerRole", "ReconcilerSchedulerRole"):
             for action, resource in grants(resources[role], Fn(case)):
                 assert "*" not in action and "*" not in resource, (role, action, resource)
+        for statement in Fn(case)(resources["AuditorPolicy"]["Properties"]["PolicyDocument"]["Statement"]):
+            assert statement["Effect"] == "Allow" and set(statement) == {"Sid", "Effect", "Action", "Resource"}
+            for item in as_list(statement["Action"]) + as_list(statement["Resource"]):
+                assert "*" not in item, statement
 
 
 def test_bus_policy_lets_only_the_emitter_publish_user_confirmed(template, resources):
@@ -404,7 +639,9 @@ def test_bus_policy_lets_only_the_emitter_publish_user_confirmed(template, resou
     assert all("Condition" not in v for v in policies.values())
     for case in condition_cases(template, "CreateEventBus", "BackfillPublisherArn", "PublishProfileCreated"):
         fn = Fn(case)
-        publishers = ["GetAtt EmitterRole.Arn"] + (["Ref BackfillPublisherArn"] if case["HasBackfillPublisher"] else [])
+        # The reconciler publishes UserConfirmed too: without it here its events would be denied.
+        publishers = ["GetAtt EmitterRole.Arn", "GetAtt ReconcilerRole.Arn"] + (
+            ["Ref BackfillPublisherArn"] if case["HasBackfillPublisher"] else [])
         expected = {
             # ProfileCreated under the source is the worker's, left to the third policy.
             "BusPolicyDenyForeignSource": (f"${{NamePrefix}}-only-emitter-source", {
@@ -458,7 +695,8 @@ def bus_allows(resources: dict, fn: Fn, principal: str, source: str, detail_type
         if resource["Type"] == "AWS::Events::EventBusPolicy" and fn.conditions.get(resource.get("Condition"), True):
             if matches(fn(resource["Properties"])["Statement"]["Condition"]):
                 return False
-    role = {"GetAtt EmitterRole.Arn": "EmitterRole", "GetAtt WorkerRole.Arn": "WorkerRole"}.get(principal)
+    role = {"GetAtt EmitterRole.Arn": "EmitterRole", "GetAtt WorkerRole.Arn": "WorkerRole",
+            "GetAtt ReconcilerRole.Arn": "ReconcilerRole"}.get(principal)
     if role is None:
         return True
     for policy in fn(resources[role]["Properties"]["Policies"]):
@@ -470,17 +708,21 @@ def bus_allows(resources: dict, fn: Fn, principal: str, source: str, detail_type
 
 def test_who_may_publish_what_on_the_bus(template, resources):
     """The bus policies and the roles together (moto evaluates neither the resource policy nor
-    these condition keys): under the stack's source, UserConfirmed is the emitter's (and the
-    back-fill role's) only, ProfileCreated the worker's only; the source Deny does not stop the
-    worker's ProfileCreated."""
+    these condition keys): under the stack's source, UserConfirmed is the emitter's and the
+    reconciler's (and the back-fill role's) only, ProfileCreated the worker's only; the source
+    Deny does not stop the worker's ProfileCreated."""
     emitter, worker, backfill, other = ("GetAtt EmitterRole.Arn", "GetAtt WorkerRole.Arn", "Ref BackfillPublisherArn",
                                         "arn:aws:iam::123456789012:role/someone-else")
+    reconciler = "GetAtt ReconcilerRole.Arn"
     src = "Ref EventSource"
     for case in condition_cases(template, "BackfillPublisherArn", "PublishProfileCreated"):
         fn = Fn(case)
         publish = case["PublishProfileCreatedEvents"]
         allowed = lambda who, source, detail: bus_allows(resources, fn, who, source, detail)
         assert allowed(emitter, src, "UserConfirmed")
+        assert allowed(reconciler, src, "UserConfirmed")
+        assert not allowed(reconciler, src, "ProfileCreated") and not allowed(reconciler, src, "SomethingElse")
+        assert not allowed(reconciler, "another.source", "UserConfirmed")
         assert allowed(worker, src, "ProfileCreated") == publish
         assert not allowed(worker, src, "UserConfirmed")
         assert not allowed(emitter, src, "ProfileCreated")
@@ -565,13 +807,19 @@ def test_cognito_permission_names_the_pool(template, resources):
 
 
 def metrics_written(service: str) -> dict[str, str]:
-    """The EMF metrics a crate writes, name -> "count" or "timing": the literal names given to
-    `count("Name"` / `timing_ms("Name"` in <service>/src, and the worker's per-disposition
-    counter (MessageReport::add_to counts a name chosen by a match)."""
-    code = "\n".join(p.read_text() for p in sorted((ROOT / service / "src").glob("*.rs")))
+    """The EMF metrics a service writes, name -> "count", "timing" or "gauge": the literal names
+    given to `count("Name"` / `timing_ms("Name"` / `gauge…("Name"` (a single value per record,
+    such as the reconciler's OldestUnreconciledChange in seconds) in its METRIC_SOURCES, and the
+    worker's per-disposition counter (MessageReport::add_to counts a name chosen by a match).
+    A service whose code does not exist yet (the reconciler) writes nothing."""
+    files = sources(METRIC_SOURCES[service])
+    if not files:
+        return {}
+    code = "\n".join(p.read_text() for p in files)
     assert f'MetricsRecord::new("{service}")' in code
     written = {name: "count" for name in re.findall(r'\bcount\(\s*"(\w+)"', code)}
     written |= {name: "timing" for name in re.findall(r'\btiming_ms\(\s*"(\w+)"', code)}
+    written |= {name: "gauge" for name in re.findall(r'\bgauge\w*\(\s*"(\w+)"', code)}
     for body in re.findall(r"fn add_to\(.*?\n    \}\n", code, re.S):
         match = re.search(r"let name = match [^{]*\{(.*?)\};\s*metrics\.count\(name,", body, re.S)
         assert match, "MessageReport::add_to no longer counts `name`: update metrics_written"
@@ -579,10 +827,44 @@ def metrics_written(service: str) -> dict[str, str]:
     return written
 
 
-# Metrics the dashboard shows that the code does not write yet: written by the change that adds
-# them (the worker's ProfileCreated publisher and lag timing, the emitter's unknown-outcome
-# counter; issue 14). The test fails once one of them is written: then drop it from here.
-NOT_YET_WRITTEN = {}
+# Metrics the dashboard and alarms show that the code does not write yet: written by the change
+# that adds them, (service, name) -> kind. The reconciler's (issue 12: uc-reconciler, in the ops
+# crate, ops/src/reconcile.rs) are counters per invocation, and OldestUnreconciledChange one
+# value per invocation in seconds (a gauge: alarmed and graphed as Maximum). The tests fail once
+# the code writes one of them: then drop it from here.
+NOT_YET_WRITTEN = {
+    ("reconciler", "UsersScanned"): "count",
+    ("reconciler", "Published"): "count",
+    ("reconciler", "PublishFailed"): "count",
+    ("reconciler", "PassesCompleted"): "count",
+    ("reconciler", "OldestUnreconciledChange"): "gauge",
+}
+SERVICES = ("emitter", "worker", "reconciler")
+# How each kind is graphed and alarmed: percentiles of timings, sums of counters, the maximum of
+# a gauge.
+STATISTIC = {"count": lambda s: s == "Sum", "timing": lambda s: bool(re.fullmatch(r"p\d+", s)),
+             "gauge": lambda s: s == "Maximum"}
+
+
+def metrics_written_or_pending() -> dict[str, dict[str, str]]:
+    written = {service: metrics_written(service) for service in SERVICES}
+    for (service, name), kind in NOT_YET_WRITTEN.items():
+        assert name not in written[service], f"{service} now writes {name}: remove it from NOT_YET_WRITTEN"
+        written[service][name] = kind
+    return written
+
+
+def test_metrics_written_reads_each_kind(tmp_path, monkeypatch):
+    """The scanner the allow-list relies on, on a reconciler-shaped source."""
+    source = tmp_path / "ops" / "src" / "reconcile.rs"
+    source.parent.mkdir(parents=True)
+    source.write_text('let mut m = MetricsRecord::new("reconciler");\nm.count("UsersScanned", n)\n'
+                      '  .gauge_seconds( "OldestUnreconciledChange", age).timing_ms("PassLatency", ms);\n')
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert metrics_written("reconciler") == {"UsersScanned": "count", "OldestUnreconciledChange": "gauge",
+                                             "PassLatency": "timing"}
+    source.unlink()
+    assert metrics_written("reconciler") == {}
 
 
 def test_metrics_written_finds_the_worker_dispositions():
@@ -605,14 +887,38 @@ def test_emf_alarms_match_the_metrics_the_code_writes(resources):
            if v["Type"] == "AWS::CloudWatch::Alarm" and v["Properties"]["Namespace"] == namespace}
     assert {(p["MetricName"], p["Dimensions"][0]["Value"]) for p in emf.values()} == {
         ("Failed", "emitter"), ("Fallback", "emitter"), ("PermanentFailures", "worker"),
+        ("OldestUnreconciledChange", "reconciler"),
     }
+    written = metrics_written_or_pending()
     for props in emf.values():
         service = props["Dimensions"][0]["Value"]
         # The exact dimension set the functions write with STACK_NAME = NamePrefix: an alarm on
         # Service alone would watch no metric, one without Stack every stack in the account.
         assert props["Dimensions"] == [{"Name": "Service", "Value": service}, {"Name": "Stack", "Value": {"Ref": "NamePrefix"}}]
-        assert metrics_written(service).get(props["MetricName"]) == "count", props["MetricName"]
-        assert props["Statistic"] == "Sum"
+        kind = written[service].get(props["MetricName"])
+        assert kind in ("count", "gauge"), props["MetricName"]
+        assert STATISTIC[kind](props["Statistic"]), (props["MetricName"], props["Statistic"])
+
+
+def test_reconciler_alarms(template, resources):
+    """reconciler-failed: any failed invocation (Lambda Errors; only with the function);
+    reconciler-behind: OldestUnreconciledChange above ReconcileBehindAlarmSeconds. Both keep their
+    state while no data comes (one datapoint per scheduled invocation)."""
+    failed, behind = resources["ReconcilerFailedAlarm"], resources["ReconcilerBehindAlarm"]
+    assert failed["Condition"] == "WithFunctions" and "Condition" not in behind
+    common = {"EvaluationPeriods": 1, "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "ignore"}
+    props = {k: v for k, v in failed["Properties"].items() if k not in ("AlarmDescription", "AlarmActions", "OKActions")}
+    assert props == {**common, "AlarmName": {"Fn::Sub": "${NamePrefix}-reconciler-failed"}, "Namespace": "AWS/Lambda",
+                     "MetricName": "Errors", "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": "ReconcilerFunction"}}],
+                     "Statistic": "Sum", "Period": 300, "Threshold": 0}
+    props = {k: v for k, v in behind["Properties"].items() if k not in ("AlarmDescription", "AlarmActions", "OKActions")}
+    assert props == {**common, "AlarmName": {"Fn::Sub": "${NamePrefix}-reconciler-behind"},
+                     "Namespace": "UserConfirmedPipeline", "MetricName": "OldestUnreconciledChange",
+                     "Dimensions": [{"Name": "Service", "Value": "reconciler"}, {"Name": "Stack", "Value": {"Ref": "NamePrefix"}}],
+                     "Statistic": "Maximum", "Period": 3600, "Threshold": {"Ref": "ReconcileBehindAlarmSeconds"}}
+    # The default: three times the default overlap, so one slow pass does not page anyone.
+    parameters = template["Parameters"]
+    assert parameters["ReconcileBehindAlarmSeconds"]["Default"] == 3 * parameters["ReconcileOverlapSeconds"]["Default"]
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -623,7 +929,8 @@ def dashboard_body(resources: dict, prefix: str = "uc-x", region: str = "eu-west
     text = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     queues = {"WorkerQueue": f"{prefix}-worker", "WorkerDeadLetterQueue": f"{prefix}-worker-dlq",
               "RuleDeadLetterQueue": f"{prefix}-rule-dlq"}
-    variables = {"NamePrefix": prefix, "AWS::Region": region, **{f"{k}.QueueName": v for k, v in queues.items()}}
+    variables = {"NamePrefix": prefix, "AWS::Region": region, "ReconcileBehindAlarmSeconds": "259200",
+                 **{f"{k}.QueueName": v for k, v in queues.items()}}
     unknown = set(re.findall(r"\$\{([^}]*)\}", text)) - set(variables)
     assert not unknown, f"dashboard refers to {unknown}"
     return json.loads(re.sub(r"\$\{([^}]*)\}", lambda m: variables[m.group(1)], text))
@@ -662,10 +969,7 @@ def test_dashboard_is_one_resource_named_after_the_stack(resources):
 
 def test_dashboard_shows_only_metrics_the_code_writes_for_this_stack(resources):
     namespace = rust_const(METRICS_RS, "METRICS_NAMESPACE")
-    written = {service: metrics_written(service) for service in ("emitter", "worker")}
-    for (service, name), kind in NOT_YET_WRITTEN.items():
-        assert name not in written[service], f"{service} now writes {name}: remove it from NOT_YET_WRITTEN"
-        written[service][name] = kind
+    written = metrics_written_or_pending()
     queues = {"uc-x-worker", "uc-x-worker-dlq", "uc-x-rule-dlq"}
     shown = set()
     for title, ns, name, dims, stat in dashboard_metrics(dashboard_body(resources)):
@@ -674,8 +978,8 @@ def test_dashboard_shows_only_metrics_the_code_writes_for_this_stack(resources):
             assert set(dims) == {"Service", "Stack"} and dims["Stack"] == "uc-x", (title, name, dims)
             kind = written[dims["Service"]].get(name)
             assert kind, f"{title}: {dims['Service']} writes no metric {name}"
-            # Percentiles of timings, sums of counters.
-            assert (re.fullmatch(r"p\d+", stat) if kind == "timing" else stat == "Sum"), (title, name, stat)
+            # Percentiles of timings, sums of counters, the maximum of a gauge.
+            assert STATISTIC[kind](stat), (title, name, stat)
             shown.add((dims["Service"], name, stat))
         else:
             assert ns == "AWS/SQS" and list(dims) == ["QueueName"] and dims["QueueName"] in queues, (title, ns, dims)
@@ -693,7 +997,18 @@ def test_dashboard_shows_only_metrics_the_code_writes_for_this_stack(resources):
         ("uc-x-worker", "ApproximateAgeOfOldestMessage", "Maximum"),
         ("worker", "AppSyncLatency", "p50"), ("worker", "AppSyncLatency", "p99"),
         ("emitter", "HandlerLatency", "p99"),
+        ("reconciler", "UsersScanned", "Sum"), ("reconciler", "Published", "Sum"), ("reconciler", "PublishFailed", "Sum"),
+        ("reconciler", "PassesCompleted", "Sum"), ("reconciler", "OldestUnreconciledChange", "Maximum"),
     }
+
+
+def test_dashboard_reconciler_row_names_the_alarm_threshold(resources):
+    """The reconciler's row: the oldest unreconciled change graphed with the behind alarm's
+    threshold in its title (the parameter's value), hourly like the schedule's default."""
+    row = [w for w in dashboard_body(resources)["widgets"] if w["properties"].get("title", "").startswith("Reconciler:")]
+    assert [w["y"] for w in row] == [27, 27] and [w["x"] for w in row] == [0, 12]
+    assert row[1]["properties"]["title"] == "Reconciler: oldest unreconciled change (s; alarm above 259200)"
+    assert {w["properties"]["period"] for w in row} == {resources["ReconcilerBehindAlarm"]["Properties"]["Period"]}
 
 
 def test_dashboard_expressions_refer_to_their_widgets_metrics(resources):
@@ -716,15 +1031,18 @@ def test_dashboard_expressions_refer_to_their_widgets_metrics(resources):
 def test_alarms_notify_the_topic_when_given(template, resources):
     alarms = {k: v for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert {"WorkerDeadLetterQueueAlarm", "RuleDeadLetterQueueAlarm", "EmitterErrorsAlarm",
-            "EmitterPublishFailedAlarm", "WorkerPermanentFailuresAlarm"} <= set(alarms)
+            "EmitterPublishFailedAlarm", "WorkerPermanentFailuresAlarm", "ReconcilerFailedAlarm",
+            "ReconcilerBehindAlarm"} <= set(alarms)
+    # The reconciler's metrics come once per scheduled invocation: missing data keeps the state.
+    sparse = {"ReconcilerFailedAlarm", "ReconcilerBehindAlarm"}
     for case in condition_cases(template, "AlarmTopicArn", "DeployFunctions"):
-        for alarm in alarms.values():
+        for name, alarm in alarms.items():
             props = Fn(case)(alarm["Properties"])
             if case["HasAlarmTopic"]:
                 assert props["AlarmActions"] == ["Ref AlarmTopicArn"] == props["OKActions"]
             else:
                 assert "AlarmActions" not in props and "OKActions" not in props
-            assert props["TreatMissingData"] == "notBreaching"
+            assert props["TreatMissingData"] == ("ignore" if name in sparse else "notBreaching"), name
     dlq = resources["WorkerDeadLetterQueueAlarm"]["Properties"]
     assert (dlq["MetricName"], dlq["Threshold"], dlq["ComparisonOperator"]) == (
         "ApproximateNumberOfMessagesVisible", 0, "GreaterThanThreshold")
@@ -741,8 +1059,18 @@ def test_outputs(template):
     assert {
         "EventBusName", "EventBusArn", "QueueUrl", "QueueArn", "WorkerDlqUrl", "RuleDlqUrl",
         "SchemaArn", "EmitterFunctionArn", "WorkerFunctionArn", "RuleArn", "ArchiveName",
-        "UserPoolId",
+        "UserPoolId", "ReconcilerRoleArn", "ReconcilerFunctionArn", "ReconcileWatermarkParameter", "AuditorPolicyArn",
     } <= set(template["Outputs"])
+    assert template["Outputs"]["ReconcilerFunctionArn"]["Condition"] == "WithFunctions"
+
+
+def test_readme_documents_every_parameter_and_output(template):
+    """Docs change with behaviour: infra/README.md's Parameters and Outputs sections name each one."""
+    readme = (INFRA / "README.md").read_text()
+    section = lambda title: re.search(rf"^## {title}\n(.*?)^## ", readme, re.S | re.M).group(1)
+    parameters, outputs = section("Parameters"), section("Outputs")
+    assert [n for n in template["Parameters"] if f"`{n}`" not in parameters] == []
+    assert [n for n in template["Outputs"] if f"`{n}`" not in outputs] == []
 
 
 # --------------------------------------------------------------------------- linters
@@ -798,6 +1126,16 @@ MOTO_SKIPS = {  # resource types moto's CloudFormation does not implement (see i
     "AWS::CloudWatch::Alarm EmitterPublishFailedAlarm",
     "AWS::CloudWatch::Alarm EmitterFallbackAlarm",
     "AWS::CloudWatch::Alarm WorkerPermanentFailuresAlarm",
+    "AWS::CloudWatch::Alarm ReconcilerBehindAlarm",
+}
+# With DeployFunctions=true, besides those: the function alarms, and the reconciler's schedule
+# and async-invoke settings (moto has the Scheduler and EventInvokeConfig APIs, but its
+# CloudFormation creates neither).
+MOTO_SKIPS_WITH_FUNCTIONS = MOTO_SKIPS | {
+    "AWS::CloudWatch::Alarm EmitterErrorsAlarm",
+    "AWS::CloudWatch::Alarm ReconcilerFailedAlarm",
+    "AWS::Scheduler::Schedule ReconcilerSchedule",
+    "AWS::Lambda::EventInvokeConfig ReconcilerInvokeConfig",
 }
 
 
@@ -869,9 +1207,11 @@ def test_local_stack_outputs(local, moto):
     assert list(outputs) == [
         "EventBusName", "EventBusArn", "EventSource", "RuleArn", "ArchiveName", "ArchiveArn",
         "QueueUrl", "QueueArn", "WorkerDlqUrl", "WorkerDlqArn", "RuleDlqUrl", "EmitterRoleArn",
-        "WorkerRoleArn", "UserPoolId", "UserPoolClientId",
+        "WorkerRoleArn", "ReconcilerRoleArn", "ReconcileWatermarkParameter", "AuditorPolicyArn", "UserPoolId",
+        "UserPoolClientId",
     ]
     assert outputs["EventBusName"] == "uc-test-events"
+    assert outputs["ReconcileWatermarkParameter"] == "/uc-test/reconciler/state"
     assert outputs["EventSource"] == "userconfirmed.cognito"
     for key in ("QueueUrl", "WorkerDlqUrl", "RuleDlqUrl"):
         assert outputs[key].startswith(moto + "/"), outputs[key]
@@ -918,6 +1258,37 @@ def test_local_stack_resources(local, moto):
     announce, = [s for s in worker["Statement"] if s and s["Sid"] == "AnnounceProfiles"]
     assert announce["Resource"] == outputs["EventBusArn"]
     assert announce["Condition"] == {"StringEquals": {"events:detail-type": "ProfileCreated", "events:source": "userconfirmed.cognito"}}
+
+    # The reconciler's identity and state exist in the local stack, whose binaries run as processes.
+    reconciler = role_policy(iam, outputs["ReconcilerRoleArn"])
+    pool_arn = f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
+    # (moto's GetAtt of a log group's Arn lacks AWS's ":*" suffix)
+    assert {s["Sid"]: (s["Action"], s["Resource"].removesuffix(":*")) for s in reconciler["Statement"]} == {
+        "ListPoolUsers": ("cognito-idp:ListUsers", pool_arn),
+        "PublishUserConfirmed": ("events:PutEvents", outputs["EventBusArn"]),
+        "KeepReconcileState": (["ssm:GetParameter", "ssm:PutParameter"],
+                               "arn:aws:ssm:us-east-1:123456789012:parameter/uc-test/reconciler/state"),
+        "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"],
+                         "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/uc-test-reconciler"),
+    }
+    publish, = [s for s in reconciler["Statement"] if s["Sid"] == "PublishUserConfirmed"]
+    assert publish["Condition"] == {"StringEquals": {"events:source": "userconfirmed.cognito", "events:detail-type": "UserConfirmed"}}
+    ssm = aws("ssm", moto)
+    state = ssm.get_parameter(Name=outputs["ReconcileWatermarkParameter"])["Parameter"]
+    assert (state["Type"], state["Value"]) == ("String", "{}")
+    described, = ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": [outputs["ReconcileWatermarkParameter"]]}])["Parameters"]
+    assert described["Tier"] == "Standard"
+    auditor = iam.get_policy(PolicyArn=outputs["AuditorPolicyArn"])["Policy"]
+    document = iam.get_policy_version(PolicyArn=outputs["AuditorPolicyArn"], VersionId=auditor["DefaultVersionId"])
+    document = document["PolicyVersion"]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert {s["Sid"]: s["Resource"] for s in document["Statement"]} == {  # the API looked up by id here
+        "ListProfilesOnly": "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Query/fields/listUserProfiles",
+        "ResolveGraphqlEndpoint": "arn:aws:appsync:us-east-1:123456789012:apis/local",
+        "ListUsers": pool_arn,
+    }
+    assert auditor["AttachmentCount"] == 0
 
     pool = idp.describe_user_pool(UserPoolId=outputs["UserPoolId"])["UserPool"]
     assert pool["Name"] == "uc-test"
@@ -972,15 +1343,21 @@ def test_user_confirmed_event_reaches_the_worker_queue(local, moto):
 
 def test_redeploy_is_idempotent(local, moto):
     outputs, _ = local
+    # The reconciler's state, as the function writes it, survives a redeploy (CloudFormation
+    # writes the parameter's Value only when its properties change).
+    ssm = aws("ssm", moto)
+    state = '{"watermark":"2026-01-01T00:00:00Z"}'
+    ssm.put_parameter(Name=outputs["ReconcileWatermarkParameter"], Value=state, Type="String", Overwrite=True)
     again, stderr = run_local_stack("deploy", "--endpoint", moto, "--stack-name", "uc-test")
     assert again == outputs
     assert "updating stack uc-test" in stderr
+    assert ssm.get_parameter(Name=outputs["ReconcileWatermarkParameter"])["Parameter"]["Value"] == state
     same, _ = run_local_stack("outputs", "--endpoint", moto, "--stack-name", "uc-test")
     assert same == {k: v for k, v in outputs.items() if k != "UserPoolClientId"}
 
 
 def test_functions_event_source_and_permission_in_moto(moto):
-    outputs, _ = run_local_stack(
+    outputs, stderr = run_local_stack(
         "deploy", "--endpoint", moto, "--stack-name", "uc-fn",
         "--param", "DeployFunctions=true",
         "--param", "AppSyncApiId=abcdefghijklmnopqrstuvwxyz",
@@ -1024,6 +1401,45 @@ def test_functions_event_source_and_permission_in_moto(moto):
 
     redrive = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["RedrivePolicy"])["Attributes"]
     assert json.loads(redrive["RedrivePolicy"])["maxReceiveCount"] == 9
+
+    # The reconciler: its settings, its environment (the stack's own pool, bus, source and state).
+    reconciler = lam.get_function_configuration(FunctionName=outputs["ReconcilerFunctionArn"])
+    assert (reconciler["FunctionName"], reconciler["Runtime"], reconciler["Handler"], reconciler["Timeout"],
+            reconciler["MemorySize"], reconciler["Role"]) == (
+        "uc-fn-reconciler", "provided.al2023", "bootstrap", 900, 256, outputs["ReconcilerRoleArn"])
+    assert lam.get_function_concurrency(FunctionName="uc-fn-reconciler")["ReservedConcurrentExecutions"] == 1
+    renv = {k: str(v) for k, v in reconciler["Environment"]["Variables"].items()}
+    assert renv == {
+        "USER_POOL_ID": outputs["UserPoolId"], "EVENT_BUS_NAME": outputs["EventBusName"], "EVENT_SOURCE": outputs["EventSource"],
+        "RECONCILE_WATERMARK_PARAMETER": outputs["ReconcileWatermarkParameter"], "RECONCILE_OVERLAP_SECONDS": "86400",
+        "RECONCILE_PUBLISH_RATE": "50", "LIST_USERS_RPS": "5", "RECONCILE_STATUSES": "CONFIRMED,EXTERNAL_PROVIDER",
+        "STACK_NAME": "uc-fn",
+    }
+    # The scheduler's role may invoke exactly that function.
+    cfn, iam = aws("cloudformation", moto), aws("iam", moto)
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                for r in cfn.list_stack_resources(StackName="uc-fn")["StackResourceSummaries"]}
+    scheduler_role = iam.get_role(RoleName=physical["ReconcilerSchedulerRole"])["Role"]
+    assert scheduler_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    invoke, = role_policy(iam, scheduler_role["Arn"])["Statement"]
+    assert (invoke["Action"], invoke["Resource"]) == ("lambda:InvokeFunction", outputs["ReconcilerFunctionArn"])
+    # The API's URL is given here: the auditor gets no GetGraphqlApi (and moto created the policy,
+    # which it would refuse with a null statement from an AWS::NoValue inside the list).
+    auditor = iam.get_policy(PolicyArn=outputs["AuditorPolicyArn"])["Policy"]
+    document = iam.get_policy_version(PolicyArn=outputs["AuditorPolicyArn"], VersionId=auditor["DefaultVersionId"])
+    document = document["PolicyVersion"]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert [s["Sid"] for s in document["Statement"]] == ["ListProfilesOnly", "ListUsers"]
+
+    # moto gap (infra/README.md): its CloudFormation skips the schedule and the async-invoke
+    # settings, although moto's Scheduler and Lambda APIs have them. When moto learns them, this
+    # fails: then check them here instead.
+    skipped = re.search(r"^moto skipped: (.*)$", stderr, re.M)
+    assert skipped and set(skipped.group(1).split(", ")) == MOTO_SKIPS_WITH_FUNCTIONS
+    assert aws("scheduler", moto).list_schedules(NamePrefix="uc-fn-")["Schedules"] == []
+    from botocore.exceptions import ClientError
+    with pytest.raises(ClientError):
+        lam.get_function_event_invoke_config(FunctionName="uc-fn-reconciler")
     deleted, _ = run_local_stack("delete", "--endpoint", moto, "--stack-name", "uc-fn")
     assert deleted == {"deleted": "uc-fn"}
 

@@ -1,7 +1,8 @@
 // Synthesizes docs/amplify-gen2/amplify/backend.ts with the real, pinned @aws-amplify/backend
 // (offline: nothing is deployed) and checks what the construct promises in Amplify's own stack
 // layout: no circular dependency between the nested stacks, the emitter attached as the pool's
-// PostConfirmation trigger inside the auth stack, the worker in the custom stack.
+// PostConfirmation trigger inside the auth stack, the worker and the reconciler's function in the
+// custom stack (the reconciler's role, which the bus policies name, in auth).
 //
 //   ./node_modules/.bin/tsc -p tsconfig.synth.json && node synth-check.cjs
 // (make docs-typecheck runs both). Exit status 1 with the reasons when a check fails.
@@ -21,7 +22,7 @@ const check = (ok, message) => ok || failures.push(message);
 try {
   // The construct's default code location, relative to where ampx runs; synth only hashes and
   // copies the zips, so any bytes do.
-  for (const binary of ["uc-emitter", "uc-worker"]) {
+  for (const binary of ["uc-emitter", "uc-worker", "uc-reconciler"]) {
     fs.mkdirSync(path.join(work, "target", "lambda", binary), { recursive: true });
     fs.writeFileSync(path.join(work, "target", "lambda", binary, "bootstrap.zip"), "placeholder");
   }
@@ -87,7 +88,14 @@ try {
     `the pool's LambdaConfig must be the emitter only: ${JSON.stringify(authResources[pool].Properties.LambdaConfig)}`,
   );
   const customResources = nested("UserConfirmed");
-  const [worker] = ofType(customResources, "AWS::Lambda::Function");
+  const byName = (suffix) =>
+    ofType(customResources, "AWS::Lambda::Function").find((id) => String(customResources[id].Properties.FunctionName).endsWith(suffix));
+  const worker = byName("-worker");
+  const reconciler = byName("-reconciler");
+  check(
+    ofType(customResources, "AWS::Lambda::Function").length === 2 && worker && reconciler,
+    `the worker and the reconciler expected in the custom stack: ${ofType(customResources, "AWS::Lambda::Function")}`,
+  );
   const variables = Object.keys(customResources[worker]?.Properties.Environment.Variables ?? {});
   check(
     JSON.stringify(variables.sort()) ===
@@ -106,6 +114,24 @@ try {
     ofType(customResources, "AWS::Events::EventBusPolicy").length === 1 && ofType(authResources, "AWS::Events::EventBusPolicy").length === 2,
     "the ProfileCreated bus policy in the custom stack, the emitter's two in auth",
   );
+  // The reconciler: its schedule, and the auditor's policy (which names the API), in the custom
+  // stack; its role and state parameter in auth, where the bus policies that name the role are.
+  for (const type of ["AWS::Scheduler::Schedule", "AWS::IAM::ManagedPolicy", "AWS::Lambda::EventInvokeConfig"]) {
+    check(ofType(customResources, type).length === 1 && ofType(authResources, type).length === 0, `${type} in the custom stack only`);
+  }
+  check(
+    ofType(authResources, "AWS::SSM::Parameter").length === 1 && ofType(customResources, "AWS::SSM::Parameter").length === 0,
+    "the reconciler's state parameter in auth",
+  );
+  const reconcilerVariables = Object.keys(customResources[reconciler]?.Properties.Environment.Variables ?? {});
+  check(
+    JSON.stringify(reconcilerVariables.sort()) ===
+      JSON.stringify([
+        "EVENT_BUS_NAME", "EVENT_SOURCE", "LIST_USERS_RPS", "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE",
+        "RECONCILE_STATUSES", "RECONCILE_WATERMARK_PARAMETER", "STACK_NAME", "USER_POOL_ID",
+      ]),
+    `the reconciler's environment: ${reconcilerVariables}`,
+  );
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }
@@ -114,4 +140,4 @@ if (failures.length) {
   console.error(`amplify/backend.ts synth check failed:\n  ${failures.join("\n  ")}`);
   process.exit(1);
 }
-console.log("amplify/backend.ts synthesizes with @aws-amplify/backend: nested stacks acyclic, trigger in the auth stack");
+console.log("amplify/backend.ts synthesizes with @aws-amplify/backend: nested stacks acyclic, trigger in the auth stack, reconciler in the custom stack");

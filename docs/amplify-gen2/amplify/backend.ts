@@ -16,7 +16,7 @@ const pipeline = new UserConfirmedPipeline(backend.createStack("UserConfirmed"),
   // The worker calls this endpoint directly, so its role needs no appsync:GetGraphqlApi.
   graphqlUrl: backend.data.resources.cfnResources.cfnGraphqlApi.attrGraphQlUrl,
   // Where `cargo lambda build --release --arm64 --output-format zip --lambda-dir <dir>` put
-  // uc-emitter/bootstrap.zip and uc-worker/bootstrap.zip, relative to this project's root.
+  // uc-emitter/, uc-worker/ and uc-reconciler/bootstrap.zip, relative to this project's root.
   codeDirectory: "target/lambda",
 });
 

@@ -58,6 +58,7 @@ export class AmplifyStandInStack extends Stack {
       verifyUser: "cognito",
       emitterCode: lambda.Code.fromBucket(codeBucket(custom), "uc-emitter/bootstrap.zip"),
       workerCode: lambda.Code.fromBucket(codeBucket(custom), "uc-worker/bootstrap.zip"),
+      reconcilerCode: lambda.Code.fromBucket(codeBucket(custom), "uc-reconciler/bootstrap.zip"),
     });
   }
 }

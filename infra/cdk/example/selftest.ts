@@ -20,6 +20,7 @@ function setup(extra: Partial<UserConfirmedPipelineProps> = {}, poolScope?: (app
     graphqlApi: appsync.GraphqlApi.fromGraphqlApiAttributes(stack, "Api", { graphqlApiId: "abc" }),
     emitterCode: lambda.Code.fromBucket(bucket, "e.zip"),
     workerCode: lambda.Code.fromBucket(bucket, "w.zip"),
+    reconcilerCode: lambda.Code.fromBucket(bucket, "r.zip"),
     ...extra,
   };
   return { app, stack, poolStack, props };
@@ -57,6 +58,15 @@ const cases: Record<string, () => void> = {
       { backfillPublisherArn: "arn:aws:iam::123456789012:user/someone" },
       { verifyUser: "strict" as "none" },
       { publishProfileCreated: "true" as unknown as boolean },
+      { reconcileSchedule: "every hour" },
+      { reconcileSchedule: "at(2026-01-01T00:00:00)" },
+      { reconcileScheduleState: "OFF" as "ENABLED" },
+      { reconcileStatuses: [] },
+      { reconcileStatuses: ["CONFIRMED", "ACTIVE"] },
+      { reconcileOverlap: Duration.seconds(30) },
+      { reconcilePublishRate: 0 },
+      { reconcileListUsersRate: 101 },
+      { reconcileBehindAlarm: Duration.minutes(30) },
     ];
     for (const extra of bad) {
       const { stack, props } = setup();
@@ -101,6 +111,20 @@ const cases: Record<string, () => void> = {
     assert.equal(Stack.of(pipeline.emitterFunction), poolStack);
     assert.equal(Stack.of(pipeline.queue), poolStack);
     assert.equal(Stack.of(pipeline.workerFunction), stack);
+    // The bus policies name the reconciler's role: it (and what its policy names) goes with them;
+    // the function, its schedule and the auditor's policy stay here.
+    assert.equal(Stack.of(pipeline.reconcilerRole), poolStack);
+    assert.equal(Stack.of(pipeline.reconcileStateParameter), poolStack);
+    assert.equal(Stack.of(pipeline.reconcilerFunction), stack);
+    assert.equal(Stack.of(pipeline.reconcilerSchedule), stack);
+    assert.equal(Stack.of(pipeline.auditorPolicy), stack);
+  },
+  "the reconciler's schedule and statuses may be CloudFormation parameters": () => {
+    const { app, stack, props } = setup();
+    const schedule = new CfnParameter(stack, "Schedule", { type: "String" }).valueAsString;
+    const statuses = new CfnParameter(stack, "Statuses", { type: "String" }).valueAsString;
+    new UserConfirmedPipeline(stack, "Pipeline", { ...props, reconcileSchedule: schedule, reconcileStatuses: [statuses] });
+    app.synth();
   },
 };
 

@@ -143,6 +143,55 @@ const SAM_PARAMETERS: Record<string, Spec> = {
     maxValue: 43200,
     description: "The worker queue's visibility timeout; keep it at least 6 x the worker's 30 s timeout.",
   },
+  ReconcileSchedule: {
+    type: "String",
+    default: "rate(1 hour)",
+    allowedPattern: "^(rate\\([1-9][0-9]{0,4} (minute|minutes|hour|hours|day|days)\\)|cron\\([^()]{9,200}\\))$",
+    constraintDescription: "an EventBridge Scheduler rate(...) or cron(...) expression, e.g. rate(1 hour).",
+    description: "When the reconciler runs (EventBridge Scheduler, UTC); each invocation runs one pass, or continues one, for at most 15 minutes.",
+  },
+  ReconcileScheduleState: {
+    type: "String",
+    default: "ENABLED",
+    allowedValues: ["ENABLED", "DISABLED"],
+    description: "The reconciler's schedule: ENABLED, or DISABLED (invoke the function by hand to run a pass).",
+  },
+  ReconcileOverlapSeconds: {
+    type: "Number",
+    default: 86400,
+    minValue: 60,
+    maxValue: 2592000,
+    description: "The reconciler's RECONCILE_OVERLAP_SECONDS: how far before the last pass's watermark a pass also looks.",
+  },
+  ReconcilePublishRate: {
+    type: "Number",
+    default: 50,
+    minValue: 1,
+    maxValue: 1000,
+    description: "The reconciler's RECONCILE_PUBLISH_RATE: most UserConfirmed events it puts on the bus per second.",
+  },
+  ReconcileListUsersRate: {
+    type: "Number",
+    default: 5,
+    minValue: 1,
+    maxValue: 100,
+    description: "The reconciler's LIST_USERS_RPS: most Cognito ListUsers calls per second (shares the UserRead quota).",
+  },
+  ReconcileStatuses: {
+    type: "String",
+    default: "CONFIRMED,EXTERNAL_PROVIDER",
+    allowedPattern:
+      "^(UNCONFIRMED|CONFIRMED|ARCHIVED|COMPROMISED|UNKNOWN|RESET_REQUIRED|FORCE_CHANGE_PASSWORD|EXTERNAL_PROVIDER)(,(UNCONFIRMED|CONFIRMED|ARCHIVED|COMPROMISED|UNKNOWN|RESET_REQUIRED|FORCE_CHANGE_PASSWORD|EXTERNAL_PROVIDER))*$",
+    constraintDescription: "a comma-separated list of Cognito user statuses, no spaces.",
+    description: "The reconciler's RECONCILE_STATUSES: the user statuses that should have a profile.",
+  },
+  ReconcileBehindAlarmSeconds: {
+    type: "Number",
+    default: 259200,
+    minValue: 3600,
+    maxValue: 2592000,
+    description: "Threshold of the reconciler-behind alarm (OldestUnreconciledChange, seconds since the watermark); default 3 days.",
+  },
 };
 
 /**
@@ -166,7 +215,7 @@ export class StandaloneStack extends Stack {
     const codeBucket = new CfnParameter(this, "CodeS3Bucket", {
       type: "String",
       allowedPattern: "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
-      description: "S3 bucket holding both functions' zips (cargo lambda build --release --arm64 --output-format zip).",
+      description: "S3 bucket holding the functions' zips (cargo lambda build --release --arm64 --output-format zip).",
     });
     const codeKey = (name: string, binary: string) =>
       new CfnParameter(this, name, {
@@ -198,8 +247,16 @@ export class StandaloneStack extends Stack {
       workerCallConcurrency: num("WorkerCallConcurrency"),
       workerMemorySize: num("WorkerMemorySize"),
       logRetention: num("LogRetentionDays") as logs.RetentionDays,
+      reconcileSchedule: text("ReconcileSchedule"),
+      reconcileScheduleState: text("ReconcileScheduleState") as "ENABLED",
+      reconcileOverlap: Duration.seconds(num("ReconcileOverlapSeconds")),
+      reconcilePublishRate: num("ReconcilePublishRate"),
+      reconcileListUsersRate: num("ReconcileListUsersRate"),
+      reconcileStatuses: [text("ReconcileStatuses")],
+      reconcileBehindAlarm: Duration.seconds(num("ReconcileBehindAlarmSeconds")),
       emitterCode: code("EmitterCodeS3Key", "uc-emitter"),
       workerCode: code("WorkerCodeS3Key", "uc-worker"),
+      reconcilerCode: code("ReconcilerCodeS3Key", "uc-reconciler"),
     });
     addOutputs(this, pipeline);
   }
@@ -208,7 +265,8 @@ export class StandaloneStack extends Stack {
 /**
  * Every option away from its default, as literals: an existing bus, a back-fill publisher, an
  * alarm topic, the API's endpoint given (no GetGraphqlApi), no schema registry, the worker's
- * strict mode (AdminGetUser), no ProfileCreated events. Compared with the SAM template under the same choices.
+ * strict mode (AdminGetUser), no ProfileCreated events, the reconciler's schedule (disabled) and
+ * settings. Compared with the SAM template under the same choices.
  */
 export class OptionsStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -239,8 +297,16 @@ export class OptionsStack extends Stack {
       workerCallConcurrency: 4,
       workerMemorySize: 512,
       logRetention: 90 as logs.RetentionDays,
+      reconcileSchedule: "cron(0 3 * * ? *)",
+      reconcileScheduleState: "DISABLED",
+      reconcileOverlap: Duration.days(2),
+      reconcilePublishRate: 20,
+      reconcileListUsersRate: 2,
+      reconcileStatuses: ["CONFIRMED", "EXTERNAL_PROVIDER", "RESET_REQUIRED"],
+      reconcileBehindAlarm: Duration.days(1),
       emitterCode: lambda.Code.fromBucket(codeBucket(this), "uc-emitter/bootstrap.zip"),
       workerCode: lambda.Code.fromBucket(codeBucket(this), "uc-worker/bootstrap.zip"),
+      reconcilerCode: lambda.Code.fromBucket(codeBucket(this), "uc-reconciler/bootstrap.zip"),
     });
     addOutputs(this, pipeline);
   }

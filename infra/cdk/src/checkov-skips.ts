@@ -50,3 +50,19 @@ export const WORKER_SKIPS: Skip[] = [
     comment: "The environment holds only an endpoint, a queue URL and a number: no secret to encrypt with a customer key.",
   },
 ];
+export const RECONCILER_SKIPS: Skip[] = [
+  {
+    id: "CKV_AWS_116",
+    comment:
+      "Invoked by its schedule only; a failed pass is neither retried nor dead-lettered (ReconcilerInvokeConfig): the next scheduled invocation resumes from the state in SSM, and the reconciler-failed alarm reports the failure.",
+  },
+  {
+    id: "CKV_AWS_117",
+    comment: "Calls only public AWS endpoints (Cognito, EventBridge, SSM); no VPC resource to reach.",
+  },
+  {
+    id: "CKV_AWS_173",
+    comment:
+      "The environment holds only a pool id, resource names, rates and statuses: no secret to encrypt with a customer key.",
+  },
+];

@@ -10,6 +10,8 @@ export interface DashboardRefs {
   readonly workerQueueName: string;
   readonly workerDeadLetterQueueName: string;
   readonly ruleDeadLetterQueueName: string;
+  /** The reconciler-behind alarm's threshold in seconds, as text (shown in the graph's title). */
+  readonly reconcileBehindAlarmSeconds: string;
 }
 
 /** runtime/src/metrics.rs METRICS_NAMESPACE. */
@@ -19,7 +21,7 @@ type Options = Record<string, string | number>;
 type Row = (string | Options)[];
 
 export function dashboardBody(r: DashboardRefs): object {
-  const emf = (service: "emitter" | "worker", metric: string, options: Options): Row => [
+  const emf = (service: "emitter" | "worker" | "reconciler", metric: string, options: Options): Row => [
     METRICS_NAMESPACE,
     metric,
     "Service",
@@ -67,7 +69,8 @@ export function dashboardBody(r: DashboardRefs): object {
         properties: {
           markdown:
             `## ${r.namePrefix}: UserConfirmed pipeline\n` +
-            "Cognito PostConfirmation -> emitter -> EventBridge -> SQS -> worker -> AppSync profile. " +
+            "Cognito PostConfirmation -> emitter -> EventBridge -> SQS -> worker -> AppSync profile; " +
+            "a scheduled reconciler publishes what no trigger reported. " +
             `Only this stack's data: EMF metrics with Stack = ${r.namePrefix}, and its own queues. Alarms: ${r.namePrefix}-*.\n\n` +
             "**Runbook:** docs/runbook.md in the pipeline's repository: section *Dashboard* (what each graph means, what to do), then *DLQ not empty*.",
         },
@@ -153,6 +156,24 @@ export function dashboardBody(r: DashboardRefs): object {
           }),
         ],
         { stat: "Sum", right: percent },
+      ),
+      graph(
+        { x: 0, y: 27 },
+        "Reconciler: users scanned, events published (per hour)",
+        3600,
+        [
+          emf("reconciler", "Published", { id: "rec_published", label: "Published (UserConfirmed, origin reconciliation)" }),
+          emf("reconciler", "PublishFailed", { id: "rec_publish_failed", label: "PublishFailed" }),
+          emf("reconciler", "PassesCompleted", { id: "rec_passes", label: "PassesCompleted" }),
+          emf("reconciler", "UsersScanned", { id: "rec_scanned", label: "UsersScanned", yAxis: "right" }),
+        ],
+        { stat: "Sum", right: left },
+      ),
+      graph(
+        { x: 12, y: 27 },
+        `Reconciler: oldest unreconciled change (s; alarm above ${r.reconcileBehindAlarmSeconds})`,
+        3600,
+        [emf("reconciler", "OldestUnreconciledChange", { id: "rec_oldest", stat: "Maximum", label: "seconds since the watermark" })],
       ),
     ],
   };

@@ -4,7 +4,7 @@
 //
 // Construct ids are the SAM template's logical ids, so the synthesized logical ids read
 // "<prefix><SamLogicalId><hash>" and the test can pair the resources up.
-import { Annotations, CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import { Annotations, Aws, CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as cognito from "aws-cdk-lib/aws-cognito";
 import * as events from "aws-cdk-lib/aws-events";
@@ -12,11 +12,13 @@ import * as eventschemas from "aws-cdk-lib/aws-eventschemas";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
+import * as scheduler from "aws-cdk-lib/aws-scheduler";
 import * as sqs from "aws-cdk-lib/aws-sqs";
+import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 
 import { resolveProps, type ResolvedProps, type UserConfirmedPipelineProps } from "./props";
-import { EMITTER_SKIPS, LOG_KMS_SKIP, type Skip, SSE_SQS_SKIP, WORKER_SKIPS } from "./checkov-skips";
+import { EMITTER_SKIPS, LOG_KMS_SKIP, RECONCILER_SKIPS, type Skip, SSE_SQS_SKIP, WORKER_SKIPS } from "./checkov-skips";
 import { dashboardBody, METRICS_NAMESPACE } from "./dashboard";
 import { PROFILE_CREATED_SCHEMA } from "./profile-created-schema";
 import { USER_CONFIRMED_SCHEMA } from "./user-confirmed-schema";
@@ -43,12 +45,14 @@ export interface PipelineOutput {
  *     });
  *
  * When the pool lives in another stack (Amplify's auth stack), the emitter and everything it
- * references (bus, queues, rule, archive, policies, its alarms) are created in the pool's stack
- * and only the worker side (with the worker DLQ's policy and the ProfileCreated bus policy, which
- * name the worker's role, and the dashboard) in this construct's stack: the pool's trigger then
- * points inside its own stack, and the dependencies between the stacks run one way (this stack →
- * pool's stack, this stack → API's stack), which is what keeps Amplify's nested stacks free of
- * cycles.
+ * references (bus, queues, rule, archive, policies, its alarms), and the reconciler's identity
+ * (its role, which the bus policies name, its log group and state parameter) are created in the
+ * pool's stack; the worker side (with the worker DLQ's policy and the ProfileCreated bus policy,
+ * which name the worker's role, and the dashboard), the reconciler's function, schedule and
+ * alarms, and the auditor's policy (which names the API) in this construct's stack: the pool's
+ * trigger then points inside its own stack, and the dependencies between the stacks run one way
+ * (this stack → pool's stack, this stack → API's stack), which is what keeps Amplify's nested
+ * stacks free of cycles.
  */
 export class UserConfirmedPipeline extends Construct {
   readonly namePrefix: string;
@@ -74,6 +78,15 @@ export class UserConfirmedPipeline extends Construct {
   readonly emitterFunction: lambda.Function;
   readonly workerFunction: lambda.Function;
   readonly workerEventSource: lambda.EventSourceMapping;
+  /** The SSM parameter holding the reconciler's state (JSON; "{}" before the first pass). */
+  readonly reconcileStateParameter: ssm.CfnParameter;
+  readonly reconcilerLogGroup: logs.LogGroup;
+  readonly reconcilerRole: iam.Role;
+  readonly reconcilerFunction: lambda.Function;
+  /** EventBridge Scheduler's schedule that invokes the reconciler. */
+  readonly reconcilerSchedule: scheduler.CfnSchedule;
+  /** What `uc-ops audit` needs, read-only, for an operator's role to attach (attached to nothing here). */
+  readonly auditorPolicy: iam.CfnManagedPolicy;
   /** The stack's dashboard, named `namePrefix`. */
   readonly dashboard: cloudwatch.CfnDashboard;
   /** The construct in the pool's stack that holds the emitter side (this construct itself when the stacks are the same). */
@@ -168,12 +181,66 @@ export class UserConfirmedPipeline extends Construct {
       },
     });
 
-    // Only the emitter (and the optional back-fill role) may publish UserConfirmed events: an
-    // explicit Deny for every other IAM principal, per source and per detail-type. Principals
-    // without aws:PrincipalArn (AWS services, e.g. an archive replay) are left alone by Null.
-    // The source's one other event, ProfileCreated, is the worker's: the source Deny leaves that
-    // detail-type to BusPolicyDenyForeignProfileCreated (below, with the worker).
-    const publishers = [this.emitterRole.roleArn, ...(p.backfillPublisherArn ? [p.backfillPublisherArn] : [])];
+    // ------------------------------------------------------------------ reconciler identity
+    // With the emitter's identity: the bus policies below name the reconciler's role, so it lives
+    // in the pool's stack, and so do what its policy names (its log group and state parameter).
+    // The state: JSON written by the function itself, "{}" = no pass completed yet. CloudFormation
+    // writes Value only when these properties change: keep them, or the state resets.
+    this.reconcileStateParameter = new ssm.CfnParameter(pub, "ReconcileWatermarkParameter", {
+      name: `/${prefix}/reconciler/state`,
+      description:
+        'uc-reconciler\'s state (watermark and page token of an interrupted pass), JSON. Written by the function; "{}" starts from scratch.',
+      type: "String",
+      tier: "Standard",
+      value: "{}",
+    });
+    this.reconcilerLogGroup = logGroup(pub, "ReconcilerLogGroup", `/aws/lambda/${prefix}-reconciler`, p.logRetention);
+    this.reconcilerRole = new iam.Role(pub, "ReconcilerRole", {
+      description: "uc-reconciler, the scheduled pass that publishes UserConfirmed for users no trigger reported.",
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      inlinePolicies: {
+        reconciler: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: "ListPoolUsers",
+              actions: ["cognito-idp:ListUsers"],
+              resources: [p.userPool.userPoolArn],
+            }),
+            // The emitter's statement: this bus, UserConfirmed under the stack's source only.
+            new iam.PolicyStatement({
+              sid: "PublishUserConfirmed",
+              actions: ["events:PutEvents"],
+              resources: [this.eventBusArn],
+              conditions: { StringEquals: { "events:source": source, "events:detail-type": DETAIL_TYPE } },
+            }),
+            new iam.PolicyStatement({
+              sid: "KeepReconcileState",
+              actions: ["ssm:GetParameter", "ssm:PutParameter"],
+              // The parameter's name starts with "/": its ARN is ...:parameter/<prefix>/...
+              resources: [
+                `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter${this.reconcileStateParameter.ref}`,
+              ],
+            }),
+            new iam.PolicyStatement({
+              sid: "WriteOwnLogs",
+              actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+              resources: [this.reconcilerLogGroup.logGroupArn],
+            }),
+          ],
+        }),
+      },
+    });
+
+    // Only the emitter and the reconciler (and the optional back-fill role) may publish
+    // UserConfirmed events: an explicit Deny for every other IAM principal, per source and per
+    // detail-type. Principals without aws:PrincipalArn (AWS services, e.g. an archive replay) are
+    // left alone by Null. The source's one other event, ProfileCreated, is the worker's: the
+    // source Deny leaves that detail-type to BusPolicyDenyForeignProfileCreated (below, with the worker).
+    const publishers = [
+      this.emitterRole.roleArn,
+      this.reconcilerRole.roleArn,
+      ...(p.backfillPublisherArn ? [p.backfillPublisherArn] : []),
+    ];
     const denyOthers = (
       scope: Construct,
       logicalId: string,
@@ -495,6 +562,111 @@ export class UserConfirmedPipeline extends Construct {
       enabled: true,
     });
 
+    // ------------------------------------------------------------------ reconciler
+    // A scheduled pass that publishes UserConfirmed (origin reconciliation) for counted users whose
+    // account changed since the last pass's watermark, minus the overlap. With the worker side:
+    // it refers to the pool's stack (role, bus, pool, parameter), never the reverse.
+    this.reconcilerFunction = new lambda.Function(this, "ReconcilerFunction", {
+      functionName: `${prefix}-reconciler`,
+      description: "Scheduled reconciliation; publishes UserConfirmed for counted users no trigger reported.",
+      code: p.reconcilerCode ?? lambda.Code.fromAsset(`${p.codeDirectory}/uc-reconciler/bootstrap.zip`),
+      handler: "bootstrap",
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 256,
+      timeout: Duration.seconds(900),
+      // One pass at a time: a second invocation while one runs is throttled, never concurrent.
+      reservedConcurrentExecutions: 1,
+      // The role lives in the pool's stack (the bus policies name it), referred to by its ARN: given
+      // the Role itself, the L2 function adds a construct dependency on it, which across Amplify's
+      // nested stacks becomes a DependsOn between the stacks (the ARN's reference already orders
+      // them; cfn-lint W3005). Immutable: nothing may add to its policy from here.
+      role: iam.Role.fromRoleArn(this, "ReconcilerRoleByArn", this.reconcilerRole.roleArn, { mutable: false }),
+      logGroup: this.reconcilerLogGroup,
+      loggingFormat: lambda.LoggingFormat.TEXT,
+      environment: {
+        USER_POOL_ID: p.userPool.userPoolId,
+        EVENT_BUS_NAME: this.eventBusName,
+        EVENT_SOURCE: source,
+        RECONCILE_WATERMARK_PARAMETER: this.reconcileStateParameter.ref,
+        RECONCILE_OVERLAP_SECONDS: numberText(p.reconcileOverlap.toSeconds()),
+        RECONCILE_PUBLISH_RATE: numberText(p.reconcilePublishRate),
+        LIST_USERS_RPS: numberText(p.reconcileListUsersRate),
+        RECONCILE_STATUSES: p.reconcileStatuses.join(","),
+        STACK_NAME: prefix,
+      },
+    });
+    withoutRoleDependsOn(this.reconcilerFunction);
+    skipChecks(this.reconcilerFunction, RECONCILER_SKIPS);
+    // No retry of a failed pass (the next tick resumes from the saved state); a tick that finds a
+    // pass still running waits at most one pass (the timeout) for the reserved slot, then is dropped.
+    new lambda.CfnEventInvokeConfig(this, "ReconcilerInvokeConfig", {
+      functionName: this.reconcilerFunction.functionName,
+      qualifier: "$LATEST",
+      maximumRetryAttempts: 0,
+      maximumEventAgeInSeconds: 900,
+    });
+    // EventBridge Scheduler's execution role: invoke this one function; only Scheduler acting for
+    // this account may assume it.
+    const schedulerRole = new iam.Role(this, "ReconcilerSchedulerRole", {
+      description: "EventBridge Scheduler, invoking uc-reconciler on its schedule.",
+      assumedBy: new iam.ServicePrincipal("scheduler.amazonaws.com").withConditions({
+        StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID },
+      }),
+      inlinePolicies: {
+        scheduler: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: "InvokeReconciler",
+              actions: ["lambda:InvokeFunction"],
+              resources: [this.reconcilerFunction.functionArn],
+            }),
+          ],
+        }),
+      },
+    });
+    this.reconcilerSchedule = new scheduler.CfnSchedule(this, "ReconcilerSchedule", {
+      name: `${prefix}-reconcile`,
+      description: "Runs uc-reconciler (one pass, or the rest of an interrupted one, per invocation).",
+      scheduleExpression: p.reconcileSchedule,
+      state: p.reconcileScheduleState,
+      flexibleTimeWindow: { mode: "OFF" },
+      target: {
+        arn: this.reconcilerFunction.functionArn,
+        roleArn: schedulerRole.roleArn,
+        // Only for handing the tick to Lambda; the pass itself is not retried.
+        retryPolicy: { maximumRetryAttempts: 5, maximumEventAgeInSeconds: 900 },
+      },
+    });
+
+    // ------------------------------------------------------------------ auditor
+    // What `uc-ops audit` needs (docs/runbook.md, section 5), read-only, for an operator to attach.
+    // In this stack: it names the API (Amplify's data stack, which refers to the pool's stack).
+    this.auditorPolicy = new iam.CfnManagedPolicy(this, "AuditorPolicy", {
+      description: "uc-ops audit (users versus profiles), read-only.",
+      policyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "ListProfilesOnly",
+            Effect: "Allow",
+            Action: "appsync:GraphQL",
+            Resource: `${apiArn}/types/Query/fields/listUserProfiles`,
+          },
+          // As the worker's grant: only where the endpoint is looked up by id.
+          ...(graphqlUrl === undefined
+            ? [{ Sid: "ResolveGraphqlEndpoint", Effect: "Allow", Action: "appsync:GetGraphqlApi", Resource: apiArn }]
+            : []),
+          {
+            Sid: "ListUsers",
+            Effect: "Allow",
+            Action: ["cognito-idp:ListUsers", "cognito-idp:DescribeUserPool"],
+            Resource: p.userPool.userPoolArn,
+          },
+        ],
+      },
+    });
+
     // ------------------------------------------------------------------ alarms
     const alarm = (scope: Construct, logicalId: string, a: AlarmSpec) =>
       new cloudwatch.CfnAlarm(scope, logicalId, {
@@ -508,7 +680,7 @@ export class UserConfirmedPipeline extends Construct {
         evaluationPeriods: 1,
         threshold: a.threshold,
         comparisonOperator: "GreaterThanThreshold",
-        treatMissingData: "notBreaching",
+        treatMissingData: a.treatMissingData ?? "notBreaching",
         alarmActions: p.alarmTopic ? [p.alarmTopic.topicArn] : undefined,
         okActions: p.alarmTopic ? [p.alarmTopic.topicArn] : undefined,
       });
@@ -560,7 +732,7 @@ export class UserConfirmedPipeline extends Construct {
     // EMF metrics the functions write themselves (runtime/src/metrics.rs): namespace
     // UserConfirmedPipeline, dimensions Service and Stack (= the name prefix, the functions'
     // STACK_NAME), so each stack's alarms watch its own functions only.
-    const emf = (service: string): [string, string][] => [
+    const emf = (service: "emitter" | "worker" | "reconciler"): [string, string][] => [
       ["Service", service],
       ["Stack", prefix],
     ];
@@ -598,6 +770,32 @@ export class UserConfirmedPipeline extends Construct {
       threshold: 0,
     });
 
+    // The reconciler runs once per schedule tick: missing data keeps the alarms' last state.
+    alarm(this, "ReconcilerFailedAlarm", {
+      name: "reconciler-failed",
+      description:
+        "A reconciliation pass failed (Cognito, EventBridge or SSM refused, or it timed out). It is not retried: the next scheduled invocation resumes from the saved state. See the reconciler's log group and docs/runbook.md, Reconciliation.",
+      namespace: "AWS/Lambda",
+      metric: "Errors",
+      dimensions: [["FunctionName", this.reconcilerFunction.functionName]],
+      statistic: "Sum",
+      period: 300,
+      threshold: 0,
+      treatMissingData: "ignore",
+    });
+    alarm(this, "ReconcilerBehindAlarm", {
+      name: "reconciler-behind",
+      description:
+        "The reconciler reports account changes older than ReconcileBehindAlarmSeconds still not reconciled: passes are not completing (too slow for the pool at this schedule and ListUsers rate, or failing). See docs/runbook.md, Reconciliation.",
+      namespace: METRICS_NAMESPACE,
+      metric: "OldestUnreconciledChange",
+      dimensions: emf("reconciler"),
+      statistic: "Maximum",
+      period: 3600,
+      threshold: p.reconcileBehindAlarm.toSeconds(),
+      treatMissingData: "ignore",
+    });
+
     // ------------------------------------------------------------------ dashboard
     // With the worker side: it refers to the queues (in the pool's stack when that is another
     // one), and this stack may refer to that one, not the reverse.
@@ -610,6 +808,7 @@ export class UserConfirmedPipeline extends Construct {
           workerQueueName: this.queue.queueName,
           workerDeadLetterQueueName: this.workerDeadLetterQueue.queueName,
           ruleDeadLetterQueueName: this.ruleDeadLetterQueue.queueName,
+          reconcileBehindAlarmSeconds: numberText(p.reconcileBehindAlarm.toSeconds()),
         }),
       ),
     });
@@ -673,11 +872,27 @@ export class UserConfirmedPipeline extends Construct {
         value: this.workerRole.roleArn,
         description: "The worker's execution role (the principal AppSync sees).",
       },
+      ReconcilerRoleArn: {
+        value: this.reconcilerRole.roleArn,
+        description: "The reconciler's execution role (the bus policy lets it publish UserConfirmed too).",
+      },
       EmitterFunctionArn: {
         value: this.emitterFunction.functionArn,
         description: "The emitter; attach it as the user pool's PostConfirmation trigger.",
       },
       WorkerFunctionArn: { value: this.workerFunction.functionArn, description: "The worker function." },
+      ReconcilerFunctionArn: {
+        value: this.reconcilerFunction.functionArn,
+        description: "The reconciler function (scheduled; invoke it to run a pass now).",
+      },
+      ReconcileWatermarkParameter: {
+        value: this.reconcileStateParameter.ref,
+        description: "Name of the SSM parameter holding the reconciler's state (RECONCILE_WATERMARK_PARAMETER).",
+      },
+      AuditorPolicyArn: {
+        value: this.auditorPolicy.ref,
+        description: "Managed policy with what uc-ops audit needs (read-only); attach it to the auditor's role.",
+      },
       UserPoolId: {
         value: p.userPool.userPoolId,
         description: "The user pool whose confirmations are published (the given one, or the trial pool).",
@@ -696,6 +911,7 @@ interface AlarmSpec {
   statistic: string;
   period: number;
   threshold: number;
+  treatMissingData?: "notBreaching" | "ignore";
 }
 
 // Environment values are strings; a number may be a token (a CloudFormation parameter).

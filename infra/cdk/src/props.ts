@@ -14,6 +14,21 @@ export type FailurePolicy = "fail-open" | "fail-closed";
 /** The worker's strict mode (SAM: `VerifyUser`). */
 export type VerifyUser = "none" | "cognito";
 
+/** The reconciler's schedule state (SAM: `ReconcileScheduleState`). */
+export type ScheduleState = "ENABLED" | "DISABLED";
+
+/** Cognito's user statuses (`RECONCILE_STATUSES` takes a list of them). */
+export const USER_STATUSES = [
+  "UNCONFIRMED",
+  "CONFIRMED",
+  "ARCHIVED",
+  "COMPROMISED",
+  "UNKNOWN",
+  "RESET_REQUIRED",
+  "FORCE_CHANGE_PASSWORD",
+  "EXTERNAL_PROVIDER",
+] as const;
+
 export interface UserConfirmedPipelineProps {
   /**
    * The pool whose confirmations are published (Amplify: `backend.auth.resources.userPool`).
@@ -134,6 +149,40 @@ export interface UserConfirmedPipelineProps {
   /** Worker memory in MB, 128-3008. SAM: `WorkerMemorySize`. @default 256 */
   readonly workerMemorySize?: number;
 
+  /**
+   * When the reconciler runs: an EventBridge Scheduler `rate(...)` or `cron(...)` expression (UTC).
+   * Each invocation runs one pass, or continues an interrupted one, for at most 15 minutes.
+   * SAM: `ReconcileSchedule`. @default "rate(1 hour)"
+   */
+  readonly reconcileSchedule?: string;
+
+  /** The reconciler's schedule, `"ENABLED"` or `"DISABLED"`. SAM: `ReconcileScheduleState`. @default "ENABLED" */
+  readonly reconcileScheduleState?: ScheduleState;
+
+  /**
+   * How far before the last completed pass's watermark a pass also looks (`RECONCILE_OVERLAP_SECONDS`),
+   * 60 s - 30 days. SAM: `ReconcileOverlapSeconds`. @default 1 day
+   */
+  readonly reconcileOverlap?: Duration;
+
+  /** UserConfirmed events the reconciler puts per second, 1-1000. SAM: `ReconcilePublishRate`. @default 50 */
+  readonly reconcilePublishRate?: number;
+
+  /** Cognito ListUsers calls per second (`LIST_USERS_RPS`), 1-100. SAM: `ReconcileListUsersRate`. @default 5 */
+  readonly reconcileListUsersRate?: number;
+
+  /**
+   * The user statuses that should have a profile (`RECONCILE_STATUSES`). SAM: `ReconcileStatuses`
+   * (comma-separated). @default ["CONFIRMED", "EXTERNAL_PROVIDER"]
+   */
+  readonly reconcileStatuses?: string[];
+
+  /**
+   * Threshold of the reconciler-behind alarm (`OldestUnreconciledChange`, seconds since the
+   * watermark), 1 h - 30 days. SAM: `ReconcileBehindAlarmSeconds`. @default 3 days
+   */
+  readonly reconcileBehindAlarm?: Duration;
+
   /** Where the alarms send ALARM and OK. SAM: `AlarmTopicArn`. @default no notifications */
   readonly alarmTopic?: sns.ITopic;
 
@@ -141,8 +190,9 @@ export interface UserConfirmedPipelineProps {
   readonly logRetention?: logs.RetentionDays;
 
   /**
-   * Directory holding cargo-lambda's zips, `<dir>/uc-emitter/bootstrap.zip` and
-   * `<dir>/uc-worker/bootstrap.zip`, relative to the directory `cdk`/`ampx` runs in.
+   * Directory holding cargo-lambda's zips, `<dir>/uc-emitter/bootstrap.zip`,
+   * `<dir>/uc-worker/bootstrap.zip` and `<dir>/uc-reconciler/bootstrap.zip`, relative to the
+   * directory `cdk`/`ampx` runs in.
    * @default "target/lambda" (`cargo lambda build --release --arm64 --output-format zip`)
    */
   readonly codeDirectory?: string;
@@ -152,6 +202,9 @@ export interface UserConfirmedPipelineProps {
 
   /** The worker's code. @default the zip under `codeDirectory` */
   readonly workerCode?: lambda.Code;
+
+  /** The reconciler's code. @default the zip under `codeDirectory` */
+  readonly reconcilerCode?: lambda.Code;
 }
 
 /** Every prop with its default applied (the optional ones stay optional). */
@@ -174,6 +227,13 @@ export interface ResolvedProps extends UserConfirmedPipelineProps {
   readonly workerCallConcurrency: number;
   readonly workerMemorySize: number;
   readonly logRetention: logs.RetentionDays;
+  readonly reconcileSchedule: string;
+  readonly reconcileScheduleState: ScheduleState;
+  readonly reconcileOverlap: Duration;
+  readonly reconcilePublishRate: number;
+  readonly reconcileListUsersRate: number;
+  readonly reconcileStatuses: string[];
+  readonly reconcileBehindAlarm: Duration;
   readonly codeDirectory: string;
 }
 
@@ -182,6 +242,8 @@ export const NAME_PREFIX_PATTERN = /^[a-z][a-z0-9-]{0,23}$/;
 // The template's AllowedPattern, with the look-ahead it uses to reserve AWS's own sources.
 const EVENT_SOURCE_PATTERN = /^(?!aws\.)[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const ROLE_ARN_PATTERN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+// The template's ReconcileSchedule AllowedPattern: a recurring rate() or cron() expression.
+export const SCHEDULE_PATTERN = /^(rate\([1-9][0-9]{0,4} (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,200}\))$/;
 
 export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
   const resolved: ResolvedProps = {
@@ -204,6 +266,13 @@ export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
     workerCallConcurrency: props.workerCallConcurrency ?? 10,
     workerMemorySize: props.workerMemorySize ?? 256,
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    reconcileSchedule: props.reconcileSchedule ?? "rate(1 hour)",
+    reconcileScheduleState: props.reconcileScheduleState ?? "ENABLED",
+    reconcileOverlap: props.reconcileOverlap ?? Duration.days(1),
+    reconcilePublishRate: props.reconcilePublishRate ?? 50,
+    reconcileListUsersRate: props.reconcileListUsersRate ?? 5,
+    reconcileStatuses: props.reconcileStatuses ?? ["CONFIRMED", "EXTERNAL_PROVIDER"],
+    reconcileBehindAlarm: props.reconcileBehindAlarm ?? Duration.days(3),
     codeDirectory: props.codeDirectory ?? "target/lambda",
   };
   check(resolved);
@@ -226,6 +295,22 @@ function check(p: ResolvedProps): void {
   range("workerMaximumConcurrency", p.workerMaximumConcurrency, 2, 1000);
   range("workerCallConcurrency", p.workerCallConcurrency, 1, 100);
   range("workerMemorySize", p.workerMemorySize, 128, 3008);
+  range("reconcileOverlap (s)", p.reconcileOverlap.toSeconds(), 60, 2592000);
+  range("reconcilePublishRate", p.reconcilePublishRate, 1, 1000);
+  range("reconcileListUsersRate", p.reconcileListUsersRate, 1, 100);
+  range("reconcileBehindAlarm (s)", p.reconcileBehindAlarm.toSeconds(), 3600, 2592000);
+  pattern("reconcileSchedule", p.reconcileSchedule, SCHEDULE_PATTERN);
+  if (!Token.isUnresolved(p.reconcileScheduleState) && !["ENABLED", "DISABLED"].includes(p.reconcileScheduleState)) {
+    throw new Error(
+      `UserConfirmedPipeline: reconcileScheduleState must be "ENABLED" or "DISABLED", not ${JSON.stringify(p.reconcileScheduleState)}`,
+    );
+  }
+  const statuses = p.reconcileStatuses.filter((s) => !Token.isUnresolved(s));
+  if (p.reconcileStatuses.length === 0 || statuses.some((s) => !(USER_STATUSES as readonly string[]).includes(s))) {
+    throw new Error(
+      `UserConfirmedPipeline: reconcileStatuses must be Cognito user statuses (${USER_STATUSES.join(", ")}), not ${JSON.stringify(p.reconcileStatuses)}`,
+    );
+  }
   pattern("namePrefix", p.namePrefix, NAME_PREFIX_PATTERN);
   pattern("eventSource", p.eventSource, EVENT_SOURCE_PATTERN);
   pattern("backfillPublisherArn", p.backfillPublisherArn, ROLE_ARN_PATTERN);
@@ -242,7 +327,7 @@ function check(p: ResolvedProps): void {
       `UserConfirmedPipeline: publishProfileCreated must be the literal true or false, not ${JSON.stringify(p.publishProfileCreated)}`,
     );
   }
-  if (p.emitterCode === undefined || p.workerCode === undefined) {
+  if (p.emitterCode === undefined || p.workerCode === undefined || p.reconcilerCode === undefined) {
     if (Token.isUnresolved(p.codeDirectory)) {
       throw new Error("UserConfirmedPipeline: codeDirectory must be a literal path");
     }
