@@ -36,7 +36,10 @@ pub struct ReconcileConfig {
     pub source: String,
     /// The SSM parameter holding the [`ReconcileState`].
     pub state_parameter: String,
-    /// How far before the watermark a pass looks again: changes Cognito reported late, clocks.
+    /// How far before the watermark a pass looks again: clock skew and `ListUsers`' eventual
+    /// consistency. It can be short: confirming an account (any status change) moves its
+    /// `UserLastModifiedDate`, so a user confirmed days after signing up is caught anyway.
+    /// Longer costs duplicates: each user is published by about overlap ÷ interval passes.
     pub overlap: Duration,
     /// Events published per second, at most: kept below the worker's spare capacity so live
     /// sign-ups never queue behind a pass (docs/benchmarks.md, "Live sign-ups first").
@@ -60,7 +63,7 @@ impl ReconcileConfig {
                 .optional("EVENT_SOURCE")
                 .unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
             state_parameter: env.required("RECONCILE_WATERMARK_PARAMETER")?,
-            overlap: env.seconds("RECONCILE_OVERLAP_SECONDS", 86_400, 0, 90 * 86_400)?,
+            overlap: env.seconds("RECONCILE_OVERLAP_SECONDS", 3_600, 0, 90 * 86_400)?,
             publish_rate: env.number("RECONCILE_PUBLISH_RATE", 50.0, 0.01, 10_000.0)?,
             list_rate: env.number("LIST_USERS_RPS", 5.0, 0.01, 100.0)?,
             statuses: parse_statuses(&statuses).map_err(|why| ConfigError::Invalid {
@@ -379,6 +382,18 @@ mod tests {
     }
 
     #[test]
+    fn a_user_confirmed_days_after_signing_up_is_caught_by_its_confirmation() {
+        // Signed up on the 1st, confirmed on the 3rd, after the last pass began (the 2nd).
+        let counted = parse_statuses(DEFAULT_STATUSES).unwrap();
+        let watermark: DateTime<Utc> = "2026-11-02T00:00:00Z".parse().unwrap();
+        let since = Some(watermark - chrono::Duration::hours(1));
+        let confirmed = at("2026-11-03T09:00:00Z");
+        assert!(selects(&counted, since, "CONFIRMED", confirmed));
+        // While it was still unconfirmed, the pass before did not publish it.
+        assert!(!selects(&counted, None, "UNCONFIRMED", at("2026-11-01T09:00:00Z")));
+    }
+
+    #[test]
     fn statuses_are_checked_and_any_case() {
         assert_eq!(
             parse_statuses("confirmed, Force_Change_Password,CONFIRMED").unwrap(),
@@ -396,7 +411,7 @@ mod tests {
             ("RECONCILE_WATERMARK_PARAMETER", "/uc/reconciler/state"),
         ];
         let config = ReconcileConfig::from_env(&from_pairs(base)).unwrap();
-        assert_eq!(config.overlap, Duration::from_secs(86_400));
+        assert_eq!(config.overlap, Duration::from_secs(3_600));
         assert_eq!(config.publish_rate, 50.0);
         assert_eq!(config.list_rate, 5.0);
         assert_eq!(config.statuses, ["CONFIRMED", "EXTERNAL_PROVIDER"]);
