@@ -1,5 +1,6 @@
 //! The small chaos run inside `make test` (`make chaos` runs thousands): faults, duplicates,
-//! SIGKILLs and an EventBridge outage, then a DLQ replay — exactly one profile per user.
+//! SIGKILLs and an EventBridge outage, administrators' users and fail-open publish failures
+//! closed by one reconciler pass, then a DLQ replay — exactly one profile per user.
 
 use std::time::Duration;
 
@@ -29,4 +30,13 @@ async fn a_small_chaos_run_ends_exact() {
         "the outage window used the fallback"
     );
     assert!(report.appsync_requests > 120, "faults caused retries");
+    // The gaps only the reconciler closes were there, and it closed them (is_exact above).
+    assert_eq!(report.admin_created, 3, "users 3, 53 and 103");
+    assert_eq!(report.emitter_publish_failed, 2, "sign-ups 7 and 107");
+    assert_eq!(report.reconcile_failed, 0);
+    assert!(
+        report.reconciled >= 5,
+        "the pass published the five users with no event: {}",
+        report.reconciled
+    );
 }
