@@ -390,7 +390,12 @@ mod tests {
         let confirmed = at("2026-11-03T09:00:00Z");
         assert!(selects(&counted, since, "CONFIRMED", confirmed));
         // While it was still unconfirmed, the pass before did not publish it.
-        assert!(!selects(&counted, None, "UNCONFIRMED", at("2026-11-01T09:00:00Z")));
+        assert!(!selects(
+            &counted,
+            None,
+            "UNCONFIRMED",
+            at("2026-11-01T09:00:00Z")
+        ));
     }
 
     #[test]

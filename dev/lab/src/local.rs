@@ -348,7 +348,10 @@ const TEMPLATE_OUTPUTS: &[(&str, &str)] = &[
     ("QueueUrl", "FALLBACK_QUEUE_URL"),
     ("WorkerDlqUrl", "DLQ_URL"),
     ("RuleDlqUrl", "RULE_DLQ_URL"),
-    ("ReconcileWatermarkParameter", "RECONCILE_WATERMARK_PARAMETER"),
+    (
+        "ReconcileWatermarkParameter",
+        "RECONCILE_WATERMARK_PARAMETER",
+    ),
 ];
 
 /// Stops the stack's processes (only if they are still ours) and removes the env file.

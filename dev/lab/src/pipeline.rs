@@ -95,6 +95,20 @@ impl Pipeline {
         })
     }
 
+    /// A sign-up confirmed and reported the usual way: Cognito's PostConfirmation event handed
+    /// to the emitter, which must answer with it unchanged.
+    pub async fn sign_up_through_trigger(&self, email: &str) -> anyhow::Result<ConfirmedUser> {
+        let user = self.sign_up_and_confirm(email).await?;
+        let event = self.trigger_event(&user, CONFIRM_SIGN_UP).await?;
+        let answer = self
+            .invoke_emitter(&event)
+            .await
+            .result
+            .map_err(|e| anyhow::anyhow!("emitter error: {e}"))?;
+        anyhow::ensure!(answer == event, "the emitter changed the Cognito event");
+        Ok(user)
+    }
+
     /// An administrator's user (`AdminCreateUser`, invitation suppressed): Cognito runs no
     /// PostConfirmation for it. `permanent` sets a password (status CONFIRMED); otherwise it
     /// keeps the temporary one (FORCE_CHANGE_PASSWORD). Returns its `sub`.

@@ -17,7 +17,7 @@ use aws_sdk_eventbridge::types::Target;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uc_devkit::{eventually, sqs};
-use uc_lab::pipeline::{CONFIRM_SIGN_UP, Pipeline};
+use uc_lab::pipeline::Pipeline;
 use uc_schemas::{event_pattern, parse_message, profile_created_event_pattern};
 
 mod support;
@@ -88,15 +88,10 @@ async fn a_new_consumer_catches_up_from_the_archive_and_the_worker_rule_is_refus
         .await
         .unwrap();
     for i in 0..3 {
-        let user = pipeline
-            .sign_up_and_confirm(&format!("replay.{i}@example.com"))
+        pipeline
+            .sign_up_through_trigger(&format!("replay.{i}@example.com"))
             .await
             .unwrap();
-        let event = pipeline
-            .trigger_event(&user, CONFIRM_SIGN_UP)
-            .await
-            .unwrap();
-        pipeline.invoke_emitter(&event).await.result.unwrap();
     }
     assert!(
         eventually(Duration::from_secs(30), || async {

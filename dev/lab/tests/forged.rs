@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use uc_devkit::{LambdaHarness, eventually, sqs};
-use uc_lab::pipeline::{CONFIRM_SIGN_UP, Pipeline};
+use uc_lab::pipeline::Pipeline;
 use uc_schemas::dead_letter::attr;
 use uc_schemas::{UserConfirmed, event_id, sub_from_label, to_envelope};
 
@@ -133,14 +133,9 @@ async fn forged_messages_make_no_profile_with_the_worker_polling() {
     sqs::send_all(&client, queue, &bodies).await;
     // The pipeline's own event, through the emitter and EventBridge.
     let user = pipeline
-        .sign_up_and_confirm("real.user@example.com")
+        .sign_up_through_trigger("real.user@example.com")
         .await
         .unwrap();
-    let event = pipeline
-        .trigger_event(&user, CONFIRM_SIGN_UP)
-        .await
-        .unwrap();
-    pipeline.invoke_emitter(&event).await.result.unwrap();
 
     let _worker = pipeline.start_worker(&binary("uc-worker"), &[]);
     assert_refused(&stack, &pipeline, &forged).await;
@@ -163,14 +158,9 @@ async fn forged_messages_make_no_profile_with_the_worker_as_a_lambda() {
     let bodies: Vec<String> = forged.iter().map(|(_, b, _)| b.clone()).collect();
     sqs::send_all(&client, queue, &bodies).await;
     let user = pipeline
-        .sign_up_and_confirm("real.user@example.com")
+        .sign_up_through_trigger("real.user@example.com")
         .await
         .unwrap();
-    let event = pipeline
-        .trigger_event(&user, CONFIRM_SIGN_UP)
-        .await
-        .unwrap();
-    pipeline.invoke_emitter(&event).await.result.unwrap();
 
     // What Lambda's SQS event source would hand the function: the queue's messages as records.
     let expected = forged.len() + 1;

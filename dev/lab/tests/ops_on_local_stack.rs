@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use serde_json::json;
 use uc_devkit::{StandInControl, eventually, sqs};
-use uc_lab::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline};
+use uc_lab::pipeline::{ConfirmedUser, Pipeline};
 use uc_schemas::dead_letter::attr;
 
 mod support;
@@ -17,14 +17,9 @@ async fn sign_up_and_emit(pipeline: &Pipeline, prefix: &str, n: usize) -> Vec<Co
     let mut users = Vec::new();
     for i in 0..n {
         let user = pipeline
-            .sign_up_and_confirm(&format!("{prefix}.{i}@example.com"))
+            .sign_up_through_trigger(&format!("{prefix}.{i}@example.com"))
             .await
             .unwrap();
-        let event = pipeline
-            .trigger_event(&user, CONFIRM_SIGN_UP)
-            .await
-            .unwrap();
-        pipeline.invoke_emitter(&event).await.result.unwrap();
         users.push(user);
     }
     users
