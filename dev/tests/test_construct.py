@@ -892,6 +892,30 @@ def test_standin_reconciler_spans_the_stacks_one_way():
         "AWS::CloudWatch::Alarm"}
 
 
+def test_standin_reconciler_defaults_are_the_sam_templates():
+    """The stand-in sets none of the reconciler's props: the construct's defaults (overlap 1 h,
+    behind alarm 3 days, ...) are the SAM parameters' defaults."""
+    _, nested = standin()
+    custom = nested["UserConfirmed"]["Resources"]
+    sam = local_stack.load_template(local_stack.DEFAULT_TEMPLATE)["Parameters"]
+    default = lambda name: str(sam[name]["Default"])
+    reconciler, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineReconcilerFunction[0-9A-F]{8}", k)]
+    variables = reconciler["Environment"]["Variables"]
+    assert {k: variables[k] for k in ("RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE", "LIST_USERS_RPS",
+                                      "RECONCILE_STATUSES")} == {
+        "RECONCILE_OVERLAP_SECONDS": default("ReconcileOverlapSeconds"),
+        "RECONCILE_PUBLISH_RATE": default("ReconcilePublishRate"),
+        "LIST_USERS_RPS": default("ReconcileListUsersRate"),
+        "RECONCILE_STATUSES": default("ReconcileStatuses"),
+    }
+    assert variables["RECONCILE_OVERLAP_SECONDS"] == "3600"
+    behind, = [v["Properties"] for v in custom.values()
+               if v["Type"] == "AWS::CloudWatch::Alarm" and "OldestUnreconciledChange" == v["Properties"].get("MetricName")]
+    assert str(behind["Threshold"]) == default("ReconcileBehindAlarmSeconds") == "259200"
+    schedule, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Scheduler::Schedule"]
+    assert (schedule["ScheduleExpression"], schedule["State"]) == (default("ReconcileSchedule"), default("ReconcileScheduleState"))
+
+
 def test_standin_default_name_prefix_is_valid_and_applied():
     _, nested = standin()
     bus, = [v["Properties"]["Name"] for v in nested["auth"]["Resources"].values() if v["Type"] == "AWS::Events::EventBus"]

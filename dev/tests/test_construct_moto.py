@@ -353,7 +353,7 @@ def test_functions_event_source_and_permission(moto):
     renv = {k: str(v) for k, v in reconciler["Environment"]["Variables"].items()}
     assert renv == {
         "USER_POOL_ID": outputs["UserPoolId"], "EVENT_BUS_NAME": outputs["EventBusName"], "EVENT_SOURCE": "userconfirmed.cognito",
-        "RECONCILE_WATERMARK_PARAMETER": "/uc-cdk-fn/reconciler/state", "RECONCILE_OVERLAP_SECONDS": "86400",
+        "RECONCILE_WATERMARK_PARAMETER": "/uc-cdk-fn/reconciler/state", "RECONCILE_OVERLAP_SECONDS": "3600",
         "RECONCILE_PUBLISH_RATE": "50", "LIST_USERS_RPS": "5", "RECONCILE_STATUSES": "CONFIRMED,EXTERNAL_PROVIDER",
         "STACK_NAME": "uc-cdk-fn",
     }

@@ -367,7 +367,7 @@ def test_reconciler_function(template, resources):
     parameters = template["Parameters"]
     assert {k: parameters[k]["Default"] for k in ("ReconcileOverlapSeconds", "ReconcilePublishRate", "ReconcileListUsersRate",
                                                   "ReconcileStatuses", "ReconcileSchedule", "ReconcileScheduleState")} == {
-        "ReconcileOverlapSeconds": 86400, "ReconcilePublishRate": 50, "ReconcileListUsersRate": 5,
+        "ReconcileOverlapSeconds": 3600, "ReconcilePublishRate": 50, "ReconcileListUsersRate": 5,
         "ReconcileStatuses": "CONFIRMED,EXTERNAL_PROVIDER", "ReconcileSchedule": "rate(1 hour)",
         "ReconcileScheduleState": "ENABLED",
     }
@@ -903,9 +903,13 @@ def test_reconciler_alarms(template, resources):
                      "Namespace": "UserConfirmedPipeline", "MetricName": "OldestUnreconciledChange",
                      "Dimensions": [{"Name": "Service", "Value": "reconciler"}, {"Name": "Stack", "Value": {"Ref": "NamePrefix"}}],
                      "Statistic": "Maximum", "Period": 3600, "Threshold": {"Ref": "ReconcileBehindAlarmSeconds"}}
-    # The default: three times the default overlap, so one slow pass does not page anyone.
+    # The default, 3 days, is independent of the overlap (1 h): the watermark's age climbs until a
+    # pass completes, and a whole-pool pass of 10 million users takes about 37 h at the defaults
+    # (10^7 users / (60 users per ListUsers call x 5 calls/s), in one 15-minute invocation an hour).
     parameters = template["Parameters"]
-    assert parameters["ReconcileBehindAlarmSeconds"]["Default"] == 3 * parameters["ReconcileOverlapSeconds"]["Default"]
+    assert parameters["ReconcileBehindAlarmSeconds"]["Default"] == 3 * 86400
+    pass_hours = 10_000_000 / (60 * parameters["ReconcileListUsersRate"]["Default"]) / 900
+    assert 36 < pass_hours < 38 and parameters["ReconcileBehindAlarmSeconds"]["Default"] > 1.5 * pass_hours * 3600
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -1398,7 +1402,7 @@ def test_functions_event_source_and_permission_in_moto(moto):
     renv = {k: str(v) for k, v in reconciler["Environment"]["Variables"].items()}
     assert renv == {
         "USER_POOL_ID": outputs["UserPoolId"], "EVENT_BUS_NAME": outputs["EventBusName"], "EVENT_SOURCE": outputs["EventSource"],
-        "RECONCILE_WATERMARK_PARAMETER": outputs["ReconcileWatermarkParameter"], "RECONCILE_OVERLAP_SECONDS": "86400",
+        "RECONCILE_WATERMARK_PARAMETER": outputs["ReconcileWatermarkParameter"], "RECONCILE_OVERLAP_SECONDS": "3600",
         "RECONCILE_PUBLISH_RATE": "50", "LIST_USERS_RPS": "5", "RECONCILE_STATUSES": "CONFIRMED,EXTERNAL_PROVIDER",
         "STACK_NAME": "uc-fn",
     }

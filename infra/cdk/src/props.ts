@@ -161,7 +161,9 @@ export interface UserConfirmedPipelineProps {
 
   /**
    * How far before the last completed pass's watermark a pass also looks (`RECONCILE_OVERLAP_SECONDS`),
-   * 60 s - 30 days. SAM: `ReconcileOverlapSeconds`. @default 1 day
+   * 60 s - 30 days. Confirmation moves a user's `UserLastModifiedDate`, so the overlap only covers
+   * clock skew and ListUsers' eventual consistency; each changed user is published again about
+   * overlap ÷ schedule interval times. SAM: `ReconcileOverlapSeconds`. @default 1 hour
    */
   readonly reconcileOverlap?: Duration;
 
@@ -179,7 +181,8 @@ export interface UserConfirmedPipelineProps {
 
   /**
    * Threshold of the reconciler-behind alarm (`OldestUnreconciledChange`, seconds since the
-   * watermark), 1 h - 30 days. SAM: `ReconcileBehindAlarmSeconds`. @default 3 days
+   * watermark), 1 h - 30 days. Independent of the overlap: a whole-pool pass of 10 million users
+   * takes about 37 hours at the defaults. SAM: `ReconcileBehindAlarmSeconds`. @default 3 days
    */
   readonly reconcileBehindAlarm?: Duration;
 
@@ -268,7 +271,7 @@ export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
     reconcileSchedule: props.reconcileSchedule ?? "rate(1 hour)",
     reconcileScheduleState: props.reconcileScheduleState ?? "ENABLED",
-    reconcileOverlap: props.reconcileOverlap ?? Duration.days(1),
+    reconcileOverlap: props.reconcileOverlap ?? Duration.hours(1),
     reconcilePublishRate: props.reconcilePublishRate ?? 50,
     reconcileListUsersRate: props.reconcileListUsersRate ?? 5,
     reconcileStatuses: props.reconcileStatuses ?? ["CONFIRMED", "EXTERNAL_PROVIDER"],
