@@ -32,6 +32,14 @@ def now_utc() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def epoch_micros(moment: _dt.datetime) -> int:
+    """Microseconds since the Unix epoch (exact, no float rounding)."""
+    return (moment - _EPOCH) // _dt.timedelta(microseconds=1)
+
+
 def aws_datetime(moment: _dt.datetime) -> str:
     """AWSDateTime as AppSync's $util.time.nowISO8601(): milliseconds and Z."""
     moment = moment.astimezone(_dt.timezone.utc)

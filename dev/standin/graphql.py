@@ -28,7 +28,7 @@ from graphql import (
 from graphql.language import FragmentDefinitionNode, Visitor, visit
 from graphql.utilities import value_from_ast_untyped
 
-from .common import LOG, aws_datetime, dynamodb_request_id, now_utc
+from .common import LOG, aws_datetime, dynamodb_request_id, epoch_micros, now_utc
 
 if TYPE_CHECKING:
     from .state import State
@@ -399,7 +399,8 @@ class StandIn:
                 "attribute cannot contain an empty string value. Key: id "
                 f"(Service: DynamoDb, Status Code: 400, Request ID: {dynamodb_request_id()})",
             )
-        now = aws_datetime(now_utc())
+        moment = now_utc()
+        now = aws_datetime(moment)
         item = {
             "__typename": "UserProfile",
             "id": profile_id,
@@ -418,6 +419,7 @@ class StandIn:
                 st.profiles[profile_id] = item
                 st.counters["created"] += 1
                 st.per_id(profile_id, "created")
+                st.record_created_at(profile_id, epoch_micros(moment))
                 duplicate = False
         if duplicate:
             raise AppSyncError(

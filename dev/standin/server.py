@@ -219,6 +219,12 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, {"items": items})
             elif name == "stats" and method == "GET":
                 self._send(200, state.stats())
+            elif name == "stats" and method == "POST":
+                req = json_body()
+                ids = req.get("ids") if isinstance(req, dict) else None
+                if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                    raise RuleError('body must be {"ids": [string, ...]}')
+                self._send(200, state.stats(ids))
             elif name == "reset" and method == "POST":
                 state.reset()
                 self._send(200, {"ok": True})

@@ -76,8 +76,19 @@ class State:
             )
             entry["traceHeader"] = trace_header
 
-    def stats(self) -> dict[str, Any]:
-        """Counters as JSON.
+    def record_created_at(self, profile_id: str, micros: int) -> None:
+        """Keeps when the profile was stored (the first time since the last reset), in
+        microseconds since the Unix epoch on this machine's clock: what a benchmark measures
+        a sign-up's lag to."""
+        with self.lock:
+            entry = self.counters["perId"].setdefault(
+                profile_id, {"attempts": 0, "created": 0, "duplicates": 0, "faulted": 0}
+            )
+            entry.setdefault("createdAtMicros", micros)
+
+    def stats(self, ids: list[str] | None = None) -> dict[str, Any]:
+        """Counters as JSON. With `ids`, perId holds only those ids (the ones ever seen), so
+        a caller following a few ids among many does not copy them all.
 
         {"requests": n,               # every POST /graphql
          "authenticated": n,          # requests that passed SigV4
@@ -90,13 +101,19 @@ class State:
          "operations": {topLevelField: n},
          "responses": {"200": n, ...},
          "perId": {id: {"attempts", "created", "duplicates", "faulted",
-                          "traceHeader" (the last X-Amzn-Trace-Id, when one came)}},
+                          "traceHeader" (the last X-Amzn-Trace-Id, when one came),
+                          "createdAtMicros" (when it was stored: µs since the epoch, once created)}},
          "profiles": n,
          "latencyMs": n,
          "lastAuthFailure": null | {"errorType", "message", "canonicalRequest"?, "stringToSign"?}}
         """
         with self.lock:
-            out = copy.deepcopy(self.counters)
+            if ids is None:
+                out = copy.deepcopy(self.counters)
+            else:
+                per_id = self.counters["perId"]
+                out = copy.deepcopy({k: v for k, v in self.counters.items() if k != "perId"})
+                out["perId"] = {i: dict(per_id[i]) for i in ids if i in per_id}
             out["profiles"] = len(self.profiles)
             out["latencyMs"] = self.latency_ms
             return out

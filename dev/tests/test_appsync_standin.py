@@ -212,7 +212,10 @@ def test_valid_signed_create_is_stored(client):
     s = stats(client)
     assert s["requests"] == 1 and s["authenticated"] == 1
     assert s["createAttempts"] == 1 and s["created"] == 1 and s["duplicates"] == 0
-    assert s["perId"]["id-1"] == {"attempts": 1, "created": 1, "duplicates": 0, "faulted": 0}
+    entry = s["perId"]["id-1"]
+    created_at = entry.pop("createdAtMicros")
+    assert entry == {"attempts": 1, "created": 1, "duplicates": 0, "faulted": 0}
+    assert abs(created_at / 1e6 - time.time()) < 60
     assert s["sessionTokenRequests"] == 0
 
 
@@ -249,7 +252,10 @@ def test_duplicate_id_has_appsync_conditional_check_shape(client):
     assert list(err) == ["path", "data", "errorType", "errorInfo", "locations"]
     s = stats(client)
     assert (s["createAttempts"], s["created"], s["duplicates"]) == (2, 1, 1)
+    first_stored = s["perId"]["dup"].pop("createdAtMicros")
     assert s["perId"]["dup"] == {"attempts": 2, "created": 1, "duplicates": 1, "faulted": 0}
+    # A duplicate does not move the creation time.
+    assert isinstance(first_stored, int)
 
 
 def test_concurrent_creates_of_one_id_store_it_once(client):
@@ -269,6 +275,28 @@ def test_concurrent_creates_of_one_id_store_it_once(client):
     assert all(r["errors"][0]["errorType"] == "DynamoDB:ConditionalCheckFailedException" for r in dup)
     s = stats(client)
     assert s["perId"]["race"]["created"] == 1 and s["perId"]["race"]["attempts"] == 16
+
+
+def test_creation_time_per_id_and_stats_for_chosen_ids(client):
+    before = time.time()
+    for pid in ("a", "b", "c"):
+        assert client.create(pid)[0] == 200
+    after = time.time()
+    status, out = client.control("POST", "stats", {"ids": ["a", "c", "never-seen"]})
+    assert status == 200
+    assert sorted(out["perId"]) == ["a", "c"]
+    assert out["created"] == 3 and out["profiles"] == 3
+    a, c = out["perId"]["a"]["createdAtMicros"], out["perId"]["c"]["createdAtMicros"]
+    assert before * 1e6 - 1000 <= a <= c <= after * 1e6 + 1000
+    # The profile's own createdAt (milliseconds) is the same moment.
+    item = next(p for p in client.control("GET", "profiles")[1]["items"] if p["id"] == "a")
+    assert item["createdAt"].startswith(
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(a // 1_000_000))
+    )
+    assert client.control("POST", "stats", {"ids": []})[1]["perId"] == {}
+    for bad in ({}, {"ids": "a"}, {"ids": [1]}):
+        status, out = client.control("POST", "stats", bad)
+        assert status == 400 and "ids" in out["error"]
 
 
 def test_get_and_list_user_profiles(client):
@@ -616,6 +644,7 @@ def test_count_limited_503_then_success(client):
     assert rules["rules"][0]["remaining"] == 0 and rules["rules"][0]["applied"] == 2
     s = stats(client)
     assert s["faultsInjected"] == {"status:503": 2}
+    assert isinstance(s["perId"]["flaky"].pop("createdAtMicros"), int)
     assert s["perId"]["flaky"] == {"attempts": 3, "created": 1, "duplicates": 0, "faulted": 2}
 
 

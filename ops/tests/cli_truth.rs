@@ -57,6 +57,17 @@ fn a_rate_must_be_positive_and_finite() {
     }
 }
 
+/// A back-fill is paced unless told otherwise (issue 12, "live sign-ups first"): the help says
+/// the default, 50 users per second, and how to lift it.
+#[test]
+fn backfill_is_paced_by_default() {
+    let output = uc_ops().args(["backfill", "--help"]).output().unwrap();
+    let help = text(&output.stdout);
+    assert!(output.status.success());
+    assert!(help.contains("--rate <PER_SECOND|unlimited>"), "{help}");
+    assert!(help.contains("[default: 50]"), "{help}");
+}
+
 /// `--limit [default: 18446744073709551615]` in the help; now "all", and 0 is refused.
 #[test]
 fn help_shows_no_machine_limits() {

@@ -39,11 +39,57 @@ pub struct BackfillArgs {
     /// Stop after this many pages (resume later from the checkpoint).
     #[arg(long)]
     max_pages: Option<usize>,
-    /// Users per second, at most (a positive number, e.g. 50) [default: no limit].
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
-    rate: Option<f64>,
+    /// Users per second, at most: a positive number, or `unlimited`. The default keeps a
+    /// back-fill below the worker's spare capacity, so live sign-ups never wait behind it; choose
+    /// a rate below (worker capacity − peak sign-up rate) (docs/runbook.md, step 4).
+    #[arg(
+        long,
+        value_name = "PER_SECOND|unlimited",
+        value_parser = backfill_rate,
+        default_value_t = Rate::PerSecond(backfill::DEFAULT_RATE)
+    )]
+    rate: Rate,
     #[arg(long)]
     pub json: bool,
+}
+
+/// How fast a back-fill may publish.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Users per second at most (positive, finite).
+    PerSecond(f64),
+    /// As fast as Cognito and the target take them: only when nothing else uses the worker.
+    Unlimited,
+}
+
+impl Rate {
+    fn per_second(self) -> Option<f64> {
+        match self {
+            Self::PerSecond(rate) => Some(rate),
+            Self::Unlimited => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PerSecond(rate) => write!(f, "{rate}"),
+            Self::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+/// clap's parser for `--rate`: a positive, finite number, or `unlimited`.
+fn backfill_rate(text: &str) -> Result<Rate, String> {
+    if text.eq_ignore_ascii_case("unlimited") {
+        return Ok(Rate::Unlimited);
+    }
+    positive_rate(text).map(Rate::PerSecond).map_err(|_| {
+        format!(
+            "{text:?}: a rate is a positive, finite number per second (e.g. 50 or 0.5), or \"unlimited\""
+        )
+    })
 }
 
 impl Outcome for BackfillSummary {
@@ -96,14 +142,14 @@ fn options(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<BackfillOptio
         dry_run: args.dry_run,
         checkpoint: args.checkpoint.clone(),
         max_pages: args.max_pages,
-        rate: args.rate,
+        rate: args.rate.per_second(),
     })
 }
 
 /// The line a back-fill starts with.
 fn intro(options: &BackfillOptions) -> String {
     format!(
-        "{} users of {} with status {}{} to {:?}; checkpoint {}",
+        "{} users of {} with status {}{} to {:?}{}; checkpoint {}",
         if options.dry_run {
             "Counting (dry run)"
         } else {
@@ -116,6 +162,11 @@ fn intro(options: &BackfillOptions) -> String {
             .map(|s| format!(" created since {s}"))
             .unwrap_or_default(),
         options.target,
+        match (options.dry_run, options.rate) {
+            (true, _) => String::new(),
+            (false, Some(rate)) => format!(", at most {rate} per second"),
+            (false, None) => ", with no rate limit".to_owned(),
+        },
         options.checkpoint.display()
     )
 }
@@ -173,6 +224,55 @@ mod tests {
             "2026-11-21T08:15:30+00:00"
         );
         assert!(parse_since("yesterday").is_err());
+    }
+
+    #[test]
+    fn the_rate_is_50_per_second_unless_told_otherwise() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: BackfillArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["uc-ops", "--user-pool-id", "us-east-1_Pool"];
+            argv.extend_from_slice(extra);
+            <Cli as clap::Parser>::try_parse_from(argv).map(|cli| cli.args.rate)
+        };
+        assert_eq!(parse(&[]).unwrap(), Rate::PerSecond(50.0));
+        assert_eq!(parse(&["--rate", "200"]).unwrap(), Rate::PerSecond(200.0));
+        assert_eq!(parse(&["--rate", "0.5"]).unwrap(), Rate::PerSecond(0.5));
+        assert_eq!(parse(&["--rate", "unlimited"]).unwrap(), Rate::Unlimited);
+        assert_eq!(parse(&["--rate", "Unlimited"]).unwrap(), Rate::Unlimited);
+        for bad in ["0", "-3", "inf", "nan", "", "none", "fast"] {
+            let error = parse(&[&format!("--rate={bad}")]).unwrap_err().to_string();
+            assert!(
+                error.contains("positive, finite") && error.contains("unlimited"),
+                "{bad}: {error}"
+            );
+        }
+        assert_eq!(Rate::Unlimited.per_second(), None);
+        assert_eq!(Rate::PerSecond(50.0).to_string(), "50");
+    }
+
+    #[test]
+    fn the_intro_says_how_fast() {
+        let options = |rate, dry_run| BackfillOptions {
+            user_pool_id: "us-east-1_Pool".into(),
+            region: "us-east-1".into(),
+            since: None,
+            status: "CONFIRMED".into(),
+            target: Target::EventBridge {
+                bus: "bus".into(),
+                source: "src".into(),
+            },
+            dry_run,
+            checkpoint: "cp.json".into(),
+            max_pages: None,
+            rate,
+        };
+        assert!(intro(&options(Some(50.0), false)).contains(", at most 50 per second;"));
+        assert!(intro(&options(None, false)).contains(", with no rate limit;"));
+        assert!(!intro(&options(Some(50.0), true)).contains("per second"));
     }
 
     #[test]
