@@ -22,8 +22,9 @@ use uc_schemas::is_lowercase_uuid;
 use uc_worker::GraphQlEndpoint;
 use uc_worker::classify::{Answer, Outcome, classify};
 
+use crate::pace::{Pacer, admit};
 use crate::text::redact;
-use crate::user_pages::{UserPages, pacer};
+use crate::user_pages::UserPages;
 
 /// The read-only query the audit sends: ids and owners only, never an email.
 pub const LIST_USER_PROFILES: &str =
@@ -366,10 +367,10 @@ pub async fn scan_profiles<E: GraphQlEndpoint>(
     comparison: &mut Comparison,
     mut progress: impl FnMut(u64),
 ) -> Result<(), AuditError> {
-    let mut pacer = pacer(options.scan_rate);
+    let mut pacer = Pacer::new(options.scan_rate);
     let mut token: Option<String> = None;
     loop {
-        pacer.tick().await;
+        admit(&mut pacer, 1).await;
         let body = serde_json::to_vec(&json!({
             "query": LIST_USER_PROFILES,
             "operationName": "AuditListUserProfiles",

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
 
 use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -64,40 +63,6 @@ pub struct BackfillOptions {
     pub max_pages: Option<usize>,
     /// Users per second, at most; `None`: no limit (the CLI's default is [`DEFAULT_RATE`]).
     pub rate: Option<f64>,
-}
-
-/// Holds publishing to `rate` events per second at most: a batch of n is released no sooner
-/// than n ÷ rate after the previous one. A stall (a slow page, a retried call) is not made up
-/// afterwards with a burst: the rate is a ceiling over every window, not an average the run
-/// catches up to, which is what keeps live sign-ups from queueing behind a back-fill.
-#[derive(Debug)]
-pub struct Pacer {
-    per_event: Duration,
-    next: Option<Instant>,
-}
-
-impl Pacer {
-    /// `None` for a rate that is not positive and finite (no limit).
-    pub fn new(rate: f64) -> Option<Self> {
-        (rate.is_finite() && rate > 0.0).then(|| Self {
-            per_event: Duration::try_from_secs_f64(1.0 / rate)
-                .unwrap_or(Duration::MAX)
-                .min(Duration::from_secs(3600)),
-            next: None,
-        })
-    }
-
-    /// Waits until a batch of `events` may go.
-    pub async fn admit(&mut self, events: usize) {
-        let now = Instant::now();
-        let at = self.next.map_or(now, |next| next.max(now));
-        tokio::time::sleep_until(at).await;
-        let wait = self
-            .per_event
-            .saturating_mul(u32::try_from(events).unwrap_or(u32::MAX))
-            .min(Duration::from_secs(86_400));
-        self.next = Some(at + wait);
-    }
 }
 
 /// Progress saved between pages.
@@ -252,7 +217,7 @@ pub async fn run(
         summary.resumed = true;
         checkpoint = saved;
     }
-    let mut pacer = options.rate.and_then(Pacer::new);
+    let mut pacer = options.rate.and_then(crate::pace::Pacer::new);
     loop {
         if options.max_pages.is_some_and(|max| summary.pages >= max) {
             break;
@@ -283,9 +248,7 @@ pub async fn run(
         summary.selected += events.len();
         if !options.dry_run {
             for chunk in events.chunks(10) {
-                if let Some(pacer) = pacer.as_mut() {
-                    pacer.admit(chunk.len()).await;
-                }
+                crate::pace::admit(&mut pacer, chunk.len()).await;
                 let failed = publish(clients, &options.target, chunk).await?;
                 summary.published += chunk.len() - failed.len();
                 summary.failed += failed.len();
@@ -459,48 +422,4 @@ async fn send_batch(
             ))
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Batches of 10 at 50/s go 200 ms apart, the first at once; after a stall the next batch
-    /// goes at once but the one after waits its full 200 ms again (no catch-up burst).
-    #[tokio::test(start_paused = true)]
-    async fn the_pacer_is_a_ceiling_without_catch_up() {
-        let mut pacer = Pacer::new(50.0).unwrap();
-        let start = Instant::now();
-        let mut released = Vec::new();
-        for _ in 0..3 {
-            pacer.admit(10).await;
-            released.push(start.elapsed().as_millis());
-        }
-        assert_eq!(released, [0, 200, 400]);
-        tokio::time::sleep(Duration::from_secs(5)).await; // a stall: a slow page, retries
-        let stalled = Instant::now();
-        let mut after = Vec::new();
-        for batch in [10, 10, 3, 1] {
-            pacer.admit(batch).await;
-            after.push(stalled.elapsed().as_millis());
-        }
-        // A batch of n holds the next one back n × 20 ms.
-        assert_eq!(after, [0, 200, 400, 460]);
-    }
-
-    #[test]
-    fn only_a_positive_finite_rate_paces() {
-        for no_limit in [0.0, -1.0, f64::INFINITY, f64::NAN] {
-            assert!(Pacer::new(no_limit).is_none(), "{no_limit}");
-        }
-        assert_eq!(
-            Pacer::new(DEFAULT_RATE).unwrap().per_event,
-            Duration::from_millis(20)
-        );
-        // A tiny rate waits at most an hour per event.
-        assert_eq!(
-            Pacer::new(1e-9).unwrap().per_event,
-            Duration::from_secs(3600)
-        );
-    }
 }

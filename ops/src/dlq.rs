@@ -24,6 +24,7 @@ use uc_schemas::dead_letter::{attr, stage};
 use uc_schemas::{FailureRecord, MessageMeta};
 use uc_worker::{DeadLetterSink, Disposition, MessageHandler};
 
+use crate::pace::Pacer;
 use crate::text::{redact, redact_unless, truncate};
 
 /// How long a read message is held invisible before the hold is renewed (at half-time): long
@@ -41,9 +42,6 @@ const EMPTY_RECEIVES_AT_THE_END: u32 = 2;
 /// Consecutive receives that return only messages read before (their hold lapsed) after
 /// which a reader stops and says it could not read the whole queue.
 const STALE_ROUNDS_TO_GIVE_UP: u32 = 10;
-
-/// The longest pause a rate can ask for between two messages.
-const MAX_PACE: Duration = Duration::from_secs(3600);
 
 /// Body characters `peek` shows.
 const PEEK_BODY_CHARS: usize = 160;
@@ -529,36 +527,14 @@ async fn receive(
         .collect())
 }
 
-/// At most `rate` messages per second; waits renew the reader's holds.
-struct Pacer {
-    interval: Option<Duration>,
-    next: Option<Instant>,
-}
-
-impl Pacer {
-    fn new(rate: Option<f64>) -> Self {
-        let interval = rate.filter(|r| r.is_finite() && *r > 0.0).map(|rate| {
-            Duration::try_from_secs_f64(1.0 / rate)
-                .unwrap_or(MAX_PACE)
-                .min(MAX_PACE)
-        });
-        Self {
-            interval,
-            next: None,
-        }
-    }
-
-    /// Waits until `units` more messages may go.
-    async fn wait(&mut self, reader: &mut Reader<'_>, units: u32) {
-        let Some(interval) = self.interval else {
-            return;
-        };
-        let now = Instant::now();
-        let at = self.next.map_or(now, |next| next.max(now));
-        if at > now {
-            reader.while_holding(tokio::time::sleep_until(at)).await;
-        }
-        self.next = Some(at + interval * units);
+/// Waits for `pacer` until `units` more messages may go; the wait renews the reader's holds.
+async fn pace(pacer: &mut Option<Pacer>, reader: &mut Reader<'_>, units: usize) {
+    let Some(pacer) = pacer.as_mut() else {
+        return;
+    };
+    let at = pacer.reserve(units);
+    if at > Instant::now() {
+        reader.while_holding(tokio::time::sleep_until(at)).await;
     }
 }
 
@@ -792,7 +768,7 @@ async fn replay_with<H: MessageHandler, D: DeadLetterSink>(
         dry_run: options.dry_run,
         ..Default::default()
     };
-    let mut pacer = Pacer::new(options.rate);
+    let mut pacer = options.rate.and_then(Pacer::new);
     let left = |summary: &mut ReplaySummary, message: &DlqMessage| {
         summary.left += 1;
         if summary.left_subs.len() < LISTED {
@@ -828,7 +804,7 @@ async fn replay_with<H: MessageHandler, D: DeadLetterSink>(
                 progress(&summary);
                 continue;
             }
-            pacer.wait(reader, 1).await;
+            pace(&mut pacer, reader, 1).await;
             let report = reader
                 .while_holding(handler.handle(message.body.clone(), message.meta(), None))
                 .await;
@@ -954,7 +930,7 @@ async fn redrive_with(
 ) -> Result<RedriveSummary, DlqError> {
     let started = Utc::now();
     let mut summary = RedriveSummary::default();
-    let mut pacer = Pacer::new(options.rate);
+    let mut pacer = options.rate.and_then(Pacer::new);
     'reading: loop {
         let batch = reader.next(10).await?;
         if batch.is_empty() {
@@ -992,7 +968,7 @@ async fn redrive_with(
             chosen.push(message);
         }
         if !chosen.is_empty() {
-            pacer.wait(reader, chosen.len() as u32).await;
+            pace(&mut pacer, reader, chosen.len()).await;
             let (moved, failed) = move_batch(reader, client, target_url, &chosen).await?;
             summary.moved += moved;
             summary.failed += failed;
@@ -1248,17 +1224,6 @@ mod tests {
             "no message has reason Unauthorised; reasons present: NotJson (2), X (1)"
         );
         assert_eq!(no_match(&Filter::All, &present), None);
-    }
-
-    #[test]
-    fn a_rate_paces_and_an_absurd_one_does_not_overflow() {
-        assert_eq!(
-            Pacer::new(Some(4.0)).interval,
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(Pacer::new(Some(1e-300)).interval, Some(MAX_PACE));
-        assert_eq!(Pacer::new(None).interval, None);
-        assert_eq!(Pacer::new(Some(f64::INFINITY)).interval, None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod backfill;
 pub mod dlq;
 pub mod env_file;
 pub mod events;
+pub mod pace;
 pub mod reconcile;
 pub mod reconcile_state;
 pub mod text;

@@ -19,8 +19,9 @@ use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed};
 
 use crate::audit::ALL_STATUSES;
 use crate::backfill::{self, BackfillError, Clients, Target};
+use crate::pace::{Pacer, admit};
 use crate::reconcile_state::{PassProgress, StateError, StateStore};
-use crate::user_pages::{PageError, USERS_PER_PAGE, UserPages, pacer};
+use crate::user_pages::{PageError, USERS_PER_PAGE, UserPages};
 
 /// Statuses reconciled by default: the accounts in use (the audit counts the same ones).
 pub const DEFAULT_STATUSES: &str = "CONFIRMED,EXTERNAL_PROVIDER";
@@ -244,7 +245,7 @@ pub async fn run_pass(
         &[],
         config.list_rate,
     );
-    let mut publish_pacer = pacer(config.publish_rate);
+    let mut publish_pacer = Pacer::new(config.publish_rate);
     let page_budget =
         Duration::from_secs_f64(f64::from(USERS_PER_PAGE) / config.publish_rate) + SAVE_MARGIN;
     let mut may_restart = report.resumed;
@@ -289,9 +290,7 @@ pub async fn run_pass(
         report.selected += events.len() as u64;
         if !options.dry_run {
             for chunk in events.chunks(10) {
-                for _ in chunk {
-                    publish_pacer.tick().await;
-                }
+                admit(&mut publish_pacer, chunk.len()).await;
                 let failed = backfill::publish(clients, &target, chunk).await?;
                 let published = (chunk.len() - failed.len()) as u64;
                 report.published += published;

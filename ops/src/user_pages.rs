@@ -8,6 +8,8 @@ use aws_sdk_cognitoidentityprovider::operation::list_users::ListUsersOutput;
 use uc_runtime::aws::classify_sdk_error;
 use uc_runtime::{Failure, RetryPolicy};
 
+use crate::pace::Pacer;
+
 /// Users a `ListUsers` page holds at most.
 pub const USERS_PER_PAGE: i32 = 60;
 
@@ -27,24 +29,13 @@ pub struct PageError {
     pub attempts: usize,
 }
 
-/// A ticker at `per_second` (positive; anything else means one per hour): a missed tick is
-/// not made up with a burst.
-pub fn pacer(per_second: f64) -> tokio::time::Interval {
-    let period = Duration::try_from_secs_f64(1.0 / per_second)
-        .unwrap_or(Duration::MAX)
-        .clamp(Duration::from_micros(1), Duration::from_secs(3600));
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval
-}
-
 /// The pages of one pool's users, `list_rate` calls per second at most.
 pub struct UserPages<'a> {
     cognito: &'a aws_sdk_cognitoidentityprovider::Client,
     user_pool_id: &'a str,
     /// Only these attributes (empty: all of them).
     attributes: &'a [&'a str],
-    pacer: tokio::time::Interval,
+    pacer: Option<Pacer>,
 }
 
 impl<'a> UserPages<'a> {
@@ -58,13 +49,13 @@ impl<'a> UserPages<'a> {
             cognito,
             user_pool_id,
             attributes,
-            pacer: pacer(list_rate),
+            pacer: Pacer::new(list_rate),
         }
     }
 
     /// The page `token` points at (the first page for `None`), after waiting for the pace.
     pub async fn page(&mut self, token: Option<String>) -> Result<ListUsersOutput, PageError> {
-        self.pacer.tick().await;
+        crate::pace::admit(&mut self.pacer, 1).await;
         let answer = PAGE_RETRY
             .run(
                 None,
