@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-
 use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -18,11 +17,20 @@ use uc_runtime::aws::{classify_sdk_error, entry_failure, sqs_entry_failure};
 use uc_runtime::{Classified, Failure, FailureKind, GaveUp, RetryPolicy};
 use uc_schemas::{DETAIL_TYPE, Origin, UserConfirmed, to_envelope};
 
+use crate::user_pages::UserPages;
+
 /// Users per second a back-fill publishes at most unless told otherwise (`uc-ops backfill
 /// --rate`): below the worker's spare capacity, so the worker's queue never builds a backlog in
 /// front of live sign-ups. Choose a rate below (worker capacity − peak sign-up rate); the
 /// measurement behind it is in docs/benchmarks.md ("Live sign-ups first").
 pub const DEFAULT_RATE: f64 = 50.0;
+
+/// The statuses a back-fill selects unless told otherwise: the accounts in use, federated ones
+/// included (the audit and the reconciler count the same).
+pub const DEFAULT_STATUSES: &str = "CONFIRMED,EXTERNAL_PROVIDER";
+
+/// `ListUsers` pages per second, at most (300 users/s: more than a back-fill publishes).
+const LIST_RATE: f64 = 5.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
@@ -55,7 +63,7 @@ pub struct BackfillOptions {
     /// Only users created at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// `cognito:user_status` to select (default CONFIRMED).
-    pub status: String,
+    pub statuses: Vec<String>,
     pub target: Target,
     pub dry_run: bool,
     pub checkpoint: PathBuf,
@@ -88,16 +96,6 @@ pub struct BackfillSummary {
     /// The pool was listed to the end (the checkpoint is removed).
     pub complete: bool,
     pub dry_run: bool,
-}
-
-fn aws_error<E: aws_sdk_sqs::error::ProvideErrorMetadata>(
-    operation: &'static str,
-) -> impl Fn(aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> BackfillError
-{
-    move |e| BackfillError::Aws {
-        operation,
-        message: crate::aws_message(&e),
-    }
 }
 
 /// The event for one listed user: `sub`, email and username from Cognito; `confirmedAt` is the
@@ -162,7 +160,9 @@ fn load_checkpoint(options: &BackfillOptions) -> Result<Option<Checkpoint>, Back
             path: options.checkpoint.display().to_string(),
             message: e.to_string(),
         })?;
-    if checkpoint.user_pool_id != options.user_pool_id || checkpoint.status != options.status {
+    if checkpoint.user_pool_id != options.user_pool_id
+        || checkpoint.status != options.statuses.join(",")
+    {
         return Err(BackfillError::Checkpoint {
             path: options.checkpoint.display().to_string(),
             message: format!(
@@ -208,7 +208,7 @@ pub async fn run(
     };
     let mut checkpoint = Checkpoint {
         user_pool_id: options.user_pool_id.clone(),
-        status: options.status.clone(),
+        status: options.statuses.join(","),
         ..Default::default()
     };
     if !options.dry_run
@@ -218,25 +218,30 @@ pub async fn run(
         checkpoint = saved;
     }
     let mut pacer = options.rate.and_then(crate::pace::Pacer::new);
+    let mut pages = UserPages::new(&clients.cognito, &options.user_pool_id, &[], LIST_RATE);
+    if let [only] = options.statuses.as_slice() {
+        pages = pages.with_status(only);
+    }
     loop {
         if options.max_pages.is_some_and(|max| summary.pages >= max) {
             break;
         }
-        let page = clients
-            .cognito
-            .list_users()
-            .user_pool_id(&options.user_pool_id)
-            .filter(format!("cognito:user_status = \"{}\"", options.status))
-            .limit(60)
-            .set_pagination_token(checkpoint.next_token.clone())
-            .send()
+        let page = pages
+            .page(checkpoint.next_token.clone())
             .await
-            .map_err(aws_error("ListUsers"))?;
+            .map_err(|e| BackfillError::Aws {
+                operation: "ListUsers",
+                message: e.to_string(),
+            })?;
         summary.pages += 1;
         let users = page.users();
         summary.listed += users.len();
         let events: Vec<UserConfirmed> = users
             .iter()
+            .filter(|u| {
+                let status = u.user_status().map(|s| s.as_str()).unwrap_or("UNKNOWN");
+                options.statuses.iter().any(|s| s == status)
+            })
             .filter(|u| {
                 options.since.is_none_or(|since| {
                     u.user_create_date()

@@ -35,6 +35,8 @@ pub struct UserPages<'a> {
     user_pool_id: &'a str,
     /// Only these attributes (empty: all of them).
     attributes: &'a [&'a str],
+    /// A `ListUsers` filter expression (Cognito takes one attribute per filter).
+    filter: Option<String>,
     pacer: Option<Pacer>,
 }
 
@@ -49,8 +51,15 @@ impl<'a> UserPages<'a> {
             cognito,
             user_pool_id,
             attributes,
+            filter: None,
             pacer: Pacer::new(list_rate),
         }
+    }
+
+    /// Only the users with this `cognito:user_status` (Cognito filters server-side).
+    pub fn with_status(mut self, status: &str) -> Self {
+        self.filter = Some(format!("cognito:user_status = \"{status}\""));
+        self
     }
 
     /// The page `token` points at (the first page for `None`), after waiting for the pace.
@@ -65,7 +74,8 @@ impl<'a> UserPages<'a> {
                         .list_users()
                         .user_pool_id(self.user_pool_id)
                         .limit(USERS_PER_PAGE)
-                        .set_pagination_token(token.clone());
+                        .set_pagination_token(token.clone())
+                        .set_filter(self.filter.clone());
                     for attribute in self.attributes {
                         call = call.attributes_to_get(*attribute);
                     }

@@ -18,8 +18,8 @@ pub struct BackfillArgs {
     /// Only users created on or after this date (YYYY-MM-DD or RFC 3339).
     #[arg(long)]
     since: Option<String>,
-    /// The cognito:user_status to select.
-    #[arg(long, default_value = "CONFIRMED")]
+    /// The cognito:user_status values to select, comma-separated (any case).
+    #[arg(long, default_value = backfill::DEFAULT_STATUSES)]
     status: String,
     /// Send to the worker's queue (QUEUE_URL) instead of EventBridge.
     #[arg(long)]
@@ -137,7 +137,9 @@ fn options(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<BackfillOptio
         user_pool_id: args.user_pool_id.clone(),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         since: args.since.as_deref().map(parse_since).transpose()?,
-        status: args.status.clone(),
+        // Known statuses only, so a typo is not a back-fill of nobody.
+        statuses: uc_ops::reconcile::parse_statuses(&args.status)
+            .map_err(|why| anyhow::anyhow!("--status {:?}: {why}", args.status))?,
         target,
         dry_run: args.dry_run,
         checkpoint: args.checkpoint.clone(),
@@ -156,7 +158,7 @@ fn intro(options: &BackfillOptions) -> String {
             "Publishing UserConfirmed for"
         },
         options.user_pool_id,
-        options.status,
+        options.statuses.join(","),
         options
             .since
             .map(|s| format!(" created since {s}"))
@@ -260,7 +262,7 @@ mod tests {
             user_pool_id: "us-east-1_Pool".into(),
             region: "us-east-1".into(),
             since: None,
-            status: "CONFIRMED".into(),
+            statuses: vec!["CONFIRMED".into()],
             target: Target::EventBridge {
                 bus: "bus".into(),
                 source: "src".into(),
