@@ -49,10 +49,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             resumed = report.resumed,
             "reconciliation invocation done"
         );
-        if report.complete && !report.watermark_advanced {
+        // Refused entries fail the invocation at once (the alarm), though its place is saved:
+        // the pass goes on next time and, ending with failures, keeps the watermark.
+        if report.failed > 0 || (report.complete && !report.watermark_advanced) {
             return Err(format!(
-                "{} user(s) of this pass could not be published; the watermark stays and the next pass retries them",
-                report.pass_failed
+                "{} user(s) could not be published in this invocation ({} in the pass so far); the watermark stays and the next pass retries them",
+                report.failed, report.pass_failed
             )
             .into());
         }
