@@ -410,7 +410,7 @@ def test_reconcile_state_parameter(template, resources):
     lab = (ROOT / "dev" / "lab" / "src" / "local.rs").read_text()
     table = re.search(r"const TEMPLATE_OUTPUTS: &\[\(&str, &str\)\] = &\[(.*?)\];", lab, re.S)
     assert table, "dev/lab/src/local.rs: TEMPLATE_OUTPUTS not found"
-    assert '("ReconcileWatermarkParameter", "RECONCILE_WATERMARK_PARAMETER")' in table.group(1)
+    assert re.search(r'\(\s*"ReconcileWatermarkParameter",\s*"RECONCILE_WATERMARK_PARAMETER",?\s*\)', table.group(1))
 
 
 def test_reconciler_schedule_and_invoke_config(resources):
