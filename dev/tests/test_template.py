@@ -321,8 +321,7 @@ def test_functions_settings(template, resources):
             assert env["EVENT_BUS_NAME"] == fn(resources["EmitterFunction"]["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"])
         assert env["PROFILE_CREATED_EVENTS"] == ("true" if publish else "false")
         assert env["STACK_NAME"] == "Ref NamePrefix"
-        fixed = {"DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER", "STACK_NAME", "PROFILE_CREATED_EVENTS",
-                 "PROFILE_STORE"}
+        fixed = {"DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER", "STACK_NAME", "PROFILE_CREATED_EVENTS"}
         assert set(env) - fixed == expected
         assert env["DLQ_URL"] == "Ref WorkerDeadLetterQueue"
         # The worker acts only on the stack's own pool and source.
@@ -634,8 +633,8 @@ def test_profile_store_statements_and_worker_settings(template, resources):
         store = [s for s in statements if s["Sid"] in {"CreateUserProfileOnly", "ResolveGraphqlEndpoint",
                                                         "PutProfileItemsOnly"}]
         env = fn(resources["WorkerFunction"]["Properties"]["Environment"]["Variables"])
-        assert env["PROFILE_STORE"] == "Ref ProfileStore"
         if case["StoreInDynamoDb"]:
+            assert env["PROFILE_STORE"] == "dynamodb"
             assert store == [{"Sid": "PutProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:PutItem",
                               "Resource": PROFILE_TABLE_ARN}]
             assert env["PROFILE_TABLE"] == "Ref ProfileTableName"
@@ -646,7 +645,8 @@ def test_profile_store_statements_and_worker_settings(template, resources):
                                 "Resource": APPSYNC_API + "/types/Mutation/fields/createUserProfile"}
             assert [s["Sid"] for s in store[1:]] == (["ResolveGraphqlEndpoint"] if case["LookUpApiById"] else [])
             assert len({"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID"} & set(env)) == 1
-            assert not {"PROFILE_TABLE", "PROFILE_TYPENAME"} & set(env)
+            # Unset: the worker's default store, appsync.
+            assert not {"PROFILE_STORE", "PROFILE_TABLE", "PROFILE_TYPENAME"} & set(env)
     # Whichever store is chosen, the parameter it needs must be given.
     rules = template["Rules"]
     assert rules["AppSyncStoreNeedsTheApi"]["RuleCondition"] == {"Fn::Equals": [{"Ref": "ProfileStore"}, "appsync"]}
@@ -655,7 +655,8 @@ def test_profile_store_statements_and_worker_settings(template, resources):
     assert rules["DynamoDbStoreNeedsTheTable"]["RuleCondition"] == {"Fn::Equals": [{"Ref": "ProfileStore"}, "dynamodb"]}
     assert rules["DynamoDbStoreNeedsTheTable"]["Assertions"][0]["Assert"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ProfileTableName"}, ""]}]}
-    # The worker's own names for the store and its default type name.
+    # The worker's own names for the stores, its default (what an unset PROFILE_STORE means), and
+    # its default type name.
     config = (ROOT / "worker" / "src" / "config.rs").read_text()
     assert '"PROFILE_STORE", "appsync", &["appsync", "dynamodb"]' in config
     assert template["Parameters"]["ProfileStore"]["AllowedValues"] == ["appsync", "dynamodb"]
@@ -1417,8 +1418,7 @@ def test_functions_event_source_and_permission_in_moto(moto):
     assert (worker["Timeout"], worker["Role"]) == (30, outputs["WorkerRoleArn"])
     wenv = {k: str(v) for k, v in worker["Environment"]["Variables"].items()}
     assert set(wenv) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER",
-                         "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME", "PROFILE_STORE"}
-    assert wenv["PROFILE_STORE"] == "appsync"
+                         "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
     assert wenv["USER_POOL_ID"] == outputs["UserPoolId"]
     assert (wenv["EVENT_SOURCE"], wenv["VERIFY_USER"]) == (outputs["EventSource"], "none")
     # The EMF Stack dimension, and the ProfileCreated publisher on the emitter's bus.
