@@ -15,7 +15,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use tokio::time::Instant;
-use uc_runtime::{GaveUp, RetryPolicy};
+use uc_runtime::RetryPolicy;
 use uc_schemas::UserConfirmed;
 
 use crate::WorkerError;
@@ -355,22 +355,7 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
                 }
             }
         };
-        let (outcome, attempts) = match self.retry.run(deadline, attempt, |_, _| {}).await {
-            Ok(done) => (done.value, done.attempts),
-            Err(GaveUp::Failed { error, attempts }) => (error, attempts),
-            // SQS redelivers it after the visibility timeout, with a full deadline.
-            Err(GaveUp::Deadline { last, attempts }) => (
-                last.unwrap_or_else(|| Outcome::Retryable {
-                    reason: "DeadlineReached".into(),
-                    throttled: false,
-                }),
-                attempts,
-            ),
-        };
-        WriteReport {
-            outcome,
-            attempts: attempts as u32,
-            latencies_ms: latencies.into_inner().unwrap(),
-        }
+        let result = self.retry.run(deadline, attempt, |_, _| {}).await;
+        WriteReport::of_run(result, latencies.into_inner().unwrap())
     }
 }

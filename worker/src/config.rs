@@ -21,7 +21,7 @@ pub struct WorkerConfig {
     pub dlq_url: Option<String>,
     /// `QUEUE_URL`: the queue the long-poll mode reads.
     pub queue_url: Option<String>,
-    /// `CONCURRENCY`: messages in flight and AppSync calls at most (throttling lowers it).
+    /// `CONCURRENCY`: messages in flight and profile-store calls at most (throttling lowers it).
     pub concurrency: usize,
     /// `MAX_ATTEMPTS`, `RETRY_MIN_DELAY_MS`, `RETRY_MAX_DELAY_MS`: retries within one receive.
     pub retry: RetryPolicy,

@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
 use uc_runtime::aws::classify_sdk_error;
-use uc_runtime::{FailureKind, GaveUp, RetryPolicy};
+use uc_runtime::{FailureKind, RetryPolicy};
 use uc_schemas::UserConfirmed;
 use uc_schemas::dead_letter::stage;
 
@@ -225,23 +225,8 @@ impl ProfileStore for DynamoDbProfiles {
                 }
             }
         };
-        let (outcome, attempts) = match self.retry.run(deadline, attempt, |_, _| {}).await {
-            Ok(done) => (done.value, done.attempts),
-            Err(GaveUp::Failed { error, attempts }) => (error, attempts),
-            // SQS redelivers it after the visibility timeout, with a full deadline.
-            Err(GaveUp::Deadline { last, attempts }) => (
-                last.unwrap_or_else(|| Outcome::Retryable {
-                    reason: "DeadlineReached".into(),
-                    throttled: false,
-                }),
-                attempts,
-            ),
-        };
-        WriteReport {
-            outcome,
-            attempts: attempts as u32,
-            latencies_ms: latencies.into_inner().unwrap(),
-        }
+        let result = self.retry.run(deadline, attempt, |_, _| {}).await;
+        WriteReport::of_run(result, latencies.into_inner().unwrap())
     }
 }
 

@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use tokio::time::Instant;
+use uc_runtime::{GaveUp, Succeeded};
 use uc_schemas::UserConfirmed;
 
 use crate::AppSyncClient;
@@ -21,6 +22,32 @@ pub struct WriteReport {
     pub outcome: Outcome,
     pub attempts: u32,
     pub latencies_ms: Vec<f64>,
+}
+
+impl WriteReport {
+    /// The report of an adapter's retry run (`RetryPolicy::run`) and its calls' latencies.
+    pub fn of_run(
+        result: Result<Succeeded<Outcome>, GaveUp<Outcome>>,
+        latencies_ms: Vec<f64>,
+    ) -> Self {
+        let (outcome, attempts) = match result {
+            Ok(done) => (done.value, done.attempts),
+            Err(GaveUp::Failed { error, attempts }) => (error, attempts),
+            // SQS redelivers it after the visibility timeout, with a full deadline.
+            Err(GaveUp::Deadline { last, attempts }) => (
+                last.unwrap_or_else(|| Outcome::Retryable {
+                    reason: "DeadlineReached".into(),
+                    throttled: false,
+                }),
+                attempts,
+            ),
+        };
+        Self {
+            outcome,
+            attempts: attempts as u32,
+            latencies_ms,
+        }
+    }
 }
 
 /// Where profiles are created.
@@ -105,5 +132,55 @@ impl ProfileStore for ConfiguredStore {
             Self::AppSync(store) => store.create(event, deadline, trace_header).await,
             Self::DynamoDb(store) => store.create(event, deadline, trace_header).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_reports_its_outcome_and_attempts() {
+        let created = WriteReport::of_run(
+            Ok(Succeeded {
+                value: Outcome::Created,
+                attempts: 2,
+            }),
+            vec![1.0, 2.0],
+        );
+        assert_eq!(
+            (
+                created.outcome,
+                created.attempts,
+                created.latencies_ms.len()
+            ),
+            (Outcome::Created, 2, 2)
+        );
+        let refused = Outcome::Permanent {
+            reason: "ResourceNotFoundException".into(),
+        };
+        let failed = WriteReport::of_run(
+            Err(GaveUp::Failed {
+                error: refused.clone(),
+                attempts: 1,
+            }),
+            vec![],
+        );
+        assert_eq!((failed.outcome, failed.attempts), (refused, 1));
+        // No time for even one attempt: SQS retries it later.
+        let starved = WriteReport::of_run(
+            Err(GaveUp::Deadline {
+                last: None,
+                attempts: 0,
+            }),
+            vec![],
+        );
+        assert_eq!(
+            starved.outcome,
+            Outcome::Retryable {
+                reason: "DeadlineReached".into(),
+                throttled: false
+            }
+        );
     }
 }
