@@ -131,6 +131,12 @@ pub trait MessageHandler: Send + Sync + 'static {
         deadline: Option<Instant>,
     ) -> impl Future<Output = MessageReport> + Send;
 
+    /// The `uc.stage` of a failure to write the profile: where profiles go (`appsync` unless
+    /// the handler says otherwise). DLQ replay uses it for the records it writes itself.
+    fn store_stage(&self) -> &'static str {
+        stage::APPSYNC
+    }
+
     /// After a batch is processed, before its messages are settled: the production worker
     /// announces the profiles it created. Never fails a message.
     fn after_batch(
@@ -205,6 +211,10 @@ where
     D: DeadLetterSink + 'static,
     U: UserDirectory + 'static,
 {
+    fn store_stage(&self) -> &'static str {
+        self.store.stage()
+    }
+
     async fn after_batch(
         &self,
         reports: &[MessageReport],

@@ -101,6 +101,11 @@ async fn three_users_and_a_duplicate_make_three_items_with_datastores_fields() {
     let response = handle_batch(worker.clone(), batch, None, 8).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     // The third through the core: a created profile carries its announcement, naming the store.
+    assert_eq!(
+        worker.store_stage(),
+        "dynamodb",
+        "what DLQ replay's own records say"
+    );
     let third = worker.handle(body("ddb-c"), meta("m-c"), None).await;
     assert_eq!(third.disposition, Disposition::Created);
     assert_eq!(third.created.unwrap().store, ProfileStore::Dynamodb);
