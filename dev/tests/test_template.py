@@ -108,6 +108,7 @@ VARIANTS = {  # parameter values that flip the template's conditions
     "CreateSchemaRegistry": ["true", "false"],
     "VerifyUser": ["none", "cognito"],
     "PublishProfileCreated": ["true", "false"],
+    "ProfileStore": ["appsync", "dynamodb"],
 }
 
 
@@ -137,6 +138,7 @@ def grants(role: dict, fn: Fn) -> set[tuple[str, str]]:
 
 BUS_ARN_EXISTING = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${ExistingEventBusName}"
 APPSYNC_API = "arn:${AWS::Partition}:appsync:${AWS::Region}:${AWS::AccountId}:apis/${AppSyncApiId}"
+PROFILE_TABLE_ARN = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ProfileTableName}"
 
 
 # --------------------------------------------------------------------------- rendering
@@ -257,7 +259,8 @@ def test_functions_get_only_the_variables_their_config_reads(resources):
     assert emitter_env <= read["emitter"] | {stack_variable}, emitter_env - read["emitter"]
     assert worker_env == {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY",
                           "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER", "STACK_NAME",
-                          "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
+                          "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME", "PROFILE_STORE",
+                          "PROFILE_TABLE", "PROFILE_TYPENAME"}
     reconciler_env = set(resources["ReconcilerFunction"]["Properties"]["Environment"]["Variables"])
     assert reconciler_env == {"USER_POOL_ID", "EVENT_BUS_NAME", "EVENT_SOURCE", "RECONCILE_WATERMARK_PARAMETER",
                               "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE", "LIST_USERS_RPS",
@@ -512,9 +515,8 @@ def test_worker_role_grants_exactly(template, resources):
     field = APPSYNC_API + "/types/Mutation/fields/createUserProfile"
     pool = "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}:userpool/${UserPoolId}"
     for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl", "VerifyUser", "UserPoolId",
-                                              "PublishProfileCreated", "CreateEventBus")):
+                                              "PublishProfileCreated", "CreateEventBus", "ProfileStore")):
         expected = {
-            ("appsync:GraphQL", field),
             ("sqs:ReceiveMessage", "GetAtt WorkerQueue.Arn"),
             ("sqs:DeleteMessage", "GetAtt WorkerQueue.Arn"),
             ("sqs:GetQueueAttributes", "GetAtt WorkerQueue.Arn"),
@@ -523,8 +525,15 @@ def test_worker_role_grants_exactly(template, resources):
             ("logs:CreateLogStream", "GetAtt WorkerLogGroup.Arn"),
             ("logs:PutLogEvents", "GetAtt WorkerLogGroup.Arn"),
         }
-        if fn.conditions["LookUpApiById"]:
-            expected.add(("appsync:GetGraphqlApi", APPSYNC_API))
+        if fn.conditions["StoreInAppSync"]:
+            # The one mutation field, and the API itself only to look its endpoint up.
+            expected.add(("appsync:GraphQL", field))
+            if fn.conditions["LookUpApiById"]:
+                expected.add(("appsync:GetGraphqlApi", APPSYNC_API))
+        else:
+            # The DynamoDB store: PutItem on the model table, nothing of AppSync.
+            assert fn.conditions["StoreInDynamoDb"]
+            expected.add(("dynamodb:PutItem", PROFILE_TABLE_ARN))
         if fn.conditions["VerifyUsersWithCognito"]:
             # Strict mode: the one pool's users, nothing else of Cognito.
             trial = fn.conditions["CreateTrialUserPool"]
@@ -616,8 +625,48 @@ def test_auditor_policy_grants_exactly(template, resources):
     assert template["Outputs"]["AuditorPolicyArn"]["Value"] == {"Ref": "AuditorPolicy"}
 
 
+def test_profile_store_statements_and_worker_settings(template, resources):
+    """Each store gets its own statement, exactly, and the worker the variables that store reads."""
+    for case in condition_cases(template, "ProfileStore", "AppSyncGraphqlUrl"):
+        fn = Fn(case)
+        statements = fn(resources["WorkerRole"]["Properties"]["Policies"])[0]["PolicyDocument"]["Statement"]
+        store = [s for s in statements if s["Sid"] in {"CreateUserProfileOnly", "ResolveGraphqlEndpoint",
+                                                        "PutProfileItemsOnly"}]
+        env = fn(resources["WorkerFunction"]["Properties"]["Environment"]["Variables"])
+        if case["StoreInDynamoDb"]:
+            assert env["PROFILE_STORE"] == "dynamodb"
+            assert store == [{"Sid": "PutProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:PutItem",
+                              "Resource": PROFILE_TABLE_ARN}]
+            assert env["PROFILE_TABLE"] == "Ref ProfileTableName"
+            assert env["PROFILE_TYPENAME"] == "Ref ProfileTypeName"
+            assert not {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID"} & set(env)
+        else:
+            assert store[0] == {"Sid": "CreateUserProfileOnly", "Effect": "Allow", "Action": "appsync:GraphQL",
+                                "Resource": APPSYNC_API + "/types/Mutation/fields/createUserProfile"}
+            assert [s["Sid"] for s in store[1:]] == (["ResolveGraphqlEndpoint"] if case["LookUpApiById"] else [])
+            assert len({"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID"} & set(env)) == 1
+            # Unset: the worker's default store, appsync.
+            assert not {"PROFILE_STORE", "PROFILE_TABLE", "PROFILE_TYPENAME"} & set(env)
+    # Whichever store is chosen, the parameter it needs must be given.
+    rules = template["Rules"]
+    assert rules["AppSyncStoreNeedsTheApi"]["RuleCondition"] == {"Fn::Equals": [{"Ref": "ProfileStore"}, "appsync"]}
+    assert rules["AppSyncStoreNeedsTheApi"]["Assertions"][0]["Assert"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AppSyncApiId"}, ""]}]}
+    assert rules["DynamoDbStoreNeedsTheTable"]["RuleCondition"] == {"Fn::Equals": [{"Ref": "ProfileStore"}, "dynamodb"]}
+    assert rules["DynamoDbStoreNeedsTheTable"]["Assertions"][0]["Assert"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ProfileTableName"}, ""]}]}
+    # The worker's own names for the stores, its default (what an unset PROFILE_STORE means), and
+    # its default type name.
+    config = (ROOT / "worker" / "src" / "config.rs").read_text()
+    assert '"PROFILE_STORE", "appsync", &["appsync", "dynamodb"]' in config
+    assert template["Parameters"]["ProfileStore"]["AllowedValues"] == ["appsync", "dynamodb"]
+    assert template["Parameters"]["ProfileTypeName"]["Default"] == rust_const(
+        ROOT / "worker" / "src" / "dynamodb.rs", "DEFAULT_TYPENAME")
+
+
 def test_no_wildcards_in_granted_actions_or_resources(template, resources):
-    for case in condition_cases(template, "CreateEventBus", "AppSyncGraphqlUrl", "VerifyUser", "PublishProfileCreated"):
+    for case in condition_cases(template, "CreateEventBus", "AppSyncGraphqlUrl", "VerifyUser", "PublishProfileCreated",
+                                "ProfileStore"):
         for role in ("EmitterRole", "WorkerRole", "ReconcilerRole", "ReconcilerSchedulerRole"):
             for action, resource in grants(resources[role], Fn(case)):
                 assert "*" not in action and "*" not in resource, (role, action, resource)
@@ -1433,6 +1482,29 @@ def test_functions_event_source_and_permission_in_moto(moto):
         lam.get_function_event_invoke_config(FunctionName="uc-fn-reconciler")
     deleted, _ = run_local_stack("delete", "--endpoint", moto, "--stack-name", "uc-fn")
     assert deleted == {"deleted": "uc-fn"}
+
+
+def test_dynamodb_store_deploys_with_put_item_on_its_table_only(moto):
+    outputs, _ = run_local_stack(
+        "deploy", "--endpoint", moto, "--stack-name", "uc-ddb",
+        "--param", "DeployFunctions=true",
+        "--param", "ProfileStore=dynamodb",
+        "--param", "AppSyncApiId=",
+        "--param", "ProfileTableName=UserProfile-abcdefghijklmnopqrstuvwxyz-dev",
+    )
+    worker = aws("lambda", moto).get_function_configuration(FunctionName=outputs["WorkerFunctionArn"])
+    wenv = {k: str(v) for k, v in worker["Environment"]["Variables"].items()}
+    assert (wenv["PROFILE_STORE"], wenv["PROFILE_TABLE"], wenv["PROFILE_TYPENAME"]) == (
+        "dynamodb", "UserProfile-abcdefghijklmnopqrstuvwxyz-dev", "UserProfile")
+    assert not {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID"} & set(wenv)
+    statements = role_policy(aws("iam", moto), outputs["WorkerRoleArn"])["Statement"]
+    store = [s for s in statements if "dynamodb" in json.dumps(s) or "appsync" in json.dumps(s)]
+    assert store == [{
+        "Sid": "PutProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:PutItem",
+        "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/UserProfile-abcdefghijklmnopqrstuvwxyz-dev",
+    }]
+    deleted, _ = run_local_stack("delete", "--endpoint", moto, "--stack-name", "uc-ddb")
+    assert deleted == {"deleted": "uc-ddb"}
 
 
 def test_existing_bus_mode_in_moto(moto):

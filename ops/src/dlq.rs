@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
-use uc_schemas::dead_letter::{attr, stage};
+use uc_schemas::dead_letter::attr;
 use uc_schemas::{FailureRecord, MessageMeta};
 use uc_worker::{DeadLetterSink, Disposition, MessageHandler};
 
@@ -829,7 +829,7 @@ async fn replay_with<H: MessageHandler, D: DeadLetterSink>(
                 Disposition::RetryLater { reason } => {
                     let record = FailureRecord::for_message(
                         &message.meta(),
-                        stage::APPSYNC,
+                        handler.store_stage(),
                         reason,
                         format!("replay: {reason}"),
                         report.attempts,

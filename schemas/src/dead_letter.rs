@@ -11,7 +11,8 @@ use crate::message_meta::MessageMeta;
 
 /// Message attribute names (SQS allows letters, digits, `-`, `_` and `.`).
 pub mod attr {
-    /// Stable reason code: an envelope error code, a verification code or an AppSync error type.
+    /// Stable reason code: an envelope error code, a verification code, or an AppSync error
+    /// type or DynamoDB error code.
     pub const REASON: &str = "uc.reason";
     /// Human-readable detail (email addresses redacted, at most 1,000 characters).
     pub const DETAIL: &str = "uc.detail";
@@ -37,8 +38,10 @@ pub mod stage {
     pub const PARSE: &str = "parse";
     /// A usable event that is not provably the pipeline's own (source, pool, eventId, user).
     pub const VERIFY: &str = "verify";
-    /// The profile store refused the write.
+    /// The profile store refused the write (`PROFILE_STORE=appsync`, the default).
     pub const APPSYNC: &str = "appsync";
+    /// The DynamoDB profile store refused the `PutItem` (`PROFILE_STORE=dynamodb`).
+    pub const DYNAMODB: &str = "dynamodb";
 }
 
 /// Reason codes not written by the worker itself.

@@ -1,8 +1,11 @@
 //! The AppSync edge: one pooled HTTPS client that signs every request with SigV4 (service
 //! `appsync`), credentials from the default chain cached until near expiry, and the endpoint
-//! resolved once at start-up.
+//! resolved once at start-up; and [`ProfileWriter`], the AppSync adapter of the profile-store
+//! port (`crate::store`).
 
 use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -11,9 +14,15 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use tokio::time::Instant;
+use uc_runtime::RetryPolicy;
+use uc_schemas::UserConfirmed;
 
 use crate::WorkerError;
-use crate::classify::Answer;
+use crate::classify::{Answer, Outcome, classify};
+use crate::limit::AdaptiveLimit;
+use crate::mutation::MutationSpec;
+use crate::store::WriteReport;
 
 /// What the worker needs from a GraphQL endpoint: post a body, and renew credentials after
 /// the endpoint refused them.
@@ -256,5 +265,97 @@ impl EndpointSetting {
                     .ok_or_else(|| WorkerError::Endpoint(format!("API {id} has no GRAPHQL URI")))
             }
         }
+    }
+}
+
+/// Creates profiles through a GraphQL endpoint, with the one retry policy and adaptive
+/// concurrency.
+pub struct ProfileWriter<E> {
+    endpoint: E,
+    mutation: MutationSpec,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    limit: AdaptiveLimit,
+}
+
+impl<E: GraphQlEndpoint> ProfileWriter<E> {
+    pub fn new(
+        endpoint: E,
+        mutation: MutationSpec,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            endpoint,
+            mutation,
+            retry,
+            request_timeout,
+            limit: AdaptiveLimit::new(concurrency),
+        }
+    }
+
+    pub fn endpoint(&self) -> &E {
+        &self.endpoint
+    }
+
+    /// The current adaptive concurrency limit.
+    pub fn concurrency_limit(&self) -> usize {
+        self.limit.current()
+    }
+
+    /// Creates `event`'s profile, retrying retryable failures until attempts or `deadline` run
+    /// out; `trace_header` joins each request to the sign-up's trace.
+    pub async fn write(
+        &self,
+        event: &UserConfirmed,
+        deadline: Option<Instant>,
+        trace_header: Option<&str>,
+    ) -> WriteReport {
+        let body = self.mutation.request_body(event);
+        let refreshed = AtomicBool::new(false);
+        let latencies = Mutex::new(Vec::new());
+        let attempt = |attempt: uc_runtime::Attempt| {
+            let body = body.clone();
+            let (refreshed, latencies) = (&refreshed, &latencies);
+            async move {
+                let _slot = self.limit.acquire().await;
+                let started = Instant::now();
+                let answer = self
+                    .endpoint
+                    .post(body, attempt.bound(self.request_timeout), trace_header)
+                    .await;
+                latencies
+                    .lock()
+                    .unwrap()
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+                match classify(&answer, &self.mutation.field) {
+                    done @ (Outcome::Created | Outcome::AlreadyExists) => {
+                        self.limit.on_success();
+                        Ok(done)
+                    }
+                    Outcome::AuthRejected { reason }
+                        if !refreshed.swap(true, Ordering::Relaxed) =>
+                    {
+                        // Expired or rotated credentials: fetch new ones and try again, once.
+                        self.endpoint.refresh_credentials().await;
+                        Err(Outcome::Retryable {
+                            reason,
+                            throttled: false,
+                        })
+                    }
+                    Outcome::AuthRejected { reason } => Err(Outcome::Permanent { reason }),
+                    retry @ Outcome::Retryable {
+                        throttled: true, ..
+                    } => {
+                        self.limit.on_throttled();
+                        Err(retry)
+                    }
+                    other => Err(other),
+                }
+            }
+        };
+        let result = self.retry.run(deadline, attempt, |_, _| {}).await;
+        WriteReport::of_run(result, latencies.into_inner().unwrap())
     }
 }

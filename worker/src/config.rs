@@ -5,6 +5,7 @@ use std::time::Duration;
 use uc_runtime::{ConfigError, EnvReader};
 
 use crate::appsync::EndpointSetting;
+use crate::dynamodb::{DEFAULT_TYPENAME, ProfileTable};
 use crate::mutation::{DEFAULT_INPUT_MAPPING, MutationSpec};
 use uc_runtime::RetryPolicy;
 use uc_schemas::{DEFAULT_SOURCE, Provenance};
@@ -14,21 +15,22 @@ const MIN_ATTEMPT_TIME: std::time::Duration = std::time::Duration::from_millis(2
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
-    /// `APPSYNC_GRAPHQL_URL` or `APPSYNC_API_ID`.
-    pub endpoint: EndpointSetting,
+    /// `PROFILE_STORE` (`appsync`, the default, or `dynamodb`) and what that store needs.
+    pub store: StoreSetting,
     /// `DLQ_URL`: where permanent failures go at once, with their reason.
     pub dlq_url: Option<String>,
     /// `QUEUE_URL`: the queue the long-poll mode reads.
     pub queue_url: Option<String>,
-    /// `CONCURRENCY`: messages in flight and AppSync calls at most (throttling lowers it).
+    /// `CONCURRENCY`: messages in flight and profile-store calls at most (throttling lowers it).
     pub concurrency: usize,
     /// `MAX_ATTEMPTS`, `RETRY_MIN_DELAY_MS`, `RETRY_MAX_DELAY_MS`: retries within one receive.
     pub retry: RetryPolicy,
-    /// `REQUEST_TIMEOUT_MS`: one AppSync call, connection included.
+    /// `REQUEST_TIMEOUT_MS`: one profile-store call, connection included.
     pub request_timeout: Duration,
     /// `CONNECT_TIMEOUT_MS`.
     pub connect_timeout: Duration,
-    /// `MUTATION_DOCUMENT` (a file), `MUTATION_FIELD`, `MUTATION_INPUT`.
+    /// `MUTATION_DOCUMENT` (a file), `MUTATION_FIELD`, `MUTATION_INPUT`. With the DynamoDB
+    /// store, `MUTATION_INPUT` alone maps the item's attributes.
     pub mutation: MutationSpec,
     /// `VISIBILITY_BACKOFF_BASE_SECONDS`, `VISIBILITY_BACKOFF_MAX_SECONDS` (long-poll mode).
     pub visibility_backoff: (Duration, Duration),
@@ -44,6 +46,16 @@ pub struct WorkerConfig {
     /// `PROFILE_CREATED_EVENTS=true` with `EVENT_BUS_NAME`: the bus each created profile is
     /// announced on as `ProfileCreated` (source: the first of `EVENT_SOURCE`).
     pub profile_created_bus: Option<String>,
+}
+
+/// Where profiles are created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSetting {
+    /// The GraphQL mutation: `APPSYNC_GRAPHQL_URL` or `APPSYNC_API_ID`.
+    AppSync(EndpointSetting),
+    /// A conditional `PutItem` into the Amplify model table: `PROFILE_TABLE`, and
+    /// `PROFILE_TYPENAME` (default `UserProfile`).
+    DynamoDb(ProfileTable),
 }
 
 /// The optional strict mode: look each user up in Cognito before creating their profile.
@@ -76,17 +88,29 @@ impl WorkerConfig {
     pub fn from_reader<F: Fn(&str) -> Option<String>>(
         env: &EnvReader<F>,
     ) -> Result<Self, ConfigError> {
-        let endpoint = match (
-            env.optional("APPSYNC_GRAPHQL_URL"),
-            env.optional("APPSYNC_API_ID"),
-        ) {
-            (Some(url), _) => EndpointSetting::Url(url),
-            (None, Some(id)) => EndpointSetting::ApiId(id),
-            (None, None) => {
-                return Err(ConfigError::Missing(
-                    "APPSYNC_GRAPHQL_URL (or APPSYNC_API_ID)",
-                ));
-            }
+        let store = match env.choice("PROFILE_STORE", "appsync", &["appsync", "dynamodb"])? {
+            "dynamodb" => StoreSetting::DynamoDb(ProfileTable {
+                name: env.optional("PROFILE_TABLE").ok_or(ConfigError::Missing(
+                    "PROFILE_TABLE (the model table PROFILE_STORE=dynamodb writes to)",
+                ))?,
+                typename: env
+                    .optional("PROFILE_TYPENAME")
+                    .unwrap_or_else(|| DEFAULT_TYPENAME.into()),
+            }),
+            _ => StoreSetting::AppSync(
+                match (
+                    env.optional("APPSYNC_GRAPHQL_URL"),
+                    env.optional("APPSYNC_API_ID"),
+                ) {
+                    (Some(url), _) => EndpointSetting::Url(url),
+                    (None, Some(id)) => EndpointSetting::ApiId(id),
+                    (None, None) => {
+                        return Err(ConfigError::Missing(
+                            "APPSYNC_GRAPHQL_URL (or APPSYNC_API_ID)",
+                        ));
+                    }
+                },
+            ),
         };
         let mut mutation = MutationSpec::default();
         if let Some(path) = env.optional("MUTATION_DOCUMENT") {
@@ -111,6 +135,17 @@ impl WorkerConfig {
             &env.optional("MUTATION_INPUT")
                 .unwrap_or_else(|| DEFAULT_INPUT_MAPPING.into()),
         )?;
+        if matches!(store, StoreSetting::DynamoDb(_))
+            && !mutation.inputs.iter().any(|(field, _)| field == "id")
+        {
+            // The create-only condition is `attribute_not_exists(id)`: the item needs its key.
+            return Err(ConfigError::Invalid {
+                name: "MUTATION_INPUT",
+                value: env.optional("MUTATION_INPUT").unwrap_or_default(),
+                why: "PROFILE_STORE=dynamodb needs an id field (the table's key), e.g. id=sub"
+                    .into(),
+            });
+        }
         let retry = RetryPolicy {
             max_attempts: env.number("MAX_ATTEMPTS", 4, 1, 20)?,
             min_delay: env.millis("RETRY_MIN_DELAY_MS", 100, 1, 60_000)?,
@@ -155,7 +190,7 @@ impl WorkerConfig {
                 user_pools,
             },
             verify_user,
-            endpoint,
+            store,
             dlq_url: env.optional("DLQ_URL"),
             queue_url: env.optional("QUEUE_URL"),
             concurrency: env.number("CONCURRENCY", 16, 1, 1024)?,
@@ -192,13 +227,19 @@ mod tests {
             ("USER_POOL_ID", "p"),
         ]))
         .unwrap();
-        assert_eq!(c.endpoint, EndpointSetting::ApiId("abc123".into()));
+        assert_eq!(
+            c.store,
+            StoreSetting::AppSync(EndpointSetting::ApiId("abc123".into()))
+        );
         let c = WorkerConfig::from_reader(&reader(&[
             ("APPSYNC_GRAPHQL_URL", "https://x/graphql"),
             ("USER_POOL_ID", "p"),
         ]))
         .unwrap();
-        assert_eq!(c.endpoint, EndpointSetting::Url("https://x/graphql".into()));
+        assert_eq!(
+            c.store,
+            StoreSetting::AppSync(EndpointSetting::Url("https://x/graphql".into()))
+        );
         assert_eq!(c.mutation, MutationSpec::default());
         assert_eq!(c.concurrency, 16);
     }
@@ -256,5 +297,52 @@ mod tests {
                 ttl: Duration::from_secs(300)
             }
         );
+    }
+
+    #[test]
+    fn the_dynamodb_store_needs_its_table_and_an_id() {
+        let err = WorkerConfig::from_reader(&reader(&[
+            ("PROFILE_STORE", "dynamodb"),
+            ("USER_POOL_ID", "p"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("PROFILE_TABLE"), "{err}");
+        let c = WorkerConfig::from_reader(&reader(&[
+            ("PROFILE_STORE", "dynamodb"),
+            ("PROFILE_TABLE", "UserProfile-abc-dev"),
+            ("USER_POOL_ID", "p"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.store,
+            StoreSetting::DynamoDb(ProfileTable {
+                name: "UserProfile-abc-dev".into(),
+                typename: "UserProfile".into()
+            })
+        );
+        let c = WorkerConfig::from_reader(&reader(&[
+            ("PROFILE_STORE", "dynamodb"),
+            ("PROFILE_TABLE", "Profile-abc-dev"),
+            ("PROFILE_TYPENAME", "Profile"),
+            ("USER_POOL_ID", "p"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(c.store, StoreSetting::DynamoDb(ProfileTable { typename, .. }) if typename == "Profile")
+        );
+        let err = WorkerConfig::from_reader(&reader(&[
+            ("PROFILE_STORE", "dynamodb"),
+            ("PROFILE_TABLE", "t"),
+            ("MUTATION_INPUT", "userId=sub"),
+            ("USER_POOL_ID", "p"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("MUTATION_INPUT"), "{err}");
+        let err = WorkerConfig::from_reader(&reader(&[
+            ("PROFILE_STORE", "mongodb"),
+            ("USER_POOL_ID", "p"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("PROFILE_STORE"), "{err}");
     }
 }

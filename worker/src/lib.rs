@@ -1,25 +1,31 @@
 //! The worker: turns `UserConfirmed` messages into profiles through a SigV4-signed AppSync
-//! mutation. One core ([`processor`]) serves the Lambda front end ([`lambda`]), the long-poll
-//! front end ([`poller`]) and the ops CLI's DLQ replay.
+//! mutation, or (`PROFILE_STORE=dynamodb`) a conditional `PutItem` into the Amplify model
+//! table. One core ([`processor`]) serves the Lambda front end ([`lambda`]), the long-poll
+//! front end ([`poller`]) and the ops CLI's DLQ replay; it creates profiles through the
+//! [`store`] port, whichever store that is.
 
 pub mod announce;
 pub mod appsync;
 pub mod classify;
 pub mod config;
 pub mod dead_letter;
+pub mod dynamodb;
 pub mod lambda;
 pub mod limit;
 pub mod mutation;
 pub mod poller;
 pub mod processor;
+pub mod store;
 pub mod user_check;
 
 use aws_config::SdkConfig;
 
-pub use appsync::{AppSyncClient, EndpointSetting, GraphQlEndpoint};
-pub use config::{VerifyUser, WorkerConfig};
+pub use appsync::{AppSyncClient, EndpointSetting, GraphQlEndpoint, ProfileWriter};
+pub use config::{StoreSetting, VerifyUser, WorkerConfig};
 pub use dead_letter::{DeadLetterSink, SqsDeadLetters};
-pub use processor::{Disposition, MessageHandler, MessageReport, ProfileWriter, Worker};
+pub use dynamodb::{DynamoDbProfiles, ProfileTable};
+pub use processor::{Disposition, MessageHandler, MessageReport, Worker};
+pub use store::{ConfiguredStore, ProfileStore, WriteReport};
 use user_check::CognitoUsers;
 // The contract types the front ends and the ops CLI hand to the core.
 pub use uc_schemas::{FailureRecord, MessageMeta};
@@ -34,22 +40,13 @@ pub enum WorkerError {
     Sqs(String),
 }
 
-/// The production worker for `config`: resolves the endpoint (once), builds the signing client
-/// and, when `DLQ_URL` is set, the DLQ writer.
+/// The production worker for `config`: its profile store (for AppSync: the endpoint resolved
+/// once and the signing client) and, when `DLQ_URL` is set, the DLQ writer.
 pub async fn build_worker(
     config: &WorkerConfig,
     sdk: &SdkConfig,
-) -> Result<Worker<AppSyncClient, SqsDeadLetters>, WorkerError> {
-    let url = config.endpoint.resolve(sdk).await?;
-    let client =
-        AppSyncClient::from_sdk_config(url, sdk, config.connect_timeout, config.concurrency)?;
-    let writer = ProfileWriter::new(
-        client,
-        config.mutation.clone(),
-        config.retry.clone(),
-        config.request_timeout,
-        config.concurrency,
-    );
+) -> Result<Worker<ConfiguredStore, SqsDeadLetters>, WorkerError> {
+    let store = build_store(config, sdk).await?;
     let dead_letters = config
         .dlq_url
         .clone()
@@ -62,7 +59,7 @@ pub async fn build_worker(
             ttl,
         )),
     };
-    let worker = Worker::new(writer, dead_letters, config.provenance.clone(), users);
+    let worker = Worker::new(store, dead_letters, config.provenance.clone(), users);
     Ok(match &config.profile_created_bus {
         None => worker,
         Some(bus) => {
@@ -79,6 +76,52 @@ pub async fn build_worker(
                 .cloned()
                 .unwrap_or_default();
             worker.announcing(announce::ProfileAnnouncer::new(client, bus.clone(), source))
+        }
+    })
+}
+
+/// The profile store `PROFILE_STORE` chose.
+async fn build_store(
+    config: &WorkerConfig,
+    sdk: &SdkConfig,
+) -> Result<ConfiguredStore, WorkerError> {
+    Ok(match &config.store {
+        StoreSetting::AppSync(endpoint) => {
+            let url = endpoint.resolve(sdk).await?;
+            let client = AppSyncClient::from_sdk_config(
+                url,
+                sdk,
+                config.connect_timeout,
+                config.concurrency,
+            )?;
+            ConfiguredStore::AppSync(ProfileWriter::new(
+                client,
+                config.mutation.clone(),
+                config.retry.clone(),
+                config.request_timeout,
+                config.concurrency,
+            ))
+        }
+        StoreSetting::DynamoDb(table) => {
+            // The store's retries are the shared runner's, so the SDK's are off.
+            let client = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .timeout_config(
+                        aws_config::timeout::TimeoutConfig::builder()
+                            .connect_timeout(config.connect_timeout)
+                            .build(),
+                    )
+                    .build(),
+            );
+            ConfiguredStore::DynamoDb(DynamoDbProfiles::new(
+                client,
+                table.clone(),
+                config.mutation.clone(),
+                config.retry.clone(),
+                config.request_timeout,
+                config.concurrency,
+            ))
         }
     })
 }

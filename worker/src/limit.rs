@@ -1,6 +1,6 @@
-//! Adaptive concurrency for calls to AppSync: additive increase, multiplicative decrease.
-//! When AppSync throttles, the worker halves its in-flight calls and recovers gradually, rather
-//! than hammering an API that is already over its rate.
+//! Adaptive concurrency for calls to the profile store (AppSync or DynamoDB): additive
+//! increase, multiplicative decrease. When the store throttles, the worker halves its in-flight
+//! calls and recovers gradually, rather than hammering a service that is already over its rate.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -117,14 +117,21 @@ impl MutationSpec {
         Ok(inputs)
     }
 
-    /// The JSON request body for `event`.
-    pub fn request_body(&self, event: &UserConfirmed) -> Vec<u8> {
+    /// The mapped fields for `event`: the mutation's `input`, and the DynamoDB store's item
+    /// attributes before DataStore's own.
+    pub fn input_values(&self, event: &UserConfirmed) -> Map<String, Value> {
         let mut input = Map::new();
         for (field, source) in &self.inputs {
             if let Some(value) = source.value(event) {
                 input.insert(field.clone(), value);
             }
         }
+        input
+    }
+
+    /// The JSON request body for `event`.
+    pub fn request_body(&self, event: &UserConfirmed) -> Vec<u8> {
+        let input = self.input_values(event);
         serde_json::to_vec(&json!({ "query": self.document, "variables": { "input": input } }))
             .expect("JSON serializes")
     }

@@ -1,143 +1,20 @@
 //! The core, shared by every front end (Lambda, long-poll, DLQ replay): one message in, one
-//! disposition out. Parse with the contract's envelope parser, build the mutation, call AppSync
-//! with retries, classify, and dead-letter what cannot succeed. No Lambda or SQS types here.
+//! disposition out. Parse with the contract's envelope parser, check provenance, create the
+//! profile through the [`ProfileStore`] port (AppSync or DynamoDB: the core does not know
+//! which), and dead-letter what cannot succeed. No Lambda or SQS types here.
 
 use std::future::Future;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use tokio::time::Instant;
-use uc_runtime::{GaveUp, MetricsRecord, RetryPolicy};
+use uc_runtime::MetricsRecord;
 use uc_schemas::dead_letter::stage;
-use uc_schemas::{
-    FailureRecord, MessageMeta, Origin, ProfileCreated, ProfileStore, Provenance, UserConfirmed,
-    parse_message,
-};
+use uc_schemas::{FailureRecord, MessageMeta, Origin, ProfileCreated, Provenance, parse_message};
 
 use crate::announce::ProfileAnnouncer;
-use crate::appsync::GraphQlEndpoint;
-use crate::classify::{Outcome, classify};
+use crate::classify::Outcome;
 use crate::dead_letter::DeadLetterSink;
-use crate::limit::AdaptiveLimit;
-use crate::mutation::MutationSpec;
+pub use crate::store::{ProfileStore, WriteReport};
 use crate::user_check::{CognitoUsers, UserDirectory};
-
-/// The result of writing one profile.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WriteReport {
-    /// `Created`, `AlreadyExists`, or the last failure.
-    pub outcome: Outcome,
-    pub attempts: u32,
-    pub latencies_ms: Vec<f64>,
-}
-
-/// Creates profiles through a GraphQL endpoint, with the one retry policy and adaptive
-/// concurrency.
-pub struct ProfileWriter<E> {
-    endpoint: E,
-    mutation: MutationSpec,
-    retry: RetryPolicy,
-    request_timeout: Duration,
-    limit: AdaptiveLimit,
-}
-
-impl<E: GraphQlEndpoint> ProfileWriter<E> {
-    pub fn new(
-        endpoint: E,
-        mutation: MutationSpec,
-        retry: RetryPolicy,
-        request_timeout: Duration,
-        concurrency: usize,
-    ) -> Self {
-        Self {
-            endpoint,
-            mutation,
-            retry,
-            request_timeout,
-            limit: AdaptiveLimit::new(concurrency),
-        }
-    }
-
-    pub fn endpoint(&self) -> &E {
-        &self.endpoint
-    }
-
-    /// The current adaptive concurrency limit.
-    pub fn concurrency_limit(&self) -> usize {
-        self.limit.current()
-    }
-
-    /// Creates `event`'s profile, retrying retryable failures until attempts or `deadline` run
-    /// out; `trace_header` joins each request to the sign-up's trace.
-    pub async fn write(
-        &self,
-        event: &UserConfirmed,
-        deadline: Option<Instant>,
-        trace_header: Option<&str>,
-    ) -> WriteReport {
-        let body = self.mutation.request_body(event);
-        let refreshed = AtomicBool::new(false);
-        let latencies = Mutex::new(Vec::new());
-        let attempt = |attempt: uc_runtime::Attempt| {
-            let body = body.clone();
-            let (refreshed, latencies) = (&refreshed, &latencies);
-            async move {
-                let _slot = self.limit.acquire().await;
-                let started = Instant::now();
-                let answer = self
-                    .endpoint
-                    .post(body, attempt.bound(self.request_timeout), trace_header)
-                    .await;
-                latencies
-                    .lock()
-                    .unwrap()
-                    .push(started.elapsed().as_secs_f64() * 1000.0);
-                match classify(&answer, &self.mutation.field) {
-                    done @ (Outcome::Created | Outcome::AlreadyExists) => {
-                        self.limit.on_success();
-                        Ok(done)
-                    }
-                    Outcome::AuthRejected { reason }
-                        if !refreshed.swap(true, Ordering::Relaxed) =>
-                    {
-                        // Expired or rotated credentials: fetch new ones and try again, once.
-                        self.endpoint.refresh_credentials().await;
-                        Err(Outcome::Retryable {
-                            reason,
-                            throttled: false,
-                        })
-                    }
-                    Outcome::AuthRejected { reason } => Err(Outcome::Permanent { reason }),
-                    retry @ Outcome::Retryable {
-                        throttled: true, ..
-                    } => {
-                        self.limit.on_throttled();
-                        Err(retry)
-                    }
-                    other => Err(other),
-                }
-            }
-        };
-        let (outcome, attempts) = match self.retry.run(deadline, attempt, |_, _| {}).await {
-            Ok(done) => (done.value, done.attempts),
-            Err(GaveUp::Failed { error, attempts }) => (error, attempts),
-            // SQS redelivers it after the visibility timeout, with a full deadline.
-            Err(GaveUp::Deadline { last, attempts }) => (
-                last.unwrap_or_else(|| Outcome::Retryable {
-                    reason: "DeadlineReached".into(),
-                    throttled: false,
-                }),
-                attempts,
-            ),
-        };
-        WriteReport {
-            outcome,
-            attempts: attempts as u32,
-            latencies_ms: latencies.into_inner().unwrap(),
-        }
-    }
-}
 
 /// What happened to a message, and so what its front end does with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +131,12 @@ pub trait MessageHandler: Send + Sync + 'static {
         deadline: Option<Instant>,
     ) -> impl Future<Output = MessageReport> + Send;
 
+    /// The `uc.stage` of a failure to write the profile: where profiles go (`appsync` unless
+    /// the handler says otherwise). DLQ replay uses it for the records it writes itself.
+    fn store_stage(&self) -> &'static str {
+        stage::APPSYNC
+    }
+
     /// After a batch is processed, before its messages are settled: the production worker
     /// announces the profiles it created. Never fails a message.
     fn after_batch(
@@ -267,24 +150,24 @@ pub trait MessageHandler: Send + Sync + 'static {
 }
 
 /// The production handler: what it accepts ([`Provenance`], and in strict mode a user check),
-/// a profile writer and, optionally, the DLQ.
-pub struct Worker<E, D, U = CognitoUsers> {
-    writer: ProfileWriter<E>,
+/// a profile store and, optionally, the DLQ.
+pub struct Worker<S, D, U = CognitoUsers> {
+    store: S,
     dead_letters: Option<D>,
     provenance: Provenance,
     users: Option<U>,
     announcer: Option<ProfileAnnouncer>,
 }
 
-impl<E: GraphQlEndpoint, D: DeadLetterSink, U: UserDirectory> Worker<E, D, U> {
+impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory> Worker<S, D, U> {
     pub fn new(
-        writer: ProfileWriter<E>,
+        store: S,
         dead_letters: Option<D>,
         provenance: Provenance,
         users: Option<U>,
     ) -> Self {
         Self {
-            writer,
+            store,
             dead_letters,
             provenance,
             users,
@@ -298,8 +181,8 @@ impl<E: GraphQlEndpoint, D: DeadLetterSink, U: UserDirectory> Worker<E, D, U> {
         self
     }
 
-    pub fn writer(&self) -> &ProfileWriter<E> {
-        &self.writer
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     async fn dead_letter(
@@ -322,12 +205,16 @@ impl<E: GraphQlEndpoint, D: DeadLetterSink, U: UserDirectory> Worker<E, D, U> {
     }
 }
 
-impl<E, D, U> MessageHandler for Worker<E, D, U>
+impl<S, D, U> MessageHandler for Worker<S, D, U>
 where
-    E: GraphQlEndpoint + 'static,
+    S: ProfileStore + 'static,
     D: DeadLetterSink + 'static,
     U: UserDirectory + 'static,
 {
+    fn store_stage(&self) -> &'static str {
+        self.store.stage()
+    }
+
     async fn after_batch(
         &self,
         reports: &[MessageReport],
@@ -404,7 +291,7 @@ where
         }
         let event = received.detail;
         let trace = meta.trace_header.as_deref();
-        let report = self.writer.write(&event, deadline, trace).await;
+        let report = self.store.create(&event, deadline, trace).await;
         let sub = event.sub.clone();
         let event_id = event.event_id.to_string();
         let disposition = match &report.outcome {
@@ -414,10 +301,10 @@ where
                 reason: reason.clone(),
             },
             Outcome::Permanent { reason } | Outcome::AuthRejected { reason } => {
-                let detail = format!("AppSync refused createUserProfile: {reason}");
+                let detail = self.store.refusal_detail(reason);
                 let record = FailureRecord::for_message(
                     &meta,
-                    stage::APPSYNC,
+                    self.store.stage(),
                     reason,
                     detail,
                     report.attempts,
@@ -458,7 +345,7 @@ where
             attempts,
             latencies_ms: report.latencies_ms,
             sub: Some(sub),
-            created: created.then(|| ProfileCreated::new(&event, now, ProfileStore::Appsync)),
+            created: created.then(|| ProfileCreated::new(&event, now, self.store.kind())),
             // Back-fills and reconciliations carry the account's creation time, not a sign-up's.
             lag_ms: (created && event.origin == Origin::PostConfirmation).then(|| {
                 (now - event.confirmed_at)

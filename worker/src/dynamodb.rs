@@ -1,0 +1,358 @@
+//! The DynamoDB adapter of the profile-store port: for Amplify Gen 1 apps whose model table
+//! the worker writes straight into (an API with no IAM authorization mode, say), as the Amplify
+//! DynamoDB guide's users do. One conditional `PutItem` (`attribute_not_exists(id)`) per
+//! profile: the mapped fields (`MUTATION_INPUT`, as the AppSync mutation's input has them)
+//! plus DataStore's (`__typename`, `_version`, `_lastChangedAt`, `createdAt`, `updatedAt`).
+//! A failed condition means the profile exists; every other error goes through the shared
+//! classification (`uc_runtime::aws`) and the shared retry runner.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use tokio::time::Instant;
+use uc_runtime::aws::classify_sdk_error;
+use uc_runtime::{FailureKind, RetryPolicy};
+use uc_schemas::UserConfirmed;
+use uc_schemas::dead_letter::stage;
+
+use crate::classify::Outcome;
+use crate::limit::AdaptiveLimit;
+use crate::mutation::MutationSpec;
+use crate::store::{ProfileStore, WriteReport};
+
+/// DynamoDB's error code when the condition (`attribute_not_exists(id)`) fails.
+pub const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+
+/// The condition that makes creation idempotent: the profile's id is the user's `sub`.
+pub const CREATE_ONLY: &str = "attribute_not_exists(id)";
+
+/// The default `PROFILE_TYPENAME`: the Amplify docs' model.
+pub const DEFAULT_TYPENAME: &str = "UserProfile";
+
+/// Where and how profiles are written: `PROFILE_TABLE`, `PROFILE_TYPENAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileTable {
+    /// The model table's name (`UserProfile-<apiId>-<env>` in an Amplify Gen 1 project).
+    pub name: String,
+    /// DataStore's `__typename`: the model's name.
+    pub typename: String,
+}
+
+/// The item for `event`'s profile: the mapped fields, then DataStore's, as AppSync's generated
+/// create resolver would have written them at `now`.
+pub fn profile_item(
+    fields: &MutationSpec,
+    typename: &str,
+    event: &UserConfirmed,
+    now: DateTime<Utc>,
+) -> HashMap<String, AttributeValue> {
+    let mut item: HashMap<String, AttributeValue> = fields
+        .input_values(event)
+        .into_iter()
+        .map(|(name, value)| (name, attribute(value)))
+        .collect();
+    let timestamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+    for (name, value) in [
+        ("__typename", AttributeValue::S(typename.to_owned())),
+        ("_version", AttributeValue::N("1".into())),
+        (
+            "_lastChangedAt",
+            AttributeValue::N(now.timestamp_millis().to_string()),
+        ),
+        ("createdAt", AttributeValue::S(timestamp.clone())),
+        ("updatedAt", AttributeValue::S(timestamp)),
+    ] {
+        item.insert(name.to_owned(), value);
+    }
+    item
+}
+
+/// A mapped value as DynamoDB types it.
+fn attribute(value: Value) -> AttributeValue {
+    match value {
+        Value::String(s) => AttributeValue::S(s),
+        Value::Bool(b) => AttributeValue::Bool(b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::Null => AttributeValue::Null(true),
+        // No mapping source yields these; kept as JSON text rather than dropped.
+        other => AttributeValue::S(other.to_string()),
+    }
+}
+
+/// What one `PutItem` failure means: a failed condition is an existing profile; anything else
+/// is judged by the shared classification, its code the reason a DLQ record carries.
+pub fn outcome_of_failure<E>(error: &SdkError<E, HttpResponse>) -> Outcome
+where
+    E: ProvideErrorMetadata,
+{
+    if let SdkError::ServiceError(service) = error
+        && service.err().code() == Some(CONDITION_FAILED)
+    {
+        return Outcome::AlreadyExists;
+    }
+    let failure = classify_sdk_error(error);
+    match failure.kind {
+        FailureKind::Retryable { throttled } => Outcome::Retryable {
+            reason: failure.code,
+            throttled,
+        },
+        FailureKind::Permanent => Outcome::Permanent {
+            reason: failure.code,
+        },
+    }
+}
+
+/// Creates profiles in an Amplify model table with conditional `PutItem`s, with the one retry
+/// policy and adaptive concurrency (throttling halves the calls in flight).
+#[derive(Debug)]
+pub struct DynamoDbProfiles {
+    client: aws_sdk_dynamodb::Client,
+    table: ProfileTable,
+    fields: MutationSpec,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    limit: AdaptiveLimit,
+}
+
+impl DynamoDbProfiles {
+    /// `client` should have the SDK's own retries off: the shared runner retries.
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: ProfileTable,
+        fields: MutationSpec,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            client,
+            table,
+            fields,
+            retry,
+            request_timeout,
+            limit: AdaptiveLimit::new(concurrency),
+        }
+    }
+
+    pub fn table(&self) -> &ProfileTable {
+        &self.table
+    }
+
+    /// One conditional `PutItem`, bounded by `timeout`.
+    async fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        timeout: Duration,
+        trace_header: Option<&str>,
+    ) -> Outcome {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .condition_expression(CREATE_ONLY)
+            .customize();
+        if let Some(trace) = trace_header {
+            let trace = trace.to_owned();
+            request = request.mutate_request(move |http| {
+                http.headers_mut().insert("x-amzn-trace-id", trace.clone());
+            });
+        }
+        match tokio::time::timeout(timeout, request.send()).await {
+            Ok(Ok(_)) => Outcome::Created,
+            Ok(Err(error)) => outcome_of_failure(&error),
+            Err(_) => Outcome::Retryable {
+                reason: "Timeout".into(),
+                throttled: false,
+            },
+        }
+    }
+}
+
+impl ProfileStore for DynamoDbProfiles {
+    fn kind(&self) -> uc_schemas::ProfileStore {
+        uc_schemas::ProfileStore::Dynamodb
+    }
+
+    fn stage(&self) -> &'static str {
+        stage::DYNAMODB
+    }
+
+    fn refusal_detail(&self, reason: &str) -> String {
+        format!("DynamoDB refused PutItem on {}: {reason}", self.table.name)
+    }
+
+    async fn create(
+        &self,
+        event: &UserConfirmed,
+        deadline: Option<Instant>,
+        trace_header: Option<&str>,
+    ) -> WriteReport {
+        let item = profile_item(&self.fields, &self.table.typename, event, Utc::now());
+        let latencies = Mutex::new(Vec::new());
+        let attempt = |attempt: uc_runtime::Attempt| {
+            let item = item.clone();
+            let latencies = &latencies;
+            async move {
+                let _slot = self.limit.acquire().await;
+                let started = Instant::now();
+                let outcome = self
+                    .put(item, attempt.bound(self.request_timeout), trace_header)
+                    .await;
+                latencies
+                    .lock()
+                    .unwrap()
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+                match outcome {
+                    done @ (Outcome::Created | Outcome::AlreadyExists) => {
+                        self.limit.on_success();
+                        Ok(done)
+                    }
+                    throttled @ Outcome::Retryable {
+                        throttled: true, ..
+                    } => {
+                        self.limit.on_throttled();
+                        Err(throttled)
+                    }
+                    other => Err(other),
+                }
+            }
+        };
+        let result = self.retry.run(deadline, attempt, |_, _| {}).await;
+        WriteReport::of_run(result, latencies.into_inner().unwrap())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::result::{ServiceError, TimeoutError};
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+    use chrono::TimeZone;
+
+    fn event(email: Option<&str>) -> UserConfirmed {
+        let mut event = UserConfirmed::builder("pool", "sub-1")
+            .username("Zoë")
+            .email_verified(true)
+            .region("us-east-1")
+            .build();
+        event.email = email.map(str::to_owned);
+        event
+    }
+
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
+    }
+
+    fn n(number: &str) -> AttributeValue {
+        AttributeValue::N(number.into())
+    }
+
+    #[test]
+    fn the_item_has_the_mapped_fields_and_datastores() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+            + chrono::Duration::milliseconds(678);
+        let item = profile_item(
+            &MutationSpec::default(),
+            "UserProfile",
+            &event(Some("zoe@example.com")),
+            now,
+        );
+        let expected: HashMap<String, AttributeValue> = [
+            ("id", s("sub-1")),
+            ("email", s("zoe@example.com")),
+            ("profileOwner", s("sub-1::Zoë")),
+            ("__typename", s("UserProfile")),
+            ("_version", n("1")),
+            ("_lastChangedAt", n("1767323045678")),
+            ("createdAt", s("2026-01-02T03:04:05.678Z")),
+            ("updatedAt", s("2026-01-02T03:04:05.678Z")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(item, expected);
+    }
+
+    #[test]
+    fn absent_values_are_left_out_and_other_sources_keep_their_types() {
+        let fields = MutationSpec {
+            inputs: MutationSpec::parse_mapping("id=sub,email=email,verified=emailVerified")
+                .unwrap(),
+            ..MutationSpec::default()
+        };
+        let item = profile_item(&fields, "Profile", &event(None), Utc::now());
+        assert!(!item.contains_key("email"));
+        assert_eq!(item["verified"], AttributeValue::Bool(true));
+        assert_eq!(item["__typename"], s("Profile"));
+    }
+
+    fn service(status: u16, code: &str) -> SdkError<ErrorMetadata, HttpResponse> {
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::ServiceError(
+            ServiceError::builder()
+                .source(ErrorMetadata::builder().code(code).message("m").build())
+                .raw(raw)
+                .build(),
+        )
+    }
+
+    /// What each PutItem failure means, row by row (the DLQ reasons are the codes).
+    #[test]
+    fn failures_classify_through_the_shared_rule() {
+        let permanent = |reason: &str| Outcome::Permanent {
+            reason: reason.into(),
+        };
+        let retryable = |reason: &str, throttled| Outcome::Retryable {
+            reason: reason.into(),
+            throttled,
+        };
+        let rows = [
+            (service(400, CONDITION_FAILED), Outcome::AlreadyExists),
+            (
+                service(400, "ProvisionedThroughputExceededException"),
+                retryable("ProvisionedThroughputExceededException", true),
+            ),
+            (
+                service(400, "ThrottlingException"),
+                retryable("ThrottlingException", true),
+            ),
+            (
+                service(400, "RequestLimitExceeded"),
+                retryable("RequestLimitExceeded", true),
+            ),
+            (
+                service(500, "InternalServerError"),
+                retryable("InternalServerError", false),
+            ),
+            (
+                service(400, "ResourceNotFoundException"),
+                permanent("ResourceNotFoundException"),
+            ),
+            (
+                service(400, "AccessDeniedException"),
+                permanent("AccessDeniedException"),
+            ),
+            (
+                service(400, "ValidationException"),
+                permanent("ValidationException"),
+            ),
+            (
+                SdkError::TimeoutError(TimeoutError::builder().source("t").build()),
+                retryable("Timeout", false),
+            ),
+        ];
+        for (error, expected) in rows {
+            assert_eq!(outcome_of_failure(&error), expected);
+        }
+    }
+}
