@@ -82,6 +82,8 @@ lint:
 test: venv infra-venv lint lint-infra docs-typecheck docs-app-clients-typecheck construct-check deny
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
+	# The end-to-end suite and reconciliation again, on the CDK construct's resources.
+	UC_LAB_TEMPLATE=construct cargo test -p uc-lab --test e2e --test reconcile_on_local_stack
 
 USERS ?= 300
 LAB   := ./target/debug/uc-lab

@@ -169,8 +169,35 @@ fn wait_until(
     )))
 }
 
-/// Brings the stack up (or confirms it is up) and returns its env file's contents.
+/// Which deployable template the local stack is made from: the SAM template (the default) or
+/// the CDK construct's synthesized template, so the same tests run on either one's resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Template {
+    #[default]
+    Sam,
+    Construct,
+}
+
+impl Template {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sam => "sam",
+            Self::Construct => "construct",
+        }
+    }
+}
+
+/// The variable in the env file that remembers the template, so a re-run `up` deploys the same.
+const TEMPLATE_VARIABLE: &str = "UC_LAB_TEMPLATE";
+
+/// Brings the stack up from the SAM template (or confirms it is up) and returns its env file's
+/// contents.
 pub async fn up(state_dir: &Path) -> Result<StackEnv, LocalError> {
+    up_from(state_dir, Template::Sam).await
+}
+
+/// [`up`] with the resources made from `template`.
+pub async fn up_from(state_dir: &Path, template: Template) -> Result<StackEnv, LocalError> {
     std::fs::create_dir_all(state_dir)?;
     let file = env_file(state_dir);
     if let Ok(existing) = StackEnv::load(&file) {
@@ -239,6 +266,7 @@ pub async fn up(state_dir: &Path) -> Result<StackEnv, LocalError> {
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
         ("APPSYNC_GRAPHQL_URL", graphql_url.as_str()),
+        (TEMPLATE_VARIABLE, template.name()),
     ] {
         env.vars.insert(k.into(), v.into());
     }
@@ -296,7 +324,8 @@ async fn create_resources(env: &mut StackEnv) -> Result<(), LocalError> {
 /// Creates (or updates) the template's stack in moto with `dev/local_stack.py`, and maps its
 /// outputs to the binaries' variable names.
 fn deploy_template(env: &StackEnv) -> Result<Vec<(String, String)>, LocalError> {
-    let output = Command::new(python())
+    let mut command = Command::new(python());
+    command
         .arg(workspace_root().join("dev/local_stack.py"))
         .args([
             "deploy",
@@ -309,16 +338,26 @@ fn deploy_template(env: &StackEnv) -> Result<Vec<(String, String)>, LocalError> 
             "--param",
             &format!("UserPoolId={}", env.get("USER_POOL_ID")?),
         ])
-        .args([
-            "--param",
-            &format!("AppSyncGraphqlUrl={}", env.get("APPSYNC_GRAPHQL_URL")?),
-        ])
         // The local worker is a process, not a Lambda: a short visibility timeout brings the
         // messages a killed worker held back in seconds rather than minutes.
         .args([
             "--param",
             &format!("QueueVisibilityTimeoutSeconds={LOCAL_VISIBILITY_SECONDS}"),
-        ])
+        ]);
+    if env.vars.get(TEMPLATE_VARIABLE).map(String::as_str) == Some(Template::Construct.name()) {
+        // The construct takes the API by id (Amplify's `backend.data`); the local worker is
+        // given the stand-in's URL directly, so any id does.
+        command
+            .arg("--cfn-template")
+            .arg(workspace_root().join("infra/cdk/uc-pipeline.template.json"))
+            .args(["--param", "AppSyncApiId=standin"]);
+    } else {
+        command.args([
+            "--param",
+            &format!("AppSyncGraphqlUrl={}", env.get("APPSYNC_GRAPHQL_URL")?),
+        ]);
+    }
+    let output = command
         .output()
         .map_err(|e| LocalError::Resources(format!("dev/local_stack.py: {e}")))?;
     if !output.status.success() {

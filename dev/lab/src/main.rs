@@ -68,7 +68,12 @@ enum Command {
 #[derive(Subcommand)]
 enum LocalAction {
     /// Start the stack (safe to re-run) and write its env file.
-    Up,
+    Up {
+        /// Make the resources from the CDK construct's synthesized template
+        /// (infra/cdk/uc-pipeline.template.json) instead of the SAM template.
+        #[arg(long)]
+        from_construct: bool,
+    },
     /// Stop exactly the processes `up` started.
     Down,
     /// Show the stack's processes and endpoints.
@@ -102,9 +107,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let state_dir = cli.state_dir.unwrap_or_else(local::default_state_dir);
     let exact = match cli.command {
         Command::Local {
-            action: LocalAction::Up,
+            action: LocalAction::Up { from_construct },
         } => {
-            let env = local::up(&state_dir).await?;
+            let template = if from_construct {
+                local::Template::Construct
+            } else {
+                local::Template::Sam
+            };
+            let env = local::up_from(&state_dir, template).await?;
             println!("local stack up; env file: {}", env.file.display());
             for line in local::status(&state_dir)? {
                 println!("  {line}");

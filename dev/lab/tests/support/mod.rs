@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 pub use uc_devkit::workspace_binary as binary;
-use uc_lab::local::{self, StackEnv};
+use uc_lab::local::{self, StackEnv, Template};
 
 /// A local stack in a temporary state directory, brought down on drop.
 pub struct TestStack {
@@ -16,10 +16,19 @@ pub struct TestStack {
 }
 
 impl TestStack {
+    /// The stack made from the SAM template, or from the CDK construct's synthesized template
+    /// with `UC_LAB_TEMPLATE=construct` (`make test` runs the end-to-end suite both ways).
     pub async fn up(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("uc-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let env = local::up(&dir).await.expect("local stack up");
+        let template = match std::env::var("UC_LAB_TEMPLATE").as_deref() {
+            Ok("construct") => Template::Construct,
+            Ok("sam") | Err(_) => Template::Sam,
+            Ok(other) => panic!("UC_LAB_TEMPLATE={other}: sam or construct"),
+        };
+        let env = local::up_from(&dir, template)
+            .await
+            .expect("local stack up");
         Self { dir, env }
     }
 
