@@ -492,7 +492,7 @@ pub fn render(report: &ChaosReport) -> String {
     ];
     let mut out = String::new();
     for (k, v) in rows {
-        out.push_str(&format!("  {k:<42} {v}\n"));
+        out.push_str(&format!("  {k:<44} {v}\n"));
     }
     out.push_str(&if report.is_exact() {
         format!(
