@@ -670,6 +670,27 @@ mod tests {
         assert!(text.trim_end().ends_with("\"d\": true\n}"), "{text}");
     }
 
+    /// A fresh section full of computed floats (as the isolation section is) still leaves the
+    /// other entries' text alone: it needs floats to read back exactly (`float_roundtrip`),
+    /// or the final check fails and the whole document is rewritten.
+    #[test]
+    fn a_merge_of_many_computed_floats_keeps_the_other_entries_text() {
+        let existing = "{\n  \"a\": [188.26620599999998, 9.548452000000001],\n  \"b\": 1\n}\n";
+        let mut merged: serde_json::Value = serde_json::from_str(existing).unwrap();
+        let floats: Vec<f64> = (1..20_000)
+            .map(|i| (i as f64 * 1.37 / 7.0 * 1000.0).round() / 1000.0 + 1e-9 * i as f64)
+            .collect();
+        merged["c"] = serde_json::json!({ "samples": floats });
+        let text = super::splice_top_level(existing, &merged).unwrap();
+        assert!(
+            text.starts_with("{\n  \"a\": [188.26620599999998, 9.548452000000001],\n  \"b\": 1,\n"),
+            "{}",
+            &text[..200]
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, merged);
+    }
+
     #[test]
     fn number_arrays_go_on_one_line_and_the_json_is_unchanged() {
         let doc = serde_json::json!({
