@@ -921,6 +921,13 @@ def core_pct(cpu: dict, key: str) -> float | None:
     return None if v is None or not cpu.get("seconds") else v / cpu["seconds"] * 100
 
 
+def receives(phase: dict) -> str:
+    batches, messages = phase.get("workerBatches"), phase.get("workerMessages")
+    if not batches:
+        return "—"
+    return f"{batches:,} ({messages / batches:.1f})"
+
+
 def render_isolation(doc: dict, w) -> None:
     iso = doc["isolation"]
     cfg = iso["settings"]
@@ -1011,8 +1018,8 @@ def render_isolation(doc: dict, w) -> None:
     w("")
     w(f"CPU during each live window, % of one core ({cores} cores in all; \"other work\" is the machine's total minus these processes):")
     w("")
-    w("| phase | moto | stand-in | worker | emitter | harness | `uc-ops` | whole machine | other work |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    w("| phase | moto | stand-in | worker | emitter | harness | `uc-ops` | whole machine | other work | worker receives (messages each) |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for p in phases:
         c = p["cpu"]
         ours = sum(v for k, v in c.items() if k not in ("seconds", "machine") and v is not None)
@@ -1020,7 +1027,7 @@ def render_isolation(doc: dict, w) -> None:
         other = None if machine is None else machine - ours / c["seconds"] * 100
         w(f"| {p['name']} | {fmt(core_pct(c, 'moto'), 0)} | {fmt(core_pct(c, 'standin'), 0)} | {fmt(core_pct(c, 'worker'), 0)} "
           f"| {fmt(core_pct(c, 'emitter'), 0)} | {fmt(core_pct(c, 'bench'), 0)} | {fmt(core_pct(c, 'backfill'), 0)} "
-          f"| {fmt(machine, 0)} | {fmt(other, 0)} |")
+          f"| {fmt(machine, 0)} | {fmt(other, 0)} | {receives(p)} |")
     w("")
 
     # What it says --------------------------------------------------------------------------

@@ -163,7 +163,7 @@ pub struct Backfill {
 pub struct Phase {
     pub name: String,
     pub live: Live,
-    /// This phase's p99 (and p50) live lag ÷ the idle phase's (`None` for the idle phase).
+    /// This phase's p99 (and p50) live lag ÷ the first idle phase's (`None` for that one).
     pub p99_over_idle: Option<f64>,
     pub p50_over_idle: Option<f64>,
     /// CPU used during the live window.
@@ -172,6 +172,10 @@ pub struct Phase {
     /// (seconds since the phase started, visible + in-flight messages in the worker's queue).
     pub queue_depth: Vec<[f64; 2]>,
     pub max_queue_depth: u64,
+    /// The worker's receives that brought messages during the phase, and those messages (from
+    /// its metrics records, one per received batch): how many SQS calls each message cost.
+    pub worker_batches: u64,
+    pub worker_messages: u64,
     /// 1, 5 and 15 minute load averages.
     pub load_before: Value,
     pub load_after: Value,
@@ -468,6 +472,7 @@ fn stats_of(samples: Vec<f64>, errors: usize) -> RunStats {
 /// What a phase shares with the others.
 struct Shared<'a> {
     pipeline: &'a Pipeline,
+    worker: &'a uc_devkit::RunningBinary,
     bins: &'a Binaries,
     settings: &'a Settings,
     sqs: &'a aws_sdk_sqs::Client,
@@ -499,6 +504,7 @@ async fn run_phase(cx: &Shared<'_>, spec: &PhaseSpec) -> anyhow::Result<Phase> {
     standin.reset().await;
     standin.set_latency(settings.appsync_latency_ms).await;
     let load_before = loadavg();
+    let worker_lines_before = cx.worker.output().len();
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_queue(
         cx.sqs.clone(),
@@ -633,6 +639,13 @@ async fn run_phase(cx: &Shared<'_>, spec: &PhaseSpec) -> anyhow::Result<Phase> {
     stop.store(true, Ordering::Relaxed);
     let queue_depth = sampler.await.unwrap_or_default();
     let max_queue_depth = queue_depth.iter().map(|s| s[1] as u64).max().unwrap_or(0);
+    let worker_lines = cx.worker.output();
+    let batches: Vec<u64> = uc_runtime::metrics::read_records(
+        worker_lines.get(worker_lines_before..).unwrap_or_default(),
+        "worker",
+    )
+    .filter_map(|record| record["Messages"].as_f64().map(|n| n as u64))
+    .collect();
     let phase = Phase {
         name: spec.name.clone(),
         live,
@@ -642,6 +655,8 @@ async fn run_phase(cx: &Shared<'_>, spec: &PhaseSpec) -> anyhow::Result<Phase> {
         backfill,
         max_queue_depth,
         queue_depth,
+        worker_batches: batches.len() as u64,
+        worker_messages: batches.iter().sum(),
         load_before,
         load_after: loadavg(),
         seconds: round(started.elapsed().as_secs_f64()),
@@ -733,6 +748,7 @@ pub async fn run(
     let checkpoint = dir.join("backfill.checkpoint.json");
     let cx = Shared {
         pipeline: &pipeline,
+        worker: &worker,
         bins,
         settings,
         sqs: &sqs,
@@ -761,15 +777,18 @@ pub async fn run(
     drop(pipeline);
     drop(guard);
 
-    let idle = settings
-        .phases
-        .iter()
-        .position(|p| !p.backfill)
-        .map(|i| (phases[i].live.lag.p99, phases[i].live.lag.p50));
-    if let Some((idle_p99, idle_p50)) = idle {
-        for phase in phases.iter_mut().filter(|p| p.backfill.is_some()) {
-            phase.p99_over_idle = ratio(phase.live.lag.p99, idle_p99);
-            phase.p50_over_idle = ratio(phase.live.lag.p50, idle_p50);
+    // The first phase without a back-fill is the reference; every other phase is compared
+    // with it (a later idle phase too: how far the machine drifted).
+    if let Some(reference) = settings.phases.iter().position(|p| !p.backfill) {
+        let (idle_p99, idle_p50) = (
+            phases[reference].live.lag.p99,
+            phases[reference].live.lag.p50,
+        );
+        for (i, phase) in phases.iter_mut().enumerate() {
+            if i != reference {
+                phase.p99_over_idle = ratio(phase.live.lag.p99, idle_p99);
+                phase.p50_over_idle = ratio(phase.live.lag.p50, idle_p50);
+            }
         }
     }
     Ok(Report {

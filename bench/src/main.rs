@@ -158,6 +158,11 @@ fn isolation_settings(scale: Scale) -> isolation::Settings {
             isolation::PhaseSpec::backfill("unpaced", Some("unlimited"), true),
             isolation::PhaseSpec::backfill("paced-25", Some("25"), true),
             isolation::PhaseSpec::backfill("paced-10", Some("10"), true),
+            // Idle again: how far the machine drifted over the run (other work on it).
+            isolation::PhaseSpec {
+                name: "idle-again".into(),
+                ..isolation::PhaseSpec::idle()
+            },
         ],
     }
 }

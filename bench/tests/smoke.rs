@@ -175,6 +175,7 @@ fn check_isolation(isolation: &Value) {
     assert_eq!(names, planned);
     assert_eq!(names[0], "idle");
     assert!(phases[0]["backfill"].is_null());
+    assert!(phases[0]["p99OverIdle"].is_null());
     let users = report["usersCreated"].as_u64().unwrap();
     assert!(users > 0, "{report}");
     for phase in phases {
@@ -188,6 +189,10 @@ fn check_isolation(isolation: &Value) {
         for lag in live["lag"]["samples"].as_array().unwrap() {
             assert!(lag.as_f64().unwrap() > 0.0, "{phase}");
         }
+        assert!(
+            phase["workerMessages"].as_u64().unwrap() >= sign_ups,
+            "{phase}"
+        );
         let backfill = &phase["backfill"];
         if backfill.is_null() {
             continue;
