@@ -585,6 +585,8 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("live sign-ups beside a back-fill, on the local stack");
         let started = Instant::now();
         let load_before = machine::loadavg();
+        // The code measured: the tree as the section starts (edits while it runs are not).
+        let git = machine::git(&root);
         let mut settings = isolation_settings(args.scale);
         if let Some(users) = args.isolation_users {
             settings.backfill_users = users;
@@ -611,7 +613,7 @@ async fn main() -> anyhow::Result<()> {
         doc["isolation"] = json!({
             "run": {
                 "generatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "git": machine::git(&root),
+                "git": git,
                 "scale": doc["scale"],
                 "binaries": {"emitter": bins.emitter, "worker": bins.worker, "ops": bins.ops},
                 "build": profile(&bins.worker),
