@@ -15,7 +15,7 @@ help:
 	@echo "make test   format check, clippy, Python and Rust tests (unit + local-stack integration)"
 	@echo "make chaos  5,000 sign-ups under faults, kills and an EventBridge outage; exact-once or exit 1 (CHAOS_USERS, SEED)"
 	@echo "make local-up / local-down   keep the local stack running (.local/stack.env)"
-	@echo "make bench  benchmarks vs the synchronous design; writes docs/benchmarks.{json,md} + plots (10-30 min)"
+	@echo "make bench  benchmarks vs the synchronous design; writes docs/benchmarks.{json,md} + plots (25-45 min)"
 	@echo "make deny   supply chain: licenses, banned crates, sources, RustSec advisories (offline snapshot)"
 	@echo "make fuzz   libFuzzer on the emitter, the envelope parser and AppSync classification (FUZZ_SECONDS=60 each)"
 
@@ -117,11 +117,11 @@ $(BENCH_NODE): bench/baseline/package-lock.json
 
 bench: venv $(BENCH_STAMP) $(BENCH_NODE)
 	cd bench/baseline && node build.mjs
-	cargo build --release -p uc-emitter -p uc-worker -p uc-bench
+	cargo build --release -p uc-emitter -p uc-worker -p uc-ops -p uc-bench
 	cargo bench -p uc-emitter -p uc-worker --bench mapping --bench message
 	PATH="$(CURDIR)/$(BENCH_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip --bin uc-emitter --bin uc-worker
 	./target/release/uc-bench run --out docs/benchmarks.json \
-	  --emitter target/release/uc-emitter --worker target/release/uc-worker --baseline bench/baseline/bootstrap \
+	  --emitter target/release/uc-emitter --worker target/release/uc-worker --ops target/release/uc-ops --baseline bench/baseline/bootstrap \
 	  --criterion-dir target/criterion \
 	  --zip uc-emitter=target/lambda/uc-emitter/bootstrap.zip --zip uc-worker=target/lambda/uc-worker/bootstrap.zip \
 	  --version-of "cargo-lambda=$$($(BENCH_VENV)/bin/cargo-lambda lambda --version)"

@@ -131,3 +131,25 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
         .unwrap_or(100.0);
     Some((utime + stime) / ticks)
 }
+
+/// CPU time used on the whole machine since boot, in seconds (every process's, across all
+/// cores): user, nice, system, irq, softirq and steal from /proc/stat.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = read("/proc/stat");
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    let ticks = command_output("getconf", &["CLK_TCK"])
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or(100.0);
+    Some(busy / ticks)
+}

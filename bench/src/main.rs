@@ -1,6 +1,7 @@
 //! `uc-bench run`: measures the sign-up path (our emitter vs the Amplify docs' synchronous
 //! handler vs a bare PutEvents), cold starts, worker throughput and the worker's strict mode
-//! (`VERIFY_USER=cognito`) on this machine, collects
+//! (`VERIFY_USER=cognito`) on this machine, and whether live sign-ups stay fast while a large
+//! back-fill runs (on the local stack, the lab's way), collects
 //! the criterion micro-benchmarks and the Lambda zip sizes, and writes one JSON document.
 //! `make bench` builds everything and runs it; `bench/render.py` turns the JSON into
 //! docs/benchmarks.md and the plots. Nothing here asserts on time.
@@ -10,6 +11,7 @@
 mod events;
 mod fake_cognito;
 mod fixed_endpoint;
+mod isolation;
 mod machine;
 mod signup;
 mod stats;
@@ -51,6 +53,9 @@ enum Section {
     Worker,
     /// The worker's strict mode (`VERIFY_USER=cognito`) against a fake Cognito.
     Strict,
+    /// Live sign-ups' lag, idle and beside a large `uc-ops backfill` (paced, then unpaced), on
+    /// the local stack.
+    Isolation,
 }
 
 impl Section {
@@ -61,6 +66,7 @@ impl Section {
             Self::Cold => "coldStart",
             Self::Worker => "worker",
             Self::Strict => "strict",
+            Self::Isolation => "isolation",
         }
     }
 }
@@ -78,6 +84,9 @@ struct RunArgs {
     /// The worker binary.
     #[arg(long)]
     worker: PathBuf,
+    /// The operations CLI (uc-ops), for the isolation section [default: next to --worker].
+    #[arg(long)]
+    ops: Option<PathBuf>,
     /// The baseline's Lambda bootstrap (bench/baseline/bootstrap); without it the baseline is skipped.
     #[arg(long)]
     baseline: Option<PathBuf>,
@@ -102,6 +111,16 @@ struct RunArgs {
     /// default: the GraphQL endpoint's L).
     #[arg(long)]
     cognito_latency_ms: Option<u64>,
+    /// Users the isolation section back-fills (default: 20,000 at full scale).
+    #[arg(long)]
+    isolation_users: Option<u64>,
+    /// Seconds of live sign-ups per isolation phase (default: 75 at full scale).
+    #[arg(long)]
+    isolation_live_seconds: Option<f64>,
+    /// How the binaries were built, recorded with the isolation section when it is not the
+    /// root Cargo.toml's release profile (e.g. "release, LTO off").
+    #[arg(long)]
+    build_note: Option<String>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, PathBuf), String> {
@@ -116,6 +135,36 @@ fn parse_version(text: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
     Ok((k.to_owned(), v.to_owned()))
+}
+
+fn isolation_settings(scale: Scale) -> isolation::Settings {
+    let full = scale == Scale::Full;
+    isolation::Settings {
+        backfill_users: if full { 20_000 } else { 40 },
+        live_rate_per_second: 5.0,
+        live_seconds: if full { 75.0 } else { 1.0 },
+        lead_in_seconds: if full { 5.0 } else { 0.2 },
+        appsync_latency_ms: 20,
+        unpaced_rate: "unlimited".into(),
+        create_concurrency: 16,
+        warmup_sign_ups: if full { 10 } else { 2 },
+        timeout_seconds: if full { 900 } else { 120 },
+        queue_sample_seconds: if full { 2.0 } else { 0.2 },
+        phases: vec![
+            isolation::PhaseSpec::idle(),
+            // The default pace, the whole back-fill: its duration and throughput.
+            isolation::PhaseSpec::backfill("paced", None, false),
+            // What the pacing prevents, and the pace below the default: the live window only.
+            isolation::PhaseSpec::backfill("unpaced", Some("unlimited"), true),
+            isolation::PhaseSpec::backfill("paced-25", Some("25"), true),
+            isolation::PhaseSpec::backfill("paced-10", Some("10"), true),
+            // Idle again: how far the machine drifted over the run (other work on it).
+            isolation::PhaseSpec {
+                name: "idle-again".into(),
+                ..isolation::PhaseSpec::idle()
+            },
+        ],
+    }
 }
 
 fn settings(scale: Scale) -> (signup::Settings, throughput::Settings, strict::Settings) {
@@ -281,6 +330,7 @@ fn merge_into_existing(
             Section::Cold,
             Section::Worker,
             Section::Strict,
+            Section::Isolation,
         ]
     } else {
         args.only.clone()
@@ -434,9 +484,14 @@ async fn main() -> anyhow::Result<()> {
     } = Cli::parse();
     let root = uc_devkit::workspace_root();
     let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    let ops = args
+        .ops
+        .clone()
+        .unwrap_or_else(|| args.worker.with_file_name("uc-ops"));
     for path in [&args.emitter, &args.worker]
         .into_iter()
         .chain(args.baseline.as_ref())
+        .chain(wanted(Section::Isolation).then_some(&ops))
     {
         anyhow::ensure!(path.exists(), "{} does not exist", path.display());
     }
@@ -526,6 +581,54 @@ async fn main() -> anyhow::Result<()> {
         });
         load.insert("afterStrict".into(), machine::loadavg());
     }
+    if wanted(Section::Isolation) {
+        eprintln!("live sign-ups beside a back-fill, on the local stack");
+        let started = Instant::now();
+        let load_before = machine::loadavg();
+        // The code measured: the tree as the section starts (edits while it runs are not).
+        let git = machine::git(&root);
+        let mut settings = isolation_settings(args.scale);
+        if let Some(users) = args.isolation_users {
+            settings.backfill_users = users;
+        }
+        if let Some(seconds) = args.isolation_live_seconds {
+            settings.live_seconds = seconds;
+        }
+        let bins = isolation::Binaries {
+            emitter: args.emitter.clone(),
+            worker: args.worker.clone(),
+            ops: ops.clone(),
+        };
+        let report = isolation::run(&bins, &settings, uc_ops::backfill::DEFAULT_RATE)
+            .await
+            .context("isolation")?;
+        let profile = |p: &Path| {
+            if p.components().any(|c| c.as_os_str() == "release") {
+                "release"
+            } else {
+                "debug"
+            }
+        };
+        // Its own run record, so the section can be measured (and merged) on its own.
+        doc["isolation"] = json!({
+            "run": {
+                "generatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "git": git,
+                "scale": doc["scale"],
+                "binaries": {"emitter": bins.emitter, "worker": bins.worker, "ops": bins.ops},
+                "build": profile(&bins.worker),
+                "buildNote": args.build_note,
+                "cores": doc["machine"]["cores"],
+                "durationSeconds": started.elapsed().as_secs(),
+                "loadBefore": load_before,
+                "loadAfter": machine::loadavg(),
+                "backfillDefaultRate": uc_ops::backfill::DEFAULT_RATE,
+            },
+            "settings": settings,
+            "report": report,
+        });
+        load.insert("afterIsolation".into(), machine::loadavg());
+    }
     if let Some(dir) = &args.criterion_dir {
         doc["micro"] = criterion_results(dir);
     }
@@ -572,6 +675,27 @@ mod tests {
         assert_eq!(back, merged);
         assert!(text.find("\"b\"").unwrap() < text.find("\"c\"").unwrap());
         assert!(text.trim_end().ends_with("\"d\": true\n}"), "{text}");
+    }
+
+    /// A fresh section full of computed floats (as the isolation section is) still leaves the
+    /// other entries' text alone: it needs floats to read back exactly (`float_roundtrip`),
+    /// or the final check fails and the whole document is rewritten.
+    #[test]
+    fn a_merge_of_many_computed_floats_keeps_the_other_entries_text() {
+        let existing = "{\n  \"a\": [188.26620599999998, 9.548452000000001],\n  \"b\": 1\n}\n";
+        let mut merged: serde_json::Value = serde_json::from_str(existing).unwrap();
+        let floats: Vec<f64> = (1..20_000)
+            .map(|i| (i as f64 * 1.37 / 7.0 * 1000.0).round() / 1000.0 + 1e-9 * i as f64)
+            .collect();
+        merged["c"] = serde_json::json!({ "samples": floats });
+        let text = super::splice_top_level(existing, &merged).unwrap();
+        assert!(
+            text.starts_with("{\n  \"a\": [188.26620599999998, 9.548452000000001],\n  \"b\": 1,\n"),
+            "{}",
+            &text[..200]
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, merged);
     }
 
     #[test]

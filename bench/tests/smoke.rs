@@ -2,7 +2,9 @@
 //! `make test` notices when the harness breaks. It checks the results are well-formed, every
 //! invocation succeeded and the fake Cognito saw one lookup per new user (strict mode); it
 //! asserts nothing about time. A second run measures strict mode alone and merges it into the
-//! first run's document (`--only strict --merge`). The Amplify baseline is included when it
+//! first run's document (`--only strict --merge`). The isolation section (live sign-ups beside a
+//! back-fill, on the local stack) runs with a few users and sign-ups: every live sign-up gets its
+//! profile, every back-fill publishes what it selected. The Amplify baseline is included when it
 //! has been built (`make bench` does that: npm ci + bundle), skipped otherwise.
 
 use std::path::{Path, PathBuf};
@@ -16,16 +18,28 @@ fn profile_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// The debug builds of the functions; built here if `cargo test` was run for this crate alone.
+/// The debug builds of the functions and of uc-ops (the isolation section's back-fill); built
+/// here if `cargo test` was run for this crate alone.
 fn function_binaries() -> (PathBuf, PathBuf) {
     let dir = profile_dir();
     let (emitter, worker) = (dir.join("uc-emitter"), dir.join("uc-worker"));
-    if !(emitter.exists() && worker.exists()) {
+    if !(emitter.exists() && worker.exists() && dir.join("uc-ops").exists()) {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "uc-emitter", "-p", "uc-worker"])
+            .args([
+                "build",
+                "-p",
+                "uc-emitter",
+                "-p",
+                "uc-worker",
+                "-p",
+                "uc-ops",
+            ])
             .status()
             .unwrap();
-        assert!(status.success(), "building uc-emitter and uc-worker failed");
+        assert!(
+            status.success(),
+            "building uc-emitter, uc-worker and uc-ops failed"
+        );
     }
     (emitter, worker)
 }
@@ -77,6 +91,7 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
         assert!(level["peakRssMib"].as_f64().unwrap() > 0.0);
     }
     check_strict(&doc["strict"]);
+    check_isolation(&doc["isolation"]);
 
     // Strict mode alone, merged into the document: the other sections stay as they were.
     let status = Command::new(env!("CARGO_BIN_EXE_uc-bench"))
@@ -100,6 +115,7 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
         "signup",
         "coldStart",
         "worker",
+        "isolation",
         "generatedAt",
         "git",
         "settings",
@@ -141,4 +157,65 @@ fn check_strict(strict: &Value) {
     assert_eq!(cognito["usersLookedUpMoreThanOnce"], 0, "{cognito}");
     assert_eq!(cognito["otherRequests"], 0, "{cognito}");
     assert_eq!(cognito["unsignedRequests"], 0, "{cognito}");
+}
+
+/// Every phase ran its live sign-ups to a profile each (none failed or missing, every lag after
+/// the invocation), the idle phase first and without a back-fill; every back-fill produced one
+/// profile per user it published, and one left to finish published every selected user.
+fn check_isolation(isolation: &Value) {
+    let report = &isolation["report"];
+    let phases = report["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let planned: Vec<&str> = isolation["settings"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, planned);
+    assert_eq!(names[0], "idle");
+    assert!(phases[0]["backfill"].is_null());
+    assert!(phases[0]["p99OverIdle"].is_null());
+    let users = report["usersCreated"].as_u64().unwrap();
+    assert!(users > 0, "{report}");
+    for phase in phases {
+        let live = &phase["live"];
+        let sign_ups = live["signUps"].as_u64().unwrap();
+        assert!(sign_ups > 0, "{phase}");
+        assert_eq!(live["failed"], 0, "{phase}");
+        assert_eq!(live["missing"], 0, "{phase}");
+        assert_eq!(live["lag"]["n"].as_u64(), Some(sign_ups), "{phase}");
+        // Causality, not speed: a profile is stored after the sign-up that caused it.
+        for lag in live["lag"]["samples"].as_array().unwrap() {
+            assert!(lag.as_f64().unwrap() > 0.0, "{phase}");
+        }
+        assert!(
+            phase["workerMessages"].as_u64().unwrap() >= sign_ups,
+            "{phase}"
+        );
+        let backfill = &phase["backfill"];
+        if backfill.is_null() {
+            continue;
+        }
+        assert!(phase["p99OverIdle"].as_f64().is_some(), "{phase}");
+        let published = backfill["published"].as_u64().unwrap();
+        assert_eq!(
+            backfill["profilesCreated"].as_u64(),
+            Some(published),
+            "{phase}"
+        );
+        if backfill["stoppedAtWindowEnd"] == true {
+            assert!(published <= users, "{phase}");
+        } else {
+            assert_eq!(backfill["exitCode"], 0, "{phase}");
+            assert_eq!(backfill["complete"], true, "{phase}");
+            assert_eq!(published, users, "{phase}");
+        }
+    }
+    let paced = phases.iter().find(|p| p["name"] == "paced").unwrap();
+    assert!(
+        paced["backfill"]["rateArg"].is_null(),
+        "the default pace: no --rate"
+    );
+    assert_eq!(paced["backfill"]["ratePerSecond"], 50.0);
 }

@@ -20,8 +20,8 @@ use uc_schemas::{DETAIL_TYPE, Origin, UserConfirmed, to_envelope};
 use crate::user_pages::UserPages;
 
 /// Users per second a back-fill publishes at most unless told otherwise (`uc-ops backfill
-/// --rate`): below the worker's spare capacity, so the worker's queue never builds a backlog in
-/// front of live sign-ups. Choose a rate below (worker capacity − peak sign-up rate); the
+/// --rate`): meant to stay below the worker's spare capacity, so that the worker's queue builds no
+/// backlog in front of live sign-ups. Choose a rate below (worker capacity − peak sign-up rate); the
 /// measurement behind it is in docs/benchmarks.md ("Live sign-ups first").
 pub const DEFAULT_RATE: f64 = 50.0;
 

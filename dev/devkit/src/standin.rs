@@ -167,6 +167,41 @@ impl StandInControl {
         body["items"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The stand-in's counters with `perId` restricted to `ids` (those it has seen): cheap to
+    /// poll for a few ids among many profiles. A created id's entry has `createdAtMicros`, when
+    /// the profile was stored (µs since the Unix epoch, this machine's clock).
+    pub async fn stats_for(&self, ids: &[String]) -> serde_json::Value {
+        let response = self
+            .http
+            .post(self.control("stats"))
+            .json(&serde_json::json!({ "ids": ids }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "stats for ids: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Every AppSync request waits `ms` before it is answered (0: none). A reset clears it.
+    pub async fn set_latency(&self, ms: u64) {
+        let response = self
+            .http
+            .post(self.control("latency"))
+            .json(&serde_json::json!({ "ms": ms }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "set latency: {}",
+            response.status()
+        );
+    }
+
     /// The stand-in's counters.
     pub async fn stats(&self) -> serde_json::Value {
         self.http

@@ -222,6 +222,11 @@ impl Pipeline {
         self.emitter.output()
     }
 
+    /// The emitter process's id (for its CPU time, say).
+    pub fn emitter_pid(&self) -> u32 {
+        self.emitter.pid()
+    }
+
     /// Starts the worker binary in long-poll mode.
     pub fn start_worker(&self, worker_bin: &Path, overrides: &[(&str, String)]) -> RunningBinary {
         start_worker(&self.env, worker_bin, overrides)

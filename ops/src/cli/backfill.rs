@@ -39,9 +39,9 @@ pub struct BackfillArgs {
     /// Stop after this many pages (resume later from the checkpoint).
     #[arg(long)]
     max_pages: Option<usize>,
-    /// Users per second, at most: a positive number, or `unlimited`. The default keeps a
-    /// back-fill below the worker's spare capacity, so live sign-ups never wait behind it; choose
-    /// a rate below (worker capacity − peak sign-up rate) (docs/runbook.md, step 4).
+    /// Users per second, at most: a positive number, or `unlimited`. Paced below the worker's
+    /// spare capacity, a back-fill builds no backlog for live sign-ups to wait behind: choose a
+    /// rate below (worker capacity − peak sign-up rate) (docs/runbook.md, step 4).
     #[arg(
         long,
         value_name = "PER_SECOND|unlimited",
