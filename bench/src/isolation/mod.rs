@@ -22,17 +22,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, MessageActionType};
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
-use uc_devkit::StandInControl;
-use uc_lab::local::{self, StackEnv};
-use uc_lab::pipeline::{CONFIRM_SIGN_UP, Pipeline};
+use uc_lab::local::{self};
+use uc_lab::pipeline::Pipeline;
 
-use crate::machine::{cpu_seconds, loadavg, machine_busy_seconds};
+use crate::machine::loadavg;
 use crate::stats::{RunStats, round};
+
+mod drivers;
+
+use drivers::*;
 
 /// The status the back-filled users keep (admin-created, never signed in).
 pub const BACKFILL_STATUS: &str = "FORCE_CHANGE_PASSWORD";
@@ -199,55 +200,6 @@ pub struct Cpu {
     pub machine: Option<f64>,
 }
 
-/// The processes whose CPU time a phase reports.
-struct Pids {
-    moto: Option<u32>,
-    standin: Option<u32>,
-    worker: u32,
-    emitter: u32,
-}
-
-#[derive(Clone, Copy)]
-struct CpuSnapshot {
-    at: Instant,
-    moto: Option<f64>,
-    standin: Option<f64>,
-    worker: Option<f64>,
-    emitter: Option<f64>,
-    bench: Option<f64>,
-    backfill: Option<f64>,
-    machine: Option<f64>,
-}
-
-impl CpuSnapshot {
-    fn take(pids: &Pids, backfill: Option<u32>) -> Self {
-        Self {
-            at: Instant::now(),
-            moto: pids.moto.and_then(cpu_seconds),
-            standin: pids.standin.and_then(cpu_seconds),
-            worker: cpu_seconds(pids.worker),
-            emitter: cpu_seconds(pids.emitter),
-            bench: cpu_seconds(std::process::id()),
-            backfill: backfill.and_then(cpu_seconds),
-            machine: machine_busy_seconds(),
-        }
-    }
-
-    fn since(self, before: Self) -> Cpu {
-        let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| round(a - b));
-        Cpu {
-            seconds: round((self.at - before.at).as_secs_f64()),
-            moto: d(self.moto, before.moto),
-            standin: d(self.standin, before.standin),
-            worker: d(self.worker, before.worker),
-            emitter: d(self.emitter, before.emitter),
-            bench: d(self.bench, before.bench),
-            backfill: d(self.backfill, before.backfill),
-            machine: d(self.machine, before.machine),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -273,202 +225,6 @@ impl Drop for StackGuard {
     }
 }
 
-/// One live sign-up, measured.
-struct Sample {
-    sub: String,
-    invoked_at_micros: i64,
-    invoke_ms: f64,
-}
-
-/// `count` live sign-ups at `rate` per second on a fixed schedule, each a sign-up and
-/// confirmation in the local Cognito and then the emitter's invocation with Cognito's event.
-async fn live_load(
-    pipeline: &Pipeline,
-    tag: &str,
-    rate: f64,
-    count: usize,
-) -> (Vec<Sample>, usize, f64) {
-    let start = Instant::now();
-    let late = std::sync::Mutex::new(0.0f64);
-    let results: Vec<anyhow::Result<Sample>> = futures::stream::iter(0..count)
-        .map(|i| {
-            let late = &late;
-            async move {
-                let due = start + Duration::from_secs_f64(i as f64 / rate);
-                tokio::time::sleep_until(due).await;
-                if i + 1 == count {
-                    *late.lock().unwrap() = due.elapsed().as_secs_f64() * 1000.0;
-                }
-                let user = pipeline
-                    .sign_up_and_confirm(&format!("live.{tag}.{i}@example.com"))
-                    .await?;
-                let event = pipeline.trigger_event(&user, CONFIRM_SIGN_UP).await?;
-                let invoked_at_micros = chrono::Utc::now().timestamp_micros();
-                let invocation = pipeline.invoke_emitter(&event).await;
-                anyhow::ensure!(
-                    invocation.result.as_ref() == Ok(&event),
-                    "the emitter did not return the event"
-                );
-                Ok(Sample {
-                    sub: user.sub,
-                    invoked_at_micros,
-                    invoke_ms: invocation.elapsed.as_secs_f64() * 1000.0,
-                })
-            }
-        })
-        .buffer_unordered(count.max(1))
-        .collect()
-        .await;
-    let failed = results.iter().filter(|r| r.is_err()).count();
-    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        eprintln!("  isolation: {failed} live sign-up(s) failed, e.g.: {e:#}");
-    }
-    let late_ms = *late.lock().unwrap();
-    (results.into_iter().flatten().collect(), failed, late_ms)
-}
-
-/// When each of `subs` got its profile (µs since the epoch), waiting up to `timeout` for all.
-async fn profile_times(
-    standin: &StandInControl,
-    subs: &[String],
-    timeout: Duration,
-) -> Vec<Option<i64>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let stats = standin.stats_for(subs).await;
-        let times: Vec<Option<i64>> = subs
-            .iter()
-            .map(|s| stats["perId"][s]["createdAtMicros"].as_i64())
-            .collect();
-        if times.iter().all(Option::is_some) || Instant::now() >= deadline {
-            return times;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Profiles the stand-in stored since its last reset.
-async fn created(standin: &StandInControl) -> u64 {
-    standin.stats_for(&[]).await["created"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-/// The back-filled users: `AdminCreateUser` only (message suppressed), `concurrency` at a time.
-async fn create_users(env: &StackEnv, count: u64, concurrency: usize) -> anyhow::Result<()> {
-    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&env.sdk_config().await?);
-    let pool = env.get("USER_POOL_ID")?.to_owned();
-    let mut results = futures::stream::iter(0..count)
-        .map(|i| {
-            let (cognito, pool) = (&cognito, &pool);
-            async move {
-                let email = format!("imported.{i}@example.com");
-                cognito
-                    .admin_create_user()
-                    .user_pool_id(pool)
-                    .username(format!("imported-{i:06}"))
-                    .user_attributes(
-                        AttributeType::builder()
-                            .name("email")
-                            .value(&email)
-                            .build()?,
-                    )
-                    .user_attributes(
-                        AttributeType::builder()
-                            .name("email_verified")
-                            .value("true")
-                            .build()?,
-                    )
-                    .message_action(MessageActionType::Suppress)
-                    .send()
-                    .await
-                    .map_err(|e| anyhow::anyhow!(uc_ops::aws_message(&e)))?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(concurrency.max(1));
-    let mut done = 0u64;
-    while let Some(result) = results.next().await {
-        result.context("AdminCreateUser")?;
-        done += 1;
-        if done.is_multiple_of(5000) {
-            eprintln!("  isolation: {done} users created");
-        }
-    }
-    Ok(())
-}
-
-/// Samples the queue's depth every `every` until `stop`.
-fn sample_queue(
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    every: Duration,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<[f64; 2]>> {
-    tokio::spawn(async move {
-        let start = Instant::now();
-        let mut samples = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            let depth = uc_devkit::sqs::depth(&sqs, &url).await;
-            samples.push([round(start.elapsed().as_secs_f64()), depth as f64]);
-            tokio::time::sleep(every).await;
-        }
-        samples
-    })
-}
-
-/// A running `uc-ops backfill`.
-struct BackfillProcess {
-    rate_arg: Option<String>,
-    pid: Option<u32>,
-    started: Instant,
-    task: tokio::task::JoinHandle<std::io::Result<(std::process::Output, Instant)>>,
-}
-
-fn start_backfill(
-    ops: &Path,
-    env: &StackEnv,
-    checkpoint: &Path,
-    rate_arg: Option<&str>,
-) -> anyhow::Result<BackfillProcess> {
-    let _ = std::fs::remove_file(checkpoint);
-    let mut command = tokio::process::Command::new(ops);
-    command
-        .arg("--env-file")
-        .arg(&env.file)
-        .args(["backfill", "--json", "--status", BACKFILL_STATUS])
-        .arg("--checkpoint")
-        .arg(checkpoint)
-        .env_remove("UC_ENV_FILE")
-        .env_remove("AWS_PROFILE")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(rate) = rate_arg {
-        command.args(["--rate", rate]);
-    }
-    let child = command
-        .spawn()
-        .with_context(|| format!("start {}", ops.display()))?;
-    let started = Instant::now();
-    let pid = child.id();
-    let task = tokio::spawn(async move {
-        let output = child.wait_with_output().await?;
-        Ok((output, Instant::now()))
-    });
-    Ok(BackfillProcess {
-        rate_arg: rate_arg.map(str::to_owned),
-        pid,
-        started,
-        task,
-    })
-}
-
-fn stats_of(samples: Vec<f64>, errors: usize) -> RunStats {
-    RunStats::new(samples, errors)
-}
-
 /// What a phase shares with the others.
 struct Shared<'a> {
     pipeline: &'a Pipeline,
@@ -480,20 +236,6 @@ struct Shared<'a> {
     checkpoint: &'a Path,
     default_rate: f64,
     pids: Pids,
-}
-
-/// The back-fill's checkpoint: (pages, published) so far.
-fn checkpoint_progress(path: &Path) -> (u64, u64) {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .map(|c| {
-            (
-                c["pages"].as_u64().unwrap_or(0),
-                c["published"].as_u64().unwrap_or(0),
-            )
-        })
-        .unwrap_or((0, 0))
 }
 
 async fn run_phase(cx: &Shared<'_>, spec: &PhaseSpec) -> anyhow::Result<Phase> {
