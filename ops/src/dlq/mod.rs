@@ -224,6 +224,38 @@ impl std::fmt::Display for Filter {
     }
 }
 
+/// What a replay or redrive run has seen of the queue, for its summary.
+#[derive(Debug)]
+pub(crate) struct Seen<'a> {
+    pub reasons_present: &'a mut BTreeMap<String, usize>,
+    pub skipped_by_filter: &'a mut usize,
+}
+
+impl Seen<'_> {
+    /// Whether the run acts on `message`: not one it wrote itself since `started` (that would
+    /// go round in circles), and matching `filter`. Counts its reason, and what the filter
+    /// skipped.
+    pub(crate) fn selects(
+        &mut self,
+        message: &DlqMessage,
+        started: DateTime<Utc>,
+        filter: &Filter,
+    ) -> bool {
+        if message.written_since(started) {
+            return false;
+        }
+        *self
+            .reasons_present
+            .entry(redact(message.reason()))
+            .or_default() += 1;
+        if !message.matches(filter) {
+            *self.skipped_by_filter += 1;
+            return false;
+        }
+        true
+    }
+}
+
 /// What a filter that matched nothing says, when other messages were there.
 fn no_match(filter: &Filter, present: &BTreeMap<String, usize>) -> Option<String> {
     let listed = || {

@@ -93,17 +93,11 @@ async fn redrive_with(
         let mut chosen = Vec::new();
         let mut stop = false;
         for message in batch {
-            // Dead-lettered again since this run started (the worker refused a moved message
-            // once more): moving it again now would only go round in circles.
-            if message.written_since(started) {
-                continue;
-            }
-            *summary
-                .reasons_present
-                .entry(redact(message.reason()))
-                .or_default() += 1;
-            if !message.matches(&options.filter) {
-                summary.skipped_by_filter += 1;
+            let mut seen = Seen {
+                reasons_present: &mut summary.reasons_present,
+                skipped_by_filter: &mut summary.skipped_by_filter,
+            };
+            if !seen.selects(&message, started, &options.filter) {
                 continue;
             }
             if message

@@ -136,15 +136,11 @@ async fn replay_with<H: MessageHandler, D: DeadLetterSink>(
             break;
         }
         for message in batch {
-            if message.written_since(started) {
-                continue;
-            }
-            *summary
-                .reasons_present
-                .entry(redact(message.reason()))
-                .or_default() += 1;
-            if !message.matches(&options.filter) {
-                summary.skipped_by_filter += 1;
+            let mut seen = Seen {
+                reasons_present: &mut summary.reasons_present,
+                skipped_by_filter: &mut summary.skipped_by_filter,
+            };
+            if !seen.selects(&message, started, &options.filter) {
                 continue;
             }
             if summary.examined >= options.limit {
