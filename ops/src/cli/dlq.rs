@@ -111,16 +111,8 @@ pub struct ReplayArgs {
     /// Count what would be replayed; call nothing, change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Process at most this many matching messages [default: all].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    limit: Option<u64>,
-    /// Messages per second, at most (a positive number, e.g. 20 or 0.5) [default: no limit].
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
-    rate: Option<f64>,
-    /// Only messages with this sub or reason: sub=<sub> or reason=<reason>, the reason as
-    /// `dlq stats` prints it (any case).
-    #[arg(long)]
-    filter: Option<Filter>,
+    #[command(flatten)]
+    selection: Selection,
     #[arg(long)]
     json: bool,
 }
@@ -136,17 +128,25 @@ pub struct RedriveArgs {
     /// Use SQS's StartMessageMoveTask (returns messages to their source queue; moves all).
     #[arg(long, conflicts_with_all = ["filter", "limit"])]
     native: bool,
-    /// Move at most this many matching messages [default: all].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    limit: Option<u64>,
-    /// Messages per second, at most (a positive number, e.g. 50) [default: no limit].
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
-    rate: Option<f64>,
-    /// Only messages with this sub or reason: sub=<sub> or reason=<reason>, as for replay.
-    #[arg(long)]
-    filter: Option<Filter>,
+    #[command(flatten)]
+    selection: Selection,
     #[arg(long)]
     json: bool,
+}
+
+/// Which messages a replay or redrive takes, and how fast.
+#[derive(Args)]
+pub struct Selection {
+    /// Take at most this many matching messages [default: all].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Messages per second, at most (a positive number, e.g. 20 or 0.5) [default: no limit].
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// Only messages with this sub or reason: sub=<sub> or reason=<reason>, the reason as
+    /// `dlq stats` prints it (any case).
+    #[arg(long)]
+    filter: Option<Filter>,
 }
 
 impl DlqArgs {
@@ -232,9 +232,9 @@ async fn replay(
     let worker = uc_worker::build_worker(&config, sdk).await?;
     let sink = uc_worker::SqsDeadLetters::new(sqs.clone(), url.clone());
     let options = ReplayOptions {
-        limit: limit(args.limit),
-        rate: args.rate,
-        filter: args.filter.clone().unwrap_or(Filter::All),
+        limit: limit(args.selection.limit),
+        rate: args.selection.rate,
+        filter: args.selection.filter.clone().unwrap_or(Filter::All),
         dry_run: args.dry_run,
     };
     ui.announce(&replay_intro(&url, &options));
@@ -253,7 +253,7 @@ async fn redrive(args: &RedriveArgs, sqs: &aws_sdk_sqs::Client) -> anyhow::Resul
     let dlq_url = args.queues.url(args.queue)?;
     if args.native {
         let source_arn = dlq::queue_arn(sqs, dlq_url).await?;
-        let request = dlq::native_move_request(&source_arn, None, args.rate);
+        let request = dlq::native_move_request(&source_arn, None, args.selection.rate);
         let task_handle = dlq::redrive_native(sqs, request).await?;
         return Ok(DlqReport::NativeRedrive {
             task_handle,
@@ -265,9 +265,9 @@ async fn redrive(args: &RedriveArgs, sqs: &aws_sdk_sqs::Client) -> anyhow::Resul
         .as_deref()
         .context("the worker queue is not configured: set QUEUE_URL or --queue-url")?;
     let options = RedriveOptions {
-        limit: limit(args.limit),
-        rate: args.rate,
-        filter: args.filter.clone().unwrap_or(Filter::All),
+        limit: limit(args.selection.limit),
+        rate: args.selection.rate,
+        filter: args.selection.filter.clone().unwrap_or(Filter::All),
     };
     ui.announce(&terminal_safe(&format!(
         "Moving messages from {dlq_url} to {target} (filter {}; send, then delete: a crash duplicates at worst)",
