@@ -160,22 +160,13 @@ export class UserConfirmedPipeline extends Construct {
       inlinePolicies: {
         emitter: new iam.PolicyDocument({
           statements: [
-            new iam.PolicyStatement({
-              sid: "PublishUserConfirmed",
-              actions: ["events:PutEvents"],
-              resources: [this.eventBusArn],
-              conditions: { StringEquals: { "events:source": source, "events:detail-type": DETAIL_TYPE } },
-            }),
+            publishUserConfirmed(this.eventBusArn, source),
             new iam.PolicyStatement({
               sid: "FallbackToWorkerQueue",
               actions: ["sqs:SendMessage"],
               resources: [this.queue.queueArn],
             }),
-            new iam.PolicyStatement({
-              sid: "WriteOwnLogs",
-              actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-              resources: [this.emitterLogGroup.logGroupArn],
-            }),
+            writeOwnLogs(this.emitterLogGroup),
           ],
         }),
       },
@@ -207,12 +198,7 @@ export class UserConfirmedPipeline extends Construct {
               resources: [p.userPool.userPoolArn],
             }),
             // The emitter's statement: this bus, UserConfirmed under the stack's source only.
-            new iam.PolicyStatement({
-              sid: "PublishUserConfirmed",
-              actions: ["events:PutEvents"],
-              resources: [this.eventBusArn],
-              conditions: { StringEquals: { "events:source": source, "events:detail-type": DETAIL_TYPE } },
-            }),
+            publishUserConfirmed(this.eventBusArn, source),
             new iam.PolicyStatement({
               sid: "KeepReconcileState",
               actions: ["ssm:GetParameter", "ssm:PutParameter"],
@@ -221,11 +207,7 @@ export class UserConfirmedPipeline extends Construct {
                 `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter${this.reconcileStateParameter.ref}`,
               ],
             }),
-            new iam.PolicyStatement({
-              sid: "WriteOwnLogs",
-              actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-              resources: [this.reconcilerLogGroup.logGroupArn],
-            }),
+            writeOwnLogs(this.reconcilerLogGroup),
           ],
         }),
       },
@@ -493,11 +475,7 @@ export class UserConfirmedPipeline extends Construct {
                   }),
                 ]
               : []),
-            new iam.PolicyStatement({
-              sid: "WriteOwnLogs",
-              actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-              resources: [this.workerLogGroup.logGroupArn],
-            }),
+            writeOwnLogs(this.workerLogGroup),
           ],
         }),
       },
@@ -917,6 +895,25 @@ interface AlarmSpec {
 // Environment values are strings; a number may be a token (a CloudFormation parameter).
 function numberText(value: number): string {
   return Token.isUnresolved(value) ? Token.asString(value) : String(value);
+}
+
+/** A function's own log streams and events, in its log group only. */
+function writeOwnLogs(group: logs.ILogGroup): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "WriteOwnLogs",
+    actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+    resources: [group.logGroupArn],
+  });
+}
+
+/** PutEvents on this bus, of UserConfirmed under the stack's source only (emitter, reconciler). */
+function publishUserConfirmed(eventBusArn: string, source: string): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "PublishUserConfirmed",
+    actions: ["events:PutEvents"],
+    resources: [eventBusArn],
+    conditions: { StringEquals: { "events:source": source, "events:detail-type": DETAIL_TYPE } },
+  });
 }
 
 function logGroup(scope: Construct, id: string, name: string, retention: logs.RetentionDays): logs.LogGroup {
