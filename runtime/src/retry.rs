@@ -387,8 +387,10 @@ mod tests {
     async fn never_sleeps_past_the_deadline_nor_starts_a_starved_attempt() {
         let start = Instant::now();
         let deadline = start + Duration::from_millis(120);
-        let slow = |_: Attempt| async {
-            tokio::time::sleep(Duration::from_millis(60)).await;
+        // Each attempt bounds its own call by the time it is told is left, as callers do
+        // (`Attempt::bound` on their request timeout); the runner bounds the sleeps between.
+        let slow = |attempt: Attempt| async move {
+            tokio::time::sleep(attempt.bound(Duration::from_millis(60))).await;
             Err::<(), _>(Failure::retryable("Timeout", ""))
         };
         let gave_up = policy()
