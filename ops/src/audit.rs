@@ -47,6 +47,10 @@ pub const LIST_USER_PROFILES_FIELD: &str = "listUserProfiles";
 /// known, so a profile of theirs is never "orphaned"; docs/runbook.md explains the choice.
 pub const DEFAULT_STATUSES: &[&str] = &["CONFIRMED", "EXTERNAL_PROVIDER"];
 
+/// [`DEFAULT_STATUSES`] as a variable or option value: the back-fill and the reconciler select
+/// the same accounts the audit counts.
+pub const DEFAULT_STATUS_LIST: &str = "CONFIRMED,EXTERNAL_PROVIDER";
+
 /// Every `cognito:user_status` Cognito reports.
 pub const ALL_STATUSES: &[&str] = &[
     "UNCONFIRMED",
@@ -58,6 +62,27 @@ pub const ALL_STATUSES: &[&str] = &[
     "FORCE_CHANGE_PASSWORD",
     "EXTERNAL_PROVIDER",
 ];
+
+/// A comma-separated list of `cognito:user_status` values, any case; at least one.
+pub fn parse_statuses(text: &str) -> Result<Vec<String>, String> {
+    let mut statuses = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let upper = part.to_ascii_uppercase();
+        if !ALL_STATUSES.contains(&upper.as_str()) {
+            return Err(format!(
+                "{part:?} is not a Cognito user status (one of {})",
+                ALL_STATUSES.join(", ")
+            ));
+        }
+        if !statuses.contains(&upper) {
+            statuses.push(upper);
+        }
+    }
+    if statuses.is_empty() {
+        return Err("name at least one status".into());
+    }
+    Ok(statuses)
+}
 
 /// How each page call is retried (throttling, transient errors).
 const PAGE_RETRY: RetryPolicy = RetryPolicy {
@@ -517,6 +542,14 @@ mod tests {
 
     fn sub(n: u128) -> String {
         uuid::Uuid::from_u128(n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)).to_string()
+    }
+
+    #[test]
+    fn the_status_list_is_the_default_statuses() {
+        assert_eq!(
+            parse_statuses(DEFAULT_STATUS_LIST).unwrap(),
+            DEFAULT_STATUSES
+        );
     }
 
     #[test]

@@ -25,10 +25,6 @@ use crate::user_pages::UserPages;
 /// measurement behind it is in docs/benchmarks.md ("Live sign-ups first").
 pub const DEFAULT_RATE: f64 = 50.0;
 
-/// The statuses a back-fill selects unless told otherwise: the accounts in use, federated ones
-/// included (the audit and the reconciler count the same).
-pub const DEFAULT_STATUSES: &str = "CONFIRMED,EXTERNAL_PROVIDER";
-
 /// `ListUsers` pages per second, at most (300 users/s: more than a back-fill publishes).
 const LIST_RATE: f64 = 5.0;
 

@@ -17,14 +17,11 @@ use uc_runtime::env::{ConfigError, EnvReader};
 use uc_runtime::metrics::MetricsRecord;
 use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed};
 
-use crate::audit::ALL_STATUSES;
+use crate::audit::{DEFAULT_STATUS_LIST, parse_statuses};
 use crate::backfill::{self, BackfillError, Clients, Target};
 use crate::pace::{Pacer, admit};
 use crate::reconcile_state::{PassProgress, StateError, StateStore};
 use crate::user_pages::{PageError, USERS_PER_PAGE, UserPages};
-
-/// Statuses reconciled by default: the accounts in use (the audit counts the same ones).
-pub const DEFAULT_STATUSES: &str = "CONFIRMED,EXTERNAL_PROVIDER";
 
 /// Time kept free after the last page of an invocation, for the state's save and the answer.
 const SAVE_MARGIN: Duration = Duration::from_secs(15);
@@ -56,7 +53,7 @@ impl ReconcileConfig {
     ) -> Result<Self, ConfigError> {
         let statuses = env
             .optional("RECONCILE_STATUSES")
-            .unwrap_or_else(|| DEFAULT_STATUSES.to_owned());
+            .unwrap_or_else(|| DEFAULT_STATUS_LIST.to_owned());
         Ok(Self {
             user_pool_id: env.required("USER_POOL_ID")?,
             bus: env.required("EVENT_BUS_NAME")?,
@@ -74,27 +71,6 @@ impl ReconcileConfig {
             })?,
         })
     }
-}
-
-/// A comma-separated list of `cognito:user_status` values, any case; at least one.
-pub fn parse_statuses(text: &str) -> Result<Vec<String>, String> {
-    let mut statuses = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let upper = part.to_ascii_uppercase();
-        if !ALL_STATUSES.contains(&upper.as_str()) {
-            return Err(format!(
-                "{part:?} is not a Cognito user status (one of {})",
-                ALL_STATUSES.join(", ")
-            ));
-        }
-        if !statuses.contains(&upper) {
-            statuses.push(upper);
-        }
-    }
-    if statuses.is_empty() {
-        return Err("name at least one status".into());
-    }
-    Ok(statuses)
 }
 
 /// Whether a listed user is published: a counted status, changed at or after `changed_since`
@@ -343,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_pass_selects_counted_statuses_changed_since_the_cut_off() {
-        let counted = parse_statuses(DEFAULT_STATUSES).unwrap();
+        let counted = parse_statuses(DEFAULT_STATUS_LIST).unwrap();
         let since = at("2026-11-30T10:00:00Z");
         assert!(selects(
             &counted,
@@ -383,7 +359,7 @@ mod tests {
     #[test]
     fn a_user_confirmed_days_after_signing_up_is_caught_by_its_confirmation() {
         // Signed up on the 1st, confirmed on the 3rd, after the last pass began (the 2nd).
-        let counted = parse_statuses(DEFAULT_STATUSES).unwrap();
+        let counted = parse_statuses(DEFAULT_STATUS_LIST).unwrap();
         let watermark: DateTime<Utc> = "2026-11-02T00:00:00Z".parse().unwrap();
         let since = Some(watermark - chrono::Duration::hours(1));
         let confirmed = at("2026-11-03T09:00:00Z");

@@ -19,7 +19,7 @@ pub struct BackfillArgs {
     #[arg(long)]
     since: Option<String>,
     /// The cognito:user_status values to select, comma-separated (any case).
-    #[arg(long, default_value = backfill::DEFAULT_STATUSES)]
+    #[arg(long, default_value = uc_ops::audit::DEFAULT_STATUS_LIST)]
     status: String,
     /// Send to the worker's queue (QUEUE_URL) instead of EventBridge.
     #[arg(long)]
@@ -138,7 +138,7 @@ fn options(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<BackfillOptio
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         since: args.since.as_deref().map(parse_since).transpose()?,
         // Known statuses only, so a typo is not a back-fill of nobody.
-        statuses: uc_ops::reconcile::parse_statuses(&args.status)
+        statuses: uc_ops::audit::parse_statuses(&args.status)
             .map_err(|why| anyhow::anyhow!("--status {:?}: {why}", args.status))?,
         target,
         dry_run: args.dry_run,
