@@ -51,18 +51,22 @@ pub fn user_confirmed(series: u32, n: u64) -> UserConfirmed {
     )
 }
 
+/// The body SQS holds for user `n`: the EventBridge envelope the rule delivers.
+pub fn envelope_body(series: u32, n: u64) -> String {
+    uc_schemas::to_envelope(uc_schemas::DEFAULT_SOURCE, &user_confirmed(series, n)).to_string()
+}
+
 /// An SQS event (what Lambda's event source mapping hands the worker) for users
 /// `first..first + count`, each body the EventBridge envelope the rule delivers.
 pub fn sqs_batch(series: u32, first: u64, count: u64) -> Value {
     let sent = chrono::Utc::now().timestamp_millis().to_string();
     let records: Vec<Value> = (first..first + count)
         .map(|n| {
-            let body =
-                uc_schemas::to_envelope(uc_schemas::DEFAULT_SOURCE, &user_confirmed(series, n));
+            let body = envelope_body(series, n);
             json!({
                 "messageId": format!("m-{series}-{n}"),
                 "receiptHandle": format!("rh-{series}-{n}"),
-                "body": body.to_string(),
+                "body": body,
                 "attributes": {
                     "ApproximateReceiveCount": "1",
                     "SentTimestamp": sent,

@@ -10,9 +10,12 @@
 
 mod events;
 mod fake_cognito;
+mod fake_sqs;
 mod fixed_endpoint;
 mod isolation;
+mod long_poll;
 mod machine;
+mod managed;
 mod results;
 mod signup;
 mod stats;
@@ -20,7 +23,7 @@ mod strict;
 mod throughput;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,6 +60,8 @@ enum Section {
     Worker,
     /// The worker's strict mode (`VERIFY_USER=cognito`) against a fake Cognito.
     Strict,
+    /// Lambda Managed Instances: several invocations per process (`AWS_LAMBDA_MAX_CONCURRENCY`).
+    Managed,
     /// Live sign-ups' lag, idle and beside a large `uc-ops backfill` (paced, then unpaced), on
     /// the local stack.
     Isolation,
@@ -70,6 +75,7 @@ impl Section {
             Self::Cold => "coldStart",
             Self::Worker => "worker",
             Self::Strict => "strict",
+            Self::Managed => "managedInstances",
             Self::Isolation => "isolation",
         }
     }
@@ -168,6 +174,12 @@ fn isolation_settings(scale: Scale) -> isolation::Settings {
                 ..isolation::PhaseSpec::idle()
             },
         ],
+        // 3,000 users: a minute at the default pace.
+        reconcile_pages: if full { 50 } else { 1 },
+        reconcile_paces: vec![
+            (None, uc_ops::reconcile::DEFAULT_PUBLISH_RATE),
+            (Some("200".into()), 200.0),
+        ],
     }
 }
 
@@ -203,10 +215,12 @@ fn settings(scale: Scale) -> (signup::Settings, throughput::Settings, strict::Se
     let worker = throughput::Settings {
         latency_ms: 20,
         concurrency: if full {
-            vec![1, 8, 32, 64, 128]
+            vec![1, 8, 32, 64, 128, 256]
         } else {
             vec![1, 8]
         },
+        long_poll_concurrency: if full { vec![64, 128, 256] } else { vec![8] },
+        sqs_round_trip_ms: 5,
         runs: if full { 3 } else { 1 },
         target_seconds: if full { 2.0 } else { 0.3 },
         min_messages: if full { 100 } else { 10 },
@@ -307,11 +321,38 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted(Section::Worker) {
         eprintln!("worker throughput against a fixed-latency endpoint");
+        let levels = throughput::run(&args.worker, &worker_settings).await;
+        eprintln!("worker throughput in long-poll mode against a fake SQS queue");
+        let long_poll = long_poll::run(
+            &args.worker,
+            &worker_settings,
+            &worker_settings.long_poll_concurrency,
+            Duration::from_millis(worker_settings.sqs_round_trip_ms),
+        )
+        .await;
         doc["worker"] = json!({
             "latencyMs": worker_settings.latency_ms,
-            "levels": throughput::run(&args.worker, &worker_settings).await,
+            "levels": levels,
+            "longPoll": long_poll,
         });
         load.insert("afterWorker".into(), machine::loadavg());
+    }
+    if wanted(Section::Managed) {
+        eprintln!("Lambda Managed Instances: several invocations per process");
+        let settings = managed::Settings {
+            max_concurrency: if args.scale == Scale::Full {
+                vec![1, 4, 16]
+            } else {
+                vec![2]
+            },
+            put_events_latency_ms: 10,
+            graphql_latency_ms: worker_settings.latency_ms,
+            worker_batch: 10,
+            target_seconds: if args.scale == Scale::Full { 2.0 } else { 0.2 },
+        };
+        let levels = managed::run(&args.emitter, &args.worker, &settings).await;
+        doc["managedInstances"] = json!({ "settings": settings, "levels": levels });
+        load.insert("afterManaged".into(), machine::loadavg());
     }
     if wanted(Section::Strict) {
         eprintln!("strict mode (VERIFY_USER=cognito) against a fixed-latency fake Cognito");

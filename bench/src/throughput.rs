@@ -18,6 +18,10 @@ use crate::stats::Spread;
 pub struct Settings {
     pub latency_ms: u64,
     pub concurrency: Vec<usize>,
+    /// The long-poll mode's concurrencies ([`crate::long_poll`]).
+    pub long_poll_concurrency: Vec<usize>,
+    /// The fake SQS queue's answer time (an assumption: in-region SQS calls take a few ms).
+    pub sqs_round_trip_ms: u64,
     pub runs: usize,
     /// Seconds of work per run at the Little's-law rate (message counts follow from it).
     pub target_seconds: f64,
@@ -59,7 +63,7 @@ pub struct Level {
     pub connections_opened: u64,
 }
 
-fn messages_for(settings: &Settings, concurrency: usize) -> u64 {
+pub fn messages_for(settings: &Settings, concurrency: usize) -> u64 {
     let rate = concurrency as f64 * 1000.0 / settings.latency_ms as f64;
     ((rate * settings.target_seconds) as u64).clamp(settings.min_messages, settings.max_messages)
 }

@@ -90,6 +90,8 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
         }
         assert!(level["peakRssMib"].as_f64().unwrap() > 0.0);
     }
+    check_long_poll(&doc["worker"]["longPoll"]);
+    check_managed(&doc["managedInstances"]);
     check_strict(&doc["strict"]);
     check_isolation(&doc["isolation"]);
 
@@ -115,6 +117,7 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
         "signup",
         "coldStart",
         "worker",
+        "managedInstances",
         "isolation",
         "generatedAt",
         "git",
@@ -130,6 +133,46 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
     );
     check_strict(&merged["strict"]);
     assert!(Path::new(&emitter).exists());
+}
+
+/// The long-poll runs: every message received, processed and deleted, none handed back, and
+/// no more than C in flight at the endpoint.
+fn check_long_poll(long_poll: &Value) {
+    let levels = long_poll["levels"].as_array().unwrap();
+    assert!(!levels.is_empty(), "{long_poll}");
+    for level in levels {
+        let c = level["concurrency"].as_u64().unwrap();
+        let messages: u64 = level["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["messages"].as_u64().unwrap())
+            .sum();
+        assert!(messages > 0, "{level}");
+        assert_eq!(level["returned"], 0, "{level}");
+        assert!(level["maxInFlight"].as_u64().unwrap() <= c, "{level}");
+        assert!(
+            level["deleteBatches"].as_u64().unwrap() >= messages.div_ceil(10),
+            "{level}"
+        );
+    }
+}
+
+/// Both functions served every invocation at each `AWS_LAMBDA_MAX_CONCURRENCY`.
+fn check_managed(managed: &Value) {
+    let levels = managed["levels"].as_array().unwrap();
+    let functions: Vec<&str> = levels
+        .iter()
+        .map(|l| l["function"].as_str().unwrap())
+        .collect();
+    assert!(
+        functions.contains(&"uc-emitter") && functions.contains(&"uc-worker"),
+        "{managed}"
+    );
+    for level in levels {
+        assert!(level["invocations"].as_u64().unwrap() > 0, "{level}");
+        assert_eq!(level["failedInvocations"], 0, "{level}");
+    }
 }
 
 /// Every case of every level ran without failures, one AppSync request per message, and one
@@ -218,4 +261,13 @@ fn check_isolation(isolation: &Value) {
         "the default pace: no --rate"
     );
     assert_eq!(paced["backfill"]["ratePerSecond"], 50.0);
+    // The reconciliation passes: each read its pages and published every user it read, none
+    // failed, and it said it stopped early (exit 1: --max-pages).
+    let passes = report["reconciliation"].as_array().unwrap();
+    assert!(!passes.is_empty(), "{report}");
+    for pass in passes {
+        assert!(pass["published"].as_u64().unwrap() > 0, "{pass}");
+        assert_eq!(pass["failed"], 0, "{pass}");
+        assert!(pass["pages"].as_u64().unwrap() >= 1, "{pass}");
+    }
 }

@@ -110,6 +110,8 @@ impl<P: EventPublisher, F: FallbackQueue> Emitter<P, F> {
             .await;
         metrics.timing_ms("HandlerLatency", started.elapsed().as_secs_f64() * 1000.0);
         metrics.emit();
+        // The log line and the EMF record go out in one write, before Lambda may freeze us.
+        uc_runtime::logs::flush();
         result.map(|()| event)
     }
 

@@ -1,4 +1,5 @@
-//! The PostConfirmation Lambda: builds configuration and clients once, then serves invocations.
+//! The PostConfirmation Lambda: builds configuration and clients once, then serves invocations
+//! (several at once under Lambda Managed Instances, `AWS_LAMBDA_MAX_CONCURRENCY`).
 //! The event stays the JSON text Lambda delivered and goes back as it came; a fail-closed error
 //! reaches Cognito as `UserConfirmedPublishFailed` (`From<EmitterError> for Diagnostic`).
 // The SDK and lambda_runtime futures nest deeply enough to pass the default limit.
@@ -9,14 +10,18 @@ use serde_json::value::RawValue;
 use uc_emitter::{DEADLINE_MARGIN, Emitter, EmitterConfig};
 use uc_runtime::retry::deadline_before;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    uc_runtime::process::lambda_tokio_runtime()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
     uc_runtime::logs::init_json_logs();
     let config = EmitterConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws_config::load_from_env().await;
-    let emitter = &Emitter::from_sdk_config(config, &sdk);
-    lambda_runtime::run(service_fn(
+    // Lives as long as the process; a `'static` borrow lets concurrent invocations share it.
+    let emitter: &'static _ = Box::leak(Box::new(Emitter::from_sdk_config(config, &sdk)));
+    lambda_runtime::run_concurrent(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
             let deadline = deadline_before(event.context.deadline(), DEADLINE_MARGIN);
             let trace = event.context.xray_trace_id.as_deref();

@@ -62,7 +62,12 @@ impl ReconcileConfig {
                 .unwrap_or_else(|| DEFAULT_SOURCE.to_owned()),
             state_parameter: env.required("RECONCILE_WATERMARK_PARAMETER")?,
             overlap: env.seconds("RECONCILE_OVERLAP_SECONDS", 3_600, 0, 90 * 86_400)?,
-            publish_rate: env.number("RECONCILE_PUBLISH_RATE", 50.0, 0.01, 10_000.0)?,
+            publish_rate: env.number(
+                "RECONCILE_PUBLISH_RATE",
+                DEFAULT_PUBLISH_RATE,
+                0.01,
+                10_000.0,
+            )?,
             list_rate: env.number("LIST_USERS_RPS", 5.0, 0.01, 100.0)?,
             statuses: parse_statuses(&statuses).map_err(|why| ConfigError::Invalid {
                 name: "RECONCILE_STATUSES",
@@ -72,6 +77,9 @@ impl ReconcileConfig {
         })
     }
 }
+
+/// A pass's pace when `RECONCILE_PUBLISH_RATE` is unset: events per second.
+pub const DEFAULT_PUBLISH_RATE: f64 = 50.0;
 
 /// Whether a listed user is published: a counted status, changed at or after `changed_since`
 /// (every user when there is no cut-off; a user without a date too, since publishing twice is

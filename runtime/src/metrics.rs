@@ -130,9 +130,13 @@ impl MetricsRecord {
         writeln!(out, "{}", self.to_json())
     }
 
-    /// Writes the record to stdout, where the Lambda log agent picks EMF lines up.
+    /// Writes the record to stdout, where the Lambda log agent picks EMF lines up, with the
+    /// log lines gathered so far ([`crate::logs::flush`] writes them together).
     pub fn emit(&self) {
-        let _ = self.write_to(&mut std::io::stdout().lock());
+        let mut line = Vec::with_capacity(512);
+        if self.write_to(&mut line).is_ok() {
+            crate::logs::write_line(&line, false);
+        }
     }
 }
 

@@ -40,18 +40,22 @@ pub fn meta_of(record: &SqsMessage) -> MessageMeta {
 }
 
 /// Serves Lambda invocations until the runtime stops: each batch gets the invocation's
-/// deadline, less [`DEADLINE_MARGIN`] to answer.
+/// deadline, less [`DEADLINE_MARGIN`] to answer. Under Lambda Managed Instances
+/// (`AWS_LAMBDA_MAX_CONCURRENCY` > 1) the process serves that many batches at once, each with
+/// up to `concurrency` messages in flight.
 pub async fn serve<H: MessageHandler>(
     handler: Arc<H>,
     concurrency: usize,
 ) -> Result<(), lambda_runtime::Error> {
-    let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline =
-            uc_runtime::retry::deadline_before(event.context.deadline(), DEADLINE_MARGIN);
-        handle_batch(handler.clone(), event.payload, Some(deadline), concurrency)
-            .await
-            .map_err(lambda_runtime::Error::from)
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let handler = handler.clone();
+        async move {
+            let deadline =
+                uc_runtime::retry::deadline_before(event.context.deadline(), DEADLINE_MARGIN);
+            handle_batch(handler, event.payload, Some(deadline), concurrency)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        }
     }))
     .await
 }
@@ -111,6 +115,8 @@ pub async fn handle_batch<H: MessageHandler>(
         }
     }
     metrics.emit();
+    // Every line of the batch in one write, before Lambda may freeze the process.
+    uc_runtime::logs::flush();
     if unidentified > 0 {
         return Err(BatchError::UnidentifiedFailure(unidentified));
     }

@@ -24,10 +24,18 @@ enum Mode {
     Poll,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    uc_runtime::logs::init_json_logs();
+/// A multi-thread runtime in both modes: measured, a current-thread one cut the worker's CPU per
+/// profile by a fifth but held each message longer, and lost 6 points of C ÷ L at C = 64
+/// (docs/benchmarks.md, "Profiling"). `TOKIO_WORKER_THREADS` caps the threads.
+fn main() -> anyhow::Result<()> {
     let mode = Cli::parse().mode.unwrap_or(Mode::Lambda);
+    let result = tokio::runtime::Runtime::new()?.block_on(run(mode));
+    uc_runtime::logs::flush();
+    result
+}
+
+async fn run(mode: Mode) -> anyhow::Result<()> {
+    uc_runtime::logs::init_json_logs();
     let config = WorkerConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws_config::load_from_env().await;

@@ -1,7 +1,9 @@
 //! The long-poll front end, for containers and the local demo: ReceiveMessage with long
 //! polling, the same core, DeleteMessageBatch for what is settled, and for retryable failures
-//! a visibility back-off that grows with the receive count. On shutdown it stops receiving,
-//! lets in-flight messages finish within a grace period, and releases the rest.
+//! a visibility back-off that grows with the receive count. `CONCURRENCY` slots bound the
+//! messages in processing; a receive loop hands its batch over and receives again at once, so
+//! neither SQS round trips nor a batch's slowest message leave slots idle. On shutdown it stops
+//! receiving, lets in-flight messages finish within a grace period, and releases the rest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uc_runtime::aws::classify_sdk_error;
 use uc_runtime::{Failure, FailureKind, MetricsRecord, RetryPolicy};
@@ -27,7 +30,10 @@ const VISIBILITY_MARGIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
     pub queue_url: String,
-    /// Concurrent receive loops (each takes up to 10 messages at a time).
+    /// Messages in processing at once, at most.
+    pub concurrency: usize,
+    /// Concurrent receive loops (each takes up to 10 messages at a time). A loop holds what it
+    /// received until slots are free, so at most `10 × receivers` more are received and waiting.
     pub receivers: usize,
     pub wait_time_seconds: i32,
     pub visibility_backoff: (Duration, Duration),
@@ -59,6 +65,7 @@ impl PollerSettings {
             .ok_or_else(|| WorkerError::Sqs("QUEUE_URL is required for poll mode".into()))?;
         Ok(Self {
             queue_url,
+            concurrency: config.concurrency.max(1),
             receivers: config.concurrency.div_ceil(10),
             wait_time_seconds: config.wait_time_seconds,
             visibility_backoff: config.visibility_backoff,
@@ -90,6 +97,7 @@ pub async fn serve<H: MessageHandler>(
         released = load(&stats.released),
         "poller stopped"
     );
+    uc_runtime::logs::flush();
     result
 }
 
@@ -134,11 +142,12 @@ impl<H: MessageHandler> Poller<H> {
             "polling"
         );
         let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.settings.concurrency.max(1)));
         let mut loops = Vec::new();
         for _ in 0..this.settings.receivers.max(1) {
-            let (this, shutdown) = (this.clone(), shutdown.clone());
+            let (this, shutdown, slots) = (this.clone(), shutdown.clone(), slots.clone());
             loops.push(tokio::spawn(async move {
-                this.receive_loop(shutdown, visibility).await
+                this.receive_loop(shutdown, visibility, slots).await
             }));
         }
         let mut first_error = None;
@@ -198,19 +207,46 @@ impl<H: MessageHandler> Poller<H> {
         Ok(Duration::from_secs(seconds))
     }
 
+    /// Receives until shutdown; each batch is processed and settled by its own task, so the
+    /// loop receives again as soon as slots are free for what it holds. Returns once every
+    /// batch it started is settled or released.
     async fn receive_loop(
-        &self,
+        self: Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+        visibility: Duration,
+        slots: Arc<Semaphore>,
+    ) -> Result<(), WorkerError> {
+        let mut batches = JoinSet::new();
+        let result = self
+            .receive_batches(shutdown, visibility, &slots, &mut batches)
+            .await;
+        while let Some(done) = batches.join_next().await {
+            if let Err(error) = done {
+                // Its messages were not settled: SQS redelivers them after their timeout.
+                tracing::error!(panic = error.is_panic(), "a batch's settling crashed");
+            }
+        }
+        result
+    }
+
+    async fn receive_batches(
+        self: &Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
         visibility: Duration,
+        slots: &Arc<Semaphore>,
+        batches: &mut JoinSet<()>,
     ) -> Result<(), WorkerError> {
         let steps = SQS_RETRY.steps();
         let mut failures = 0usize;
         while !*shutdown.borrow() {
+            // Settled batches leave the set as they end, so it holds only what is in flight.
+            while batches.try_join_next().is_some() {}
             let receive = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.settings.queue_url)
-                .max_number_of_messages(10)
+                // Never more than the slots: a batch waits for a slot per message.
+                .max_number_of_messages(self.settings.concurrency.clamp(1, 10) as i32)
                 .wait_time_seconds(self.settings.wait_time_seconds)
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
@@ -246,32 +282,37 @@ impl<H: MessageHandler> Poller<H> {
             if messages.is_empty() {
                 continue;
             }
-            if *shutdown.borrow() {
+            let received_at = Instant::now();
+            // Wait for a slot per message; what was received meanwhile is handed back at once
+            // on shutdown rather than held until its visibility timeout.
+            let permits = tokio::select! {
+                permits = slots.clone().acquire_many_owned(messages.len() as u32) => permits.ok(),
+                _ = shutdown.wait_for(|stop| *stop) => None,
+            };
+            let Some(permits) = permits.filter(|_| !*shutdown.borrow()) else {
                 let ids: Vec<String> = messages
                     .iter()
                     .filter_map(|m| m.message_id.clone())
                     .collect();
                 self.release(&ids, &receipts_of(&messages)).await;
                 break;
-            }
+            };
             self.stats
                 .received
                 .fetch_add(messages.len() as u64, Ordering::Relaxed);
-            let received_at = Instant::now();
-            self.process(
-                messages,
-                received_at + visibility.saturating_sub(VISIBILITY_MARGIN),
-                shutdown.clone(),
-            )
-            .await;
+            let deadline = received_at + visibility.saturating_sub(VISIBILITY_MARGIN);
+            let this = self.clone();
+            batches.spawn(this.process(messages, permits, deadline, shutdown.clone()));
         }
         Ok(())
     }
 
-    /// Processes one received batch and settles each message with SQS.
+    /// Processes one received batch, each message in its own task holding one slot, and
+    /// settles each message with SQS.
     async fn process(
-        &self,
+        self: Arc<Self>,
         messages: Vec<Message>,
+        mut permits: OwnedSemaphorePermit,
         deadline: Instant,
         shutdown: watch::Receiver<bool>,
     ) {
@@ -283,8 +324,12 @@ impl<H: MessageHandler> Poller<H> {
                 let meta = meta_of(&message);
                 let message_id = meta.message_id.clone();
                 let body = message.body.unwrap_or_default();
-                let task =
-                    tokio::spawn(async move { handler.handle(body, meta, Some(deadline)).await });
+                let slot = permits.split(1);
+                let task = tokio::spawn(async move {
+                    let report = handler.handle(body, meta, Some(deadline)).await;
+                    drop(slot);
+                    report
+                });
                 (message_id, task)
             })
             .collect();

@@ -32,6 +32,7 @@ use crate::machine::loadavg;
 use crate::stats::{RunStats, round};
 
 mod drivers;
+pub mod reconcile;
 
 use drivers::*;
 
@@ -63,6 +64,10 @@ pub struct Settings {
     pub queue_sample_seconds: f64,
     /// The phases, in order; the first without a back-fill is the idle reference.
     pub phases: Vec<PhaseSpec>,
+    /// Pages of 60 users each reconciliation pass reads ([`reconcile`]), after the phases.
+    pub reconcile_pages: u64,
+    /// The reconciliation passes' `--rate` (`None`: the default pace) and the pace it means.
+    pub reconcile_paces: Vec<(Option<String>, f64)>,
 }
 
 /// One phase: live sign-ups, alone or beside a back-fill.
@@ -207,6 +212,8 @@ pub struct Report {
     pub users_created: u64,
     pub create_seconds: f64,
     pub phases: Vec<Phase>,
+    /// Reconciliation passes over the same users, after the phases.
+    pub reconciliation: Vec<reconcile::ReconcileRun>,
     /// The worker's log lines that were warnings or errors (counted, never printed).
     pub worker_warnings: usize,
 }
@@ -508,6 +515,30 @@ pub async fn run(
     for spec in &settings.phases {
         phases.push(run_phase(&cx, spec).await?);
     }
+    let mut reconciliation = Vec::new();
+    for (rate_arg, pace) in &settings.reconcile_paces {
+        eprintln!(
+            "  isolation: a reconciliation pass of {} pages at {pace}/s",
+            settings.reconcile_pages
+        );
+        let pass = reconcile::run_pass(
+            &bins.ops,
+            &env,
+            BACKFILL_STATUS,
+            *pace,
+            rate_arg.as_deref(),
+            settings.reconcile_pages,
+        )
+        .await?;
+        eprintln!(
+            "    published {} in {:.1} s: {:.1}/s ({:.1} % of the pace)",
+            pass.published,
+            pass.seconds,
+            pass.published_per_second,
+            pass.fraction_of_pace * 100.0
+        );
+        reconciliation.push(pass);
+    }
     worker.signal("TERM");
     worker.wait(Duration::from_secs(30));
     let worker_warnings = worker
@@ -537,6 +568,7 @@ pub async fn run(
         users_created: settings.backfill_users,
         create_seconds: round(create_seconds),
         phases,
+        reconciliation,
         worker_warnings,
     })
 }

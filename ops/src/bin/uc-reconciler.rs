@@ -49,6 +49,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             resumed = report.resumed,
             "reconciliation invocation done"
         );
+        // Before Lambda may freeze the process (an error line is written at once anyway).
+        uc_runtime::logs::flush();
         // Refused entries fail the invocation at once (the alarm), though its place is saved:
         // the pass goes on next time and, ending with failures, keeps the watermark.
         if report.failed > 0 || (report.complete && !report.watermark_advanced) {
