@@ -227,6 +227,7 @@ def render(doc: dict, docs: Path) -> str:
     w("On a clean checkout the builds dominate (three full release builds with fat LTO: x86_64, criterion's")
     w("with dev-dependency features, and aarch64 for the zips); with a warm `target/` it takes about 25 minutes, 14 of")
     w("them the isolation section (section 8, which `uc-bench run --only isolation --merge` re-measures on its own).")
+    w("Where the CPU goes and what each change bought: [profiling.md](profiling.md) (`cargo build --profile profiling`, `perf`).")
     w("It needs Rust, Python 3.11+, Node.js 20 and npm, and reaches only package registries (for the pinned")
     w("installs) and 127.0.0.1. Numbers move with the machine: compare designs within one run, not runs")
     w("across machines.")

@@ -61,17 +61,14 @@ pub(super) async fn run_pass(
         .await
         .with_context(|| format!("run {}", ops.display()))?;
     let seconds = started.elapsed().as_secs_f64();
-    let report: Value = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .with_context(|| {
-            format!(
-                "uc-ops reconcile printed no JSON report (exit {:?}): {}",
-                output.status.code(),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })?;
+    // `--json` prints the pass's report as one JSON document on stdout.
+    let report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "uc-ops reconcile printed no JSON report (exit {:?}): {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
     let published = report["published"].as_u64().unwrap_or(0);
     let rate = published as f64 / seconds;
     Ok(ReconcileRun {
