@@ -14,7 +14,6 @@ use crate::events;
 use crate::fake_sqs::FakeSqs;
 use crate::fixed_endpoint::FixedLatencyEndpoint;
 use crate::machine::{cpu_seconds, peak_rss_mib};
-use crate::stats::Spread;
 use crate::throughput::{Level, Run, Settings, messages_for};
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,25 +93,16 @@ pub async fn run(
         }
         let counts_after = counts(&sqs);
         let returned = counts_after[3] - counts_before[3];
-        let total_messages: u64 = runs.iter().map(|r| r.messages).sum();
-        let limit = c as f64 * 1000.0 / settings.latency_ms as f64;
-        let served = endpoint.counters.mean_held_ms();
-        let throughput = Spread::of(runs.iter().map(|r| r.profiles_per_second));
-        let level = Level {
-            concurrency: c,
-            littles_law_limit: limit,
-            fraction_of_limit: (throughput.median / limit * 1000.0).round() / 1000.0,
-            profiles_per_second: throughput,
-            peak_rss_mib: peak_rss_mib(process.pid()),
-            cpu_us_per_profile: cpu
-                .map(|s| (s / total_messages as f64 * 1e6 * 10.0).round() / 10.0),
-            endpoint_mean_latency_ms: (served * 1000.0).round() / 1000.0,
-            limit_at_served_latency: (c as f64 * 1000.0 / served * 10.0).round() / 10.0,
-            max_in_flight: endpoint.counters.max_in_flight.load(Ordering::Relaxed),
-            connections_opened: endpoint.counters.connections.load(Ordering::Relaxed)
-                - connections_before,
+        let level = Level::of_runs(
+            c,
+            settings.latency_ms,
             runs,
-        };
+            cpu,
+            peak_rss_mib(process.pid()),
+            &endpoint,
+            connections_before,
+        );
+        let limit = level.littles_law_limit;
         eprintln!(
             "  worker poll C={c:>3}: {:.0}/s of {limit:.0}/s ({:.1} %), peak RSS {:?} MiB, {:?} µs CPU/profile",
             level.profiles_per_second.median,

@@ -63,6 +63,41 @@ pub struct Level {
     pub connections_opened: u64,
 }
 
+impl Level {
+    /// A level's figures from its runs: `cpu_seconds` is the worker's CPU over them, and the
+    /// endpoint's counters give the latency it served and the connections opened since
+    /// `connections_before`. Shared by the Lambda-mode and long-poll runs.
+    pub fn of_runs(
+        concurrency: usize,
+        latency_ms: u64,
+        runs: Vec<Run>,
+        cpu_seconds: Option<f64>,
+        peak_rss_mib: Option<f64>,
+        endpoint: &FixedLatencyEndpoint,
+        connections_before: u64,
+    ) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let total_messages: u64 = runs.iter().map(|r| r.messages).sum();
+        let limit = concurrency as f64 * 1000.0 / latency_ms as f64;
+        let served = endpoint.counters.mean_held_ms();
+        let throughput = Spread::of(runs.iter().map(|r| r.profiles_per_second));
+        Self {
+            concurrency,
+            littles_law_limit: limit,
+            fraction_of_limit: (throughput.median / limit * 1000.0).round() / 1000.0,
+            profiles_per_second: throughput,
+            peak_rss_mib,
+            cpu_us_per_profile: cpu_seconds
+                .map(|s| (s / total_messages as f64 * 1e6 * 10.0).round() / 10.0),
+            endpoint_mean_latency_ms: (served * 1000.0).round() / 1000.0,
+            limit_at_served_latency: (concurrency as f64 * 1000.0 / served * 10.0).round() / 10.0,
+            max_in_flight: endpoint.counters.max_in_flight.load(Relaxed),
+            connections_opened: endpoint.counters.connections.load(Relaxed) - connections_before,
+            runs,
+        }
+    }
+}
+
 pub fn messages_for(settings: &Settings, concurrency: usize) -> u64 {
     let rate = concurrency as f64 * 1000.0 / settings.latency_ms as f64;
     ((rate * settings.target_seconds) as u64).clamp(settings.min_messages, settings.max_messages)
@@ -134,32 +169,17 @@ pub async fn run(worker: &Path, settings: &Settings) -> Vec<Level> {
             });
         }
         let cpu_after = cpu_seconds(harness.pid());
-        let total_messages: u64 = runs.iter().map(|r| r.messages).sum();
-        let limit = concurrency as f64 * 1000.0 / settings.latency_ms as f64;
-        let served = endpoint.counters.mean_held_ms();
-        let throughput = Spread::of(runs.iter().map(|r| r.profiles_per_second));
-        let level = Level {
+        let cpu = cpu_before.zip(cpu_after).map(|(b, a)| a - b);
+        let level = Level::of_runs(
             concurrency,
-            littles_law_limit: limit,
-            fraction_of_limit: (throughput.median / limit * 1000.0).round() / 1000.0,
-            profiles_per_second: throughput,
-            peak_rss_mib: peak_rss_mib(harness.pid()),
-            cpu_us_per_profile: cpu_before
-                .zip(cpu_after)
-                .map(|(b, a)| ((a - b) / total_messages as f64 * 1e6 * 10.0).round() / 10.0),
-            endpoint_mean_latency_ms: (served * 1000.0).round() / 1000.0,
-            limit_at_served_latency: (concurrency as f64 * 1000.0 / served * 10.0).round() / 10.0,
-            max_in_flight: endpoint
-                .counters
-                .max_in_flight
-                .load(std::sync::atomic::Ordering::Relaxed),
-            connections_opened: endpoint
-                .counters
-                .connections
-                .load(std::sync::atomic::Ordering::Relaxed)
-                - connections_before,
+            settings.latency_ms,
             runs,
-        };
+            cpu,
+            peak_rss_mib(harness.pid()),
+            &endpoint,
+            connections_before,
+        );
+        let limit = level.littles_law_limit;
         eprintln!(
             "  worker C={:>3}: {:.0}/s of {:.0}/s ({:.1} %), peak RSS {:?} MiB, {:?} µs CPU/profile",
             concurrency,
