@@ -41,11 +41,13 @@ def target_rows(doc: dict, w) -> None:
     default = next((r for r in runs if r.get("rateArg") is None), None)
     if default:
         others = "; ".join(f"at {r['pace']:g}/s: {r['fractionOfPace'] * 100:.1f} %" for r in runs if r is not default)
-        worst = min(r["fractionOfPace"] for r in runs)
+        goal = TARGETS['reconcile_fraction_of_pace']
+        verdicts = [f"{ok(r['fractionOfPace'] >= goal)}" + ("" if len(runs) == 1 else
+                    (" at the default" if r is default else f" at {r['pace']:g}/s")) for r in runs]
         w(f"| reconciliation throughput ≥ 90 % of its pace | {default['publishedPerSecond']:.1f}/s at the default "
           f"{default['pace']:g}/s = {default['fractionOfPace'] * 100:.1f} %{'; ' + others if others else ''} "
-          f"([section 8](#8-live-sign-ups-first-a-back-fill-beside-live-sign-ups)) "
-          f"| {ok(worst >= TARGETS['reconcile_fraction_of_pace'])} |")
+          f"([section 8](#reconciliation-throughput)) "
+          f"| {'; '.join(verdicts)} |")
     managed = doc.get("managedInstances", {}).get("levels", [])
     if managed:
         top = max(lv["maxConcurrency"] for lv in managed)
@@ -136,9 +138,9 @@ def render_reconciliation(doc: dict, w) -> None:
     for r in runs:
         if r["fractionOfPace"] < TARGETS["reconcile_fraction_of_pace"] and r["pages"]:
             per_page = r["seconds"] / r["pages"]
-            w(f"At {r['pace']:g}/s the pass kept {r['fractionOfPace'] * 100:.0f} % of its pace: a pass reads a page, then publishes it, "
-              f"one after the other, and a page took {per_page:.2f} s where publishing it at that pace needs {60 / r['pace']:.2f} s. "
-              "The rest is `ListUsers` on moto over a 20,000-user pool plus the "
-              "state saved after each page; reading the next page while publishing this one would hide it. At the default pace "
-              "the page time fits inside the publishing time.")
+            w(f"At {r['pace']:g}/s the pass kept {r['fractionOfPace'] * 100:.0f} % of its pace: a page took {per_page:.2f} s where "
+              f"publishing it at that pace needs {60 / r['pace']:.2f} s. A pass reads the next page while it publishes this one, "
+              "so a page takes the longer of the two: here the listing, `ListUsers` on moto over a 20,000-user pool (moto "
+              "lists the whole pool again for every page), plus the state saved after each page. At the default pace the listing fits "
+              "inside the publishing time.")
             w("")

@@ -80,12 +80,23 @@ pub struct Checkpoint {
     pub published: usize,
 }
 
+/// The most `sub`s a report names; its failure count says how many there were in all (a pass
+/// over millions of users must not grow its report without bound).
+pub const LISTED_FAILED_SUBS: usize = 1_000;
+
+/// Adds `failed` to `listed`, up to [`LISTED_FAILED_SUBS`] in all.
+pub fn list_failed(listed: &mut Vec<String>, failed: Vec<String>) {
+    let room = LISTED_FAILED_SUBS.saturating_sub(listed.len());
+    listed.extend(failed.into_iter().take(room));
+}
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct BackfillSummary {
     pub listed: usize,
     pub selected: usize,
     pub published: usize,
     pub failed: usize,
+    /// The first [`LISTED_FAILED_SUBS`] of the `failed`.
     pub failed_subs: Vec<String>,
     pub pages: usize,
     pub resumed: bool,
@@ -253,7 +264,7 @@ pub async fn run(
                 let failed = publish(clients, &options.target, chunk).await?;
                 summary.published += chunk.len() - failed.len();
                 summary.failed += failed.len();
-                summary.failed_subs.extend(failed);
+                list_failed(&mut summary.failed_subs, failed);
             }
             checkpoint.next_token = page.pagination_token.clone();
             checkpoint.pages += 1;

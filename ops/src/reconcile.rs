@@ -139,7 +139,8 @@ pub struct PassReport {
     pub selected: u64,
     pub published: u64,
     pub failed: u64,
-    /// The `sub`s that could not be published (never an email).
+    /// The `sub`s that could not be published (never an email): the first
+    /// [`backfill::LISTED_FAILED_SUBS`] of the `failed`.
     pub failed_subs: Vec<String>,
     /// The pass as a whole had a failure: its end left the watermark where it was.
     pub pass_failed: u64,
@@ -233,6 +234,7 @@ pub async fn run_pass(
     let page_budget =
         Duration::from_secs_f64(f64::from(USERS_PER_PAGE) / config.publish_rate) + SAVE_MARGIN;
     let mut may_restart = report.resumed;
+    let mut prefetched = None;
     loop {
         let out_of_time = options
             .deadline
@@ -240,7 +242,11 @@ pub async fn run_pass(
         if out_of_time || options.max_pages.is_some_and(|max| report.pages >= max) {
             break;
         }
-        let page = match pages.page(pass.next_token.clone()).await {
+        let fetched = match prefetched.take() {
+            Some(fetched) => fetched,
+            None => pages.page(pass.next_token.clone()).await,
+        };
+        let page = match fetched {
             Ok(page) => page,
             // A saved token Cognito no longer takes: read the pool again from its start (the
             // pass keeps its start time, so nothing it should select is lost).
@@ -273,15 +279,24 @@ pub async fn run_pass(
             .collect();
         report.selected += events.len() as u64;
         if !options.dry_run {
-            for chunk in events.chunks(10) {
-                admit(&mut publish_pacer, chunk.len()).await;
-                let failed = backfill::publish(clients, &target, chunk).await?;
-                let published = (chunk.len() - failed.len()) as u64;
-                report.published += published;
-                pass.published += published;
-                report.failed += failed.len() as u64;
-                pass.failed += failed.len() as u64;
-                report.failed_subs.extend(failed);
+            let more = options.max_pages.is_none_or(|max| report.pages < max);
+            let publishing = publish_page(
+                clients,
+                &target,
+                &events,
+                &mut publish_pacer,
+                &mut report,
+                &mut pass,
+            );
+            // The next page is read while this one is published: a pass is paced by its
+            // publishing, not by publishing plus listing.
+            match page.pagination_token.clone().filter(|_| more) {
+                Some(token) => {
+                    let (published, next) = tokio::join!(publishing, pages.page(Some(token)));
+                    published?;
+                    prefetched = Some(next);
+                }
+                None => publishing.await?,
             }
         }
         pass.next_token = page.pagination_token.clone();
@@ -314,6 +329,29 @@ pub async fn run_pass(
     report.oldest_unreconciled_seconds = report.watermark.map(|w| (Utc::now() - w).num_seconds());
     progress(&report);
     Ok(report)
+}
+
+/// Publishes one page's events in PutEvents batches of 10 at the pass's pace, counting them in
+/// the invocation's report and the pass's totals.
+async fn publish_page(
+    clients: &Clients,
+    target: &Target,
+    events: &[UserConfirmed],
+    pacer: &mut Option<Pacer>,
+    report: &mut PassReport,
+    pass: &mut PassProgress,
+) -> Result<(), ReconcileError> {
+    for chunk in events.chunks(10) {
+        admit(pacer, chunk.len()).await;
+        let failed = backfill::publish(clients, target, chunk).await?;
+        let published = (chunk.len() - failed.len()) as u64;
+        report.published += published;
+        pass.published += published;
+        report.failed += failed.len() as u64;
+        pass.failed += failed.len() as u64;
+        backfill::list_failed(&mut report.failed_subs, failed);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

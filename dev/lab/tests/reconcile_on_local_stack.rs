@@ -162,6 +162,18 @@ async fn a_pass_gives_users_without_an_event_their_profile_once() {
         "profiles: {}",
         profile_count(&standin).await
     );
+
+    // A full pass over both pages (the second read while the first is published) publishes
+    // every counted user once more and creates nothing new.
+    let full = stack.ops(&["reconcile", "--full", "--json"]);
+    let report = json_of(&full);
+    assert_eq!(full.status.code(), Some(0), "{report}");
+    assert_eq!(report["pages"], 2, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["published"], report["selected"], "{report}");
+    assert!(report["published"].as_u64() >= Some(70), "{report}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(profile_count(&standin).await, 70);
     worker.signal("TERM");
     worker.wait(Duration::from_secs(20));
     let audit = stack.ops(&["audit", "--grace-seconds", "0", "--json"]);

@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_config::SdkConfig;
 use clap::Args;
-use clap::builder::PossibleValuesParser;
-use uc_ops::audit::{self, ALL_STATUSES, AuditOptions, AuditReport, DEFAULT_STATUSES};
+use uc_ops::audit::{self, AuditOptions, AuditReport, DEFAULT_STATUSES};
 use uc_worker::{AppSyncClient, EndpointSetting};
 
 use super::{Outcome, Ui, positive_rate, terminal_safe_lines, to_json};
@@ -24,8 +23,9 @@ pub struct AuditArgs {
     /// Also count users whose password an administrator reset (RESET_REQUIRED).
     #[arg(long)]
     include_reset_required: bool,
-    /// Count exactly these account statuses (comma-separated) [default: CONFIRMED,EXTERNAL_PROVIDER].
-    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(ALL_STATUSES),
+    /// Count exactly these account statuses (comma-separated, any case) [default:
+    /// CONFIRMED,EXTERNAL_PROVIDER].
+    #[arg(long, value_delimiter = ',', value_parser = one_status,
           conflicts_with_all = ["include_force_change_password", "include_reset_required"])]
     status: Vec<String>,
     /// Users changed within this many seconds are not judged: their profile may be on its way.
@@ -57,6 +57,12 @@ impl Outcome for AuditReport {
     fn succeeded(&self) -> bool {
         AuditReport::succeeded(self)
     }
+}
+
+/// One `--status` value, checked and upper-cased as the back-fill's and the reconciler's are.
+fn one_status(text: &str) -> Result<String, String> {
+    let mut statuses = audit::parse_statuses(text)?;
+    Ok(statuses.remove(0))
 }
 
 impl AuditArgs {
@@ -234,6 +240,21 @@ mod tests {
             index_bytes: 72,
             seconds: 0.1,
         }
+    }
+
+    #[test]
+    fn statuses_take_any_case_and_refuse_unknown_ones() {
+        assert_eq!(one_status("confirmed").as_deref(), Ok("CONFIRMED"));
+        assert_eq!(
+            one_status("External_Provider").as_deref(),
+            Ok("EXTERNAL_PROVIDER")
+        );
+        assert!(
+            one_status("ACTIVE")
+                .unwrap_err()
+                .contains("not a Cognito user status")
+        );
+        assert!(one_status("").is_err());
     }
 
     #[test]

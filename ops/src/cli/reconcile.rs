@@ -132,8 +132,14 @@ pub fn render(report: &PassReport, json: bool) -> anyhow::Result<String> {
         )
     });
     if !report.failed_subs.is_empty() {
+        let listed = report.failed_subs.len() as u64;
+        let which = if listed < report.failed {
+            format!("sub, the first {listed} of {}", report.failed)
+        } else {
+            "sub".to_owned()
+        };
         text.push_str(&format!(
-            "not published (sub): {}\n",
+            "not published ({which}): {}\n",
             report.failed_subs.join(", ")
         ));
     }
@@ -166,5 +172,28 @@ mod tests {
         assert!(!Outcome::succeeded(&report));
         report.complete = false;
         assert!(render(&report, false).unwrap().contains("NOT complete"));
+    }
+
+    /// A pass with more failures than the report names says how many it left out.
+    #[test]
+    fn a_long_failure_list_is_capped_and_says_so() {
+        let mut listed = Vec::new();
+        let sub = |i: usize| format!("0b7c4f9e-0000-4000-8000-{i:012}");
+        uc_ops::backfill::list_failed(&mut listed, (0..600).map(sub).collect());
+        uc_ops::backfill::list_failed(&mut listed, (600..1_500).map(sub).collect());
+        assert_eq!(listed.len(), uc_ops::backfill::LISTED_FAILED_SUBS);
+        assert_eq!(listed.last(), Some(&sub(999)));
+        let report = PassReport {
+            failed: 1_500,
+            pass_failed: 1_500,
+            complete: true,
+            failed_subs: listed,
+            ..Default::default()
+        };
+        let text = render(&report, false).unwrap();
+        assert!(
+            text.contains("not published (sub, the first 1000 of 1500)"),
+            "{text}"
+        );
     }
 }
