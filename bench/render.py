@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from render_common import *  # noqa: E402,F403
 from render_isolation import isolation_phase, plot_isolation, render_isolation  # noqa: E402
 from render_strict import render_strict  # noqa: E402
-from render_limits import render_long_poll, render_managed, render_reconciliation, target_rows  # noqa: E402
+from render_limits import emitter_split, render_long_poll, render_managed, render_reconciliation, target_rows  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def render(doc: dict, docs: Path) -> str:
         ratios = [condition["emitterOverFloorP99"] for condition in doc["signup"]["conditions"]]
         worst = max(r["median"] for r in ratios)
         w(f"| emitter p99 ≤ {TARGETS['emitter_over_floor_p99']:g} × bare PutEvents p99 (median across runs, every setting) | {c20['emitterOverFloorP99']['median']:.3f} × at 20 ms "
-          f"(worst setting {worst:.3f} ×; single runs {min(r['min'] for r in ratios):.2f}–{max(r['max'] for r in ratios):.2f}) "
+          f"(worst setting {worst:.3f} ×; single runs {min(r['min'] for r in ratios):.2f}–{max(r['max'] for r in ratios):.2f}){emitter_split(c20)} "
           f"| {ok(worst <= TARGETS['emitter_over_floor_p99'])} |")
     if c20 and c2s:
         e20 = c20["emitter"]["summary"]["p99"]

@@ -13,7 +13,7 @@ use uc_devkit::RunningBinary;
 use crate::events;
 use crate::fake_sqs::FakeSqs;
 use crate::fixed_endpoint::FixedLatencyEndpoint;
-use crate::machine::{cpu_seconds, peak_rss_mib};
+use crate::machine::{cpu_seconds, machine_busy_seconds, peak_rss_mib};
 use crate::throughput::{Level, Run, Settings, messages_for};
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +35,9 @@ pub struct LongPollLevel {
     pub delete_batches: u64,
     /// Messages handed back to the queue (a retryable failure): 0 in a clean run.
     pub returned: u64,
+    /// The whole machine's busy CPU over the measured runs, as a fraction of all its cores
+    /// (the worker, the fake queue, the endpoint and the harness together).
+    pub machine_busy_fraction: Option<f64>,
 }
 
 /// How long a run may take before the harness gives up on it.
@@ -71,15 +74,20 @@ pub async fn run(
         let messages = messages_for(settings, c);
         let mut runs = Vec::new();
         let mut cpu = Some(0.0);
+        let mut machine = Some((0.0, 0.0));
         for run in 0..settings.runs {
             let target = sqs.state.settled() + messages;
             let returned_before = sqs.state.returned.load(Ordering::Relaxed);
             let cpu_before = cpu_seconds(process.pid());
+            let machine_before = machine_busy_seconds();
             let started = Instant::now();
             sqs.state.push(bodies(series + 1 + run as u32, 0, messages));
             wait_for_deletes(&sqs, target, &process).await;
             let seconds = started.elapsed().as_secs_f64();
             let cpu_after = cpu_seconds(process.pid());
+            machine = machine
+                .zip(machine_before.zip(machine_busy_seconds()))
+                .map(|((busy, wall), (b, a))| (busy + a - b, wall + seconds));
             cpu = cpu
                 .zip(cpu_before.zip(cpu_after))
                 .map(|(sum, (b, a))| sum + a - b);
@@ -116,6 +124,10 @@ pub async fn run(
             empty_receives: counts_after[1] - counts_before[1],
             delete_batches: counts_after[2] - counts_before[2],
             returned,
+            machine_busy_fraction: machine.map(|(busy, wall)| {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (busy / (wall * cores as f64) * 1000.0).round() / 1000.0
+            }),
         });
         drop(process);
     }

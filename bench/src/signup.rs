@@ -67,8 +67,30 @@ pub struct ConditionResult {
     pub baseline: Option<DesignResult>,
     /// Emitter p99 ÷ floor p99, per run (same run, same endpoint).
     pub emitter_over_floor_p99: Spread,
+    /// Where the emitter's answer time went, by its own EMF records.
+    pub inside_emitter: InsideEmitter,
     /// What the stand-in counted for this condition, per run (requests, faults, profiles).
     pub standin_stats: Vec<Value>,
+}
+
+/// The emitter's own timings of the measured invocations (its EMF records), p50 per run:
+/// `handler` from the event's arrival in the handler to its answer, `publish` the PutEvents call
+/// within it. What the harness measured beyond `handler` is the Runtime API hop.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsideEmitter {
+    pub handler_p50: Spread,
+    pub publish_p50: Spread,
+    /// The harness's p50 less the handler's: the Runtime API's two HTTP exchanges and the
+    /// runtime around the handler.
+    pub hop_p50: Spread,
+}
+
+/// p50 of the emitter's `metric` timings in `lines` (its output during one run).
+fn own_p50(lines: &[String], metric: &str) -> f64 {
+    let mut samples = uc_runtime::metrics::read_timings(lines, "emitter", metric);
+    samples.sort_by(f64::total_cmp);
+    crate::stats::percentile(&samples, 50.0)
 }
 
 pub struct Functions {
@@ -244,6 +266,7 @@ pub async fn run(
     let mut floor_runs: Vec<Vec<RunStats>> = vec![Vec::new(); n];
     let mut baseline_runs: Vec<Vec<RunStats>> = vec![Vec::new(); n];
     let mut standin_stats: Vec<Vec<Value>> = vec![Vec::new(); n];
+    let mut inside: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); n];
     for run in 0..settings.runs {
         for (c, condition) in settings.conditions.iter().enumerate() {
             set_condition(&stack.standin, condition).await;
@@ -257,6 +280,7 @@ pub async fn run(
             let mut e = Vec::new();
             let mut f = Vec::new();
             let (mut e_err, mut f_err) = (0, 0);
+            let lines_before = emitter.output().len();
             for i in 0..settings.emitter_invocations as u64 {
                 let (latency, failed) = invoke(&emitter, series, i).await;
                 e.push(latency);
@@ -267,7 +291,18 @@ pub async fn run(
                 f.push(ms(started.elapsed()));
                 f_err += published.is_err() as usize;
             }
-            emitter_runs[c].push(RunStats::new(e, e_err));
+            let emitter_run = RunStats::new(e, e_err);
+            // The emitter writes its records before it answers; its reader thread may lag.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let lines = emitter.output();
+            let lines = lines.get(lines_before..).unwrap_or_default();
+            let handler = own_p50(lines, "HandlerLatency");
+            inside[c].push((
+                handler,
+                own_p50(lines, "PublishLatency"),
+                emitter_run.p50 - handler,
+            ));
+            emitter_runs[c].push(emitter_run);
             floor_runs[c].push(RunStats::new(f, f_err));
             if !baseline_first && !used.is_empty() {
                 baseline_runs[c]
@@ -309,6 +344,11 @@ pub async fn run(
             floor: DesignResult::new(floor_runs),
             baseline: (!baseline_runs.is_empty()).then(|| DesignResult::new(baseline_runs)),
             emitter_over_floor_p99: ratio,
+            inside_emitter: InsideEmitter {
+                handler_p50: Spread::of(inside[c].iter().map(|t| t.0)),
+                publish_p50: Spread::of(inside[c].iter().map(|t| t.1)),
+                hop_p50: Spread::of(inside[c].iter().map(|t| t.2)),
+            },
             standin_stats: std::mem::take(&mut standin_stats[c]),
         });
     }
