@@ -187,9 +187,15 @@ def render_strict(doc: dict, w) -> None:
     w("`VERIFY_USER_RPS` ≤ (the share of the UserRead quota you give the worker) ÷ (worker processes at most, i.e. the")
     w("event source's `WorkerMaximumConcurrency`).")
     w("")
-    w(f"With the template's defaults ({WORKER_MAX_CONCURRENCY} processes × {per_process}/s = {WORKER_MAX_CONCURRENCY * per_process}/s) the worker alone can already")
-    w(f"ask for more than the default quota of {COGNITO_USER_READ_RPS}/s; leaving half of it to the apps, {share}/s ÷ {WORKER_MAX_CONCURRENCY} = **{share // WORKER_MAX_CONCURRENCY}/s per")
-    w("process**. A high-volume pool whose sign-up peaks exceed that share should first raise its UserRead quota,")
+    fleet = WORKER_MAX_CONCURRENCY * per_process
+    if fleet > COGNITO_USER_READ_RPS:
+        w(f"With the template's defaults ({WORKER_MAX_CONCURRENCY} processes × {per_process}/s = {fleet}/s) the worker alone can already")
+        w(f"ask for more than the default quota of {COGNITO_USER_READ_RPS}/s; leaving half of it to the apps, {share}/s ÷ {WORKER_MAX_CONCURRENCY} = **{share // WORKER_MAX_CONCURRENCY}/s per")
+        w("process**.")
+    else:
+        w(f"With the template's defaults ({WORKER_MAX_CONCURRENCY} processes × {per_process}/s = **{fleet}/s**) the worker asks for at most")
+        w(f"{fleet / COGNITO_USER_READ_RPS * 100:.0f} % of the default quota of {COGNITO_USER_READ_RPS}/s, leaving the rest to the apps' own calls.")
+    w("A high-volume pool whose sign-up peaks exceed that share should first raise its UserRead quota,")
     w("then set `VERIFY_USER_RPS` to its new share ÷ `WorkerMaximumConcurrency`. A throttled lookup is retried (the")
     w("SDK's and the worker's attempts, then SQS redelivery), so a setting above the quota first costs retries and")
     w("latency; sustained throttling moves messages to the DLQ once they reach the queue's maxReceiveCount.")

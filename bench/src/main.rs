@@ -238,7 +238,8 @@ fn settings(scale: Scale) -> (signup::Settings, throughput::Settings, strict::Se
         max_batch: worker.max_batch,
         // The worker accepts at most 10,000 (worker/src/config.rs).
         unbound_rps: 10_000,
-        default_rps: 25,
+        // uc_worker::config::DEFAULT_VERIFY_USER_RPS (the bench does not link the worker).
+        default_rps: 12,
         paced_seconds: if full { 4.0 } else { 0.4 },
         cache_seconds: 300,
     };

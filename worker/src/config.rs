@@ -10,6 +10,12 @@ use crate::mutation::{DEFAULT_INPUT_MAPPING, MutationSpec};
 use uc_runtime::RetryPolicy;
 use uc_schemas::{DEFAULT_SOURCE, Provenance};
 
+/// `VERIFY_USER_RPS` unset: `AdminGetUser` calls per second per process. Cognito's UserRead
+/// quota (120/s by default, per account and Region) is shared with the apps' own sign-ins;
+/// at the template's default of 5 worker processes this asks for 60/s at most, half the
+/// quota, leaving the rest to the apps (docs/benchmarks.md, strict mode).
+pub const DEFAULT_VERIFY_USER_RPS: u32 = 12;
+
 /// An AppSync attempt is not started with less time than this before the deadline.
 const MIN_ATTEMPT_TIME: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -165,7 +171,7 @@ impl WorkerConfig {
         let verify_user = match env.optional("VERIFY_USER").as_deref() {
             None | Some("none") => VerifyUser::Off,
             Some("cognito") => VerifyUser::Cognito {
-                per_second: env.number("VERIFY_USER_RPS", 25, 1, 10_000)?,
+                per_second: env.number("VERIFY_USER_RPS", DEFAULT_VERIFY_USER_RPS, 1, 10_000)?,
                 ttl: env.seconds("VERIFY_USER_CACHE_SECONDS", 300, 0, 86_400)?,
             },
             Some(other) => {
@@ -293,7 +299,7 @@ mod tests {
         assert_eq!(
             strict.verify_user,
             VerifyUser::Cognito {
-                per_second: 25,
+                per_second: 12,
                 ttl: Duration::from_secs(300)
             }
         );
