@@ -20,16 +20,18 @@ def _reconciliation(doc: dict) -> list[dict]:
 
 def emitter_split(condition: dict) -> str:
     """The emitter target's measured reason: where its p50 beyond the bare call went, by the
-    emitter's own EMF timings (handler, PutEvents within it) and the harness's clock."""
+    emitter's own EMF timings (handler, PutEvents within it) and the harness's clock. Medians
+    of per-run p50s, so the parts add up only roughly."""
     inside = condition.get("insideEmitter")
     if not inside:
         return ""
-    over = condition["emitter"]["summary"]["p50"]["median"] - condition["floor"]["summary"]["p50"]["median"]
+    floor = condition["floor"]["summary"]["p50"]["median"]
+    over = condition["emitter"]["summary"]["p50"]["median"] - floor
     handler, publish, hop = (inside[k]["median"] for k in ("handlerP50", "publishP50", "hopP50"))
-    return (f". At p50 it answers {over:.2f} ms after the bare call: the Runtime API hop (two HTTP exchanges "
-            f"with the harness, the runtime around the handler) {hop:.2f} ms, the handler besides PutEvents "
-            f"{handler - publish:.2f} ms (PutEvents inside it {publish:.2f} ms, the bare call "
-            f"{condition['floor']['summary']['p50']['median']:.2f} ms)")
+    return (f". At p50 it answers {over:.2f} ms after the bare call: {hop:.2f} ms outside the handler's own timing "
+            f"(the Runtime API's two HTTP exchanges with the harness, the runtime, the log flush), {handler - publish:.2f} ms "
+            f"in the handler besides PutEvents, and its PutEvents {publish - floor:+.2f} ms against the bare call's "
+            f"{floor:.2f} ms (medians of per-run p50s)")
 
 
 def target_rows(doc: dict, w) -> None:
@@ -40,7 +42,7 @@ def target_rows(doc: dict, w) -> None:
     if 256 in lp:
         lv = lp[256]
         w(f"| worker ≥ 90 % of C ÷ L at C = 256, L = {lat} ms, long-poll mode | "
-          f"{lv['profilesPerSecond']['median']:,.0f}/s of {lv['littlesLawLimit']:,.0f}/s = {lv['fractionOfLimit'] * 100:.1f} %{cores_used(lv)} "
+          f"{lv['profilesPerSecond']['median']:,.0f}/s of {lv['littlesLawLimit']:,.0f}/s = {lv['fractionOfLimit'] * 100:.1f} %{cores_used(lv, doc.get('machine', {}).get('cores', 0))} "
           f"([section 3](#3-worker-throughput)) | {ok(lv['fractionOfLimit'] >= TARGETS['worker_fraction_at_256'])} |")
         w(f"| worker peak RSS ≤ 64 MiB at C = 256, long-poll mode | {lv['peakRssMib']:.1f} MiB "
           f"| {ok(lv['peakRssMib'] <= TARGETS['worker_rss_mib_at_256'])} |")
@@ -74,16 +76,16 @@ def target_rows(doc: dict, w) -> None:
           f"{'; '.join(parts)} ([section 9](#9-lambda-managed-instances-several-invocations-per-process)) | measured |")
 
 
-def cores_used(level: dict) -> str:
+def cores_used(level: dict, machine_cores: int) -> str:
     """The C = 256 target's measured reason when it is missed: the worker's own CPU at that rate."""
     cpu = level.get("cpuUsPerProfile")
     if cpu is None or level["fractionOfLimit"] >= TARGETS["worker_fraction_at_256"]:
         return ""
     cores = cpu * level["profilesPerSecond"]["median"] / 1e6
     busy = level.get("machineBusyFraction")
-    machine = f"; the machine was {busy * 100:.0f} % busy" if busy is not None else ""
-    return (f"; limited by CPU: the worker alone used {cores:.2f} cores ({cpu:.0f} µs per profile) of the machine's 2, "
-            f"beside the fake queue, the GraphQL endpoint and the harness{machine}")
+    machine = f"; the machine's CPU was {busy * 100:.0f} % busy (/proc/stat, steal included)" if busy is not None else ""
+    return (f"; short of CPU: the worker alone used {cores:.2f} cores ({cpu:.0f} µs per profile) of the machine's "
+            f"{machine_cores}, beside the fake queue, the GraphQL endpoint and the harness{machine}")
 
 
 def busy_text(level: dict) -> str:
@@ -117,7 +119,7 @@ def render_long_poll(doc: dict, w) -> None:
           f"| {fmt(lv['peakRssMib'])} | {fmt(lv.get('cpuUsPerProfile'), 0)} | {busy_text(lv)} | {lv['receives']:,} ({lv['emptyReceives']:,}) "
           f"| {lv['deleteBatches']:,} | {fails} |")
     w("")
-    w("Machine busy: every process's CPU over the measured runs (/proc/stat), as a share of all the machine's cores.")
+    w("Machine busy: the machine's busy CPU over the measured runs (/proc/stat: every process, and steal), as a share of all its cores.")
     w("An empty receive is answered at once here (no 20 s long-poll wait): that happens only at a run's tail,")
     w("when the queue is drained and the last messages are still in flight, and its CPU is included.")
     w("")
@@ -175,8 +177,7 @@ def render_reconciliation(doc: dict, w) -> None:
             per_page = r["seconds"] / r["pages"]
             w(f"At {r['pace']:g}/s the pass kept {r['fractionOfPace'] * 100:.0f} % of its pace: a page took {per_page:.2f} s where "
               f"publishing it at that pace needs {60 / r['pace']:.2f} s. A pass reads the next page while it publishes this one, "
-              "so the rest is the emulator: `ListUsers` and PutEvents are served by the same moto process, which lists the "
-              "whole 20,000-user pool again for every page, so the two calls overlap little here (the read-ahead took a page "
-              "from 0.80 s in the run before it to this figure). How the time splits between the two calls was not measured. "
+              "so the rest is the emulator's: `ListUsers` and PutEvents are served by the same moto process, which lists the "
+              "whole 20,000-user pool again for every page. How the time splits between the two calls was not measured. "
               "At the default pace a page's publishing outlasts its listing.")
             w("")

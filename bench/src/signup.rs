@@ -93,6 +93,26 @@ fn own_p50(lines: &[String], metric: &str) -> f64 {
     crate::stats::percentile(&samples, 50.0)
 }
 
+/// The emitter's output once its reader holds an EMF record for each of `invocations` since
+/// `from`: a split computed from a subset would be silently skewed.
+async fn own_records(emitter: &LambdaHarness, from: usize, invocations: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines = emitter.output();
+        let records = lines.get(from..).map_or(0, |own| {
+            uc_runtime::metrics::read_timings(own, "emitter", "HandlerLatency").len()
+        });
+        if records >= invocations {
+            return lines;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the emitter wrote {records} EMF records for {invocations} invocations"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub struct Functions {
     pub emitter: PathBuf,
     pub baseline: Option<PathBuf>,
@@ -293,8 +313,7 @@ pub async fn run(
             }
             let emitter_run = RunStats::new(e, e_err);
             // The emitter writes its records before it answers; its reader thread may lag.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let lines = emitter.output();
+            let lines = own_records(&emitter, lines_before, settings.emitter_invocations).await;
             let lines = lines.get(lines_before..).unwrap_or_default();
             let handler = own_p50(lines, "HandlerLatency");
             inside[c].push((

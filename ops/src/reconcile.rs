@@ -279,7 +279,11 @@ pub async fn run_pass(
             .collect();
         report.selected += events.len() as u64;
         if !options.dry_run {
-            let more = options.max_pages.is_none_or(|max| report.pages < max);
+            // Not past --max-pages, nor a page the deadline would stop us from publishing.
+            let more = options.max_pages.is_none_or(|max| report.pages < max)
+                && options
+                    .deadline
+                    .is_none_or(|deadline| Instant::now() + page_budget * 2 < deadline);
             let publishing = publish_page(
                 clients,
                 &target,

@@ -23,8 +23,9 @@ pub struct AuditArgs {
     /// Also count users whose password an administrator reset (RESET_REQUIRED).
     #[arg(long)]
     include_reset_required: bool,
-    /// Count exactly these account statuses (comma-separated, any case) [default:
-    /// CONFIRMED,EXTERNAL_PROVIDER].
+    /// Count exactly these account statuses (comma-separated, any case; UNCONFIRMED, CONFIRMED,
+    /// ARCHIVED, COMPROMISED, UNKNOWN, RESET_REQUIRED, FORCE_CHANGE_PASSWORD, EXTERNAL_PROVIDER)
+    /// [default: CONFIRMED,EXTERNAL_PROVIDER].
     #[arg(long, value_delimiter = ',', value_parser = one_status,
           conflicts_with_all = ["include_force_change_password", "include_reset_required"])]
     status: Vec<String>,
