@@ -110,14 +110,7 @@ pub async fn run(
             &endpoint,
             connections_before,
         );
-        let limit = level.littles_law_limit;
-        eprintln!(
-            "  worker poll C={c:>3}: {:.0}/s of {limit:.0}/s ({:.1} %), peak RSS {:?} MiB, {:?} µs CPU/profile",
-            level.profiles_per_second.median,
-            level.fraction_of_limit * 100.0,
-            level.peak_rss_mib,
-            level.cpu_us_per_profile
-        );
+        eprintln!("  worker poll C={c:>3}: {}", level.progress());
         levels.push(LongPollLevel {
             level,
             receives: counts_after[0] - counts_before[0],

@@ -64,6 +64,18 @@ pub struct Level {
 }
 
 impl Level {
+    /// The progress line's figures: rate against C ÷ L, peak RSS, CPU per profile.
+    pub fn progress(&self) -> String {
+        format!(
+            "{:.0}/s of {:.0}/s ({:.1} %), peak RSS {:?} MiB, {:?} µs CPU/profile",
+            self.profiles_per_second.median,
+            self.littles_law_limit,
+            self.fraction_of_limit * 100.0,
+            self.peak_rss_mib,
+            self.cpu_us_per_profile
+        )
+    }
+
     /// A level's figures from its runs: `cpu_seconds` is the worker's CPU over them, and the
     /// endpoint's counters give the latency it served and the connections opened since
     /// `connections_before`. Shared by the Lambda-mode and long-poll runs.
@@ -179,16 +191,7 @@ pub async fn run(worker: &Path, settings: &Settings) -> Vec<Level> {
             &endpoint,
             connections_before,
         );
-        let limit = level.littles_law_limit;
-        eprintln!(
-            "  worker C={:>3}: {:.0}/s of {:.0}/s ({:.1} %), peak RSS {:?} MiB, {:?} µs CPU/profile",
-            concurrency,
-            level.profiles_per_second.median,
-            limit,
-            level.fraction_of_limit * 100.0,
-            level.peak_rss_mib,
-            level.cpu_us_per_profile
-        );
+        eprintln!("  worker C={concurrency:>3}: {}", level.progress());
         levels.push(level);
         drop(harness);
     }

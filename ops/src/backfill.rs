@@ -80,6 +80,31 @@ pub struct Checkpoint {
     pub published: usize,
 }
 
+/// What publishing a page's events did: how many went out, and the subs that did not.
+#[derive(Debug, Default)]
+pub struct PagePublished {
+    pub published: usize,
+    pub failed: Vec<String>,
+}
+
+/// Publishes `events` in PutEvents batches of 10, each admitted by `pacer` first: the one
+/// paced publishing loop of the back-fill and the reconciler.
+pub async fn publish_paced(
+    clients: &Clients,
+    target: &Target,
+    events: &[UserConfirmed],
+    pacer: &mut Option<crate::pace::Pacer>,
+) -> Result<PagePublished, BackfillError> {
+    let mut sent = PagePublished::default();
+    for chunk in events.chunks(10) {
+        crate::pace::admit(pacer, chunk.len()).await;
+        let failed = publish(clients, target, chunk).await?;
+        sent.published += chunk.len() - failed.len();
+        sent.failed.extend(failed);
+    }
+    Ok(sent)
+}
+
 /// The most `sub`s a report names; its failure count says how many there were in all (a pass
 /// over millions of users must not grow its report without bound).
 pub const LISTED_FAILED_SUBS: usize = 1_000;
@@ -259,13 +284,10 @@ pub async fn run(
             .collect();
         summary.selected += events.len();
         if !options.dry_run {
-            for chunk in events.chunks(10) {
-                crate::pace::admit(&mut pacer, chunk.len()).await;
-                let failed = publish(clients, &options.target, chunk).await?;
-                summary.published += chunk.len() - failed.len();
-                summary.failed += failed.len();
-                list_failed(&mut summary.failed_subs, failed);
-            }
+            let sent = publish_paced(clients, &options.target, &events, &mut pacer).await?;
+            summary.published += sent.published;
+            summary.failed += sent.failed.len();
+            list_failed(&mut summary.failed_subs, sent.failed);
             checkpoint.next_token = page.pagination_token.clone();
             checkpoint.pages += 1;
             checkpoint.published += events.len();

@@ -19,7 +19,7 @@ use uc_schemas::{DEFAULT_SOURCE, Origin, UserConfirmed};
 
 use crate::audit::{DEFAULT_STATUS_LIST, parse_statuses};
 use crate::backfill::{self, BackfillError, Clients, Target};
-use crate::pace::{Pacer, admit};
+use crate::pace::Pacer;
 use crate::reconcile_state::{PassProgress, StateError, StateStore};
 use crate::user_pages::{PageError, USERS_PER_PAGE, UserPages};
 
@@ -335,8 +335,8 @@ pub async fn run_pass(
     Ok(report)
 }
 
-/// Publishes one page's events in PutEvents batches of 10 at the pass's pace, counting them in
-/// the invocation's report and the pass's totals.
+/// Publishes one page's events at the pass's pace, counting them in the invocation's report
+/// and the pass's totals.
 async fn publish_page(
     clients: &Clients,
     target: &Target,
@@ -345,16 +345,13 @@ async fn publish_page(
     report: &mut PassReport,
     pass: &mut PassProgress,
 ) -> Result<(), ReconcileError> {
-    for chunk in events.chunks(10) {
-        admit(pacer, chunk.len()).await;
-        let failed = backfill::publish(clients, target, chunk).await?;
-        let published = (chunk.len() - failed.len()) as u64;
-        report.published += published;
-        pass.published += published;
-        report.failed += failed.len() as u64;
-        pass.failed += failed.len() as u64;
-        backfill::list_failed(&mut report.failed_subs, failed);
-    }
+    let sent = backfill::publish_paced(clients, target, events, pacer).await?;
+    let (published, failed) = (sent.published as u64, sent.failed.len() as u64);
+    report.published += published;
+    pass.published += published;
+    report.failed += failed;
+    pass.failed += failed;
+    backfill::list_failed(&mut report.failed_subs, sent.failed);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Log set-up: JSON lines on stdout, which Lambda ships to CloudWatch Logs. What is logged is
 //! the callers' business; the rule is `sub`, event ids and request ids, never an email.
 //! Lines are gathered and written together ([`flush`]): one `write` per invocation or batch
-//! instead of one per line, which cost the worker a tenth of its CPU (docs/benchmarks.md).
+//! instead of one per line, which cost the worker a tenth of its CPU (docs/profiling.md).
 
 use std::io::Write;
 use std::sync::Mutex;

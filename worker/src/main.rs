@@ -26,7 +26,7 @@ enum Mode {
 
 /// A multi-thread runtime in both modes: measured, a current-thread one cut the worker's CPU per
 /// profile by a fifth but held each message longer, and lost 6 points of C ÷ L at C = 64
-/// (docs/benchmarks.md, "Profiling"). `TOKIO_WORKER_THREADS` caps the threads.
+/// (docs/profiling.md). `TOKIO_WORKER_THREADS` caps the threads.
 fn main() -> anyhow::Result<()> {
     let mode = Cli::parse().mode.unwrap_or(Mode::Lambda);
     let result = tokio::runtime::Runtime::new()?.block_on(run(mode));

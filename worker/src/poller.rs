@@ -30,11 +30,8 @@ const VISIBILITY_MARGIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
     pub queue_url: String,
-    /// Messages in processing at once, at most.
+    /// Messages in processing at once, at most (at least 1).
     pub concurrency: usize,
-    /// Concurrent receive loops (each takes up to 10 messages at a time). A loop holds what it
-    /// received until slots are free, so at most `10 × receivers` more are received and waiting.
-    pub receivers: usize,
     pub wait_time_seconds: i32,
     pub visibility_backoff: (Duration, Duration),
     pub shutdown_grace: Duration,
@@ -57,6 +54,12 @@ pub struct Poller<H> {
 }
 
 impl PollerSettings {
+    /// Concurrent receive loops, each taking up to 10 messages at a time. A loop holds what it
+    /// received until slots are free, so at most `10 × receivers` more are received and waiting.
+    pub fn receivers(&self) -> usize {
+        self.concurrency.div_ceil(10).max(1)
+    }
+
     /// Poll mode's settings from the worker's configuration (`QUEUE_URL` required).
     pub fn from_config(config: &WorkerConfig) -> Result<Self, WorkerError> {
         let queue_url = config
@@ -66,7 +69,6 @@ impl PollerSettings {
         Ok(Self {
             queue_url,
             concurrency: config.concurrency.max(1),
-            receivers: config.concurrency.div_ceil(10),
             wait_time_seconds: config.wait_time_seconds,
             visibility_backoff: config.visibility_backoff,
             shutdown_grace: config.shutdown_grace,
@@ -137,14 +139,14 @@ impl<H: MessageHandler> Poller<H> {
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
         let visibility = self.queue_visibility_timeout(shutdown.clone()).await?;
         tracing::info!(
-            receivers = self.settings.receivers,
+            receivers = self.settings.receivers(),
             visibility_s = visibility.as_secs(),
             "polling"
         );
         let this = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(this.settings.concurrency.max(1)));
+        let slots = Arc::new(Semaphore::new(this.settings.concurrency));
         let mut loops = Vec::new();
-        for _ in 0..this.settings.receivers.max(1) {
+        for _ in 0..this.settings.receivers() {
             let (this, shutdown, slots) = (this.clone(), shutdown.clone(), slots.clone());
             loops.push(tokio::spawn(async move {
                 this.receive_loop(shutdown, visibility, slots).await
