@@ -8,7 +8,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Lines waiting to be written, once [`init_json_logs`] has turned gathering on.
 static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -80,43 +86,57 @@ impl<'a> MakeWriter<'a> for GatheredStdout {
     }
 }
 
-/// Crates whose TRACE output carries payloads, capped at DEBUG.
-pub const PII_FLOORS: &[&str] = &[
-    "lambda_runtime=debug",
-    "lambda_runtime_api_client=debug",
-    "aws_smithy_runtime=debug",
-    "aws_smithy_runtime_api=debug",
-    "aws_smithy_http_client=debug",
-    "aws_sigv4=debug",
-    "hyper=debug",
-    "hyper_util=debug",
-    "reqwest=debug",
-    "h2=debug",
-];
+/// Whether `target` is one of the product's own crates (`uc_emitter`, `uc_worker`, …): their
+/// lines carry subs and ids only, so `RUST_LOG` may set them to any level.
+pub fn is_ours(target: &str) -> bool {
+    target.starts_with("uc_")
+}
 
-/// Installs a JSON `tracing` subscriber on stdout (Lambda ships stdout to CloudWatch Logs).
-/// `RUST_LOG` overrides the default `info` level. Each line carries its innermost span's
-/// fields: under `lambda_runtime` that is the invocation's `requestId` (and `xrayTraceId`).
+/// The most any other crate may print. At DEBUG and TRACE the SDK, the HTTP stack and the
+/// Lambda runtime dump credentials' key ids, endpoint resolution, request and response bodies
+/// and the raw invocation event (a Cognito event carries the email); their INFO lines are
+/// progress chatter that costs log ingestion and says nothing an operator acts on.
+pub const THIRD_PARTY_MAX: tracing::Level = tracing::Level::WARN;
+
+/// The filter every binary logs through: `RUST_LOG` (default `default`) for the product's own
+/// targets, and the same capped at [`THIRD_PARTY_MAX`] for every other crate. A cap, not a
+/// directive: `RUST_LOG=warn` still quiets the SDK, `RUST_LOG=trace` cannot open it.
+pub fn filter<S>(default: LevelFilter) -> impl Filter<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    capped(
+        EnvFilter::builder()
+            .with_default_directive(default.into())
+            .from_env_lossy(),
+    )
+}
+
+fn capped<S>(from_env: EnvFilter) -> impl Filter<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    from_env.and(filter_fn(|meta| {
+        *meta.level() <= THIRD_PARTY_MAX || is_ours(meta.target())
+    }))
+}
+
+/// Installs a JSON `tracing` subscriber on stdout (Lambda ships stdout to CloudWatch Logs),
+/// through [`filter`] at INFO unless `RUST_LOG` says otherwise. Each line carries its target
+/// and its innermost span's fields: under `lambda_runtime` that is the invocation's
+/// `requestId` (and `xrayTraceId`).
 pub fn init_json_logs() {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // No level may print PII: at TRACE the Lambda runtime logs the raw invocation event (a
-    // Cognito event carries the email) and the SDK logs request and response bodies. Those
-    // crates stop at DEBUG whatever RUST_LOG says.
-    for floor in PII_FLOORS {
-        if let Ok(directive) = floor.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    // A second call (tests, or a binary embedding another) keeps the first subscriber.
-    let installed = tracing_subscriber::fmt()
+    let layer = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
-        .with_target(false)
+        .with_target(true)
         .without_time()
         .with_writer(GatheredStdout)
+        .with_filter(filter(LevelFilter::INFO));
+    // A second call (tests, or a binary embedding another) keeps the first subscriber.
+    let installed = tracing_subscriber::registry()
+        .with(layer)
         .try_init()
         .is_ok();
     if installed && !GATHERING.swap(true, Ordering::Relaxed) {
@@ -158,6 +178,77 @@ mod tests {
         assert!(urgent(Level::WARN));
         assert!(!urgent(Level::INFO));
         assert!(!urgent(Level::DEBUG));
+    }
+
+    /// The levels that get through `directives`, per target, as (target, level) lines.
+    fn passed(directives: &str) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer({
+                let seen = seen.clone();
+                move || Captured(seen.clone())
+            })
+            .with_ansi(false)
+            .without_time()
+            .with_filter(capped(EnvFilter::new(directives)));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "uc_worker::processor", "ours");
+            tracing::debug!(target: "uc_emitter", "ours");
+            tracing::info!(target: "uc_ops::audit", "ours");
+            tracing::trace!(target: "aws_smithy_runtime::client", "theirs");
+            tracing::debug!(target: "lambda_runtime", "theirs");
+            tracing::debug!(target: "hyper_util::client", "theirs");
+            tracing::info!(target: "aws_config::meta", "theirs");
+            tracing::warn!(target: "aws_config::imds", "theirs");
+        });
+        let text = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                let level = words.next().unwrap_or_default();
+                let target = words.next().unwrap_or_default().trim_end_matches(':');
+                format!("{target} {level}")
+            })
+            .collect()
+    }
+
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn other_crates_are_capped_at_warn_whatever_rust_log_says() {
+        assert_eq!(
+            passed("trace"),
+            [
+                "uc_worker::processor TRACE",
+                "uc_emitter DEBUG",
+                "uc_ops::audit INFO",
+                "aws_config::imds WARN",
+            ]
+        );
+        // A directive naming a crate cannot open it either.
+        assert_eq!(
+            passed("info,aws_smithy_runtime=trace,hyper_util=trace,aws_config=info"),
+            ["uc_ops::audit INFO", "aws_config::imds WARN"]
+        );
+    }
+
+    #[test]
+    fn a_lower_rust_log_lowers_everyone() {
+        // The old floors *set* the SDK to DEBUG: RUST_LOG=warn printed their DEBUG lines.
+        assert_eq!(passed("warn"), ["aws_config::imds WARN"]);
+        assert_eq!(passed("error"), Vec::<String>::new());
+        assert!(is_ours("uc_runtime::logs") && !is_ours("ucx") && !is_ours("aws_sdk_sqs"));
     }
 
     struct Callsite;

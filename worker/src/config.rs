@@ -40,7 +40,9 @@ pub struct WorkerConfig {
     pub mutation: MutationSpec,
     /// `VISIBILITY_BACKOFF_BASE_SECONDS`, `VISIBILITY_BACKOFF_MAX_SECONDS` (long-poll mode).
     pub visibility_backoff: (Duration, Duration),
-    /// `WAIT_TIME_SECONDS`: long-poll wait (long-poll mode).
+    /// `WAIT_TIME_SECONDS`: long-poll wait (long-poll mode), and so the longest an idle
+    /// consumer takes to stop: an in-flight receive is waited out, never abandoned (SQS would
+    /// hand an abandoned one the next message and hide it for a visibility timeout).
     pub wait_time_seconds: i32,
     /// `SHUTDOWN_GRACE_SECONDS`: how long in-flight messages may finish after SIGTERM.
     pub shutdown_grace: Duration,
@@ -62,6 +64,41 @@ pub enum StoreSetting {
     /// A conditional `PutItem` into the Amplify model table: `PROFILE_TABLE`, and
     /// `PROFILE_TYPENAME` (default `UserProfile`).
     DynamoDb(ProfileTable),
+}
+
+impl StoreSetting {
+    /// `PROFILE_STORE` and what the chosen store needs, as the worker reads them: the ops
+    /// sweeps and the audit read the same variables, so they look where the worker writes.
+    pub fn from_reader<F: Fn(&str) -> Option<String>>(
+        env: &EnvReader<F>,
+    ) -> Result<Self, ConfigError> {
+        Ok(
+            match env.choice("PROFILE_STORE", "appsync", &["appsync", "dynamodb"])? {
+                "dynamodb" => StoreSetting::DynamoDb(ProfileTable {
+                    name: env.optional("PROFILE_TABLE").ok_or(ConfigError::Missing(
+                        "PROFILE_TABLE (the model table PROFILE_STORE=dynamodb writes to)",
+                    ))?,
+                    typename: env
+                        .optional("PROFILE_TYPENAME")
+                        .unwrap_or_else(|| DEFAULT_TYPENAME.into()),
+                }),
+                _ => StoreSetting::AppSync(
+                    match (
+                        env.optional("APPSYNC_GRAPHQL_URL"),
+                        env.optional("APPSYNC_API_ID"),
+                    ) {
+                        (Some(url), _) => EndpointSetting::Url(url),
+                        (None, Some(id)) => EndpointSetting::ApiId(id),
+                        (None, None) => {
+                            return Err(ConfigError::Missing(
+                                "APPSYNC_GRAPHQL_URL (or APPSYNC_API_ID)",
+                            ));
+                        }
+                    },
+                ),
+            },
+        )
+    }
 }
 
 /// The optional strict mode: look each user up in Cognito before creating their profile.
@@ -94,30 +131,7 @@ impl WorkerConfig {
     pub fn from_reader<F: Fn(&str) -> Option<String>>(
         env: &EnvReader<F>,
     ) -> Result<Self, ConfigError> {
-        let store = match env.choice("PROFILE_STORE", "appsync", &["appsync", "dynamodb"])? {
-            "dynamodb" => StoreSetting::DynamoDb(ProfileTable {
-                name: env.optional("PROFILE_TABLE").ok_or(ConfigError::Missing(
-                    "PROFILE_TABLE (the model table PROFILE_STORE=dynamodb writes to)",
-                ))?,
-                typename: env
-                    .optional("PROFILE_TYPENAME")
-                    .unwrap_or_else(|| DEFAULT_TYPENAME.into()),
-            }),
-            _ => StoreSetting::AppSync(
-                match (
-                    env.optional("APPSYNC_GRAPHQL_URL"),
-                    env.optional("APPSYNC_API_ID"),
-                ) {
-                    (Some(url), _) => EndpointSetting::Url(url),
-                    (None, Some(id)) => EndpointSetting::ApiId(id),
-                    (None, None) => {
-                        return Err(ConfigError::Missing(
-                            "APPSYNC_GRAPHQL_URL (or APPSYNC_API_ID)",
-                        ));
-                    }
-                },
-            ),
-        };
+        let store = StoreSetting::from_reader(env)?;
         let mut mutation = MutationSpec::default();
         if let Some(path) = env.optional("MUTATION_DOCUMENT") {
             mutation.document =
@@ -208,7 +222,7 @@ impl WorkerConfig {
                 env.seconds("VISIBILITY_BACKOFF_BASE_SECONDS", 10, 0, 43_200)?,
                 env.seconds("VISIBILITY_BACKOFF_MAX_SECONDS", 900, 0, 43_200)?,
             ),
-            wait_time_seconds: env.number("WAIT_TIME_SECONDS", 20, 0, 20)?,
+            wait_time_seconds: env.number("WAIT_TIME_SECONDS", 1, 1, 20)?,
             shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECONDS", 20, 0, 3_600)?,
         })
     }

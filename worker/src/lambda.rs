@@ -27,6 +27,26 @@ pub enum BatchError {
     UnidentifiedFailure(usize),
 }
 
+impl BatchError {
+    /// The `errorType` Lambda records for the invocation (and CloudWatch shows).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::UnidentifiedFailure(_) => "UnidentifiedFailure",
+        }
+    }
+}
+
+/// A stable `errorType` instead of the Rust type name the runtime would derive from a boxed
+/// error (`&alloc::boxed::Box<dyn core::error::Error + …>`).
+impl From<BatchError> for lambda_runtime::Diagnostic {
+    fn from(error: BatchError) -> Self {
+        Self {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
 /// What a front end knows about an SQS record.
 pub fn meta_of(record: &SqsMessage) -> MessageMeta {
     MessageMeta::from_sqs(
@@ -52,9 +72,7 @@ pub async fn serve<H: MessageHandler>(
         async move {
             let deadline =
                 uc_runtime::retry::deadline_before(event.context.deadline(), DEADLINE_MARGIN);
-            handle_batch(handler, event.payload, Some(deadline), concurrency)
-                .await
-                .map_err(lambda_runtime::Error::from)
+            handle_batch(handler, event.payload, Some(deadline), concurrency).await
         }
     }))
     .await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use uc_worker::poller::{self, PollerSettings};
-use uc_worker::{WorkerConfig, build_worker, lambda};
+use uc_worker::{ConfiguredStore, SqsDeadLetters, Worker, WorkerConfig, build_worker, lambda};
 
 /// Creates user profiles from UserConfirmed events (configuration: see README).
 #[derive(Parser)]
@@ -36,24 +36,48 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(mode: Mode) -> anyhow::Result<()> {
     uc_runtime::logs::init_json_logs();
-    let config = WorkerConfig::from_env()
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = aws_config::load_from_env().await;
-    let worker = Arc::new(
-        build_worker(&config, &sdk)
-            .await
-            .inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?,
-    );
     match mode {
-        Mode::Lambda => lambda::serve(worker, config.concurrency)
-            .await
-            .map_err(|e| anyhow::anyhow!(e)),
+        Mode::Lambda => {
+            let (config, sdk) = configure().await?;
+            let worker = Arc::new(start_up(&config, &sdk).await?);
+            lambda::serve(worker, config.concurrency)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+        }
         Mode::Poll => {
-            let settings = PollerSettings::from_config(&config)?;
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            Ok(poller::serve(sqs, worker, settings)
+            // Listening from the first instant: a consumer stopped while it starts exits 0.
+            let mut shutdown = poller::shutdown_on_signal()?;
+            let started = async {
+                let (config, sdk) = configure().await?;
+                let settings = PollerSettings::from_config(&config)?;
+                let worker = Arc::new(start_up(&config, &sdk).await?);
+                anyhow::Ok((settings, aws_sdk_sqs::Client::new(&sdk), worker))
+            };
+            let (settings, sqs, worker) = tokio::select! {
+                started = started => started?,
+                _ = poller::requested(&mut shutdown) => {
+                    tracing::info!("shutdown requested during start-up");
+                    return Ok(());
+                }
+            };
+            Ok(poller::serve(sqs, worker, settings, shutdown)
                 .await
                 .inspect_err(|e| tracing::error!(error = %e, "poller failed"))?)
         }
     }
+}
+
+async fn configure() -> anyhow::Result<(WorkerConfig, aws_config::SdkConfig)> {
+    let config = WorkerConfig::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    Ok((config, aws_config::load_from_env().await))
+}
+
+async fn start_up(
+    config: &WorkerConfig,
+    sdk: &aws_config::SdkConfig,
+) -> anyhow::Result<Worker<ConfiguredStore, SqsDeadLetters>> {
+    Ok(build_worker(config, sdk)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "start-up failed"))?)
 }

@@ -2,8 +2,9 @@
 //! polling, the same core, DeleteMessageBatch for what is settled, and for retryable failures
 //! a visibility back-off that grows with the receive count. `CONCURRENCY` slots bound the
 //! messages in processing; a receive loop hands its batch over and receives again at once, so
-//! neither SQS round trips nor a batch's slowest message leave slots idle. On shutdown it stops
-//! receiving, lets in-flight messages finish within a grace period, and releases the rest.
+//! neither SQS round trips nor a batch's slowest message leave slots idle. While the queue is
+//! idle only one loop polls. On shutdown it stops receiving, lets in-flight messages finish
+//! within a grace period, and releases the rest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,20 +77,16 @@ impl PollerSettings {
     }
 }
 
-/// Poll mode from start to end: polls until SIGTERM or SIGINT, drains, and logs what it did.
+/// Poll mode from start to end: polls until `shutdown` turns true ([`shutdown_on_signal`]),
+/// drains, and logs what it did.
 pub async fn serve<H: MessageHandler>(
     sqs: aws_sdk_sqs::Client,
     handler: Arc<H>,
     settings: PollerSettings,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let poller = Poller::new(sqs, handler, settings);
     let stats = poller.stats();
-    let (stop, shutdown) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested: no more receives, finishing in-flight messages");
-        let _ = stop.send(true);
-    });
     let result = poller.run(shutdown).await;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     tracing::info!(
@@ -103,12 +100,27 @@ pub async fn serve<H: MessageHandler>(
     result
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// Turns true at the first SIGTERM or SIGINT. Installed before anything else starts, so a
+/// consumer stopped during its start-up exits cleanly rather than by the signal's default.
+pub fn shutdown_on_signal() -> std::io::Result<watch::Receiver<bool>> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutdown requested: no more receives, finishing in-flight messages");
+        let _ = stop.send(true);
+    });
+    Ok(shutdown)
+}
+
+/// Whether `shutdown` has turned true; waits forever otherwise.
+pub async fn requested(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which never happens before the process ends.
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -135,9 +147,12 @@ impl<H: MessageHandler> Poller<H> {
     }
 
     /// Runs until `shutdown` turns true, then drains. Fails at once when the queue cannot be
-    /// used (missing, access denied), or when start-up is interrupted.
+    /// used (missing, access denied); a shutdown during start-up is a clean end.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
-        let visibility = self.queue_visibility_timeout(shutdown.clone()).await?;
+        let Some(visibility) = self.queue_visibility_timeout(shutdown.clone()).await? else {
+            tracing::info!("shutdown requested during start-up");
+            return Ok(());
+        };
         tracing::info!(
             receivers = self.settings.receivers(),
             visibility_s = visibility.as_secs(),
@@ -145,11 +160,18 @@ impl<H: MessageHandler> Poller<H> {
         );
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.settings.concurrency));
+        // Whether the last receive brought messages: while it did not, only the first loop
+        // polls, so an idle consumer costs one ReceiveMessage per wait, whatever CONCURRENCY.
+        let busy = Arc::new(watch::channel(false).0);
         let mut loops = Vec::new();
-        for _ in 0..this.settings.receivers() {
+        for index in 0..this.settings.receivers() {
             let (this, shutdown, slots) = (this.clone(), shutdown.clone(), slots.clone());
+            let gate = IdleGate {
+                busy: busy.clone(),
+                polls_when_idle: index == 0,
+            };
             loops.push(tokio::spawn(async move {
-                this.receive_loop(shutdown, visibility, slots).await
+                this.receive_loop(shutdown, visibility, slots, gate).await
             }));
         }
         let mut first_error = None;
@@ -166,12 +188,12 @@ impl<H: MessageHandler> Poller<H> {
     }
 
     /// The queue's visibility timeout. A consumer that starts while SQS is briefly unavailable
-    /// keeps trying for about a minute; one whose queue is missing or forbidden stops at once,
-    /// and so does one asked to shut down.
+    /// keeps trying for about a minute; one whose queue is missing or forbidden stops at once;
+    /// one asked to shut down gets `None`.
     async fn queue_visibility_timeout(
         &self,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<Duration, WorkerError> {
+    ) -> Result<Option<Duration>, WorkerError> {
         let attempt = |_| async {
             self.sqs
                 .get_queue_attributes()
@@ -186,9 +208,7 @@ impl<H: MessageHandler> Poller<H> {
         };
         let output = tokio::select! {
             result = SQS_RETRY.run(None, attempt, notify) => result,
-            _ = shutdown.wait_for(|stop| *stop) => {
-                return Err(WorkerError::Sqs("shutdown requested during start-up".into()));
-            }
+            _ = requested(&mut shutdown) => return Ok(None),
         };
         let output = output.map_err(|gave_up| {
             let attempts = gave_up.attempts();
@@ -206,7 +226,7 @@ impl<H: MessageHandler> Poller<H> {
             .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
             .and_then(|v| v.parse().ok())
             .unwrap_or(30);
-        Ok(Duration::from_secs(seconds))
+        Ok(Some(Duration::from_secs(seconds)))
     }
 
     /// Receives until shutdown; each batch is processed and settled by its own task, so the
@@ -217,10 +237,11 @@ impl<H: MessageHandler> Poller<H> {
         shutdown: watch::Receiver<bool>,
         visibility: Duration,
         slots: Arc<Semaphore>,
+        gate: IdleGate,
     ) -> Result<(), WorkerError> {
         let mut batches = JoinSet::new();
         let result = self
-            .receive_batches(shutdown, visibility, &slots, &mut batches)
+            .receive_batches(shutdown, visibility, &slots, &gate, &mut batches)
             .await;
         while let Some(done) = batches.join_next().await {
             if let Err(error) = done {
@@ -236,6 +257,7 @@ impl<H: MessageHandler> Poller<H> {
         mut shutdown: watch::Receiver<bool>,
         visibility: Duration,
         slots: &Arc<Semaphore>,
+        gate: &IdleGate,
         batches: &mut JoinSet<()>,
     ) -> Result<(), WorkerError> {
         let steps = SQS_RETRY.steps();
@@ -243,6 +265,9 @@ impl<H: MessageHandler> Poller<H> {
         while !*shutdown.borrow() {
             // Settled batches leave the set as they end, so it holds only what is in flight.
             while batches.try_join_next().is_some() {}
+            if !gate.wait_until_needed(&mut shutdown).await {
+                break;
+            }
             let receive = self
                 .sqs
                 .receive_message()
@@ -255,13 +280,29 @@ impl<H: MessageHandler> Poller<H> {
                 .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
                 .message_attribute_names("All")
                 .send();
-            // Not cancelled on shutdown: a cancelled receive may still have taken messages,
-            // which would then stay invisible until their timeout. What arrives after the
-            // shutdown request is handed straight back instead.
-            let output = receive.await;
+            // Not cancelled on shutdown: SQS keeps an abandoned long poll open on its side and
+            // hands it the next message, which then stays invisible for its whole visibility
+            // timeout and counts a receive (aws-sdk-java-v2#1395, aws-sdk-go-v2#2068). The wait
+            // is short instead (WAIT_TIME_SECONDS, 1 s by default), and what arrives after the
+            // shutdown request is handed straight back. Only a receive that outlives its own
+            // wait by RECEIVE_OVERRUN (a network fault) is given up.
+            let overrun = Duration::from_secs(self.settings.wait_time_seconds.max(0) as u64)
+                + RECEIVE_OVERRUN;
+            let mut stop = shutdown.clone();
+            let output = tokio::select! {
+                output = receive => output,
+                _ = async {
+                    requested(&mut stop).await;
+                    tokio::time::sleep(overrun).await;
+                } => {
+                    tracing::warn!("a ReceiveMessage outlived its wait after the shutdown request; given up");
+                    break;
+                }
+            };
             let messages = match output {
                 Ok(output) => {
                     failures = 0;
+                    gate.saw(!output.messages().is_empty());
                     output.messages.unwrap_or_default()
                 }
                 Err(error) => {
@@ -446,6 +487,36 @@ impl<H: MessageHandler> Poller<H> {
                 self.stats.released.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// How long past its own wait a receive is awaited after a shutdown request.
+const RECEIVE_OVERRUN: Duration = Duration::from_secs(2);
+
+/// Parks the extra receive loops while the queue is idle: each empty receive says idle, each
+/// non-empty one wakes them all.
+struct IdleGate {
+    busy: Arc<watch::Sender<bool>>,
+    polls_when_idle: bool,
+}
+
+impl IdleGate {
+    /// Returns once this loop should receive: at once for the first loop or when the queue is
+    /// busy; `false` when shutdown came first.
+    async fn wait_until_needed(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        if self.polls_when_idle {
+            return true;
+        }
+        let mut busy = self.busy.subscribe();
+        tokio::select! {
+            woke = busy.wait_for(|busy| *busy) => woke.is_ok(),
+            _ = requested(shutdown) => false,
+        }
+    }
+
+    fn saw(&self, messages: bool) {
+        self.busy
+            .send_if_modified(|busy| std::mem::replace(busy, messages) != messages);
     }
 }
 

@@ -122,9 +122,15 @@ impl RunningBinary {
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN")
+            // A binary under test logs as it would in production unless the test sets
+            // RUST_LOG itself (UC_TEST_RUST_LOG passes one through, for debugging a test).
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(level) = std::env::var_os("UC_TEST_RUST_LOG") {
+            command.env("RUST_LOG", level);
+        }
         for (key, value) in env {
             command.env(key, value);
         }
@@ -179,7 +185,8 @@ impl RunningBinary {
             if let Some(status) = self.guard.child_mut().try_wait().unwrap() {
                 return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // Fine enough for the stop times the tests report.
+            std::thread::sleep(Duration::from_millis(5));
         }
         None
     }
