@@ -369,6 +369,7 @@ class StandIn:
         mutation.fields["createUserProfile"].resolve = self._create_user_profile
         query.fields["getUserProfile"].resolve = self._get_user_profile
         query.fields["listUserProfiles"].resolve = self._list_user_profiles
+        self.schema.type_map["UserProfile"].fields["profileOwner"].resolve = owner_as_read
         self._compile = lru_cache(maxsize=256)(self._compile_uncached)
 
     def _compile_uncached(self, query: str):
@@ -401,27 +402,27 @@ class StandIn:
             )
         moment = now_utc()
         now = aws_datetime(moment)
-        item = {
-            "__typename": "UserProfile",
-            "id": profile_id,
-            "email": input.get("email"),
-            "profileOwner": input.get("profileOwner"),
-            "createdAt": now,
-            "updatedAt": now,
-        }
+        # As Amplify's create resolver: the defaults, then the input as given (a field left
+        # out is not stored), then the type name.
+        item = {"id": profile_id, "createdAt": now, "updatedAt": now}
+        item.update(input)
+        item["id"] = profile_id
+        item["__typename"] = "UserProfile"
         st = self.state
         with st.lock:
-            if profile_id in st.profiles:
+            # Amplify's resolver puts with `attribute_not_exists(id) AND <condition>`: a new
+            # item has no attributes yet, so the condition is judged on an empty one.
+            duplicate = profile_id in st.profiles
+            refused = not duplicate and not _filter_matches(condition, {})
+            if duplicate:
                 st.counters["duplicates"] += 1
                 st.per_id(profile_id, "duplicates")
-                duplicate = True
-            else:
+            elif not refused:
                 st.profiles[profile_id] = item
                 st.counters["created"] += 1
                 st.per_id(profile_id, "created")
                 st.record_created_at(profile_id, epoch_micros(moment))
-                duplicate = False
-        if duplicate:
+        if duplicate or refused:
             raise AppSyncError(
                 "DynamoDB:ConditionalCheckFailedException",
                 ERRORTYPE_MESSAGES["DynamoDB:ConditionalCheckFailedException"].format(
@@ -467,6 +468,19 @@ class StandIn:
         if end < len(items):
             token = base64.urlsafe_b64encode(json.dumps({"offset": end}).encode()).decode()
         return {"items": out, "nextToken": token}
+
+
+def owner_as_read(source: dict[str, Any], _info) -> Any:
+    """`profileOwner` as Amplify's owner-field resolver returns it (UserProfile.profileOwner.res.vtl,
+    with useSubUsernameForDefaultIdentityClaim): only what follows the last "::", i.e. the
+    username of a stored "<sub>::<username>". Java's String.split drops trailing empty parts."""
+    owner = source.get("profileOwner")
+    if not isinstance(owner, str):
+        return owner
+    parts = owner.split("::")
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return parts[-1]
 
 
 def _cond_matches(cond: dict[str, Any] | None, value: Any) -> bool:

@@ -201,7 +201,8 @@ def test_valid_signed_create_is_stored(client):
     item = body["data"]["createUserProfile"]
     assert item["id"] == "id-1"
     assert item["email"] == "someone@example.com"
-    assert item["profileOwner"] == "id-1::alice"
+    # Amplify's owner-field resolver answers the part after "::"; the item keeps it whole.
+    assert item["profileOwner"] == "alice"
     assert item["__typename"] == "UserProfile"
     assert DATETIME_RE.match(item["createdAt"]) and item["createdAt"] == item["updatedAt"]
     assert resp.getheader("Content-Type").startswith("application/json")
@@ -209,6 +210,7 @@ def test_valid_signed_create_is_stored(client):
     _, profiles = client.control("GET", "profiles")
     assert [p["id"] for p in profiles["items"]] == ["id-1"]
     assert profiles["items"][0]["email"] == "someone@example.com"
+    assert profiles["items"][0]["profileOwner"] == "id-1::alice"
     s = stats(client)
     assert s["requests"] == 1 and s["authenticated"] == 1
     assert s["createAttempts"] == 1 and s["created"] == 1 and s["duplicates"] == 0
@@ -224,6 +226,43 @@ def test_create_without_id_generates_uuid(client):
     status, out, _ = client.graphql("", body=body)
     assert status == 200
     uuid.UUID(out["data"]["createUserProfile"]["id"])
+
+
+def test_owner_reads_as_amplify_resolver_returns_it(client):
+    for pid, stored, read in [
+        ("o1", "o1::bob", "bob"),
+        ("o2", "plain", "plain"),
+        ("o3", "a::b::c", "c"),
+        ("o4", "o4::", "o4"),  # Java's split drops the trailing empty part
+    ]:
+        assert client.create(pid, owner=stored)[0] == 200
+        _, body, _ = client.graphql(GET_DOC, {"id": pid})
+        assert body["data"]["getUserProfile"]["profileOwner"] == read, pid
+    # A field left out of the input is not stored (Amplify puts the input as given).
+    _, body, _ = client.graphql(
+        "mutation($input: CreateUserProfileInput!) { createUserProfile(input: $input) { id profileOwner } }",
+        {"input": {"id": "o5"}},
+    )
+    assert body["data"]["createUserProfile"] == {"id": "o5", "profileOwner": None}
+    _, profiles = client.control("GET", "profiles")
+    stored = next(p for p in profiles["items"] if p["id"] == "o5")
+    assert sorted(stored) == ["__typename", "createdAt", "id", "updatedAt"]
+
+
+def test_create_condition_is_judged_on_the_new_item(client):
+    doc = (
+        "mutation($input: CreateUserProfileInput!, $c: ModelUserProfileConditionInput) {"
+        " createUserProfile(input: $input, condition: $c) { id } }"
+    )
+    refused = {"input": {"id": "c1", "email": "x@example.com"}, "c": {"email": {"attributeExists": True}}}
+    _, body, _ = client.graphql(doc, refused)
+    assert body["data"] == {"createUserProfile": None}
+    assert body["errors"][0]["errorType"] == "DynamoDB:ConditionalCheckFailedException"
+    accepted = {"input": {"id": "c2"}, "c": {"email": {"attributeExists": False}}}
+    _, body, _ = client.graphql(doc, accepted)
+    assert body["data"] == {"createUserProfile": {"id": "c2"}}
+    _, profiles = client.control("GET", "profiles")
+    assert [p["id"] for p in profiles["items"] if p["id"].startswith("c")] == ["c2"]
 
 
 def test_duplicate_id_has_appsync_conditional_check_shape(client):

@@ -2,7 +2,8 @@
 //! paced, only the `sub` attribute asked for) and then every profile through a read-only
 //! AppSync query (`listUserProfiles`, SigV4-signed with the caller's own credentials), and
 //! compares: users without a profile (missing), profiles without a user (orphaned), and
-//! profiles whose `profileOwner` is not `"<sub>::<username>"`.
+//! profiles whose `profileOwner` is not `"<sub>::<username>"` (or, as Amplify's owner-field
+//! resolver returns it, `"<username>"`: the part after `::`).
 //!
 //! Memory is bounded for a pool of ten million users: only the users are held, 24 bytes each
 //! (the `sub` as 128 bits, a 63-bit hash of the username for the owner check and one bit for
@@ -241,9 +242,12 @@ impl Comparison {
         };
         self.found[index / 64] |= 1 << (index % 64);
         let expected = self.users[index].tag & !COUNTED;
-        let owned = owner
-            .and_then(|o| o.split_once("::"))
-            .is_some_and(|(sub, username)| sub == id && username_hash(username) == expected);
+        // Amplify's read resolvers return an owner field's last `::` part, the username; the
+        // id named the sub already.
+        let owned = owner.is_some_and(|o| match o.split_once("::") {
+            Some((sub, username)) => sub == id && username_hash(username) == expected,
+            None => username_hash(o) == expected,
+        });
         if !owned {
             self.findings.owner_mismatch += 1;
             if self.findings.owner_mismatch_ids.len() < self.show {
@@ -597,9 +601,21 @@ mod tests {
         let mut comparison = Comparison::new(users, 10);
         comparison.profile(&sub(7), Some(&format!("{}::henry", sub(8))));
         comparison.profile(&sub(7), None);
-        comparison.profile(&sub(7), Some("henry"));
+        comparison.profile(&sub(7), Some("harry"));
         let findings = comparison.finish();
         assert_eq!(findings.owner_mismatch, 3);
+        assert_eq!(findings.missing, 0);
+    }
+
+    #[test]
+    fn an_owner_read_through_amplify_names_the_username() {
+        // Amplify's owner-field resolver answers "henry" for a stored "<sub>::henry".
+        let mut users = Users::default();
+        users.add(&sub(7), "henry", "CONFIRMED", true, false);
+        let mut comparison = Comparison::new(users, 10);
+        comparison.profile(&sub(7), Some("henry"));
+        let findings = comparison.finish();
+        assert_eq!(findings.owner_mismatch, 0);
         assert_eq!(findings.missing, 0);
     }
 

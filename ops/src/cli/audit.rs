@@ -199,7 +199,7 @@ pub fn render(report: &AuditReport, json: bool) -> anyhow::Result<String> {
     );
     list(
         &mut out,
-        "profiles whose profileOwner is not <sub>::<username>",
+        "profiles whose profileOwner is not <sub>::<username> (or <username>)",
         f.owner_mismatch,
         &f.owner_mismatch_ids,
     );
