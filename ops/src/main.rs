@@ -23,7 +23,6 @@ use cli::dlq::{self, DlqArgs};
 use cli::events::{self, EventsArgs};
 use cli::reconcile::{self, ReconcileArgs};
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
@@ -63,31 +62,15 @@ enum Command {
     Events(EventsArgs),
 }
 
-/// Targets whose debug and trace output can carry request and response bodies (the SDK logs
-/// them at trace; ReceiveMessage and ListUsers bodies hold emails). Held at `warn` whatever
-/// `RUST_LOG` says, even a directive naming them.
-const BODY_LOGGING_TARGETS: &[&str] = &[
-    "aws", // aws_smithy_*, aws_sdk_*, aws_config, aws_runtime, aws_sigv4, …
-    "hyper", "h2", "reqwest", "rustls", "tower",
-];
-
-fn is_body_logging(target: &str) -> bool {
-    BODY_LOGGING_TARGETS.iter().any(|t| target.starts_with(t))
-}
-
-/// Logs on stderr (stdout is the report): `RUST_LOG`, default `warn`, with a floor at `warn`
-/// for [`BODY_LOGGING_TARGETS`] so no level prints a request body.
+/// Logs on stderr (stdout is the report): `RUST_LOG`, default `warn`, through the functions'
+/// filter ([`uc_runtime::logs::filter`]): every crate but ours capped at WARN, so no level
+/// prints a request body.
 fn init_logs() {
-    let env = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env_lossy();
-    let floor =
-        filter_fn(|meta| !(is_body_logging(meta.target()) && *meta.level() > tracing::Level::WARN));
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
-        .with_filter(env.and(floor));
+        .with_filter(uc_runtime::logs::filter(LevelFilter::WARN));
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
@@ -193,24 +176,6 @@ async fn run(command: Command) -> anyhow::Result<(String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_sdk_and_http_stack_are_held_at_warn() {
-        for target in [
-            "aws_smithy_runtime::client::orchestrator",
-            "aws_sdk_sqs",
-            "aws_sigv4::http_request",
-            "aws_config",
-            "hyper_util::client",
-            "h2::codec",
-            "reqwest::connect",
-        ] {
-            assert!(is_body_logging(target), "{target}");
-        }
-        for target in ["uc_ops::dlq", "uc_worker::processor", "uc_runtime"] {
-            assert!(!is_body_logging(target), "{target}");
-        }
-    }
 
     #[test]
     fn the_command_line_is_valid() {

@@ -48,6 +48,23 @@ pub fn terminal_safe(text: &str) -> String {
     out
 }
 
+/// Serialized JSON safe to print to a terminal: serde_json escapes C0 controls inside strings
+/// but writes C1 controls (CSI, U+009B) and bidirectional overrides as they are. Outside
+/// strings JSON has only ASCII, so each such character is inside one and its `\uXXXX` escape
+/// is the same JSON value.
+pub fn json_terminal_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t') {
+            // C1 and bidi controls are all in the Basic Multilingual Plane: one \u escape.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// At most `max` characters of `text`, with `…` when cut.
 pub fn truncate(text: &str, max: usize) -> String {
     let mut chars = text.chars();
@@ -62,6 +79,18 @@ pub fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_keeps_its_value_and_loses_what_a_terminal_obeys() {
+        let value = serde_json::json!({"body": "a\u{9b}2J\u{202e}txt\n\u{1b}[31m"});
+        let printed = json_terminal_safe(&serde_json::to_string_pretty(&value).unwrap());
+        assert!(
+            printed.chars().all(|c| c == '\n' || !is_unsafe(c)),
+            "{printed:?}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(back, value);
+    }
 
     #[test]
     fn every_spelling_of_an_address_is_redacted() {

@@ -436,3 +436,85 @@ async fn trace_logs_carry_no_address() {
     assert!(!stderr.contains('@'), "{stderr}");
     assert!(!stderr.contains("example.com"), "{stderr}");
 }
+
+/// Issue 25, item 2: a value from data — a reason, an attribute, a username, a body — cannot
+/// start a line of its own on the operator's screen. Each kind carries a line feed (and a
+/// carriage return) followed by a forged line; every command that prints it shows the break
+/// escaped, on the value's own line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_value_from_data_can_forge_a_line() {
+    let stack = TestStack::up("truth-forged-lines").await;
+    let client = stack.sqs().await;
+    let dlq = stack.env.get("DLQ_URL").unwrap().to_owned();
+    let pool = stack.env.get("USER_POOL_ID").unwrap();
+    let source = stack.env.get("EVENT_SOURCE").unwrap();
+    let event = UserConfirmed::builder(pool, sub_from_label("forged-lines"))
+        .username("jane\nForged: username")
+        .build();
+    send_with_attributes(
+        &client,
+        &dlq,
+        &[
+            (
+                to_envelope(source, &event).to_string(),
+                vec![
+                    (attr::REASON, "InvalidDetail\nForged: reason ok".to_owned()),
+                    (attr::STAGE, "parse\r\nForged: stage".to_owned()),
+                    (attr::DETAIL, "bad\nForged: detail".to_owned()),
+                ],
+            ),
+            (
+                "not json\nForged: body\r\nForged: body again".to_owned(),
+                vec![(attr::REASON, "NotJson".to_owned())],
+            ),
+        ],
+    )
+    .await;
+
+    let forged_in = |name: &str, output: &std::process::Output| {
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        for line in text.lines() {
+            assert!(
+                !line.trim_start().starts_with("Forged"),
+                "{name}: a value started a line:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains('\r'),
+            "{name}: a raw carriage return:\n{text}"
+        );
+        text
+    };
+    let stats = forged_in("dlq stats", &stack.ops(&["dlq", "stats"]));
+    assert!(
+        stats.contains("InvalidDetail\\u{a}Forged: reason ok"),
+        "{stats}"
+    );
+    for args in [&["dlq", "peek"][..], &["dlq", "peek", "--show-pii"]] {
+        let peek = forged_in("dlq peek", &stack.ops(args));
+        for kind in ["reason ok", "stage", "detail", "username", "body again"] {
+            assert!(
+                peek.contains(&format!("\\u{{a}}Forged: {kind}")),
+                "{kind}:\n{peek}"
+            );
+        }
+    }
+    // The reasons present, as a filter that matches nothing lists them.
+    for command in ["replay", "redrive"] {
+        let output = stack.ops(&["dlq", command, "--filter", "reason=Nothing"]);
+        let text = forged_in(command, &output);
+        assert!(
+            text.contains("\\u{a}Forged: reason ok"),
+            "{command}:\n{text}"
+        );
+    }
+    // The JSON keeps the value exactly (serde escapes the line feed).
+    let rows = json_of(&stack.ops(&["dlq", "peek", "--json"]));
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reason"] == "InvalidDetail\nForged: reason ok"),
+        "{rows}"
+    );
+}

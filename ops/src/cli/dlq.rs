@@ -141,7 +141,7 @@ pub struct Selection {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
     /// Messages per second, at most (a positive number, e.g. 20 or 0.5) [default: no limit].
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate, allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Only messages with this sub or reason: sub=<sub> or reason=<reason>, the reason as
     /// `dlq stats` prints it (any case).
@@ -314,7 +314,10 @@ fn by_reason(counts: &std::collections::BTreeMap<String, usize>) -> String {
     if counts.is_empty() {
         return String::new();
     }
-    let listed: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let listed: Vec<String> = counts
+        .iter()
+        .map(|(r, n)| format!("{} {n}", terminal_safe(r)))
+        .collect();
     format!(" ({})", listed.join(", "))
 }
 
@@ -336,13 +339,13 @@ fn render_replay(s: &ReplaySummary) -> String {
         )
     };
     if let Some(no_match) = &s.no_match {
-        out.push_str(&format!("{no_match}\n"));
+        out.push_str(&format!("{}\n", terminal_safe(no_match)));
     }
     if s.left > 0 {
         out.push_str(&format!(
             "LEFT in the DLQ unprocessed: {} (their updated copy could not be written), subs: {}\n",
             s.left,
-            s.left_subs.join(" ")
+            terminal_safe(&s.left_subs.join(" "))
         ));
     }
     if s.more_beyond_limit {
@@ -368,7 +371,7 @@ fn render_redrive(s: &RedriveSummary) -> String {
         ));
     }
     if let Some(no_match) = &s.no_match {
-        out.push_str(&format!("{no_match}\n"));
+        out.push_str(&format!("{}\n", terminal_safe(no_match)));
     }
     if s.more_beyond_limit {
         out.push_str("LEFT: more matching messages beyond --limit; run again to continue\n");
@@ -384,11 +387,11 @@ fn render_peek(rows: &[PeekRow]) -> String {
     for r in rows {
         let mut line = format!(
             "{}  {}{}",
-            r.message_id,
-            r.reason,
+            terminal_safe(&r.message_id),
+            terminal_safe(&r.reason),
             r.stage
                 .as_deref()
-                .map(|s| format!(" (stage {s})"))
+                .map(|s| format!(" (stage {})", terminal_safe(s)))
                 .unwrap_or_default()
         );
         if let Some(age) = r.age_seconds {
@@ -420,7 +423,8 @@ fn render_peek(rows: &[PeekRow]) -> String {
         }
         fields.push(("body", r.body.clone()));
         for (name, value) in fields {
-            out.push_str(&format!("  {name:<9} {value}\n"));
+            // One line per field, whatever the value holds.
+            out.push_str(&format!("  {name:<9} {}\n", terminal_safe(&value)));
         }
     }
     out.push_str(&format!(
@@ -430,7 +434,10 @@ fn render_peek(rows: &[PeekRow]) -> String {
     out
 }
 
-/// The report as text (every value made safe for a terminal) or JSON.
+/// The report as text or JSON. In text, every value from data (reasons, subs, bodies,
+/// attributes) goes through [`terminal_safe`] where it is placed, so a line feed in it is shown
+/// as `\u{a}` and cannot start a line of its own; the whole text then goes through
+/// [`terminal_safe_lines`].
 pub fn render(report: &DlqReport, json: bool) -> anyhow::Result<String> {
     if json {
         return to_json(report);
@@ -455,7 +462,7 @@ pub fn render(report: &DlqReport, json: bool) -> anyhow::Result<String> {
                     }
                 ));
                 for (reason, count) in &stats.by_reason {
-                    out.push_str(&format!("  {count:>6}  {reason}\n"));
+                    out.push_str(&format!("  {count:>6}  {}\n", terminal_safe(reason)));
                 }
             }
             out

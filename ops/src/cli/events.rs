@@ -16,7 +16,7 @@ use uc_ops::events::{
     WorkerHint,
 };
 
-use super::{Outcome, Ui, to_json};
+use super::{Outcome, Ui, terminal_safe_lines, to_json};
 
 #[derive(Args)]
 pub struct EventsArgs {
@@ -380,7 +380,7 @@ pub fn render(report: &EventsReport, json: bool) -> anyhow::Result<String> {
     if json {
         return to_json(report);
     }
-    Ok(match report {
+    let text = match report {
         EventsReport::Consumers(c) => render_consumers(c),
         EventsReport::Replay(r) => render_replay(r),
         EventsReport::Cancel(c) => format!(
@@ -389,10 +389,11 @@ pub fn render(report: &EventsReport, json: bool) -> anyhow::Result<String> {
             c.state,
             c.state_reason
                 .as_deref()
-                .map(|r| format!(" ({r})"))
+                .map(|r| format!(" ({})", uc_ops::text::terminal_safe(r)))
                 .unwrap_or_default()
         ),
-    })
+    };
+    Ok(terminal_safe_lines(&text))
 }
 
 fn render_consumers(c: &Consumers) -> String {
@@ -470,7 +471,7 @@ fn render_replay(r: &ReplayReport) -> String {
     if let Some(s) = &r.status {
         out.push_str(&format!("state    {}", s.state));
         if let Some(reason) = &s.state_reason {
-            out.push_str(&format!(": {reason}"));
+            out.push_str(&format!(": {}", uc_ops::text::terminal_safe(reason)));
         }
         out.push('\n');
         if let Some(last) = s.event_last_replayed_time {

@@ -75,9 +75,11 @@ impl Ui {
     }
 }
 
-/// `value` as pretty JSON, one trailing newline.
+/// `value` as pretty JSON, one trailing newline, with nothing a terminal would obey
+/// ([`uc_ops::text::json_terminal_safe`]).
 pub fn to_json(value: &impl serde::Serialize) -> anyhow::Result<String> {
-    Ok(format!("{}\n", serde_json::to_string_pretty(value)?))
+    let json = serde_json::to_string_pretty(value)?;
+    Ok(format!("{}\n", uc_ops::text::json_terminal_safe(&json)))
 }
 
 /// Every line of `text` made safe for a terminal ([`uc_ops::text::terminal_safe`]), the line
@@ -93,7 +95,8 @@ pub fn terminal_safe_lines(text: &str) -> String {
 
 /// clap's parser for a rate: a positive, finite number per second (`inf`, `nan`, `0` and
 /// negative numbers are refused with a clear message instead of a panic or a silent
-/// "unlimited").
+/// "unlimited"). Its arguments take `allow_negative_numbers`, so `-1` reaches it rather than
+/// clap's "unexpected argument".
 pub fn positive_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .parse()
@@ -102,7 +105,7 @@ pub fn positive_rate(text: &str) -> Result<f64, String> {
         Ok(rate)
     } else {
         Err(format!(
-            "{text:?}: a rate is a positive, finite number per second (e.g. 20 or 0.5); leave the option out for no limit"
+            "{text:?}: a rate is a positive, finite number per second (e.g. 20 or 0.5); the option's default is in --help"
         ))
     }
 }
@@ -146,11 +149,9 @@ mod tests {
         for bad in ["0", "-3", "inf", "-inf", "nan", "NaN", "", "fast"] {
             assert!(positive_rate(bad).is_err(), "{bad}");
         }
-        assert!(
-            positive_rate("inf")
-                .unwrap_err()
-                .contains("positive, finite")
-        );
+        let refusal = positive_rate("inf").unwrap_err();
+        assert!(refusal.contains("positive, finite"), "{refusal}");
+        assert!(!refusal.contains("no limit"), "{refusal}");
     }
 
     #[test]
