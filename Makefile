@@ -8,13 +8,14 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum dev/requirements.txt | cut -c1-12)
 
 .PHONY: help venv infra-venv docs-typecheck construct-check build test lint lint-infra demo chaos bench local-up local-down clean
-.PHONY: deny fuzz
+.PHONY: deny fuzz amplify-sim
 
 help:
 	@echo "make demo   run the whole pipeline locally and print a report (USERS=300)"
 	@echo "make test   format check, clippy, Python and Rust tests (unit + local-stack integration)"
 	@echo "make chaos  5,000 sign-ups under faults, kills and an EventBridge outage; exact-once or exit 1 (CHAOS_USERS, SEED)"
 	@echo "make local-up / local-down   keep the local stack running (.local/stack.env)"
+	@echo "             UC_LAB_GRAPHQL=amplify (demo, local-up): Amplify's AppSync simulator + transformer serve GraphQL"
 	@echo "make bench  benchmarks vs the synchronous design; writes docs/benchmarks.{json,md} + plots (25-45 min)"
 	@echo "make deny   supply chain: licenses, banned crates, sources, RustSec advisories (offline snapshot)"
 	@echo "make fuzz   libFuzzer on the emitter, the envelope parser and AppSync classification (FUZZ_SECONDS=60 each)"
@@ -25,6 +26,21 @@ $(STAMP): dev/requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r dev/requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# Amplify's AppSync simulator and GraphQL transformer (dev/amplify-sim), pinned by its
+# package-lock.json, for the local stack's second GraphQL backend (UC_LAB_GRAPHQL=amplify) and
+# its lab test. npm ci runs no install scripts.
+AMPLIFY_SIM_NODE := dev/amplify-sim/node_modules/.package-lock.json
+
+amplify-sim: $(AMPLIFY_SIM_NODE)
+$(AMPLIFY_SIM_NODE): dev/amplify-sim/package-lock.json
+	cd dev/amplify-sim && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# What serves GraphQL on the local stack for demo and local-up: standin or amplify (chaos
+# injects the stand-in's faults, so it always runs on the stand-in).
+UC_LAB_GRAPHQL ?= standin
+GRAPHQL_SETUP  := $(if $(filter amplify,$(UC_LAB_GRAPHQL)),amplify-sim)
 
 # checkov pins boto3 and networkx versions that conflict with moto's: it gets its own venv.
 INFRA_VENV  := dev/.venv-infra
@@ -79,7 +95,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv infra-venv lint lint-infra docs-typecheck docs-app-clients-typecheck construct-check deny
+test: venv infra-venv amplify-sim lint lint-infra docs-typecheck docs-app-clients-typecheck construct-check deny
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
 	# The end-to-end suite and reconciliation again, on the CDK construct's resources.
@@ -90,9 +106,9 @@ LAB   := ./target/debug/uc-lab
 
 # The whole pipeline on the local stack: up, demo (exit 1 if any profile is missing or
 # duplicated), and down again whatever happened.
-demo: venv
+demo: venv $(GRAPHQL_SETUP)
 	cargo build --workspace --bins
-	@trap '$(LAB) local down' EXIT; $(LAB) local up && $(LAB) demo --users $(USERS)
+	@trap '$(LAB) local down' EXIT; UC_LAB_GRAPHQL=$(UC_LAB_GRAPHQL) $(LAB) local up && $(LAB) demo --users $(USERS)
 
 CHAOS_USERS ?= 5000
 SEED ?= 42
@@ -100,7 +116,7 @@ SEED ?= 42
 # Thousands of sign-ups under faults, then a DLQ replay: exactly one profile per user, or exit 1.
 chaos: venv
 	cargo build --workspace --bins
-	@trap '$(LAB) local down' EXIT; $(LAB) local up >/dev/null && $(LAB) chaos --users $(CHAOS_USERS) --seed $(SEED)
+	@trap '$(LAB) local down' EXIT; UC_LAB_GRAPHQL=standin $(LAB) local up >/dev/null && $(LAB) chaos --users $(CHAOS_USERS) --seed $(SEED)
 
 # Benchmarks (docs/benchmarks.md): pinned installs (npm ci for the Amplify baseline, a venv with
 # matplotlib and cargo-lambda), release builds, criterion, the arm64 zips, then one measuring run.
@@ -127,13 +143,13 @@ bench: venv $(BENCH_STAMP) $(BENCH_NODE)
 	  --version-of "cargo-lambda=$$($(BENCH_VENV)/bin/cargo-lambda lambda --version)"
 	$(BENCH_VENV)/bin/python bench/render.py docs/benchmarks.json
 
-local-up: venv
+local-up: venv $(GRAPHQL_SETUP)
 	cargo build --workspace --bins
-	$(LAB) local up
+	UC_LAB_GRAPHQL=$(UC_LAB_GRAPHQL) $(LAB) local up
 
 local-down:
 	$(LAB) local down
 
 clean:
 	cargo clean
-	rm -rf $(VENV) $(INFRA_VENV)
+	rm -rf $(VENV) $(INFRA_VENV) dev/amplify-sim/node_modules

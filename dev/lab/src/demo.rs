@@ -10,7 +10,8 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::local::StackEnv;
+use crate::local::{GraphqlBackend, StackEnv};
+use crate::profiles::StoredProfiles;
 use uc_runtime::metrics::{read_count, read_timings};
 
 use crate::pipeline::{
@@ -29,6 +30,9 @@ pub struct DemoOptions {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoReport {
+    /// What served GraphQL (`standin` or `amplify`) and, in words, `graphql_served_by`.
+    pub graphql_backend: &'static str,
+    pub graphql_served_by: &'static str,
     pub users: usize,
     pub password_resets: usize,
     pub events_published: u64,
@@ -74,8 +78,13 @@ fn bar(show: bool, len: usize, message: &'static str) -> ProgressBar {
 pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
     let run_id = chrono::Utc::now().format("%H%M%S%3f").to_string();
+    let backend = GraphqlBackend::of(&env)?;
+    let stored = StoredProfiles::of(&env).await?;
     let pipeline = Pipeline::start(env.clone(), &options.emitter_bin, &[]).await?;
-    let mut worker = pipeline.start_worker(&options.worker_bin, &[]);
+    // The worker's own count of duplicates (its `profile written` lines) is what Amplify's
+    // simulator can tell; the stand-in counts them itself.
+    let worker_log = [("RUST_LOG", "info".to_owned())];
+    let mut worker = pipeline.start_worker(&options.worker_bin, &worker_log);
 
     // 1–2. Sign-ups, each followed by the trigger invocation Cognito would make.
     let signing = bar(options.show_progress, options.users, "sign-ups → emitter");
@@ -129,7 +138,7 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
     let deadline = Instant::now() + options.timeout;
     let mut profiles = Vec::new();
     while Instant::now() < deadline {
-        profiles = pipeline.standin.profiles().await;
+        profiles = stored.all().await?;
         let done = profiles
             .iter()
             .filter(|p| p["id"].as_str().is_some_and(|id| subs.contains(id)))
@@ -146,7 +155,6 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
     worker.signal("TERM");
     worker.wait(Duration::from_secs(30));
 
-    let stats = pipeline.standin.stats().await;
     let mut created_per_sub: HashMap<&str, u64> = HashMap::new();
     let mut lag_ms = Vec::new();
     let confirmed_at: HashMap<&str, &ConfirmedUser> =
@@ -171,10 +179,15 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
             );
         }
     }
-    let already_existing: u64 = subs
-        .iter()
-        .filter_map(|s| stats["perId"][s]["duplicates"].as_u64())
-        .sum();
+    let already_existing: u64 = match backend {
+        GraphqlBackend::StandIn => {
+            let stats = pipeline.standin.stats().await;
+            subs.iter()
+                .filter_map(|s| stats["perId"][s]["duplicates"].as_u64())
+                .sum()
+        }
+        GraphqlBackend::Amplify => worker_outcomes(&worker.output(), "AlreadyExisted", &subs),
+    };
     let mut missing: Vec<String> = subs
         .iter()
         .filter(|s| !created_per_sub.contains_key(*s))
@@ -198,6 +211,8 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
     let output = pipeline.emitter_output();
     let handler_ms = read_timings(&output, "emitter", "HandlerLatency");
     Ok(DemoReport {
+        graphql_backend: backend.name(),
+        graphql_served_by: backend.describe(),
         users: users.len(),
         password_resets: resets,
         events_published: read_count(&output, "emitter", "Published"),
@@ -219,6 +234,20 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
     })
 }
 
+/// How many of the worker's `profile written` log lines for `subs` report `outcome`.
+fn worker_outcomes(lines: &[String], outcome: &str, subs: &HashSet<&str>) -> u64 {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|log| {
+            log["fields"]["outcome"] == outcome
+                && log["fields"]["sub"]
+                    .as_str()
+                    .is_some_and(|sub| subs.contains(sub))
+        })
+        .count() as u64
+}
+
 /// The report as a compact table.
 pub fn render(report: &DemoReport) -> String {
     let ms = |v: Option<f64>| {
@@ -226,6 +255,7 @@ pub fn render(report: &DemoReport) -> String {
             .unwrap_or_else(|| "–".into())
     };
     let rows: Vec<(&str, String)> = vec![
+        ("GraphQL served by", report.graphql_served_by.to_string()),
         ("users signed up & confirmed", report.users.to_string()),
         (
             "password resets (trigger fired again)",

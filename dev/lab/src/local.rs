@@ -1,7 +1,8 @@
-//! The local stack: moto server and the AppSync stand-in as background processes on free
-//! loopback ports, the pipeline's resources created in moto from the deployable template, and
-//! one env file that every other command (and both binaries) reads. `down` stops exactly the
-//! processes `up` started, by pid, after checking they are still ours.
+//! The local stack: moto server and a GraphQL backend (the AppSync stand-in, or Amplify's AppSync
+//! simulator serving the transformer's resolvers on moto's DynamoDB) as background processes on
+//! free loopback ports, the pipeline's resources created in moto from the deployable template,
+//! and one env file that every other command (and both binaries) reads. `down` stops exactly
+//! the processes `up` started, by pid, after checking they are still ours.
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cognitoidentityprovider::types::{ExplicitAuthFlowsType, VerifiedAttributeType};
 use uc_devkit::{
-    ACCESS_KEY, REGION, SECRET_KEY, free_port, moto_args, parse_ready_line, python, standin_args,
-    workspace_root,
+    ACCESS_KEY, AMPLIFY_SIM_SCRIPT, AmplifySimReady, REGION, SECRET_KEY, amplify_sim_args,
+    amplify_sim_node, free_port, moto_args, parse_ready_line, python, standin_args, workspace_root,
 };
 
 /// The local worker queue's visibility timeout (the template's default suits Lambda).
@@ -45,6 +46,7 @@ pub struct StackEnv {
 /// Env-file keys that are the stack's own bookkeeping, not configuration for the binaries.
 const MOTO_PID: &str = "UC_LOCAL_MOTO_PID";
 const STANDIN_PID: &str = "UC_LOCAL_STANDIN_PID";
+const AMPLIFY_SIM_PID: &str = "UC_LOCAL_AMPLIFY_SIM_PID";
 
 impl StackEnv {
     /// Reads the env file (with the ops CLI's reader: `uc-ops --env-file` reads the same file).
@@ -91,6 +93,7 @@ impl StackEnv {
         [
             (MOTO_PID, "moto_server.py"),
             (STANDIN_PID, "appsync_standin.py"),
+            (AMPLIFY_SIM_PID, AMPLIFY_SIM_SCRIPT),
         ]
         .into_iter()
         .filter_map(|(key, marker)| Some((self.vars.get(key)?.parse().ok()?, marker)))
@@ -137,12 +140,14 @@ fn port_open(url: &str) -> bool {
 fn spawn_detached(
     program: &Path,
     args: &[String],
+    envs: &[(&str, &str)],
     log: &Path,
 ) -> Result<std::process::Child, LocalError> {
     use std::os::unix::process::CommandExt;
     let out = std::fs::File::create(log)?;
     let child = Command::new(program)
         .args(args)
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
@@ -190,14 +195,78 @@ impl Template {
 /// The variable in the env file that remembers the template, so a re-run `up` deploys the same.
 const TEMPLATE_VARIABLE: &str = "UC_LAB_TEMPLATE";
 
+/// Which GraphQL backend serves `APPSYNC_GRAPHQL_URL`: our AppSync stand-in (the default; it
+/// verifies SigV4 and injects faults) or Amplify's AppSync simulator running the resolvers
+/// Amplify's GraphQL transformer generates for the seeds' model, on moto's DynamoDB (it does
+/// not verify SigV4 signatures). `UC_LAB_GRAPHQL=amplify` selects the latter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphqlBackend {
+    #[default]
+    StandIn,
+    Amplify,
+}
+
+/// The variable that selects the backend, and that the env file records.
+pub const GRAPHQL_VARIABLE: &str = "UC_LAB_GRAPHQL";
+
+/// The env-file variable naming the model table Amplify's resolvers write (Amplify backend).
+pub const PROFILE_MODEL_TABLE: &str = "PROFILE_MODEL_TABLE";
+
+impl GraphqlBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StandIn => "standin",
+            Self::Amplify => "amplify",
+        }
+    }
+
+    /// What serves GraphQL, in words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::StandIn => "AppSync stand-in (dev/standin)",
+            Self::Amplify => "Amplify AppSync simulator + GraphQL transformer (dev/amplify-sim)",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self, LocalError> {
+        match name {
+            "standin" | "" => Ok(Self::StandIn),
+            "amplify" => Ok(Self::Amplify),
+            other => Err(LocalError::Start(format!(
+                "{GRAPHQL_VARIABLE}={other}: standin (the default) or amplify"
+            ))),
+        }
+    }
+
+    /// The backend `UC_LAB_GRAPHQL` names (the stand-in when it is unset).
+    pub fn from_env() -> Result<Self, LocalError> {
+        Self::parse(std::env::var(GRAPHQL_VARIABLE).as_deref().unwrap_or(""))
+    }
+
+    /// The backend a stack's env file records (the stand-in for files written before there
+    /// was a choice).
+    pub fn of(env: &StackEnv) -> Result<Self, LocalError> {
+        Self::parse(env.vars.get(GRAPHQL_VARIABLE).map_or("", String::as_str))
+    }
+}
+
 /// Brings the stack up from the SAM template (or confirms it is up) and returns its env file's
 /// contents.
 pub async fn up(state_dir: &Path) -> Result<StackEnv, LocalError> {
     up_from(state_dir, Template::Sam).await
 }
 
-/// [`up`] with the resources made from `template`.
+/// [`up`] with the resources made from `template`, GraphQL served by the stand-in.
 pub async fn up_from(state_dir: &Path, template: Template) -> Result<StackEnv, LocalError> {
+    up_with(state_dir, template, GraphqlBackend::StandIn).await
+}
+
+/// [`up`] with the resources made from `template` and GraphQL served by `backend`.
+pub async fn up_with(
+    state_dir: &Path,
+    template: Template,
+    backend: GraphqlBackend,
+) -> Result<StackEnv, LocalError> {
     std::fs::create_dir_all(state_dir)?;
     let file = env_file(state_dir);
     if let Ok(existing) = StackEnv::load(&file) {
@@ -206,6 +275,14 @@ pub async fn up_from(state_dir: &Path, template: Template) -> Result<StackEnv, L
             .iter()
             .all(|(pid, marker)| is_ours(*pid, marker));
         if alive && existing.pids().len() == 2 && port_open(existing.get("AWS_ENDPOINT_URL")?) {
+            let running = GraphqlBackend::of(&existing)?;
+            if running != backend {
+                return Err(LocalError::Start(format!(
+                    "the local stack is up with GraphQL served by the {}, not the {}: run `uc-lab local down` first",
+                    running.describe(),
+                    backend.describe()
+                )));
+            }
             // Already up: make sure the resources are there too (creating them is idempotent).
             let mut env = existing.clone();
             create_resources(&mut env).await?;
@@ -220,6 +297,7 @@ pub async fn up_from(state_dir: &Path, template: Template) -> Result<StackEnv, L
     let mut moto = spawn_detached(
         &python(),
         &moto_args(moto_port),
+        &[],
         &state_dir.join("moto.log"),
     )?;
     let mut env = StackEnv {
@@ -229,8 +307,6 @@ pub async fn up_from(state_dir: &Path, template: Template) -> Result<StackEnv, L
     env.vars.insert(MOTO_PID.into(), moto.id().to_string());
     env.save()?; // from here on, `down` can clean up whatever happens next
     let moto_url = format!("http://127.0.0.1:{moto_port}");
-    // (Right after spawning, /proc/<pid>/cmdline can still be empty: ask the child handle.)
-    let exited = |child: &mut std::process::Child| !matches!(child.try_wait(), Ok(None));
     wait_until("moto server", Duration::from_secs(60), || {
         port_open(&moto_url) || exited(&mut moto)
     })?;
@@ -241,8 +317,37 @@ pub async fn up_from(state_dir: &Path, template: Template) -> Result<StackEnv, L
         )));
     }
 
+    let graphql_url = match backend {
+        GraphqlBackend::StandIn => start_standin(state_dir, &mut env)?,
+        GraphqlBackend::Amplify => start_amplify_sim(state_dir, &mut env, &moto_url)?,
+    };
+
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", moto_url.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("APPSYNC_GRAPHQL_URL", graphql_url.as_str()),
+        (TEMPLATE_VARIABLE, template.name()),
+        (GRAPHQL_VARIABLE, backend.name()),
+    ] {
+        env.vars.insert(k.into(), v.into());
+    }
+    create_resources(&mut env).await?;
+    env.save()?;
+    Ok(env)
+}
+
+/// Whether `child` has exited (right after spawning, /proc/<pid>/cmdline can still be empty:
+/// ask the child handle).
+fn exited(child: &mut std::process::Child) -> bool {
+    !matches!(child.try_wait(), Ok(None))
+}
+
+/// Starts the AppSync stand-in; returns its GraphQL URL.
+fn start_standin(state_dir: &Path, env: &mut StackEnv) -> Result<String, LocalError> {
     let standin_out = state_dir.join("standin.log");
-    let mut standin = spawn_detached(&python(), &standin_args(0, &[]), &standin_out)?;
+    let mut standin = spawn_detached(&python(), &standin_args(0, &[]), &[], &standin_out)?;
     env.vars
         .insert(STANDIN_PID.into(), standin.id().to_string());
     env.save()?;
@@ -253,26 +358,62 @@ pub async fn up_from(state_dir: &Path, template: Template) -> Result<StackEnv, L
             .and_then(|text| text.lines().find_map(parse_ready_line));
         graphql_url.is_some() || exited(&mut standin)
     })?;
-    let graphql_url = graphql_url.ok_or_else(|| {
+    graphql_url.ok_or_else(|| {
         LocalError::Start(format!(
             "the AppSync stand-in exited; see {}",
             standin_out.display()
         ))
-    })?;
+    })
+}
 
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", moto_url.as_str()),
-        ("AWS_REGION", REGION),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ("APPSYNC_GRAPHQL_URL", graphql_url.as_str()),
-        (TEMPLATE_VARIABLE, template.name()),
-    ] {
-        env.vars.insert(k.into(), v.into());
-    }
-    create_resources(&mut env).await?;
+/// Starts Amplify's AppSync simulator with its DynamoDB data source on moto (it creates the
+/// model table there); records the table as `PROFILE_MODEL_TABLE` and returns the GraphQL URL.
+fn start_amplify_sim(
+    state_dir: &Path,
+    env: &mut StackEnv,
+    moto_url: &str,
+) -> Result<String, LocalError> {
+    let node = amplify_sim_node().map_err(LocalError::Start)?;
+    let log = state_dir.join("amplify-sim.log");
+    let mut sim = spawn_detached(
+        &node,
+        &amplify_sim_args(0, moto_url, REGION),
+        &[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_REGION", REGION),
+        ],
+        &log,
+    )?;
+    env.vars
+        .insert(AMPLIFY_SIM_PID.into(), sim.id().to_string());
     env.save()?;
-    Ok(env)
+    let mut ready = None;
+    wait_until(
+        "Amplify's AppSync simulator",
+        Duration::from_secs(120),
+        || {
+            ready = std::fs::read_to_string(&log)
+                .ok()
+                .and_then(|text| AmplifySimReady::parse(&text));
+            ready.is_some() || exited(&mut sim)
+        },
+    )?;
+    let ready = ready.ok_or_else(|| {
+        LocalError::Start(format!(
+            "Amplify's AppSync simulator exited; see {}",
+            log.display()
+        ))
+    })?;
+    let table = ready.table_of("UserProfile").ok_or_else(|| {
+        LocalError::Start(format!(
+            "Amplify's AppSync simulator named no UserProfile table; see {}",
+            log.display()
+        ))
+    })?;
+    env.vars
+        .insert(PROFILE_MODEL_TABLE.into(), table.to_owned());
+    Ok(ready.graphql_url)
 }
 
 /// The user pool (as Amplify would have made it) and the pipeline's stack from the template.

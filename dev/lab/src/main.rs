@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The local stack: moto server and the AppSync stand-in on loopback, resources from the template.
+    /// The local stack: moto server and a GraphQL backend on loopback, resources from the template.
     Local {
         #[command(subcommand)]
         action: LocalAction,
@@ -73,6 +73,12 @@ enum LocalAction {
         /// (infra/cdk/uc-pipeline.template.json) instead of the SAM template.
         #[arg(long)]
         from_construct: bool,
+        /// What serves GraphQL: `standin` (our AppSync stand-in, which verifies SigV4) or
+        /// `amplify` (Amplify's AppSync simulator running the resolvers Amplify's GraphQL
+        /// transformer generates for the seeds' model, on moto's DynamoDB; it does not verify
+        /// SigV4 signatures).
+        #[arg(long, env = "UC_LAB_GRAPHQL", default_value = "standin")]
+        graphql: String,
     },
     /// Stop exactly the processes `up` started.
     Down,
@@ -107,14 +113,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let state_dir = cli.state_dir.unwrap_or_else(local::default_state_dir);
     let exact = match cli.command {
         Command::Local {
-            action: LocalAction::Up { from_construct },
+            action:
+                LocalAction::Up {
+                    from_construct,
+                    graphql,
+                },
         } => {
             let template = if from_construct {
                 local::Template::Construct
             } else {
                 local::Template::Sam
             };
-            let env = local::up_from(&state_dir, template).await?;
+            let backend = local::GraphqlBackend::parse(&graphql)?;
+            let env = local::up_with(&state_dir, template, backend).await?;
             println!("local stack up; env file: {}", env.file.display());
             for line in local::status(&state_dir)? {
                 println!("  {line}");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 pub use uc_devkit::workspace_binary as binary;
-use uc_lab::local::{self, StackEnv, Template};
+use uc_lab::local::{self, GraphqlBackend, StackEnv, Template};
 
 /// A local stack in a temporary state directory, brought down on drop.
 pub struct TestStack {
@@ -29,6 +29,16 @@ impl TestStack {
         let env = local::up_from(&dir, template)
             .await
             .expect("local stack up");
+        Self { dir, env }
+    }
+
+    /// The stack made from the SAM template with GraphQL served by `backend`.
+    pub async fn up_with_graphql(name: &str, backend: GraphqlBackend) -> Self {
+        let dir = std::env::temp_dir().join(format!("uc-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let env = local::up_with(&dir, Template::Sam, backend)
+            .await
+            .unwrap_or_else(|e| panic!("local stack up: {e}"));
         Self { dir, env }
     }
 
