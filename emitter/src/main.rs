@@ -10,8 +10,11 @@ use serde_json::value::RawValue;
 use uc_emitter::{DEADLINE_MARGIN, Emitter, EmitterConfig};
 use uc_runtime::retry::deadline_before;
 
-fn main() -> Result<(), lambda_runtime::Error> {
-    uc_runtime::process::lambda_tokio_runtime()?.block_on(serve())
+fn main() -> std::process::ExitCode {
+    let result = uc_runtime::process::lambda_tokio_runtime()
+        .map_err(lambda_runtime::Error::from)
+        .and_then(|runtime| runtime.block_on(serve()));
+    uc_runtime::process::exit_code(result)
 }
 
 async fn serve() -> Result<(), lambda_runtime::Error> {

@@ -110,9 +110,11 @@ where
             } else {
                 "Dispatch"
             };
+            // The connector error says only "other"; what went wrong is in its sources (no
+            // credentials, no region, connection refused).
             let message = failure
                 .as_connector_error()
-                .map(|e| e.to_string())
+                .map(|e| causes(e))
                 .unwrap_or_default();
             Failure::retryable(code, one_line(&message))
         }
@@ -135,6 +137,21 @@ where
         }
         _ => Failure::permanent("Construction", "the request could not be built"),
     }
+}
+
+/// `error` and each of its sources, joined with ": ", a cause that repeats the one before it
+/// left out.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
 }
 
 /// One line, no email: what an AWS message may show an operator or a log.
@@ -330,5 +347,28 @@ mod tests {
                 && !failure.message.contains('\u{1b}')
         );
         assert_eq!(failure.to_string().lines().count(), 1);
+    }
+
+    /// A dispatch failure says why it could not send (here: no credentials), not just "other".
+    #[test]
+    fn a_dispatch_failure_names_its_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("the credential provider was not enabled")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("no credentials found in chain")]
+        struct Inner;
+        let error: SdkError<ErrorMetadata, HttpResponse> = SdkError::dispatch_failure(
+            aws_smithy_runtime_api::client::result::ConnectorError::other(
+                Box::new(Outer(Inner)),
+                None,
+            ),
+        );
+        let failure = classify_sdk_error(&error);
+        assert_eq!(failure.code, "Dispatch");
+        assert_eq!(
+            failure.message,
+            "other: the credential provider was not enabled: no credentials found in chain"
+        );
     }
 }

@@ -25,3 +25,28 @@ pub fn lambda_tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     };
     builder.enable_all().build()
 }
+
+/// The exit of a binary's `main`: on an error, one line `error: …` on stderr (the error and its
+/// causes, one line, no email) and exit status 1 — never the `Debug` form or a backtrace that
+/// returning the error from `main` prints (with `RUST_BACKTRACE` set, 31 frames for a missing
+/// variable). The error has usually been logged as a JSON line already; this line is for the
+/// person starting the binary by hand.
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    crate::logs::flush();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            use std::io::Write;
+            let line: String = format!("{error:#}")
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "error: {}",
+                crate::redact_emails(&line)
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

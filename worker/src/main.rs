@@ -27,11 +27,12 @@ enum Mode {
 /// A multi-thread runtime in both modes: measured, a current-thread one cut the worker's CPU per
 /// profile by a fifth but held each message longer, and lost 6 points of C ÷ L at C = 64
 /// (docs/profiling.md). `TOKIO_WORKER_THREADS` caps the threads.
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let mode = Cli::parse().mode.unwrap_or(Mode::Lambda);
-    let result = tokio::runtime::Runtime::new()?.block_on(run(mode));
-    uc_runtime::logs::flush();
-    result
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(mode)));
+    uc_runtime::process::exit_code(result)
 }
 
 async fn run(mode: Mode) -> anyhow::Result<()> {

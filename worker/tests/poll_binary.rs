@@ -370,3 +370,21 @@ async fn an_idle_consumer_stops_promptly_and_loses_nothing() {
         times[0], times[5], times[9]
     );
 }
+
+/// Issue 25, item 5: a configuration error is one line and exit 1, even with RUST_BACKTRACE
+/// set (returning the error from `main` printed its Debug form and a 31-frame backtrace).
+#[test]
+fn a_configuration_error_is_one_line_without_a_backtrace() {
+    let output = std::process::Command::new(BINARY)
+        .arg("poll")
+        .env_clear()
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: APPSYNC_GRAPHQL_URL (or APPSYNC_API_ID) is required but not set"
+    );
+}
