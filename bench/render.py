@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from render_common import *  # noqa: E402,F403
 from render_isolation import isolation_phase, plot_isolation, render_isolation  # noqa: E402
+from render_logs import render_logs  # noqa: E402
 from render_strict import render_strict  # noqa: E402
 from render_limits import emitter_split, render_long_poll, render_managed, render_reconciliation, target_rows  # noqa: E402
 
@@ -574,7 +575,7 @@ def render(doc: dict, docs: Path) -> str:
         w("At low AppSync latency the decoupled design costs more per sign-up (EventBridge and SQS are")
         w("per-message charges the synchronous design does not have); the baseline's cost grows with AppSync")
         w("latency because its 512 MB function waits for it. Either way it is a few dollars per million")
-        w("sign-ups. Not included: DynamoDB writes (the same in both), CloudWatch Logs ingestion, the SQS")
+        w("sign-ups. Not included: DynamoDB writes (the same in both), CloudWatch Logs ingestion (section 10), the SQS")
         w("event source mapping's idle long polls (about $0.26 a month for its pollers, independent of")
         w("traffic), and INIT billing of cold starts (sign-ups are sparse, so many invocations are cold:")
         w("each costs its init time at the function's GB-s price — see the cold-start figures).")
@@ -586,6 +587,7 @@ def render(doc: dict, docs: Path) -> str:
         render_isolation(doc, w)
         render_reconciliation(doc, w)
     render_managed(doc, w)
+    render_logs(doc, w)
 
     # Raw runs ---------------------------------------------------------------------------------
     if doc.get("signup"):

@@ -141,14 +141,14 @@ fn counts(sqs: &FakeSqs) -> [u64; 4] {
     ]
 }
 
-fn bodies(series: u32, first: u64, count: u64) -> Vec<(String, String)> {
+pub(crate) fn bodies(series: u32, first: u64, count: u64) -> Vec<(String, String)> {
     (first..first + count)
         .map(|n| (format!("m-{series}-{n}"), events::envelope_body(series, n)))
         .collect()
 }
 
 /// Waits until the queue has seen `target` messages settled (deleted or handed back) in all.
-async fn wait_for_deletes(sqs: &FakeSqs, target: u64, process: &RunningBinary) {
+pub(crate) async fn wait_for_deletes(sqs: &FakeSqs, target: u64, process: &RunningBinary) {
     let started = Instant::now();
     while sqs.state.settled() < target {
         assert!(

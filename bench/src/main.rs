@@ -13,6 +13,7 @@ mod fake_cognito;
 mod fake_sqs;
 mod fixed_endpoint;
 mod isolation;
+mod logs;
 mod long_poll;
 mod machine;
 mod managed;
@@ -62,6 +63,8 @@ enum Section {
     Strict,
     /// Lambda Managed Instances: several invocations per process (`AWS_LAMBDA_MAX_CONCURRENCY`).
     Managed,
+    /// Log volume: bytes written per sign-up and per profile, and the worker's CPU beside it.
+    Logs,
     /// Live sign-ups' lag, idle and beside a large `uc-ops backfill` (paced, then unpaced), on
     /// the local stack.
     Isolation,
@@ -76,6 +79,7 @@ impl Section {
             Self::Worker => "worker",
             Self::Strict => "strict",
             Self::Managed => "managedInstances",
+            Self::Logs => "logs",
             Self::Isolation => "isolation",
         }
     }
@@ -354,6 +358,19 @@ async fn main() -> anyhow::Result<()> {
         let levels = managed::run(&args.emitter, &args.worker, &settings).await;
         doc["managedInstances"] = json!({ "settings": settings, "levels": levels });
         load.insert("afterManaged".into(), machine::loadavg());
+    }
+    if wanted(Section::Logs) {
+        eprintln!("log volume per sign-up and per profile");
+        let full = args.scale == Scale::Full;
+        let settings = logs::Settings {
+            emitter_invocations: if full { 500 } else { 5 },
+            worker_messages: if full { 5000 } else { 40 },
+            batch: 10,
+            concurrency: 64,
+            latency_ms: worker_settings.latency_ms,
+        };
+        doc["logs"] = json!(logs::run(&args.emitter, &args.worker, &settings).await);
+        load.insert("afterLogs".into(), machine::loadavg());
     }
     if wanted(Section::Strict) {
         eprintln!("strict mode (VERIFY_USER=cognito) against a fixed-latency fake Cognito");

@@ -118,7 +118,7 @@ pub struct Functions {
     pub baseline: Option<PathBuf>,
 }
 
-fn emitter_env(moto: &Moto) -> Vec<(&'static str, String)> {
+pub(crate) fn emitter_env(moto: &Moto) -> Vec<(&'static str, String)> {
     vec![
         ("EVENT_BUS_NAME", BUS.into()),
         ("AWS_ENDPOINT_URL", moto.endpoint()),

@@ -97,6 +97,7 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
     }
     check_long_poll(&doc["worker"]["longPoll"]);
     check_managed(&doc["managedInstances"]);
+    check_logs(&doc["logs"]);
     check_strict(&doc["strict"]);
     check_isolation(&doc["isolation"]);
 
@@ -167,6 +168,19 @@ fn check_long_poll(long_poll: &Value) {
 }
 
 /// Both functions served every invocation at each `AWS_LAMBDA_MAX_CONCURRENCY`.
+/// Each function wrote its INFO line and its EMF record per unit, and no crate but ours wrote
+/// below INFO.
+fn check_logs(logs: &Value) {
+    for key in ["emitter", "workerLambda", "workerPoll"] {
+        let volume = &logs[key];
+        assert!(volume["logBytesPerUnit"].as_f64().unwrap() > 0.0, "{key}: {volume}");
+        assert!(volume["emfBytesPerUnit"].as_f64().unwrap() > 0.0, "{key}: {volume}");
+        assert_eq!(volume["thirdPartyDebugLines"], 0, "{key}: {volume}");
+        assert!(volume["linesByLevel"].get("DEBUG").is_none(), "{key}: {volume}");
+    }
+    assert!(logs["ingestionUsdPerMillionSignUps"].as_f64().unwrap() > 0.0, "{logs}");
+}
+
 fn check_managed(managed: &Value) {
     let levels = managed["levels"].as_array().unwrap();
     let functions: Vec<&str> = levels
