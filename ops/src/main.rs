@@ -23,6 +23,7 @@ use cli::dlq::{self, DlqArgs};
 use cli::events::{self, EventsArgs};
 use cli::reconcile::{self, ReconcileArgs};
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
@@ -66,11 +67,14 @@ enum Command {
 /// filter ([`uc_runtime::logs::filter`]): every crate but ours capped at WARN, so no level
 /// prints a request body.
 fn init_logs() {
+    // The SDK's "failed to load region from IMDS" warnings (two of ~780 bytes, off EC2) say
+    // what the one-line "no AWS region" error below says.
+    let imds_region = filter_fn(|meta| !meta.target().starts_with("aws_config::imds::region"));
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
-        .with_filter(uc_runtime::logs::filter(LevelFilter::WARN));
+        .with_filter(uc_runtime::logs::filter(LevelFilter::WARN).and(imds_region));
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
@@ -145,6 +149,10 @@ fn print_report(text: &str) {
 /// Runs `command`; returns its report as text and whether it succeeded.
 async fn run(command: Command) -> anyhow::Result<(String, bool)> {
     let sdk = aws_config::load_from_env().await;
+    anyhow::ensure!(
+        sdk.region().is_some(),
+        "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS profile)"
+    );
     Ok(match command {
         Command::Dlq(args) => {
             let report = dlq::run(&args, &sdk).await?;

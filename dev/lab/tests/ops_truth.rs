@@ -518,3 +518,29 @@ async fn no_value_from_data_can_forge_a_line() {
         "{rows}"
     );
 }
+
+/// Issue 25, item 5: `peek` shows 20 messages by default and says when more remain (it showed
+/// 20 of 27 in silence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peek_says_when_more_remain() {
+    let stack = TestStack::up("truth-peek-more").await;
+    let client = stack.sqs().await;
+    let dlq = stack.env.get("DLQ_URL").unwrap().to_owned();
+    let messages: Vec<(String, Vec<(&str, String)>)> = (0..27)
+        .map(|i| (format!("not json {i}"), not_json_record()))
+        .collect();
+    send_with_attributes(&client, &dlq, &messages).await;
+    let output = stack.ops(&["dlq", "peek"]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("The first 20 of about 27 message(s) shown (--limit 20): about 7 more"),
+        "{text}"
+    );
+    let all = stack.ops(&["dlq", "peek", "--limit", "30"]);
+    let text = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        text.contains("27 message(s)") && !text.contains("more in the queue"),
+        "{text}"
+    );
+}

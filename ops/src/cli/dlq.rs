@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use uc_ops::dlq::{
-    self, Filter, PeekRow, QueueStats, RedriveOptions, RedriveSummary, ReplayOptions, ReplaySummary,
+    self, Filter, Peek, QueueStats, RedriveOptions, RedriveSummary, ReplayOptions, ReplaySummary,
 };
 use uc_ops::text::terminal_safe;
 
@@ -93,6 +93,7 @@ pub struct PeekArgs {
     queues: Queues,
     #[arg(long, value_enum, default_value = "worker")]
     queue: Which,
+    /// Show at most this many messages (the text says when more remain).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     limit: u64,
     /// Also print email addresses (everywhere else they are shown as <redacted>).
@@ -165,7 +166,7 @@ impl DlqArgs {
 #[serde(untagged)]
 pub enum DlqReport {
     Stats(Vec<QueueStats>),
-    Peek(Vec<PeekRow>),
+    Peek(Peek),
     Replay(ReplaySummary),
     Redrive(RedriveSummary),
     /// `redrive --native`: SQS moves the messages itself.
@@ -211,8 +212,8 @@ pub async fn run(args: &DlqArgs, sdk: &SdkConfig) -> anyhow::Result<DlqReport> {
         DlqAction::Peek(args) => {
             let url = args.queues.url(args.queue)?;
             let count = limit(Some(args.limit));
-            let rows = dlq::peek(&sqs, url, count, args.show_pii, args.queues.hold()).await?;
-            Ok(DlqReport::Peek(rows))
+            let peek = dlq::peek(&sqs, url, count, args.show_pii, args.queues.hold()).await?;
+            Ok(DlqReport::Peek(peek))
         }
         DlqAction::Replay(args) => replay(args, sdk, &sqs).await,
         DlqAction::Redrive(args) => redrive(args, &sqs).await,
@@ -382,7 +383,8 @@ fn render_redrive(s: &RedriveSummary) -> String {
     out
 }
 
-fn render_peek(rows: &[PeekRow]) -> String {
+fn render_peek(peek: &Peek) -> String {
+    let rows = &peek.rows;
     let mut out = String::new();
     for r in rows {
         let mut line = format!(
@@ -431,6 +433,16 @@ fn render_peek(rows: &[PeekRow]) -> String {
         "{} message(s). Peeking is a receive: each peek adds 1 to a message's DLQ receive count (shown as it was before this peek); a DLQ has no redrive policy, so that count drives nothing.\n",
         rows.len()
     ));
+    // The depth is SQS's estimate from before the peek; more than shown means the limit cut.
+    if rows.len() == peek.limit && peek.depth > rows.len() as u64 {
+        out.push_str(&format!(
+            "The first {} of about {} message(s) shown (--limit {}): about {} more in the queue.\n",
+            rows.len(),
+            peek.depth,
+            peek.limit,
+            peek.depth - rows.len() as u64
+        ));
+    }
     out
 }
 
@@ -467,7 +479,7 @@ pub fn render(report: &DlqReport, json: bool) -> anyhow::Result<String> {
             }
             out
         }
-        DlqReport::Peek(rows) => render_peek(rows),
+        DlqReport::Peek(peek) => render_peek(peek),
         DlqReport::Replay(summary) => render_replay(summary),
         DlqReport::Redrive(summary) => render_redrive(summary),
         DlqReport::NativeRedrive {
@@ -483,6 +495,7 @@ pub fn render(report: &DlqReport, json: bool) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uc_ops::dlq::PeekRow;
 
     #[test]
     fn replay_failures_and_redrive_failures_fail_the_command() {
@@ -575,7 +588,12 @@ mod tests {
             age_seconds: None,
             body: "\x1b]0;owned\x07".into(),
         };
-        let text = render(&DlqReport::Peek(vec![row]), false).unwrap();
+        let peek = Peek {
+            rows: vec![row],
+            limit: 20,
+            depth: 1,
+        };
+        let text = render(&DlqReport::Peek(peek), false).unwrap();
         assert!(
             !text
                 .chars()

@@ -36,22 +36,7 @@ pub async fn stats(
     limit: usize,
     hold: Duration,
 ) -> Result<QueueStats, DlqError> {
-    let attributes = client
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .map_err(sqs_error("GetQueueAttributes"))?
-        .attributes
-        .unwrap_or_default();
-    let number = |name: QueueAttributeName| {
-        attributes
-            .get(&name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let (depth, in_flight) = depth(client, url).await?;
     let (messages, complete) = read_and_release(client, url, Some(limit), hold).await?;
     let now = Utc::now();
     let mut by_reason = BTreeMap::new();
@@ -60,8 +45,8 @@ pub async fn stats(
     }
     Ok(QueueStats {
         queue_url: url.to_owned(),
-        depth: number(QueueAttributeName::ApproximateNumberOfMessages),
-        in_flight: number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        depth,
+        in_flight,
         oldest_age_seconds: messages
             .iter()
             .filter_map(|m| m.first_seen_at())
@@ -107,13 +92,59 @@ pub async fn peek(
     limit: usize,
     show_pii: bool,
     hold: Duration,
-) -> Result<Vec<PeekRow>, DlqError> {
+) -> Result<Peek, DlqError> {
+    let (depth, _) = depth(client, url).await?;
     let (messages, _) = read_and_release(client, url, Some(limit), hold).await?;
     let now = Utc::now();
-    Ok(messages
-        .iter()
-        .map(|m| peek_row(m, show_pii, now))
-        .collect())
+    Ok(Peek {
+        rows: messages
+            .iter()
+            .map(|m| peek_row(m, show_pii, now))
+            .collect(),
+        limit,
+        depth,
+    })
+}
+
+/// What `peek` showed, with what it needs to say whether more remain.
+#[derive(Debug)]
+pub struct Peek {
+    pub rows: Vec<PeekRow>,
+    /// `--limit`.
+    pub limit: usize,
+    /// The queue's approximate depth (visible messages) before the peek.
+    pub depth: u64,
+}
+
+/// In JSON a peek is the array of rows it has always been.
+impl Serialize for Peek {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.rows.serialize(serializer)
+    }
+}
+
+/// The queue's approximate (visible, in flight) message counts.
+async fn depth(client: &Client, url: &str) -> Result<(u64, u64), DlqError> {
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(sqs_error("GetQueueAttributes"))?
+        .attributes
+        .unwrap_or_default();
+    let number = |name: QueueAttributeName| {
+        attributes
+            .get(&name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((
+        number(QueueAttributeName::ApproximateNumberOfMessages),
+        number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    ))
 }
 
 pub(super) fn peek_row(m: &DlqMessage, show_pii: bool, now: DateTime<Utc>) -> PeekRow {
