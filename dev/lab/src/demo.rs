@@ -16,6 +16,7 @@ use uc_runtime::metrics::{read_count, read_timings};
 
 use crate::pipeline::{
     CONFIRM_FORGOT_PASSWORD, CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, quantile,
+    worker_outcome_subs,
 };
 
 pub struct DemoOptions {
@@ -186,7 +187,10 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
                 .filter_map(|s| stats["perId"][s]["duplicates"].as_u64())
                 .sum()
         }
-        GraphqlBackend::Amplify => worker_outcomes(&worker.output(), "AlreadyExisted", &subs),
+        GraphqlBackend::Amplify => worker_outcome_subs(&worker.output(), "AlreadyExisted")
+            .iter()
+            .filter(|sub| subs.contains(sub.as_str()))
+            .count() as u64,
     };
     let mut missing: Vec<String> = subs
         .iter()
@@ -232,20 +236,6 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
         duplicated,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// How many of the worker's `profile written` log lines for `subs` report `outcome`.
-fn worker_outcomes(lines: &[String], outcome: &str, subs: &HashSet<&str>) -> u64 {
-    lines
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|log| {
-            log["fields"]["outcome"] == outcome
-                && log["fields"]["sub"]
-                    .as_str()
-                    .is_some_and(|sub| subs.contains(sub))
-        })
-        .count() as u64
 }
 
 /// The report as a compact table.

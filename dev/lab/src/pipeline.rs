@@ -246,6 +246,17 @@ pub fn start_worker(
     RunningBinary::start(&worker_bin.display().to_string(), &["poll"], &borrowed)
 }
 
+/// The subs of the worker's `profile written` log lines (JSON) that report `outcome`
+/// (`Created`, `AlreadyExisted`), one per line.
+pub fn worker_outcome_subs(lines: &[String], outcome: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|log| log["fields"]["outcome"] == outcome)
+        .filter_map(|log| log["fields"]["sub"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The `q`-quantile (0..=1) of `samples`, nearest-rank.
 pub fn quantile(samples: &[f64], q: f64) -> Option<f64> {
     if samples.is_empty() {

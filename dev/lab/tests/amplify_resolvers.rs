@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use uc_devkit::{eventually, sqs};
 use uc_lab::local::{GraphqlBackend, PROFILE_MODEL_TABLE};
-use uc_lab::pipeline::{ConfirmedUser, Pipeline};
+use uc_lab::pipeline::{ConfirmedUser, Pipeline, worker_outcome_subs};
 use uc_lab::profiles::StoredProfiles;
 
 mod support;
@@ -22,10 +22,9 @@ use support::{TestStack, binary, json_of};
 
 /// How many of the worker's `profile written` lines report `outcome` for `sub`.
 fn worker_outcomes(lines: &[String], outcome: &str, sub: &str) -> usize {
-    lines
+    worker_outcome_subs(lines, outcome)
         .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|log| log["fields"]["outcome"] == outcome && log["fields"]["sub"] == sub)
+        .filter(|s| *s == sub)
         .count()
 }
 
