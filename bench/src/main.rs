@@ -181,7 +181,7 @@ fn isolation_settings(scale: Scale) -> isolation::Settings {
         // 3,000 users: a minute at the default pace.
         reconcile_pages: if full { 50 } else { 1 },
         reconcile_paces: vec![
-            (None, uc_ops::reconcile::DEFAULT_PUBLISH_RATE),
+            (None, uc_ops::publish::DEFAULT_RATE),
             (Some("200".into()), 200.0),
         ],
     }
@@ -412,7 +412,7 @@ async fn main() -> anyhow::Result<()> {
             worker: args.worker.clone(),
             ops: ops.clone(),
         };
-        let report = isolation::run(&bins, &settings, uc_ops::backfill::DEFAULT_RATE)
+        let report = isolation::run(&bins, &settings, uc_ops::publish::DEFAULT_RATE)
             .await
             .context("isolation")?;
         let profile = |p: &Path| {
@@ -435,7 +435,7 @@ async fn main() -> anyhow::Result<()> {
                 "durationSeconds": started.elapsed().as_secs(),
                 "loadBefore": load_before,
                 "loadAfter": machine::loadavg(),
-                "backfillDefaultRate": uc_ops::backfill::DEFAULT_RATE,
+                "backfillDefaultRate": uc_ops::publish::DEFAULT_RATE,
             },
             "settings": settings,
             "report": report,

@@ -502,7 +502,11 @@ def test_iam_statements_are_the_same(pair, role):
     assert cdk["AssumeRolePolicyDocument"] == sam["AssumeRolePolicyDocument"]
     assert [p["PolicyName"] for p in cdk["Policies"]] == [p["PolicyName"] for p in sam["Policies"]]
     assert "ManagedPolicyArns" not in cdk and "PermissionsBoundary" not in cdk
-    assert not [k for k, v in pair.cdk_raw["Resources"].items() if v["Type"] == "AWS::IAM::Policy"]
+    # One policy resource: the reconciler's store check, on its role (it names the API, so in
+    # Amplify it cannot be inline in the role, which lives in the pool's stack).
+    policies = [k for k, v in pair.cdk.items() if v["Type"] == "AWS::IAM::Policy"]
+    assert policies == ["ReconcilerStoreReadPolicy"]
+    assert pair.cdk["ReconcilerStoreReadPolicy"]["Properties"] == pair.sam["ReconcilerStoreReadPolicy"]["Properties"]
     managed = [k for k, v in pair.cdk.items() if v["Type"] == "AWS::IAM::ManagedPolicy"]
     assert managed == ["AuditorPolicy"]
     assert not {"Roles", "Users", "Groups"} & set(pair.cdk["AuditorPolicy"]["Properties"])
@@ -811,11 +815,12 @@ def test_standin_places_the_emitter_side_with_the_pool_and_the_worker_side_in_it
     # So does the ProfileCreated bus policy; the dashboard refers to the queues (this stack -> auth).
     # The reconciler's role is named by the bus policies (auth), and so are what its policy names
     # (log group, state parameter); its function, schedule and alarms refer to them from here. The
-    # auditor's policy names the API (data, which refers to auth): here too.
+    # auditor's policy names the API (data, which refers to auth): here too, and so does the
+    # reconciler's store-read policy (attached to its role by name).
     worker_side = {"WorkerLogGroup", "WorkerRole", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerPermanentFailuresAlarm",
                    "WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "Dashboard",
                    "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule",
-                   "ReconcilerFailedAlarm", "ReconcilerBehindAlarm", "AuditorPolicy"}
+                   "ReconcilerFailedAlarm", "ReconcilerBehindAlarm", "AuditorPolicy", "ReconcilerStoreReadPolicy"}
     assert set(custom.values()) == worker_side
     assert set(auth.values()) == sam_names - worker_side
     assert len(auth) + len(custom) == len(main)
@@ -896,10 +901,11 @@ def test_standin_reconciler_spans_the_stacks_one_way():
     parameter, = [k for k, v in auth.items() if v["Type"] == "AWS::SSM::Parameter"]
     assert auth_output(variables["RECONCILE_WATERMARK_PARAMETER"]["Ref"]) == {"Ref": parameter}
     assert "DependsOn" not in json.dumps(root), "the stacks are ordered by their references alone"
-    assert not re.search(r"Pipeline(Reconciler(Function|SchedulerRole|Schedule|InvokeConfig)|AuditorPolicy)", json.dumps(nested["auth"]))
+    assert not re.search(r"Pipeline(Reconciler(Function|SchedulerRole|Schedule|InvokeConfig|StoreReadPolicy)|AuditorPolicy)",
+                         json.dumps(nested["auth"]))
     assert {v["Type"] for k, v in custom.items() if "Reconciler" in k} == {
         "AWS::Lambda::Function", "AWS::Lambda::EventInvokeConfig", "AWS::IAM::Role", "AWS::Scheduler::Schedule",
-        "AWS::CloudWatch::Alarm"}
+        "AWS::CloudWatch::Alarm", "AWS::IAM::Policy"}
 
 
 def test_standin_reconciler_defaults_are_the_sam_templates():

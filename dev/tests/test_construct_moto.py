@@ -110,10 +110,15 @@ def aws(service: str, endpoint: str):
 
 
 def role_policy(iam, role_arn: str) -> dict:
+    """The role's inline policies as one document (the reconciler's role has two: its own and
+    reconciler-store-read, the store check, put on it from the worker's side)."""
     name = role_arn.rsplit("/", 1)[-1]
-    policy_name, = iam.list_role_policies(RoleName=name)["PolicyNames"]
-    document = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
-    return ast.literal_eval(document) if isinstance(document, str) else document  # moto: a repr
+    statements = []
+    for policy_name in sorted(iam.list_role_policies(RoleName=name)["PolicyNames"]):
+        document = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
+        document = ast.literal_eval(document) if isinstance(document, str) else document  # moto: a repr
+        statements += document["Statement"]
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def auditor_policy(iam, arn: str) -> dict:
@@ -196,6 +201,8 @@ def test_bus_rule_queues_archive_and_roles(stack, moto):
     assert reconciler["PublishUserConfirmed"]["Resource"] == outputs["EventBusArn"]
     assert reconciler["ListPoolUsers"]["Resource"] == f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
     assert reconciler["KeepReconcileState"]["Resource"] == "arn:aws:ssm:us-east-1:123456789012:parameter/uc-cdk/reconciler/state"
+    assert reconciler["ReadProfilesOnly"]["Action"] == "appsync:GraphQL"
+    assert reconciler["ReadProfilesOnly"]["Resource"].endswith("/types/Query/fields/getUserProfile")
     assert outputs["ReconcileWatermarkParameter"] == "/uc-cdk/reconciler/state"
     assert aws("ssm", moto).get_parameter(Name="/uc-cdk/reconciler/state")["Parameter"]["Value"] == "{}"
     assert [s["Sid"] for s in auditor_policy(iam, outputs["AuditorPolicyArn"])["Statement"]] == [
@@ -356,6 +363,8 @@ def test_functions_event_source_and_permission(moto):
         "RECONCILE_WATERMARK_PARAMETER": "/uc-cdk-fn/reconciler/state", "RECONCILE_OVERLAP_SECONDS": "3600",
         "RECONCILE_PUBLISH_RATE": "50", "LIST_USERS_RPS": "5", "RECONCILE_STATUSES": "CONFIRMED,EXTERNAL_PROVIDER",
         "STACK_NAME": "uc-cdk-fn",
+        # The worker's store, where a pass checks for profiles (the API looked up by id here).
+        "APPSYNC_API_ID": "abcdefghijklmnopqrstuvwxyz",
     }
     # The same moto gap as the SAM template's: the schedule and async-invoke settings are skipped.
     skipped = set(re.search(r"^moto skipped: (.*)$", stderr, re.M).group(1).split(", "))

@@ -217,13 +217,16 @@ def test_rule_and_archive_use_the_contracts_event_pattern(template, resources):
 CONFIG_SOURCES = {
     "emitter": ["emitter/src/config.rs"],
     "worker": ["worker/src/config.rs"],
-    "reconciler": ["ops/src/reconcile.rs", "ops/src/reconcile/*.rs"],
+    # The store variables (PROFILE_STORE, PROFILE_TABLE, APPSYNC_*) are read by the worker's
+    # StoreSetting::from_reader, which the reconciler calls: it checks the store the worker writes.
+    "reconciler": ["ops/src/reconcile.rs", "ops/src/reconcile/*.rs", "worker/src/config.rs"],
 }
 # Where each service's EMF metrics are written (MetricsRecord::new("<service>")).
 METRIC_SOURCES = {
     "emitter": ["emitter/src/*.rs"],
     "worker": ["worker/src/*.rs"],
-    "reconciler": ["ops/src/reconcile.rs", "ops/src/reconcile/*.rs"],
+    # The reconciler's record is the sweep report's (ops/src/sweep.rs).
+    "reconciler": ["ops/src/sweep.rs", "ops/src/reconcile.rs", "ops/src/reconcile/*.rs"],
 }
 
 
@@ -264,7 +267,8 @@ def test_functions_get_only_the_variables_their_config_reads(resources):
     reconciler_env = set(resources["ReconcilerFunction"]["Properties"]["Environment"]["Variables"])
     assert reconciler_env == {"USER_POOL_ID", "EVENT_BUS_NAME", "EVENT_SOURCE", "RECONCILE_WATERMARK_PARAMETER",
                               "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE", "LIST_USERS_RPS",
-                              "RECONCILE_STATUSES", "STACK_NAME"}
+                              "RECONCILE_STATUSES", "STACK_NAME", "PROFILE_STORE", "APPSYNC_GRAPHQL_URL",
+                              "APPSYNC_API_ID", "PROFILE_TABLE"}
     for service, env in (("worker", worker_env), ("reconciler", reconciler_env)):
         pending = NOT_YET_READ[service]
         assert not pending & read[service], f"now read by the {service}'s code: remove {pending & read[service]} from NOT_YET_READ"
@@ -352,8 +356,13 @@ def test_reconciler_function(template, resources):
     assert "Condition" not in resources["ReconcilerLogGroup"]
     emitter_env = resources["EmitterFunction"]["Properties"]["Environment"]["Variables"]
     worker_env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
-    for fn in (Fn(c) for c in condition_cases(template, "UserPoolId", "CreateEventBus")):
+    for fn in (Fn(c) for c in condition_cases(template, "UserPoolId", "CreateEventBus", "ProfileStore",
+                                              "AppSyncGraphqlUrl")):
         env = fn(props["Environment"]["Variables"])
+        # Where a pass checks for profiles: exactly the worker's store variables.
+        store = ("PROFILE_STORE", "PROFILE_TABLE", "APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID")
+        worker = fn(worker_env)
+        assert {k: env.pop(k) for k in store if k in env} == {k: worker[k] for k in store if k in worker}
         assert env == {
             "USER_POOL_ID": fn(worker_env["USER_POOL_ID"]),
             "EVENT_BUS_NAME": fn(emitter_env["EVENT_BUS_NAME"]),
@@ -479,7 +488,8 @@ def test_iam_resources_are_the_explicit_roles_and_the_auditor_policy(template):
     translated = local_stack.translate(packaged, {"AppSyncApiId": "abc"}, "us-east-1")
     iam = {k: v["Type"] for k, v in translated["Resources"].items() if v["Type"].startswith("AWS::IAM::")}
     assert iam == {"EmitterRole": "AWS::IAM::Role", "WorkerRole": "AWS::IAM::Role", "ReconcilerRole": "AWS::IAM::Role",
-                   "ReconcilerSchedulerRole": "AWS::IAM::Role", "AuditorPolicy": "AWS::IAM::ManagedPolicy"}
+                   "ReconcilerSchedulerRole": "AWS::IAM::Role", "AuditorPolicy": "AWS::IAM::ManagedPolicy",
+                   "ReconcilerStoreReadPolicy": "AWS::IAM::Policy"}
     lambda_trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
     for name, trust in (("EmitterRole", lambda_trust), ("WorkerRole", lambda_trust), ("ReconcilerRole", lambda_trust),
                         ("ReconcilerSchedulerRole", {
@@ -564,14 +574,29 @@ POOL_ARN = "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}:u
 
 def test_reconciler_role_grants_exactly(template, resources):
     """The whole policy: ListUsers on the pool; PutEvents on the bus, UserConfirmed under the
-    stack's source only (the emitter's statement); its one SSM parameter; its own logs."""
+    stack's source only (the emitter's statement); its one SSM parameter; its own logs. And, in
+    a policy of its own (ReconcilerStoreReadPolicy), reading the store: getUserProfile, or
+    BatchGetItem on the model table (a pass publishes only users without a profile)."""
     emitter_statements = lambda fn: fn(resources["EmitterRole"]["Properties"]["Policies"])[0]["PolicyDocument"]["Statement"]
-    for fn in (Fn(c) for c in condition_cases(template, "CreateEventBus", "UserPoolId")):
+    for fn in (Fn(c) for c in condition_cases(template, "CreateEventBus", "UserPoolId", "ProfileStore",
+                                              "AppSyncGraphqlUrl")):
+        if fn.conditions["StoreInDynamoDb"]:
+            store = [{"Sid": "ReadProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:BatchGetItem",
+                      "Resource": PROFILE_TABLE_ARN}]
+        else:
+            store = [{"Sid": "ReadProfilesOnly", "Effect": "Allow", "Action": "appsync:GraphQL",
+                      "Resource": APPSYNC_API + "/types/Query/fields/getUserProfile"}]
+            if fn.conditions["LookUpApiById"]:
+                store.append({"Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": "appsync:GetGraphqlApi",
+                              "Resource": APPSYNC_API})
         policy, = fn(resources["ReconcilerRole"]["Properties"]["Policies"])
         assert policy["PolicyName"] == "reconciler"
         bus = "GetAtt EventBus.Arn" if fn.conditions["CreateBus"] else BUS_ARN_EXISTING
         pool = "GetAtt TrialUserPool.Arn" if fn.conditions["CreateTrialUserPool"] else POOL_ARN
         publish, = [s for s in emitter_statements(fn) if s["Sid"] == "PublishUserConfirmed"]
+        read = fn(resources["ReconcilerStoreReadPolicy"]["Properties"])
+        assert read == {"PolicyName": "reconciler-store-read", "Roles": ["Ref ReconcilerRole"],
+                        "PolicyDocument": {"Version": "2012-10-17", "Statement": store}}
         assert policy["PolicyDocument"] == {"Version": "2012-10-17", "Statement": [
             {"Sid": "ListPoolUsers", "Effect": "Allow", "Action": "cognito-idp:ListUsers", "Resource": pool},
             publish,
@@ -1227,9 +1252,11 @@ def aws(service: str, endpoint: str):
     return local_stack.client(service, endpoint, "us-east-1")
 
 
-def role_policy(iam, role_arn: str) -> dict:
+def role_policy(iam, role_arn: str, policy_name: str | None = None) -> dict:
+    """The role's one inline policy (or the one named `policy_name`)."""
     name = role_arn.rsplit("/", 1)[-1]
-    policy_name, = iam.list_role_policies(RoleName=name)["PolicyNames"]
+    if policy_name is None:
+        policy_name, = iam.list_role_policies(RoleName=name)["PolicyNames"]
     document = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
     if isinstance(document, str):  # moto stores a CloudFormation-made inline policy as a repr
         document = ast.literal_eval(document)
@@ -1300,18 +1327,24 @@ def test_local_stack_resources(local, moto):
     assert announce["Condition"] == {"StringEquals": {"events:detail-type": "ProfileCreated", "events:source": "userconfirmed.cognito"}}
 
     # The reconciler's identity and state exist in the local stack, whose binaries run as processes.
-    reconciler = role_policy(iam, outputs["ReconcilerRoleArn"])
+    reconciler = role_policy(iam, outputs["ReconcilerRoleArn"], "reconciler")
+    read = role_policy(iam, outputs["ReconcilerRoleArn"], "reconciler-store-read")
+    reconciler = {"Statement": reconciler["Statement"] + read["Statement"]}
     pool_arn = f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
     # (moto's GetAtt of a log group's Arn lacks AWS's ":*" suffix)
-    assert {s["Sid"]: (s["Action"], s["Resource"].removesuffix(":*")) for s in reconciler["Statement"]} == {
+    assert {s["Sid"]: (s["Action"], s["Resource"].removesuffix(":*")) for s in reconciler["Statement"] if s} == {
         "ListPoolUsers": ("cognito-idp:ListUsers", pool_arn),
         "PublishUserConfirmed": ("events:PutEvents", outputs["EventBusArn"]),
+        "ReadProfilesOnly": ("appsync:GraphQL",
+                             "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Query/fields/getUserProfile"),
+        # The local stack gives no endpoint: the functions would look it up by id.
+        "ResolveGraphqlEndpoint": ("appsync:GetGraphqlApi", "arn:aws:appsync:us-east-1:123456789012:apis/local"),
         "KeepReconcileState": (["ssm:GetParameter", "ssm:PutParameter"],
                                "arn:aws:ssm:us-east-1:123456789012:parameter/uc-test/reconciler/state"),
         "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"],
                          "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/uc-test-reconciler"),
     }
-    publish, = [s for s in reconciler["Statement"] if s["Sid"] == "PublishUserConfirmed"]
+    publish, = [s for s in reconciler["Statement"] if s and s["Sid"] == "PublishUserConfirmed"]
     assert publish["Condition"] == {"StringEquals": {"events:source": "userconfirmed.cognito", "events:detail-type": "UserConfirmed"}}
     ssm = aws("ssm", moto)
     state = ssm.get_parameter(Name=outputs["ReconcileWatermarkParameter"])["Parameter"]
@@ -1454,6 +1487,8 @@ def test_functions_event_source_and_permission_in_moto(moto):
         "RECONCILE_WATERMARK_PARAMETER": outputs["ReconcileWatermarkParameter"], "RECONCILE_OVERLAP_SECONDS": "3600",
         "RECONCILE_PUBLISH_RATE": "50", "LIST_USERS_RPS": "5", "RECONCILE_STATUSES": "CONFIRMED,EXTERNAL_PROVIDER",
         "STACK_NAME": "uc-fn",
+        # The worker's store, where a pass checks for profiles.
+        "APPSYNC_GRAPHQL_URL": "https://abcdefghijklmnopqrstuvwxyz.appsync-api.us-east-1.amazonaws.com/graphql",
     }
     # The scheduler's role may invoke exactly that function.
     cfn, iam = aws("cloudformation", moto), aws("iam", moto)

@@ -16,32 +16,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
 use tokio::time::Instant;
-use uc_runtime::{FailureKind, GaveUp, RetryPolicy};
 use uc_schemas::is_lowercase_uuid;
-use uc_worker::GraphQlEndpoint;
-use uc_worker::classify::{Answer, Outcome, classify};
 
-use crate::pace::{Pacer, admit};
+use crate::profile_scan::{ProfileScan, ScanPace};
+use crate::sweep::{Selection, Verdict};
 use crate::text::redact;
 use crate::user_pages::UserPages;
-
-/// The read-only query the audit sends: ids and owners only, never an email.
-pub const LIST_USER_PROFILES: &str =
-    "query AuditListUserProfiles($limit: Int, $nextToken: String) {
-  listUserProfiles(limit: $limit, nextToken: $nextToken) {
-    items {
-      id
-      profileOwner
-    }
-    nextToken
-  }
-}
-";
-
-/// The query's field: where the page sits under `data`.
-pub const LIST_USER_PROFILES_FIELD: &str = "listUserProfiles";
 
 /// Account statuses counted by default: accounts in use (confirmed sign-ups, administrators'
 /// users once their password is set, federated users). Users of other statuses are still
@@ -85,17 +66,6 @@ pub fn parse_statuses(text: &str) -> Result<Vec<String>, String> {
     Ok(statuses)
 }
 
-/// How each page call is retried (throttling, transient errors).
-const PAGE_RETRY: RetryPolicy = RetryPolicy {
-    max_attempts: 6,
-    min_delay: Duration::from_millis(200),
-    max_delay: Duration::from_secs(10),
-    min_attempt_time: Duration::ZERO,
-};
-
-/// One AppSync page call's timeout.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
-
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("Cognito {operation}: {message}")]
@@ -103,8 +73,8 @@ pub enum AuditError {
         operation: &'static str,
         message: String,
     },
-    #[error("AppSync listUserProfiles: {0}")]
-    Profiles(String),
+    #[error(transparent)]
+    Profiles(#[from] crate::profile_scan::ScanError),
 }
 
 const COUNTED: u64 = 1 << 63;
@@ -293,9 +263,11 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
-    /// No counted user is without a profile.
+    /// Nothing found: no user judged is without a profile, no profile is orphaned (its user
+    /// gone: reported, never "OK"), every owner matches.
     pub fn succeeded(&self) -> bool {
-        self.findings.missing == 0
+        let f = &self.findings;
+        f.missing == 0 && f.orphaned == 0 && f.owner_mismatch == 0
     }
 }
 
@@ -342,7 +314,13 @@ pub async fn list_users(
 ) -> Result<(), AuditError> {
     let mut pages = UserPages::new(cognito, &options.user_pool_id, &["sub"], options.list_rate);
     let mut token: Option<String> = None;
-    let recent_after = now.timestamp() - options.grace.as_secs() as i64;
+    // The sweep's selection: the audit judges the users a sweep would look at.
+    let grace = chrono::Duration::from_std(options.grace).unwrap_or_default();
+    let selection = Selection {
+        statuses: options.statuses.clone(),
+        settled_before: (!grace.is_zero()).then(|| now - grace),
+        ..Default::default()
+    };
     loop {
         let page = pages
             .page(token.take())
@@ -359,16 +337,13 @@ pub async fn list_users(
                 .find(|a| a.name() == "sub")
                 .and_then(|a| a.value())
                 .unwrap_or_default();
-            let judged = options.statuses.iter().any(|s| s == status);
-            let recent = user
-                .user_last_modified_date()
-                .is_some_and(|d| d.secs() > recent_after);
+            let verdict = selection.judge_user(user);
             users.add(
                 sub,
                 user.username().unwrap_or_default(),
                 status,
-                judged && !recent,
-                judged && recent,
+                verdict == Verdict::Selected,
+                verdict == Verdict::Recent,
             );
         }
         progress(users.listed);
@@ -379,131 +354,14 @@ pub async fn list_users(
     }
 }
 
-/// Why one `listUserProfiles` page failed, and the answer that said so.
-#[derive(Debug)]
-struct PageFailure(Outcome, Answer);
-
-impl uc_runtime::Classified for PageFailure {
-    fn kind(&self) -> FailureKind {
-        uc_runtime::Classified::kind(&self.0)
-    }
-}
-
-/// Reads every profile page by page into `comparison`, paced; `progress` hears the count.
-pub async fn scan_profiles<E: GraphQlEndpoint>(
-    endpoint: &E,
-    options: &AuditOptions,
-    comparison: &mut Comparison,
-    mut progress: impl FnMut(u64),
-) -> Result<(), AuditError> {
-    let mut pacer = Pacer::new(options.scan_rate);
-    let mut token: Option<String> = None;
-    loop {
-        admit(&mut pacer, 1).await;
-        let body = serde_json::to_vec(&json!({
-            "query": LIST_USER_PROFILES,
-            "operationName": "AuditListUserProfiles",
-            "variables": {"limit": options.page_size, "nextToken": token},
-        }))
-        .expect("serializes");
-        let answer = PAGE_RETRY
-            .run(
-                None,
-                |_| {
-                    let body = body.clone();
-                    async move {
-                        let answer = endpoint.post(body, PAGE_TIMEOUT, None).await;
-                        match classify(&answer, LIST_USER_PROFILES_FIELD) {
-                            Outcome::Created => Ok(answer),
-                            outcome => Err(PageFailure(outcome, answer)),
-                        }
-                    }
-                },
-                |_, _| {},
-            )
-            .await;
-        let answer = match answer {
-            Ok(answer) => answer.value,
-            Err(GaveUp::Failed {
-                error: PageFailure(Outcome::AuthRejected { .. }, _),
-                ..
-            }) => {
-                // Credentials may have expired: renew them once and read the page again.
-                endpoint.refresh_credentials().await;
-                let answer = endpoint.post(body.clone(), PAGE_TIMEOUT, None).await;
-                if classify(&answer, LIST_USER_PROFILES_FIELD) != Outcome::Created {
-                    return Err(page_error(&answer, 2));
-                }
-                answer
-            }
-            Err(gave_up) => {
-                let attempts = gave_up.attempts();
-                return Err(match gave_up.into_last_error() {
-                    Some(PageFailure(_, answer)) => page_error(&answer, attempts),
-                    None => AuditError::Profiles("no attempt made".into()),
-                });
-            }
-        };
-        let Answer::Http { body, .. } = answer else {
-            unreachable!("only an HTTP answer classifies as a result");
-        };
-        let page: Value = serde_json::from_slice(&body)
-            .map_err(|e| AuditError::Profiles(format!("unreadable page: {e}")))?;
-        let connection = &page["data"][LIST_USER_PROFILES_FIELD];
-        let items = connection["items"]
-            .as_array()
-            .ok_or_else(|| AuditError::Profiles("a page without `items`".into()))?;
-        for item in items {
-            // AppSync answers null for an item a resolver could not read: unknown, not absent.
-            let id = item["id"].as_str().ok_or_else(|| {
-                AuditError::Profiles("a page with an unreadable item (no id)".into())
-            })?;
-            comparison.profile(id, item["profileOwner"].as_str());
-        }
-        progress(comparison.findings.profiles);
-        token = connection["nextToken"].as_str().map(str::to_owned);
-        if token.is_none() {
-            return Ok(());
-        }
-    }
-}
-
-/// A failed page's answer as one line: the outcome, the GraphQL error messages, no email.
-fn page_error(answer: &Answer, attempts: usize) -> AuditError {
-    let outcome = classify(answer, LIST_USER_PROFILES_FIELD);
-    let detail = match answer {
-        Answer::Http { status, body } => {
-            let messages: Vec<String> = serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v["errors"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| e["message"].as_str().map(str::to_owned))
-                .collect();
-            format!("HTTP {status} {}", messages.join("; "))
-        }
-        Answer::ConnectFailed(e) | Answer::Transport(e) => e.clone(),
-        Answer::TimedOut => "timed out".into(),
-    };
-    let line: String = format!(
-        "{}: {} (after {attempts} attempts)",
-        outcome.code(),
-        detail.trim()
-    )
-    .chars()
-    .map(|c| if c.is_control() { ' ' } else { c })
-    .collect();
-    AuditError::Profiles(redact(&line))
-}
-
 /// Runs the whole audit.
-pub async fn run<E: GraphQlEndpoint>(
+pub async fn run(
     cognito: &aws_sdk_cognitoidentityprovider::Client,
-    endpoint: &E,
+    profiles: &impl ProfileScan,
     options: &AuditOptions,
     estimate: Option<u64>,
     users_progress: impl FnMut(u64),
-    profiles_progress: impl FnMut(u64),
+    mut profiles_progress: impl FnMut(u64),
 ) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
     let now = Utc::now();
@@ -516,7 +374,17 @@ pub async fn run<E: GraphQlEndpoint>(
     let (counted, recent, unreadable) = (users.counted, users.recent, users.unreadable);
     let mut comparison = Comparison::new(users, options.show);
     let index_bytes = comparison.index_bytes() as u64;
-    scan_profiles(endpoint, options, &mut comparison, profiles_progress).await?;
+    let pace = ScanPace {
+        page_size: options.page_size,
+        pages_per_second: options.scan_rate,
+    };
+    profiles
+        .scan(
+            pace,
+            &mut |id, owner| comparison.profile(id, owner),
+            &mut profiles_progress,
+        )
+        .await?;
     Ok(AuditReport {
         user_pool_id: options.user_pool_id.clone(),
         statuses: options.statuses.clone(),

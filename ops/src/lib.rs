@@ -1,18 +1,22 @@
 //! The operations CLI's library, so tests (and the lab, `dev/lab`) drive the same code: the
-//! dead-letter queues ([`dlq`]), back-fill from Cognito ([`backfill`]), the users-versus-profiles
-//! check ([`audit`]), reconciliation ([`reconcile`], its state in [`reconcile_state`], the
-//! pool's pages in [`user_pages`]), attaching the trigger ([`attach`]), reading env files ([`env_file`]), and
-//! what may be printed of text the CLI did not write ([`text`]).
+//! dead-letter queues ([`dlq`]), the one sweep behind back-fill and reconciliation ([`sweep`]:
+//! the pool's pages in [`user_pages`], the store check in [`profile_lookup`], publishing in
+//! [`publish`], its state in [`sweep_state`], reconciliation's configuration in [`reconcile`]),
+//! the users-versus-profiles check ([`audit`], the profiles read by [`profile_scan`]), attaching the trigger ([`attach`]), reading env
+//! files ([`env_file`]), and what may be printed of text the CLI did not write ([`text`]).
 
 pub mod attach;
 pub mod audit;
-pub mod backfill;
 pub mod dlq;
 pub mod env_file;
 pub mod events;
 pub mod pace;
+pub mod profile_lookup;
+pub mod profile_scan;
+pub mod publish;
 pub mod reconcile;
-pub mod reconcile_state;
+pub mod sweep;
+pub mod sweep_state;
 pub mod text;
 pub mod user_pages;
 

@@ -160,7 +160,10 @@ async fn run(command: Command) -> anyhow::Result<(String, bool)> {
         }
         Command::Backfill(args) => {
             let report = backfill::run(&args, &sdk).await?;
-            (backfill::render(&report, args.json)?, report.succeeded())
+            (
+                backfill::render(&report, args.json, &args)?,
+                report.succeeded(),
+            )
         }
         Command::Audit(args) => {
             let report = audit::run(&args, &sdk).await?;

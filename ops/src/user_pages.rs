@@ -13,8 +13,9 @@ use crate::pace::Pacer;
 /// Users a `ListUsers` page holds at most.
 pub const USERS_PER_PAGE: i32 = 60;
 
-/// How each page call is retried (throttling, transient errors).
-const PAGE_RETRY: RetryPolicy = RetryPolicy {
+/// How each page call of the operations tools is retried (throttling, transient errors):
+/// `ListUsers` pages, the sweep's store reads, the audit's profile pages.
+pub const PAGE_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 6,
     min_delay: Duration::from_millis(200),
     max_delay: Duration::from_secs(10),

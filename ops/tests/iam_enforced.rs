@@ -670,6 +670,15 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
     }
     let reconciler = assume(&sts, reconciler_arn, "uc-reconciler").await;
     let reconciler_config = config(&endpoint, &reconciler).await;
+    // The pass reads profiles through AppSync: the stand-in must know its credentials too.
+    let registered = reqwest::Client::new()
+        .post(standin.url.replace("/graphql", "/_standin/credentials"))
+        .json(&json!({"credentials": [{"accessKeyId": reconciler.access_key_id,
+            "secretAccessKey": reconciler.secret, "sessionToken": reconciler.token.clone().unwrap()}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success(), "{}", registered.status());
     let invited = cognito
         .admin_create_user()
         .user_pool_id(&out["UserPoolId"])
@@ -710,6 +719,10 @@ async fn pipeline_runs_with_the_templates_own_iam_and_nothing_more() {
             "RECONCILE_WATERMARK_PARAMETER",
             out["ReconcileWatermarkParameter"].clone(),
         ),
+        // Where the pass checks for profiles (getUserProfile, signed with the role's
+        // credentials), and the user just created is judged at once.
+        ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        ("RECONCILE_GRACE_SECONDS", "0".into()),
     ];
     reconciler_env.extend(reconciler.env());
     let reconciler_lambda = LambdaHarness::start(

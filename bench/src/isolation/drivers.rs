@@ -236,7 +236,9 @@ pub(super) fn start_backfill(
     command
         .arg("--env-file")
         .arg(&env.file)
-        .args(["backfill", "--json", "--status", BACKFILL_STATUS])
+        // --all: every phase publishes the same users again (the measure is the pace's
+        // effect on live sign-ups, not which users lack a profile).
+        .args(["backfill", "--json", "--all", "--status", BACKFILL_STATUS])
         .arg("--checkpoint")
         .arg(checkpoint)
         .env_remove("UC_ENV_FILE")

@@ -44,7 +44,8 @@ pub(super) async fn run_pass(
     command
         .arg("--env-file")
         .arg(&env.file)
-        .args(["reconcile", "--json", "--full", "--max-pages"])
+        // --all: the users have profiles; the measure is the publishing pace.
+        .args(["reconcile", "--json", "--full", "--all", "--max-pages"])
         .arg(max_pages.to_string())
         .env("RECONCILE_STATUSES", status)
         .env_remove("RECONCILE_PUBLISH_RATE")

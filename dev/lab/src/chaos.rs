@@ -15,10 +15,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 use uc_devkit::{free_port, sqs};
-use uc_ops::backfill;
 use uc_ops::dlq::{self, Filter, ReplayOptions};
-use uc_ops::reconcile::{self, PassOptions, ReconcileConfig};
-use uc_ops::reconcile_state::SsmStateStore;
+use uc_ops::profile_lookup::ConfiguredLookup;
+use uc_ops::publish::Clients;
+use uc_ops::reconcile::ReconcileConfig;
+use uc_ops::sweep::{PassOptions, Sweep};
+use uc_ops::sweep_state::SsmStateStore;
 use uc_runtime::env::from_pairs;
 use uc_runtime::metrics::read_count;
 use uc_schemas::{Origin, UserConfirmed, to_envelope};
@@ -54,6 +56,11 @@ pub struct ChaosReport {
     /// pass has no watermark) and could not publish.
     pub reconciled: u64,
     pub reconcile_failed: u64,
+    /// Selected users the reconciliation pass found with a profile already (not published).
+    pub reconcile_had_profile: u64,
+    /// `UserConfirmed` events published (the emitters' `Published` and `Fallback`, Cognito's
+    /// duplicated deliveries included, and the reconciliation pass's) per user.
+    pub events_published_per_user: f64,
     pub worker_kills: usize,
     pub appsync_requests: u64,
     pub faults_injected: serde_json::Value,
@@ -264,6 +271,13 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     // user is confirmed, the event is not) and the administrators' users are recovered with no
     // operator: one pass of the reconciler (what the schedule runs), with the stack's state.
     pipeline.standin.clear_faults().await;
+    let emitter_published: u64 = [&pipeline, &outage, &blackout]
+        .iter()
+        .map(|p| {
+            let lines = p.emitter_output();
+            read_count(&lines, "emitter", "Published") + read_count(&lines, "emitter", "Fallback")
+        })
+        .sum();
     let emitter_failed = [&pipeline, &outage, &blackout]
         .iter()
         .map(|p| read_count(&p.emitter_output(), "emitter", "Failed"))
@@ -273,7 +287,9 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     // Moto has no ListUsers quota, and the queue is idle by now: the lab need not wait.
     reconcile_config.publish_rate = 1_000.0;
     reconcile_config.list_rate = 50.0;
-    let clients = backfill::Clients {
+    // Users signed up moments ago are judged too: the lab's pass runs right after them.
+    reconcile_config.grace = Duration::ZERO;
+    let clients = Clients {
         cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
         events: aws_sdk_eventbridge::Client::new(&sdk),
         sqs: sqs_client.clone(),
@@ -282,15 +298,16 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         aws_sdk_ssm::Client::new(&sdk),
         &reconcile_config.state_parameter,
     );
-    let pass = reconcile::run_pass(
-        &clients,
-        &store,
-        &reconcile_config,
-        env.get("AWS_REGION")?,
-        &PassOptions::default(),
-        |_| {},
-    )
+    let lookup = ConfiguredLookup::build(&reconcile_config.store, &sdk).await?;
+    let pass = Sweep {
+        clients: &clients,
+        state: &store,
+        lookup: &lookup,
+        config: &reconcile_config.sweep(env.get("AWS_REGION")?),
+    }
+    .run(&PassOptions::default(), |_| {})
     .await?;
+    let events_published = emitter_published + pass.published;
     // The worker drains the queue (messages held by killed workers come back after the
     // queue's visibility timeout).
     let deadline = Instant::now() + options.timeout;
@@ -407,6 +424,8 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         admin_created: (0..options.users).filter(|i| is_admin_created(*i)).count(),
         reconciled: pass.published,
         reconcile_failed: pass.failed,
+        reconcile_had_profile: pass.had_profile,
+        events_published_per_user: events_published as f64 / users.len().max(1) as f64,
         worker_kills: options.kills,
         appsync_requests: stats["requests"].as_u64().unwrap_or(0),
         faults_injected: stats["faultsInjected"].clone(),
@@ -456,8 +475,15 @@ pub fn render(report: &ChaosReport) -> String {
             ),
         ),
         (
-            "reconciler: published / failed",
-            format!("{} / {}", report.reconciled, report.reconcile_failed),
+            "reconciler: published / failed / had a profile",
+            format!(
+                "{} / {} / {}",
+                report.reconciled, report.reconcile_failed, report.reconcile_had_profile
+            ),
+        ),
+        (
+            "UserConfirmed events published per user",
+            format!("{:.3}", report.events_published_per_user),
         ),
         ("worker SIGKILLs", report.worker_kills.to_string()),
         ("AppSync requests", report.appsync_requests.to_string()),

@@ -39,4 +39,16 @@ async fn a_small_chaos_run_ends_exact() {
         "the pass published the five users with no event: {}",
         report.reconciled
     );
+    // Only users without a profile are published: those the worker had already served were
+    // skipped (a user whose message was still in retries or the DLQ is published again).
+    assert!(
+        report.reconcile_had_profile > 0,
+        "{}",
+        chaos::render(&report)
+    );
+    assert_eq!(
+        report.reconciled + report.reconcile_had_profile,
+        120,
+        "every counted user was looked at once"
+    );
 }

@@ -7,10 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use uc_devkit::{eventually, sqs};
 use uc_lab::pipeline::{CONFIRM_SIGN_UP, Pipeline};
@@ -18,33 +15,9 @@ use uc_schemas::dead_letter::attr;
 use uc_schemas::{ProfileCreated, ProfileStore, profile_created_event_pattern};
 
 mod support;
-use support::{TestStack, binary};
+use support::{TestStack, binary, create_model_table};
 
 const TABLE: &str = "UserProfile-labapi-dev";
-
-async fn create_model_table(client: &aws_sdk_dynamodb::Client) {
-    client
-        .create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
 
 fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
     match item.get(name) {
@@ -69,7 +42,7 @@ async fn the_dynamodb_store_writes_each_profile_once_and_dead_letters_a_missing_
     let sdk = stack.env.sdk_config().await.unwrap();
     let client = stack.sqs().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_model_table(&dynamodb).await;
+    create_model_table(&dynamodb, TABLE).await;
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let bus = stack.env.get("EVENT_BUS_NAME").unwrap();
     let source = stack.env.get("EVENT_SOURCE").unwrap();

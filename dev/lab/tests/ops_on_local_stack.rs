@@ -309,6 +309,7 @@ async fn backfill_resumes_and_creates_each_profile_once() {
         checkpoint_arg,
     ]));
     assert_eq!(dry["selected"], 70);
+    assert_eq!(dry["toPublish"], 70, "no profile yet: {dry}");
     assert_eq!(dry["published"], 0);
     assert!(!checkpoint.exists(), "a dry run writes no checkpoint");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -318,15 +319,18 @@ async fn backfill_resumes_and_creates_each_profile_once() {
         "a dry run publishes nothing"
     );
 
-    // Interrupted after one page (60 users): the checkpoint holds the next page token.
-    let first = json_of(&stack.ops(&[
+    // Interrupted after one page (60 users): the checkpoint holds the next page token, and the
+    // run, which left work undone, exits 1.
+    let cut = stack.ops(&[
         "backfill",
         "--json",
         "--max-pages",
         "1",
         "--checkpoint",
         checkpoint_arg,
-    ]));
+    ]);
+    let first = json_of(&cut);
+    assert_eq!(cut.status.code(), Some(1), "{first}");
     assert_eq!(first["published"], 60, "{first}");
     assert_eq!(first["complete"], false);
     assert!(checkpoint.exists());
@@ -366,11 +370,19 @@ async fn backfill_resumes_and_creates_each_profile_once() {
     );
     assert_eq!(profile_ids(&standin).await, subs);
 
-    // Published at least once each, created once each, even when a page is published again
-    // (with the pacing lifted: the runs above went at the default 50 users per second).
+    // Every user has a profile now: a back-fill publishes no one.
+    let none = json_of(&stack.ops(&["backfill", "--json", "--checkpoint", checkpoint_arg]));
+    assert_eq!(
+        (&none["selected"], &none["hadProfile"], &none["published"]),
+        (&70.into(), &70.into(), &0.into()),
+        "{none}"
+    );
+    // A forced republish (--all) publishes every one again; each is still created once (with
+    // the pacing lifted: the runs above went at the default 50 users per second).
     let again = json_of(&stack.ops(&[
         "backfill",
         "--json",
+        "--all",
         "--direct",
         "--rate",
         "unlimited",

@@ -85,6 +85,8 @@ export class UserConfirmedPipeline extends Construct {
   readonly reconcilerFunction: lambda.Function;
   /** EventBridge Scheduler's schedule that invokes the reconciler. */
   readonly reconcilerSchedule: scheduler.CfnSchedule;
+  /** The reconciler's store check: getUserProfile on the API (a policy on its role). */
+  readonly reconcilerStoreReadPolicy: iam.CfnPolicy;
   /** What `uc-ops audit` needs, read-only, for an operator's role to attach (attached to nothing here). */
   readonly auditorPolicy: iam.CfnManagedPolicy;
   /** The stack's dashboard, named `namePrefix`. */
@@ -542,7 +544,8 @@ export class UserConfirmedPipeline extends Construct {
 
     // ------------------------------------------------------------------ reconciler
     // A scheduled pass that publishes UserConfirmed (origin reconciliation) for counted users whose
-    // account changed since the last pass's watermark, minus the overlap. With the worker side:
+    // account changed since the last pass's watermark, minus the overlap, and who have no profile
+    // in the store. With the worker side:
     // it refers to the pool's stack (role, bus, pool, parameter), never the reverse.
     this.reconcilerFunction = new lambda.Function(this, "ReconcilerFunction", {
       functionName: `${prefix}-reconciler`,
@@ -571,10 +574,34 @@ export class UserConfirmedPipeline extends Construct {
         RECONCILE_PUBLISH_RATE: numberText(p.reconcilePublishRate),
         LIST_USERS_RPS: numberText(p.reconcileListUsersRate),
         RECONCILE_STATUSES: p.reconcileStatuses.join(","),
+        // Where a pass checks for profiles: the worker's store, as the worker is told it.
+        ...(graphqlUrl === undefined ? { APPSYNC_API_ID: p.graphqlApi.apiId } : { APPSYNC_GRAPHQL_URL: graphqlUrl }),
         STACK_NAME: prefix,
       },
     });
     withoutRoleDependsOn(this.reconcilerFunction);
+    // The store check (a pass publishes only users without a profile): getUserProfile and nothing
+    // else of the API. A policy of its own in this stack, attached to the role by name: the grant
+    // names the API (Amplify's data stack, which refers to the pool's stack, where the role is).
+    this.reconcilerStoreReadPolicy = new iam.CfnPolicy(this, "ReconcilerStoreReadPolicy", {
+      policyName: "reconciler-store-read",
+      roles: [this.reconcilerRole.roleName],
+      policyDocument: {
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "ReadProfilesOnly",
+            Effect: "Allow",
+            Action: "appsync:GraphQL",
+            Resource: `${apiArn}/types/Query/fields/getUserProfile`,
+          },
+          // As the worker's grant: only where the endpoint is looked up by id.
+          ...(graphqlUrl === undefined
+            ? [{ Sid: "ResolveGraphqlEndpoint", Effect: "Allow", Action: "appsync:GetGraphqlApi", Resource: apiArn }]
+            : []),
+        ],
+      },
+    });
     skipChecks(this.reconcilerFunction, RECONCILER_SKIPS);
     // No retry of a failed pass (the next tick resumes from the saved state); a tick that finds a
     // pass still running waits at most one pass (the timeout) for the reserved slot, then is dropped.

@@ -1,7 +1,7 @@
 //! The scheduled reconciler: each invocation (EventBridge Scheduler, hourly by default) runs or
 //! resumes one reconciliation pass until its deadline nears, writes the pass's EMF record and
 //! fails the invocation when the pass could not run or could not publish everyone, so the
-//! function's error alarm fires. The pass itself is `uc_ops::reconcile`.
+//! function's error alarm fires. The pass itself is `uc_ops::sweep`'s.
 // The SDK and lambda_runtime futures nest deeply enough to pass the default limit.
 #![recursion_limit = "256"]
 
@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use uc_ops::backfill::Clients;
-use uc_ops::reconcile::{self, PassOptions, PassReport, ReconcileConfig};
-use uc_ops::reconcile_state::SsmStateStore;
+use uc_ops::profile_lookup::ConfiguredLookup;
+use uc_ops::publish::Clients;
+use uc_ops::reconcile::ReconcileConfig;
+use uc_ops::sweep::{PassOptions, Sweep, SweepReport};
+use uc_ops::sweep_state::SsmStateStore;
 use uc_runtime::env::EnvReader;
 use uc_runtime::retry::deadline_before;
 
@@ -25,24 +27,33 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws_config::load_from_env().await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    let clients = &Clients {
-        cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
-        events: aws_sdk_eventbridge::Client::new(&sdk),
-        sqs: aws_sdk_sqs::Client::new(&sdk),
-    };
+    let clients = &Clients::new(&sdk);
+    let lookup = &ConfiguredLookup::build(&config.store, &sdk)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "the profile store cannot be reached"))?;
     let store = &SsmStateStore::new(aws_sdk_ssm::Client::new(&sdk), &config.state_parameter);
-    let (config, region) = (&config, region.as_str());
+    let sweep = &config.sweep(&region);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let options = PassOptions {
             deadline: Some(deadline_before(event.context.deadline(), DEADLINE_MARGIN)),
             ..Default::default()
         };
-        let report = reconcile::run_pass(clients, store, config, region, &options, |_| {})
+        let pass = Sweep {
+            clients,
+            state: store,
+            lookup,
+            config: sweep,
+        };
+        let report = pass
+            .run(&options, |_| {})
             .await
             .inspect_err(|e| tracing::error!(error = %e, "the reconciliation pass could not run"))?;
         report.metrics().emit();
         tracing::info!(
             scanned = report.scanned,
+            selected = report.selected,
+            had_profile = report.had_profile,
+            store_reads = report.store_reads,
             published = report.published,
             failed = report.failed,
             complete = report.complete,
@@ -60,7 +71,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             )
             .into());
         }
-        Ok::<PassReport, lambda_runtime::Error>(report)
+        Ok::<SweepReport, lambda_runtime::Error>(report)
     }))
     .await
 }

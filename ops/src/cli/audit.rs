@@ -1,6 +1,7 @@
 //! `uc-ops audit`: the arguments, the run and the output of the users-versus-profiles check.
-//! The listing and the comparison are `uc_ops::audit`'s. Exit status: 0 no profile missing,
-//! 1 some missing, 2 the audit could not tell (a listing failed).
+//! The listing and the comparison are `uc_ops::audit`'s, the profiles are read from the store
+//! the worker writes (`PROFILE_STORE`). Exit status: 0 clean (no profile missing, none orphaned,
+//! no owner mismatch), 1 something found, 2 the audit could not tell (a listing failed).
 
 use std::time::Duration;
 
@@ -8,11 +9,15 @@ use anyhow::Context;
 use aws_config::SdkConfig;
 use clap::Args;
 use uc_ops::audit::{self, AuditOptions, AuditReport, DEFAULT_STATUSES};
-use uc_worker::{AppSyncClient, EndpointSetting};
+use uc_ops::profile_scan::ConfiguredScan;
+use uc_worker::{EndpointSetting, ProfileTable, StoreSetting};
 
 use super::{Outcome, Ui, positive_rate, terminal_safe_lines, to_json};
 
 #[derive(Args)]
+#[command(
+    after_help = "Exit status: 0 every user judged has a profile, no profile is orphaned (its user gone) and every owner matches; 1 something of these was found; 2 the audit could not tell (a listing failed)."
+)]
 pub struct AuditArgs {
     #[arg(long, env = "USER_POOL_ID")]
     user_pool_id: String,
@@ -45,6 +50,14 @@ pub struct AuditArgs {
     /// Subs (or profile ids) listed per kind.
     #[arg(long, default_value_t = 20)]
     show: usize,
+    /// Where the profiles are: the worker's PROFILE_STORE (appsync: listUserProfiles on the
+    /// API; dynamodb: a Scan of PROFILE_TABLE).
+    #[arg(long, env = "PROFILE_STORE", default_value = "appsync",
+          value_parser = ["appsync", "dynamodb"])]
+    profile_store: String,
+    /// The model table, with --profile-store dynamodb (the worker's PROFILE_TABLE).
+    #[arg(long, env = "PROFILE_TABLE")]
+    profile_table: Option<String>,
     #[arg(long, env = "APPSYNC_GRAPHQL_URL")]
     appsync_graphql_url: Option<String>,
     #[arg(long, env = "APPSYNC_API_ID")]
@@ -54,7 +67,7 @@ pub struct AuditArgs {
 }
 
 impl Outcome for AuditReport {
-    /// No counted user is without a profile.
+    /// Nothing found: no user judged is without a profile, no orphan, no owner mismatch.
     fn succeeded(&self) -> bool {
         AuditReport::succeeded(self)
     }
@@ -81,14 +94,25 @@ impl AuditArgs {
         statuses
     }
 
-    fn endpoint(&self) -> anyhow::Result<EndpointSetting> {
-        match (&self.appsync_graphql_url, &self.appsync_api_id) {
-            (Some(url), _) => Ok(EndpointSetting::Url(url.clone())),
-            (None, Some(id)) => Ok(EndpointSetting::ApiId(id.clone())),
-            (None, None) => anyhow::bail!(
-                "the profile API is not configured: set APPSYNC_GRAPHQL_URL or APPSYNC_API_ID"
-            ),
+    fn store(&self) -> anyhow::Result<StoreSetting> {
+        if self.profile_store == "dynamodb" {
+            let name = self.profile_table.clone().context(
+                "the profile table is not configured: set PROFILE_TABLE (or --profile-table)",
+            )?;
+            return Ok(StoreSetting::DynamoDb(ProfileTable {
+                name,
+                typename: String::new(),
+            }));
         }
+        Ok(StoreSetting::AppSync(
+            match (&self.appsync_graphql_url, &self.appsync_api_id) {
+                (Some(url), _) => EndpointSetting::Url(url.clone()),
+                (None, Some(id)) => EndpointSetting::ApiId(id.clone()),
+                (None, None) => anyhow::bail!(
+                    "the profile API is not configured: set APPSYNC_GRAPHQL_URL or APPSYNC_API_ID"
+                ),
+            },
+        ))
     }
 }
 
@@ -103,20 +127,17 @@ pub async fn run(args: &AuditArgs, sdk: &SdkConfig) -> anyhow::Result<AuditRepor
         page_size: args.page_size,
         show: args.show,
     };
-    // Signed with the caller's own credentials: the audit needs only
-    // appsync:GraphQL on Query/fields/listUserProfiles, never the worker's role.
-    let url = args
-        .endpoint()?
-        .resolve(sdk)
+    // With the caller's own credentials: the audit needs only appsync:GraphQL on
+    // Query/fields/listUserProfiles (or dynamodb:Scan on the table), never the worker's role.
+    let profiles = ConfiguredScan::build(&args.store()?, sdk)
         .await
-        .context("audit unknown")?;
-    let endpoint = AppSyncClient::from_sdk_config(url, sdk, Duration::from_secs(5), 2)
         .context("audit unknown")?;
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
     let estimate = audit::estimated_users(&cognito, &options.user_pool_id).await;
     ui.announce(&terminal_safe_lines(&format!(
-        "Auditing pool {} (statuses {}; users changed in the last {} s not judged): users at {}/s pages, then profiles at {}/s pages",
+        "Auditing pool {} against {} (statuses {}; users changed in the last {} s not judged): users at {}/s pages, then profiles at {}/s pages",
         options.user_pool_id,
+        profiles.describe(),
         options.statuses.join(","),
         options.grace.as_secs(),
         options.list_rate,
@@ -126,7 +147,7 @@ pub async fn run(args: &AuditArgs, sdk: &SdkConfig) -> anyhow::Result<AuditRepor
     let profiles_bar = ui.progress("profiles");
     let report = audit::run(
         &cognito,
-        &endpoint,
+        &profiles,
         &options,
         estimate,
         |n| users_bar.set_position(n),
@@ -209,11 +230,29 @@ pub fn render(report: &AuditReport, json: bool) -> anyhow::Result<String> {
             report.users_unreadable
         ));
     }
-    out.push_str(if report.succeeded() {
-        "OK: every counted user has a profile\n"
-    } else {
-        "MISSING profiles: back-fill them (uc-ops backfill), see docs/runbook.md\n"
-    });
+    if f.missing > 0 {
+        out.push_str(
+            "MISSING profiles: a reconcile pass or a back-fill publishes them (uc-ops reconcile, uc-ops backfill), see docs/runbook.md\n",
+        );
+    }
+    if f.orphaned > 0 {
+        out.push_str(&format!(
+            "ORPHANED profiles: {} profile(s) whose user is not in the pool (deleted, or another pool's); nothing removes them yet, see docs/runbook.md\n",
+            f.orphaned
+        ));
+    }
+    if f.owner_mismatch > 0 {
+        out.push_str(&format!(
+            "OWNER MISMATCHES: {} profile(s) whose profileOwner does not name its user, see docs/runbook.md\n",
+            f.owner_mismatch
+        ));
+    }
+    if report.succeeded() {
+        out.push_str(&format!(
+            "OK: each of the {} users judged has a profile ({} changed too recently to judge), no profile is orphaned, every owner matches\n",
+            report.users_counted, report.users_recent
+        ));
+    }
     Ok(terminal_safe_lines(&out))
 }
 
@@ -271,5 +310,42 @@ mod tests {
             serde_json::from_str(&render(&report(2), true).unwrap()).unwrap();
         assert_eq!(json["missing"], 2);
         assert_eq!(json["missing_subs"][1], "sub-1");
+    }
+
+    /// Orphaned profiles (users deleted) are reported and fail the audit: it printed "OK" and
+    /// exited 0 with 14 of them.
+    #[test]
+    fn orphans_are_reported_never_ok() {
+        let mut orphans = report(0);
+        orphans.findings.orphaned = 14;
+        orphans.findings.orphaned_ids = vec!["0b7c4f9e-0000-4000-8000-000000000001".into()];
+        assert!(!Outcome::succeeded(&orphans));
+        let text = render(&orphans, false).unwrap();
+        assert!(text.contains("ORPHANED profiles: 14"), "{text}");
+        assert!(!text.contains("OK:"), "{text}");
+        let mut mismatched = report(0);
+        mismatched.findings.owner_mismatch = 1;
+        assert!(!Outcome::succeeded(&mismatched));
+        assert!(
+            render(&mismatched, false)
+                .unwrap()
+                .contains("OWNER MISMATCHES: 1")
+        );
+    }
+
+    /// The verdict says how many users it judged and how many were too recent to judge (it
+    /// said "every counted user has a profile" having judged no one).
+    #[test]
+    fn ok_says_how_many_were_judged() {
+        let mut recent = report(0);
+        recent.users_counted = 0;
+        recent.users_recent = 7;
+        let text = render(&recent, false).unwrap();
+        assert!(
+            text.contains(
+                "OK: each of the 0 users judged has a profile (7 changed too recently to judge)"
+            ),
+            "{text}"
+        );
     }
 }

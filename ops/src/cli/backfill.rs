@@ -1,5 +1,7 @@
-//! `uc-ops backfill`: the arguments, the run and the output of a back-fill. The work itself is
-//! `uc_ops::backfill`'s.
+//! `uc-ops backfill`: the arguments and the run of a back-fill, the sweep's operator mode: every
+//! user of the selected statuses (no watermark), published only when the store has no profile
+//! for them (`--all`: every one), its place kept in a checkpoint file. The work itself is
+//! `uc_ops::sweep`'s; the report is the sweep's (`super::sweep::render`).
 
 use std::path::PathBuf;
 
@@ -7,11 +9,23 @@ use anyhow::Context;
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use uc_ops::backfill::{self, BackfillOptions, BackfillSummary, Clients, Target};
+use uc_ops::profile_lookup::{ConfiguredLookup, ProfileLookup};
+use uc_ops::publish::{Clients, DEFAULT_RATE, Target};
+use uc_ops::reconcile::DEFAULT_LIST_RATE;
+use uc_ops::sweep::{PassOptions, Sweep, SweepConfig, SweepReport};
+use uc_ops::sweep_state::FileStateStore;
+use uc_schemas::Origin;
 
-use super::{Outcome, Ui, positive_rate, terminal_safe_lines, to_json};
+use super::sweep::{Place, lookup};
+use super::{Ui, positive_rate, terminal_safe_lines};
 
+/// Store variables as the worker reads them: PROFILE_STORE, PROFILE_TABLE, APPSYNC_GRAPHQL_URL /
+/// APPSYNC_API_ID (e.g. from --env-file): a user is published only when that store has no
+/// profile for them.
 #[derive(Args)]
+#[command(
+    after_help = "Exit status: 0 the pool was read to its end and every selected user without a profile was published (a dry run: counted to the end); 1 it stopped early (--max-pages: run again to resume from the checkpoint) or some users could not be published; 2 it could not run (the store could not say which users have a profile, Cognito or the checkpoint failed)."
+)]
 pub struct BackfillArgs {
     #[arg(long, env = "USER_POOL_ID")]
     user_pool_id: String,
@@ -30,15 +44,19 @@ pub struct BackfillArgs {
     source: String,
     #[arg(long, env = "QUEUE_URL")]
     queue_url: Option<String>,
-    /// Count what would be published; publish nothing.
+    /// Count what a real run would publish (the store is asked); publish and save nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Publish every selected user, with a profile or not (a forced republish: the store is
+    /// not asked, and every consumer of UserConfirmed receives them again).
+    #[arg(long)]
+    all: bool,
     /// Where the next page token is saved; a later run resumes from it.
     #[arg(long, default_value = "backfill.checkpoint.json")]
     checkpoint: PathBuf,
     /// Stop after this many pages (resume later from the checkpoint).
     #[arg(long)]
-    max_pages: Option<usize>,
+    max_pages: Option<u64>,
     /// Users per second, at most: a positive number, or `unlimited`. Paced below the worker's
     /// spare capacity, a back-fill builds no backlog for live sign-ups to wait behind: choose a
     /// rate below (worker capacity − peak sign-up rate) (docs/runbook.md, step 4).
@@ -46,7 +64,7 @@ pub struct BackfillArgs {
         long,
         value_name = "PER_SECOND|unlimited",
         value_parser = backfill_rate,
-        default_value_t = Rate::PerSecond(backfill::DEFAULT_RATE)
+        default_value_t = Rate::PerSecond(DEFAULT_RATE)
     )]
     rate: Rate,
     #[arg(long)]
@@ -92,30 +110,48 @@ fn backfill_rate(text: &str) -> Result<Rate, String> {
     })
 }
 
-impl Outcome for BackfillSummary {
-    /// Every selected user was published.
-    fn succeeded(&self) -> bool {
-        self.failed == 0
-    }
+/// The back-fill's sweep, its checkpoint and where it publishes.
+pub struct Backfill {
+    pub sweep: SweepConfig,
+    pub checkpoint: PathBuf,
+    pub dry_run: bool,
+    pub max_pages: Option<u64>,
 }
 
-pub async fn run(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<BackfillSummary> {
+pub async fn run(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<SweepReport> {
     let ui = Ui::new(args.json);
-    let options = options(args, sdk)?;
-    ui.announce(&intro(&options));
-    let clients = Clients {
-        cognito: aws_sdk_cognitoidentityprovider::Client::new(sdk),
-        events: aws_sdk_eventbridge::Client::new(sdk),
-        sqs: aws_sdk_sqs::Client::new(sdk),
+    let backfill = options(args, sdk)?;
+    let lookup = if args.all {
+        ConfiguredLookup::NotAsked
+    } else {
+        lookup(sdk).await?
     };
+    ui.announce(&intro(&backfill, &lookup));
+    let clients = Clients::new(sdk);
+    let state = FileStateStore::new(&backfill.checkpoint);
     let bar = ui.progress("users");
-    let summary =
-        backfill::run(&clients, &options, |s| bar.set_position(s.selected as u64)).await?;
+    let report = Sweep {
+        clients: &clients,
+        state: &state,
+        lookup: &lookup,
+        config: &backfill.sweep,
+    }
+    .run(
+        &PassOptions {
+            dry_run: backfill.dry_run,
+            // No watermark to ignore (a back-fill looks at everyone): a saved run resumes.
+            full: false,
+            deadline: None,
+            max_pages: backfill.max_pages,
+        },
+        |r| bar.set_position(r.scanned),
+    )
+    .await?;
     bar.finish_and_clear();
-    Ok(summary)
+    Ok(report)
 }
 
-fn options(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<BackfillOptions> {
+fn options(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<Backfill> {
     let target = if args.direct {
         Target::Queue {
             url: args
@@ -133,68 +169,68 @@ fn options(args: &BackfillArgs, sdk: &SdkConfig) -> anyhow::Result<BackfillOptio
             source: args.source.clone(),
         }
     };
-    Ok(BackfillOptions {
-        user_pool_id: args.user_pool_id.clone(),
-        region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-        since: args.since.as_deref().map(parse_since).transpose()?,
-        // Known statuses only, so a typo is not a back-fill of nobody.
-        statuses: uc_ops::audit::parse_statuses(&args.status)
-            .map_err(|why| anyhow::anyhow!("--status {:?}: {why}", args.status))?,
-        target,
-        dry_run: args.dry_run,
+    Ok(Backfill {
+        sweep: SweepConfig {
+            user_pool_id: args.user_pool_id.clone(),
+            region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+            // Known statuses only, so a typo is not a back-fill of nobody.
+            statuses: uc_ops::audit::parse_statuses(&args.status)
+                .map_err(|why| anyhow::anyhow!("--status {:?}: {why}", args.status))?,
+            origin: Origin::Backfill,
+            target,
+            publish_rate: args.rate.per_second(),
+            list_rate: DEFAULT_LIST_RATE,
+            overlap: None,
+            grace: std::time::Duration::ZERO,
+            created_since: args.since.as_deref().map(parse_since).transpose()?,
+            republish: args.all,
+        },
         checkpoint: args.checkpoint.clone(),
+        dry_run: args.dry_run,
         max_pages: args.max_pages,
-        rate: args.rate.per_second(),
     })
 }
 
 /// The line a back-fill starts with.
-fn intro(options: &BackfillOptions) -> String {
-    format!(
-        "{} users of {} with status {}{} to {:?}{}; checkpoint {}",
-        if options.dry_run {
+fn intro(backfill: &Backfill, lookup: &impl ProfileLookup) -> String {
+    let sweep = &backfill.sweep;
+    terminal_safe_lines(&format!(
+        "{} users of {} with status {}{}{} to {:?}{}; checkpoint {}",
+        if backfill.dry_run {
             "Counting (dry run)"
         } else {
             "Publishing UserConfirmed for"
         },
-        options.user_pool_id,
-        options.statuses.join(","),
-        options
-            .since
+        sweep.user_pool_id,
+        sweep.statuses.join(","),
+        sweep
+            .created_since
             .map(|s| format!(" created since {s}"))
             .unwrap_or_default(),
-        options.target,
-        match (options.dry_run, options.rate) {
+        if sweep.republish {
+            ", every one (--all),".to_owned()
+        } else {
+            format!(" without a profile in {}", lookup.describe())
+        },
+        sweep.target,
+        match (backfill.dry_run, sweep.publish_rate) {
             (true, _) => String::new(),
             (false, Some(rate)) => format!(", at most {rate} per second"),
             (false, None) => ", with no rate limit".to_owned(),
         },
-        options.checkpoint.display()
-    )
+        backfill.checkpoint.display()
+    ))
 }
 
-pub fn render(summary: &BackfillSummary, json: bool) -> anyhow::Result<String> {
-    if json {
-        return to_json(summary);
-    }
-    Ok(terminal_safe_lines(&format!(
-        "listed {}, selected {}, published {}, failed {}, pages {}{}{}\n",
-        summary.listed,
-        summary.selected,
-        summary.published,
-        summary.failed,
-        summary.pages,
-        if summary.resumed {
-            ", resumed from checkpoint"
-        } else {
-            ""
+pub fn render(report: &SweepReport, json: bool, args: &BackfillArgs) -> anyhow::Result<String> {
+    super::sweep::render(
+        report,
+        json,
+        &Place {
+            name: &format!("checkpoint {}", args.checkpoint.display()),
+            watermarked: false,
         },
-        if summary.complete {
-            ", complete"
-        } else {
-            ", NOT complete: run again to resume"
-        },
-    )))
+    )
 }
 
 fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -257,39 +293,35 @@ mod tests {
     }
 
     #[test]
-    fn the_intro_says_how_fast() {
-        let options = |rate, dry_run| BackfillOptions {
-            user_pool_id: "us-east-1_Pool".into(),
-            region: "us-east-1".into(),
-            since: None,
-            statuses: vec!["CONFIRMED".into()],
-            target: Target::EventBridge {
-                bus: "bus".into(),
-                source: "src".into(),
+    fn the_intro_says_how_fast_and_what_is_published() {
+        let backfill = |rate, dry_run, republish| Backfill {
+            sweep: SweepConfig {
+                user_pool_id: "us-east-1_Pool".into(),
+                region: "us-east-1".into(),
+                statuses: vec!["CONFIRMED".into()],
+                origin: Origin::Backfill,
+                target: Target::EventBridge {
+                    bus: "bus".into(),
+                    source: "src".into(),
+                },
+                publish_rate: rate,
+                list_rate: 5.0,
+                overlap: None,
+                grace: std::time::Duration::ZERO,
+                created_since: None,
+                republish,
             },
-            dry_run,
             checkpoint: "cp.json".into(),
+            dry_run,
             max_pages: None,
-            rate,
         };
-        assert!(intro(&options(Some(50.0), false)).contains(", at most 50 per second;"));
-        assert!(intro(&options(None, false)).contains(", with no rate limit;"));
-        assert!(!intro(&options(Some(50.0), true)).contains("per second"));
-    }
-
-    #[test]
-    fn an_incomplete_run_says_so() {
-        let summary = BackfillSummary {
-            listed: 60,
-            selected: 60,
-            published: 60,
-            pages: 1,
-            ..Default::default()
-        };
-        assert!(summary.succeeded());
-        assert_eq!(
-            render(&summary, false).unwrap(),
-            "listed 60, selected 60, published 60, failed 0, pages 1, NOT complete: run again to resume\n"
+        let store = ConfiguredLookup::NotAsked;
+        assert!(
+            intro(&backfill(Some(50.0), false, false), &store).contains(", at most 50 per second;")
         );
+        assert!(intro(&backfill(None, false, false), &store).contains(", with no rate limit;"));
+        assert!(!intro(&backfill(Some(50.0), true, false), &store).contains("per second"));
+        assert!(intro(&backfill(None, false, false), &store).contains(" without a profile in "));
+        assert!(intro(&backfill(None, false, true), &store).contains("every one (--all)"));
     }
 }

@@ -14,6 +14,7 @@ pub mod backfill;
 pub mod dlq;
 pub mod events;
 pub mod reconcile;
+pub mod sweep;
 
 /// What a command's report says about the exit code.
 pub trait Outcome {

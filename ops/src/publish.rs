@@ -1,10 +1,9 @@
-//! `backfill`: publishes a `UserConfirmed` (origin `backfill`) for users the trigger never saw —
-//! accounts older than the pipeline, admin-created users, failed publishes. Pages through
-//! `ListUsers`, publishes each page (EventBridge, or the worker's queue with `--direct`), and
-//! checkpoints the next page token so an interrupted run resumes. At-least-once: a page
-//! published just before a crash is published again, which the worker's idempotency absorbs.
+//! Publishing `UserConfirmed` for listed users, the sweep's last step: the event for a user
+//! ([`event_for`], validated against the contract), and batches of ten sent at a pace
+//! ([`publish_paced`]) to EventBridge or straight to the worker's queue ([`Target`]), each
+//! batch and its failed entries retried with the shared runner. At-least-once: the worker's
+//! idempotency absorbs a batch published twice.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,31 +11,25 @@ use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use uc_runtime::aws::{classify_sdk_error, entry_failure, sqs_entry_failure};
 use uc_runtime::{Classified, Failure, FailureKind, GaveUp, RetryPolicy};
 use uc_schemas::{DETAIL_TYPE, Origin, UserConfirmed, to_envelope};
 
-use crate::user_pages::UserPages;
-
-/// Users per second a back-fill publishes at most unless told otherwise (`uc-ops backfill
-/// --rate`): meant to stay below the worker's spare capacity, so that the worker's queue builds no
-/// backlog in front of live sign-ups. Choose a rate below (worker capacity − peak sign-up rate); the
-/// measurement behind it is in docs/benchmarks.md ("Live sign-ups first").
+/// Events per second a sweep publishes at most unless told otherwise (`uc-ops backfill --rate`,
+/// `RECONCILE_PUBLISH_RATE`): meant to stay below the worker's spare capacity, so that the
+/// worker's queue builds no backlog in front of live sign-ups. Choose a rate below (worker
+/// capacity − peak sign-up rate); the measurement behind it is in docs/benchmarks.md ("Live
+/// sign-ups first").
 pub const DEFAULT_RATE: f64 = 50.0;
 
-/// `ListUsers` pages per second, at most (300 users/s: more than a back-fill publishes).
-const LIST_RATE: f64 = 5.0;
-
+/// A publishing call that cannot succeed (access denied, bus or queue missing): the sweep stops.
 #[derive(Debug, thiserror::Error)]
-pub enum BackfillError {
+pub enum PublishError {
     #[error("{operation}: {message}")]
     Aws {
         operation: &'static str,
         message: String,
     },
-    #[error("checkpoint {path}: {message}")]
-    Checkpoint { path: String, message: String },
 }
 
 /// Where events go.
@@ -53,33 +46,6 @@ pub enum Target {
     },
 }
 
-pub struct BackfillOptions {
-    pub user_pool_id: String,
-    pub region: String,
-    /// Only users created at or after this time.
-    pub since: Option<DateTime<Utc>>,
-    /// `cognito:user_status` to select (default CONFIRMED).
-    pub statuses: Vec<String>,
-    pub target: Target,
-    pub dry_run: bool,
-    pub checkpoint: PathBuf,
-    /// Stop after this many pages (resume later from the checkpoint).
-    pub max_pages: Option<usize>,
-    /// Users per second, at most; `None`: no limit (the CLI's default is [`DEFAULT_RATE`]).
-    pub rate: Option<f64>,
-}
-
-/// Progress saved between pages.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Checkpoint {
-    pub user_pool_id: String,
-    pub status: String,
-    pub next_token: Option<String>,
-    pub pages: usize,
-    pub published: usize,
-}
-
 /// What publishing a page's events did: how many went out, and the subs that did not.
 #[derive(Debug, Default)]
 pub struct PagePublished {
@@ -88,13 +54,13 @@ pub struct PagePublished {
 }
 
 /// Publishes `events` in PutEvents batches of 10, each admitted by `pacer` first: the one
-/// paced publishing loop of the back-fill and the reconciler.
+/// paced publishing loop of every sweep.
 pub async fn publish_paced(
     clients: &Clients,
     target: &Target,
     events: &[UserConfirmed],
     pacer: &mut Option<crate::pace::Pacer>,
-) -> Result<PagePublished, BackfillError> {
+) -> Result<PagePublished, PublishError> {
     let mut sent = PagePublished::default();
     for chunk in events.chunks(10) {
         crate::pace::admit(pacer, chunk.len()).await;
@@ -113,21 +79,6 @@ pub const LISTED_FAILED_SUBS: usize = 1_000;
 pub fn list_failed(listed: &mut Vec<String>, failed: Vec<String>) {
     let room = LISTED_FAILED_SUBS.saturating_sub(listed.len());
     listed.extend(failed.into_iter().take(room));
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct BackfillSummary {
-    pub listed: usize,
-    pub selected: usize,
-    pub published: usize,
-    pub failed: usize,
-    /// The first [`LISTED_FAILED_SUBS`] of the `failed`.
-    pub failed_subs: Vec<String>,
-    pub pages: usize,
-    pub resumed: bool,
-    /// The pool was listed to the end (the checkpoint is removed).
-    pub complete: bool,
-    pub dry_run: bool,
 }
 
 /// The event for one listed user: `sub`, email and username from Cognito; `confirmedAt` is the
@@ -176,135 +127,21 @@ pub fn event_for(
     }
 }
 
-fn load_checkpoint(options: &BackfillOptions) -> Result<Option<Checkpoint>, BackfillError> {
-    let text = match std::fs::read_to_string(&options.checkpoint) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(BackfillError::Checkpoint {
-                path: options.checkpoint.display().to_string(),
-                message: e.to_string(),
-            });
-        }
-    };
-    let checkpoint: Checkpoint =
-        serde_json::from_str(&text).map_err(|e| BackfillError::Checkpoint {
-            path: options.checkpoint.display().to_string(),
-            message: e.to_string(),
-        })?;
-    if checkpoint.user_pool_id != options.user_pool_id
-        || checkpoint.status != options.statuses.join(",")
-    {
-        return Err(BackfillError::Checkpoint {
-            path: options.checkpoint.display().to_string(),
-            message: format!(
-                "it belongs to pool {} / status {}; remove it or pass another --checkpoint",
-                checkpoint.user_pool_id, checkpoint.status
-            ),
-        });
-    }
-    Ok(Some(checkpoint))
-}
-
-fn save_checkpoint(
-    options: &BackfillOptions,
-    checkpoint: &Checkpoint,
-) -> Result<(), BackfillError> {
-    let error = |e: std::io::Error| BackfillError::Checkpoint {
-        path: options.checkpoint.display().to_string(),
-        message: e.to_string(),
-    };
-    let temporary = options.checkpoint.with_extension("tmp");
-    std::fs::write(
-        &temporary,
-        serde_json::to_vec_pretty(checkpoint).expect("serializes"),
-    )
-    .map_err(error)?;
-    std::fs::rename(&temporary, &options.checkpoint).map_err(error)
-}
-
+/// The clients a sweep lists and publishes with.
 pub struct Clients {
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub sqs: aws_sdk_sqs::Client,
 }
 
-pub async fn run(
-    clients: &Clients,
-    options: &BackfillOptions,
-    mut progress: impl FnMut(&BackfillSummary),
-) -> Result<BackfillSummary, BackfillError> {
-    let mut summary = BackfillSummary {
-        dry_run: options.dry_run,
-        ..Default::default()
-    };
-    let mut checkpoint = Checkpoint {
-        user_pool_id: options.user_pool_id.clone(),
-        status: options.statuses.join(","),
-        ..Default::default()
-    };
-    if !options.dry_run
-        && let Some(saved) = load_checkpoint(options)?
-    {
-        summary.resumed = true;
-        checkpoint = saved;
-    }
-    let mut pacer = options.rate.and_then(crate::pace::Pacer::new);
-    let mut pages = UserPages::new(&clients.cognito, &options.user_pool_id, &[], LIST_RATE);
-    if let [only] = options.statuses.as_slice() {
-        pages = pages.with_status(only);
-    }
-    loop {
-        if options.max_pages.is_some_and(|max| summary.pages >= max) {
-            break;
-        }
-        let page = pages
-            .page(checkpoint.next_token.clone())
-            .await
-            .map_err(|e| BackfillError::Aws {
-                operation: "ListUsers",
-                message: e.to_string(),
-            })?;
-        summary.pages += 1;
-        let users = page.users();
-        summary.listed += users.len();
-        let events: Vec<UserConfirmed> = users
-            .iter()
-            .filter(|u| {
-                let status = u.user_status().map(|s| s.as_str()).unwrap_or("UNKNOWN");
-                options.statuses.iter().any(|s| s == status)
-            })
-            .filter(|u| {
-                options.since.is_none_or(|since| {
-                    u.user_create_date()
-                        .is_some_and(|d| d.secs() >= since.timestamp())
-                })
-            })
-            .filter_map(|u| event_for(u, &options.user_pool_id, &options.region, Origin::Backfill))
-            .collect();
-        summary.selected += events.len();
-        if !options.dry_run {
-            let sent = publish_paced(clients, &options.target, &events, &mut pacer).await?;
-            summary.published += sent.published;
-            summary.failed += sent.failed.len();
-            list_failed(&mut summary.failed_subs, sent.failed);
-            checkpoint.next_token = page.pagination_token.clone();
-            checkpoint.pages += 1;
-            checkpoint.published += events.len();
-            save_checkpoint(options, &checkpoint)?;
-        } else {
-            checkpoint.next_token = page.pagination_token.clone();
-        }
-        progress(&summary);
-        if page.pagination_token.is_none() {
-            summary.complete = true;
-            break;
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
         }
     }
-    if summary.complete && !options.dry_run && summary.failed == 0 {
-        let _ = std::fs::remove_file(&options.checkpoint);
-    }
-    Ok(summary)
 }
 
 /// How a page's batch call and its failed entries are retried.
@@ -334,12 +171,12 @@ impl Classified for BatchFailure {
 /// Publishes up to ten events, retrying the call and the entries that failed retryably
 /// (PutEvents and SendMessageBatch answer 200 with per-entry failures) with the shared runner
 /// and AWS rules; returns the `sub`s that could not be published. A call that cannot succeed
-/// (access denied, bus or queue missing) stops the back-fill.
+/// (access denied, bus or queue missing) stops the sweep.
 pub(crate) async fn publish(
     clients: &Clients,
     target: &Target,
     events: &[UserConfirmed],
-) -> Result<Vec<String>, BackfillError> {
+) -> Result<Vec<String>, PublishError> {
     let pending: Mutex<Vec<&UserConfirmed>> = Mutex::new(events.iter().collect());
     let refused: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let attempt = |_| async {
@@ -382,7 +219,7 @@ pub(crate) async fn publish(
             error: BatchFailure::Call(operation, failure),
             ..
         }) if !failure.is_retryable() => {
-            return Err(BackfillError::Aws {
+            return Err(PublishError::Aws {
                 operation,
                 message: failure.to_string(),
             });

@@ -1,6 +1,8 @@
-//! What reconciliation remembers between passes: the watermark (every change before it has been
-//! published) and the pass in progress (its next `ListUsers` page), as one small JSON document.
-//! [`StateStore`] is the port; [`SsmStateStore`] keeps it in an SSM String parameter.
+//! What a sweep remembers between runs: the watermark (reconciliation: every change before it
+//! has been looked at) and the pass in progress (its next `ListUsers` page), as one small JSON
+//! document. [`StateStore`] is the port; [`SsmStateStore`] keeps it in an SSM String parameter
+//! (the scheduled reconciler, `uc-ops reconcile`), [`FileStateStore`] in a file (the back-fill's
+//! checkpoint).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The whole state, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReconcileState {
+pub struct SweepState {
     /// The pool the state belongs to (unset before the first pass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_pool_id: Option<String>,
@@ -38,15 +40,19 @@ pub struct PassProgress {
     pub published: u64,
     /// Users whose event could not be published: the pass will not move the watermark.
     pub failed: u64,
+    /// Selected users the store already had a profile for (not published).
+    #[serde(default)]
+    pub had_profile: u64,
+    /// The statuses the pass selects: a pass saved with others is started again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statuses: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("reconciliation state {name}: {message}")]
+    #[error("sweep state {name}: {message}")]
     Store { name: String, message: String },
-    #[error(
-        "reconciliation state {name} is not valid JSON state ({message}); fix or reset it to {{}}"
-    )]
+    #[error("sweep state {name} is not valid JSON state ({message}); fix or reset it to {{}}")]
     Corrupt { name: String, message: String },
 }
 
@@ -54,8 +60,8 @@ pub enum StateError {
 #[allow(async_fn_in_trait)]
 pub trait StateStore {
     /// The stored state (the default when nothing was stored yet).
-    async fn load(&self) -> Result<ReconcileState, StateError>;
-    async fn save(&self, state: &ReconcileState) -> Result<(), StateError>;
+    async fn load(&self) -> Result<SweepState, StateError>;
+    async fn save(&self, state: &SweepState) -> Result<(), StateError>;
 }
 
 /// The state as an SSM String parameter (`RECONCILE_WATERMARK_PARAMETER`; the template creates
@@ -82,9 +88,9 @@ impl SsmStateStore {
 }
 
 /// Parses stored text: an empty value or `{}` is a state with nothing done yet.
-pub fn parse_state(name: &str, text: &str) -> Result<ReconcileState, StateError> {
+pub fn parse_state(name: &str, text: &str) -> Result<SweepState, StateError> {
     if text.trim().is_empty() {
-        return Ok(ReconcileState::default());
+        return Ok(SweepState::default());
     }
     serde_json::from_str(text).map_err(|e| StateError::Corrupt {
         name: name.to_owned(),
@@ -92,8 +98,51 @@ pub fn parse_state(name: &str, text: &str) -> Result<ReconcileState, StateError>
     })
 }
 
+/// The state as a file (the back-fill's `--checkpoint`), written whole and renamed into place.
+/// A state with nothing to remember (no pass in progress, no watermark) removes the file: a
+/// completed back-fill leaves nothing behind.
+pub struct FileStateStore {
+    path: std::path::PathBuf,
+}
+
+impl FileStateStore {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    fn store_error(&self, error: std::io::Error) -> StateError {
+        StateError::Store {
+            name: self.path.display().to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl StateStore for FileStateStore {
+    async fn load(&self) -> Result<SweepState, StateError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => parse_state(&self.path.display().to_string(), &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SweepState::default()),
+            Err(e) => Err(self.store_error(e)),
+        }
+    }
+
+    async fn save(&self, state: &SweepState) -> Result<(), StateError> {
+        if state.pass.is_none() && state.watermark.is_none() {
+            return match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.store_error(e)),
+                _ => Ok(()),
+            };
+        }
+        let temporary = self.path.with_extension("tmp");
+        let text = serde_json::to_vec_pretty(state).expect("the state serializes");
+        std::fs::write(&temporary, text).map_err(|e| self.store_error(e))?;
+        std::fs::rename(&temporary, &self.path).map_err(|e| self.store_error(e))
+    }
+}
+
 impl StateStore for SsmStateStore {
-    async fn load(&self) -> Result<ReconcileState, StateError> {
+    async fn load(&self) -> Result<SweepState, StateError> {
         let answer = self
             .client
             .get_parameter()
@@ -108,7 +157,7 @@ impl StateStore for SsmStateStore {
         parse_state(&self.name, text)
     }
 
-    async fn save(&self, state: &ReconcileState) -> Result<(), StateError> {
+    async fn save(&self, state: &SweepState) -> Result<(), StateError> {
         let text = serde_json::to_string(state).expect("the state serializes");
         self.client
             .put_parameter()
@@ -129,13 +178,13 @@ mod tests {
 
     #[test]
     fn an_empty_parameter_is_a_fresh_state() {
-        assert_eq!(parse_state("p", "{}").unwrap(), ReconcileState::default());
-        assert_eq!(parse_state("p", " ").unwrap(), ReconcileState::default());
+        assert_eq!(parse_state("p", "{}").unwrap(), SweepState::default());
+        assert_eq!(parse_state("p", " ").unwrap(), SweepState::default());
     }
 
     #[test]
     fn the_state_round_trips_and_garbage_is_refused() {
-        let state = ReconcileState {
+        let state = SweepState {
             user_pool_id: Some("eu-west-1_abc".into()),
             watermark: Some("2026-11-30T10:00:00Z".parse().unwrap()),
             pass: Some(PassProgress {
@@ -146,11 +195,43 @@ mod tests {
                 scanned: 180,
                 published: 2,
                 failed: 0,
+                had_profile: 178,
+                statuses: Some(vec!["CONFIRMED".into()]),
             }),
         };
         let text = serde_json::to_string(&state).unwrap();
         assert_eq!(parse_state("p", &text).unwrap(), state);
         let error = parse_state("p", "{\"watermark\": 5}").unwrap_err();
         assert!(error.to_string().contains("reset it to {}"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_file_holds_a_pass_in_progress_and_goes_when_nothing_is_left() {
+        let path = std::env::temp_dir().join(format!("uc-sweep-state-{}.json", std::process::id()));
+        let store = FileStateStore::new(&path);
+        assert_eq!(store.load().await.unwrap(), SweepState::default());
+        let mut state = SweepState {
+            user_pool_id: Some("eu-west-1_abc".into()),
+            watermark: None,
+            pass: Some(PassProgress {
+                started_at: "2026-11-30T11:00:00Z".parse().unwrap(),
+                changed_since: None,
+                next_token: Some("token".into()),
+                pages: 1,
+                scanned: 60,
+                published: 60,
+                failed: 0,
+                had_profile: 0,
+                statuses: None,
+            }),
+        };
+        store.save(&state).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), state);
+        state.pass = None;
+        store.save(&state).await.unwrap();
+        assert!(
+            !path.exists(),
+            "a state with nothing to remember is no file"
+        );
     }
 }
