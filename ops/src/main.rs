@@ -193,4 +193,31 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+
+    /// A negative rate reaches the rate's own parser and its message (clap took `-1` for an
+    /// option and said "unexpected argument").
+    #[test]
+    fn a_negative_rate_is_refused_by_the_rate_parser() {
+        for args in [
+            &["dlq", "replay", "--rate", "-1"][..],
+            &["dlq", "redrive", "--rate", "-1"],
+            &["backfill", "--rate", "-1"],
+            &["reconcile", "--rate", "-1"],
+            &["audit", "--list-rate", "-1"],
+            &["audit", "--scan-rate", "-1"],
+        ] {
+            let error = Cli::try_parse_from(std::iter::once("uc-ops").chain(args.iter().copied()))
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} parsed"));
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+            assert!(
+                error.to_string().contains("positive, finite"),
+                "{args:?}: {error}"
+            );
+        }
+    }
 }

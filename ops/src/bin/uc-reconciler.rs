@@ -20,8 +20,14 @@ use uc_runtime::retry::deadline_before;
 /// Time kept back from the invocation's deadline for the answer itself.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> std::process::ExitCode {
+    let result = tokio::runtime::Runtime::new()
+        .map_err(lambda_runtime::Error::from)
+        .and_then(|runtime| runtime.block_on(serve()));
+    uc_runtime::process::exit_code(result)
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
     uc_runtime::logs::init_json_logs();
     let config = ReconcileConfig::from_env(&EnvReader::process())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;

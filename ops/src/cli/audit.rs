@@ -39,10 +39,10 @@ pub struct AuditArgs {
     grace_seconds: u64,
     /// Cognito ListUsers pages (60 users each) per second, at most. ListUsers shares the
     /// account's UserRead quota (120/s by default) with sign-ins and the worker's user check.
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 20.0, value_parser = positive_rate)]
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 20.0, value_parser = positive_rate, allow_negative_numbers = true)]
     list_rate: f64,
     /// AppSync listUserProfiles pages per second, at most (each page is a DynamoDB Scan).
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 5.0, value_parser = positive_rate)]
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 5.0, value_parser = positive_rate, allow_negative_numbers = true)]
     scan_rate: f64,
     /// Profiles per listUserProfiles page.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]

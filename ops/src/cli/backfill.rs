@@ -64,6 +64,7 @@ pub struct BackfillArgs {
         long,
         value_name = "PER_SECOND|unlimited",
         value_parser = backfill_rate,
+        allow_negative_numbers = true,
         default_value_t = Rate::PerSecond(DEFAULT_RATE)
     )]
     rate: Rate,

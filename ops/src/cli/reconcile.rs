@@ -41,7 +41,7 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "SECONDS")]
     max_seconds: Option<u64>,
     /// Events per second, at most (overrides RECONCILE_PUBLISH_RATE) [default: 50].
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate, allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Publish every selected user, with a profile or not (a forced republish: every
     /// consumer of UserConfirmed receives them again).
