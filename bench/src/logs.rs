@@ -122,16 +122,26 @@ async fn emitter(binary: &Path, settings: &Settings) -> Volume {
     let harness = LambdaHarness::start(binary.to_str().unwrap(), &emitter_env(&stack.moto)).await;
     let timeout = Duration::from_secs(5);
     for n in 0..10 {
-        let warm = harness.invoke(&events::cognito_event(7000, n), timeout).await;
+        let warm = harness
+            .invoke(&events::cognito_event(7000, n), timeout)
+            .await;
         assert!(warm.result.is_ok(), "emitter warm-up: {:?}", warm.result);
     }
     let from = settled_output(|| harness.output(), 0).await.len();
     let cpu_before = cpu_seconds(harness.pid());
     for n in 0..settings.emitter_invocations {
-        let invocation = harness.invoke(&events::cognito_event(7001, n), timeout).await;
-        assert!(invocation.result.is_ok(), "emitter: {:?}", invocation.result);
+        let invocation = harness
+            .invoke(&events::cognito_event(7001, n), timeout)
+            .await;
+        assert!(
+            invocation.result.is_ok(),
+            "emitter: {:?}",
+            invocation.result
+        );
     }
-    let cpu = cpu_before.zip(cpu_seconds(harness.pid())).map(|(b, a)| a - b);
+    let cpu = cpu_before
+        .zip(cpu_seconds(harness.pid()))
+        .map(|(b, a)| a - b);
     let lines = settled_output(|| harness.output(), from).await;
     Volume::of(&lines, settings.emitter_invocations, cpu)
 }
@@ -164,14 +174,19 @@ async fn worker_lambda(binary: &Path, settings: &Settings) -> Volume {
         let invocation = harness
             .invoke(&events::sqs_batch(7101, first, count), timeout)
             .await;
-        let failures = invocation.result.as_ref().map(|r| r["batchItemFailures"].clone());
+        let failures = invocation
+            .result
+            .as_ref()
+            .map(|r| r["batchItemFailures"].clone());
         assert_eq!(
             failures.ok(),
             Some(serde_json::json!([])),
             "the worker failed a batch"
         );
     }
-    let cpu = cpu_before.zip(cpu_seconds(harness.pid())).map(|(b, a)| a - b);
+    let cpu = cpu_before
+        .zip(cpu_seconds(harness.pid()))
+        .map(|(b, a)| a - b);
     let lines = settled_output(|| harness.output(), from).await;
     Volume::of(&lines, settings.worker_messages, cpu)
 }
@@ -190,7 +205,9 @@ async fn worker_poll(binary: &Path, settings: &Settings) -> Volume {
     let cpu_before = cpu_seconds(process.pid());
     sqs.state.push(bodies(7201, 0, settings.worker_messages));
     wait_for_deletes(&sqs, warmup + settings.worker_messages, &process).await;
-    let cpu = cpu_before.zip(cpu_seconds(process.pid())).map(|(b, a)| a - b);
+    let cpu = cpu_before
+        .zip(cpu_seconds(process.pid()))
+        .map(|(b, a)| a - b);
     let lines = settled_output(|| process.output(), from).await;
     Volume::of(&lines, settings.worker_messages, cpu)
 }

@@ -173,12 +173,24 @@ fn check_long_poll(long_poll: &Value) {
 fn check_logs(logs: &Value) {
     for key in ["emitter", "workerLambda", "workerPoll"] {
         let volume = &logs[key];
-        assert!(volume["logBytesPerUnit"].as_f64().unwrap() > 0.0, "{key}: {volume}");
-        assert!(volume["emfBytesPerUnit"].as_f64().unwrap() > 0.0, "{key}: {volume}");
+        assert!(
+            volume["logBytesPerUnit"].as_f64().unwrap() > 0.0,
+            "{key}: {volume}"
+        );
+        assert!(
+            volume["emfBytesPerUnit"].as_f64().unwrap() > 0.0,
+            "{key}: {volume}"
+        );
         assert_eq!(volume["thirdPartyDebugLines"], 0, "{key}: {volume}");
-        assert!(volume["linesByLevel"].get("DEBUG").is_none(), "{key}: {volume}");
+        assert!(
+            volume["linesByLevel"].get("DEBUG").is_none(),
+            "{key}: {volume}"
+        );
     }
-    assert!(logs["ingestionUsdPerMillionSignUps"].as_f64().unwrap() > 0.0, "{logs}");
+    assert!(
+        logs["ingestionUsdPerMillionSignUps"].as_f64().unwrap() > 0.0,
+        "{logs}"
+    );
 }
 
 fn check_managed(managed: &Value) {
