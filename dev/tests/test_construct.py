@@ -103,7 +103,10 @@ OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value fo
     "ReconcileStatuses": "CONFIRMED,EXTERNAL_PROVIDER,RESET_REQUIRED",
     "ReconcileBehindAlarmSeconds": "86400",
     "DeployFunctions": "true",
-    "ProfileStore": "appsync",
+    # The other store: the construct's profileStore "dynamodb" (statements, variables, grants).
+    "ProfileStore": "dynamodb",
+    "ProfileTableName": "UserProfile-abcdefghijklmnopqrstuvwxyz-dev",
+    "ProfileTypeName": "Profile",
 }
 
 
@@ -534,11 +537,22 @@ def test_reconciler_and_auditor_grants(pair):
         {"Sid": "InvokeReconciler", "Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": ["${ReconcilerFunction.Arn}"]}]
     api = f"arn:${{AWS::Partition}}:appsync:${{AWS::Region}}:${{AWS::AccountId}}:apis/{pair.api_id}"
     lookup = "AppSyncGraphqlUrl" not in pair.sam_params or not pair.sam_params["AppSyncGraphqlUrl"]
+    if pair.sam_params["ProfileStore"] == "dynamodb":  # the every-option template
+        table = ("arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
+                 + pair.sam_params["ProfileTableName"])
+        store = [{"Sid": "ScanProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": [table]}]
+        read = [{"Sid": "ReadProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:BatchGetItem"],
+                 "Resource": [table]}]
+    else:
+        resolve = [{"Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": ["appsync:GetGraphqlApi"],
+                    "Resource": [api]}] if lookup else []
+        store = [{"Sid": "ListProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
+                  "Resource": [f"{api}/types/Query/fields/listUserProfiles"]}, *resolve]
+        read = [{"Sid": "ReadProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
+                 "Resource": [f"{api}/types/Query/fields/getUserProfile"]}, *resolve]
+    assert pair.cdk["ReconcilerStoreReadPolicy"]["Properties"]["PolicyDocument"]["Statement"] == read
     assert pair.cdk["AuditorPolicy"]["Properties"]["PolicyDocument"]["Statement"] == [
-        {"Sid": "ListProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
-         "Resource": [f"{api}/types/Query/fields/listUserProfiles"]},
-        *([{"Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": ["appsync:GetGraphqlApi"], "Resource": [api]}]
-          if lookup else []),
+        *store,
         {"Sid": "ListUsers", "Effect": "Allow", "Action": ["cognito-idp:DescribeUserPool", "cognito-idp:ListUsers"],
          "Resource": [pool_arn]},
     ]
@@ -601,8 +615,16 @@ def test_queue_policies_deny_every_other_sender(pair):
                         "Action": ["sqs:SendMessage"], "Resource": [f"${{{queue}.Arn}}"], "Condition": condition}, policy
 
 
-def test_worker_grant_is_the_one_mutation_field(pair):
-    grant, = [s for s in role_statements(pair.cdk, "WorkerRole") if s["Action"] == ["appsync:GraphQL"]]
+def test_worker_grant_is_the_one_mutation_field_or_the_one_table(pair):
+    statements = role_statements(pair.cdk, "WorkerRole")
+    if pair.sam_params["ProfileStore"] == "dynamodb":
+        grant, = [s for s in statements if s["Sid"] == "PutProfileItemsOnly"]
+        assert (grant["Action"], grant["Resource"]) == (["dynamodb:PutItem"], [
+            "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
+            + pair.sam_params["ProfileTableName"]])
+        assert not [s for s in statements if "appsync" in json.dumps(s)], "the API is unused"
+        return
+    grant, = [s for s in statements if s["Action"] == ["appsync:GraphQL"]]
     assert grant["Resource"] == [
         "arn:${AWS::Partition}:appsync:${AWS::Region}:${AWS::AccountId}:apis/"
         f"{pair.api_id}/types/Mutation/fields/createUserProfile"

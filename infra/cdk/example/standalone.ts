@@ -275,6 +275,10 @@ export class OptionsStack extends Stack {
       userPool: cognito.UserPool.fromUserPoolId(this, "UserPool", "us-east-1_Options1"),
       graphqlApi: appsync.GraphqlApi.fromGraphqlApiAttributes(this, "Api", { graphqlApiId: "abcdefghijklmnopqrstuvwxyz" }),
       graphqlUrl: "https://abcdefghijklmnopqrstuvwxyz.appsync-api.us-east-1.amazonaws.com/graphql",
+      // The other store: profiles in an Amplify Gen 1 model table (the API is then unused).
+      profileStore: "dynamodb",
+      profileTableName: "UserProfile-abcdefghijklmnopqrstuvwxyz-dev",
+      profileTypeName: "Profile",
       attachTrigger: false,
       namePrefix: "uc-options",
       eventSource: "example.signup",

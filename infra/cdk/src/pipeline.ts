@@ -417,26 +417,44 @@ export class UserConfirmedPipeline extends Construct {
     this.workerLogGroup = logGroup(this, "WorkerLogGroup", `/aws/lambda/${prefix}-worker`, p.logRetention);
     const apiArn = p.graphqlApi.arn;
     const graphqlUrl = p.graphqlUrl ?? graphqlUrlOf(p.graphqlApi);
+    // The store the worker writes, the reconciler checks and the auditor reads.
+    const dynamo = p.profileStore === "dynamodb";
+    const tableArn = `arn:${Aws.PARTITION}:dynamodb:${Aws.REGION}:${Aws.ACCOUNT_ID}:table/${p.profileTableName}`;
+    // The endpoint is looked up by id only where the API is the store and no URL is given.
+    const lookUpById = !dynamo && graphqlUrl === undefined;
+    const appsyncEnv: Record<string, string> = lookUpById
+      ? { APPSYNC_API_ID: p.graphqlApi.apiId }
+      : { APPSYNC_GRAPHQL_URL: graphqlUrl ?? "" };
     this.workerRole = new iam.Role(this, "WorkerRole", {
       description: "uc-worker, which creates user profiles through AppSync.",
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
       inlinePolicies: {
         worker: new iam.PolicyDocument({
           statements: [
-            new iam.PolicyStatement({
-              sid: "CreateUserProfileOnly",
-              actions: ["appsync:GraphQL"],
-              resources: [`${apiArn}/types/Mutation/fields/createUserProfile`],
-            }),
-            ...(graphqlUrl === undefined
+            ...(dynamo
               ? [
                   new iam.PolicyStatement({
-                    sid: "ResolveGraphqlEndpoint",
-                    actions: ["appsync:GetGraphqlApi"],
-                    resources: [apiArn],
+                    sid: "PutProfileItemsOnly",
+                    actions: ["dynamodb:PutItem"],
+                    resources: [tableArn],
                   }),
                 ]
-              : []),
+              : [
+                  new iam.PolicyStatement({
+                    sid: "CreateUserProfileOnly",
+                    actions: ["appsync:GraphQL"],
+                    resources: [`${apiArn}/types/Mutation/fields/createUserProfile`],
+                  }),
+                  ...(lookUpById
+                    ? [
+                        new iam.PolicyStatement({
+                          sid: "ResolveGraphqlEndpoint",
+                          actions: ["appsync:GetGraphqlApi"],
+                          resources: [apiArn],
+                        }),
+                      ]
+                    : []),
+                ]),
             new iam.PolicyStatement({
               sid: "ConsumeWorkerQueue",
               actions: [
@@ -496,7 +514,9 @@ export class UserConfirmedPipeline extends Construct {
       logGroup: this.workerLogGroup,
       loggingFormat: lambda.LoggingFormat.TEXT,
       environment: {
-        ...(graphqlUrl === undefined ? { APPSYNC_API_ID: p.graphqlApi.apiId } : { APPSYNC_GRAPHQL_URL: graphqlUrl }),
+        ...(dynamo
+          ? { PROFILE_STORE: "dynamodb", PROFILE_TABLE: p.profileTableName ?? "", PROFILE_TYPENAME: p.profileTypeName }
+          : appsyncEnv),
         DLQ_URL: this.workerDeadLetterQueue.queueUrl,
         CONCURRENCY: numberText(p.workerCallConcurrency),
         // The worker acts only on this pool's and this source's events.
@@ -575,7 +595,7 @@ export class UserConfirmedPipeline extends Construct {
         LIST_USERS_RPS: numberText(p.reconcileListUsersRate),
         RECONCILE_STATUSES: p.reconcileStatuses.join(","),
         // Where a pass checks for profiles: the worker's store, as the worker is told it.
-        ...(graphqlUrl === undefined ? { APPSYNC_API_ID: p.graphqlApi.apiId } : { APPSYNC_GRAPHQL_URL: graphqlUrl }),
+        ...(dynamo ? { PROFILE_STORE: "dynamodb", PROFILE_TABLE: p.profileTableName ?? "" } : appsyncEnv),
         STACK_NAME: prefix,
       },
     });
@@ -588,18 +608,20 @@ export class UserConfirmedPipeline extends Construct {
       roles: [this.reconcilerRole.roleName],
       policyDocument: {
         Version: "2012-10-17",
-        Statement: [
-          {
-            Sid: "ReadProfilesOnly",
-            Effect: "Allow",
-            Action: "appsync:GraphQL",
-            Resource: `${apiArn}/types/Query/fields/getUserProfile`,
-          },
-          // As the worker's grant: only where the endpoint is looked up by id.
-          ...(graphqlUrl === undefined
-            ? [{ Sid: "ResolveGraphqlEndpoint", Effect: "Allow", Action: "appsync:GetGraphqlApi", Resource: apiArn }]
-            : []),
-        ],
+        Statement: dynamo
+          ? [{ Sid: "ReadProfileItemsOnly", Effect: "Allow", Action: "dynamodb:BatchGetItem", Resource: tableArn }]
+          : [
+              {
+                Sid: "ReadProfilesOnly",
+                Effect: "Allow",
+                Action: "appsync:GraphQL",
+                Resource: `${apiArn}/types/Query/fields/getUserProfile`,
+              },
+              // As the worker's grant: only where the endpoint is looked up by id.
+              ...(lookUpById
+                ? [{ Sid: "ResolveGraphqlEndpoint", Effect: "Allow", Action: "appsync:GetGraphqlApi", Resource: apiArn }]
+                : []),
+            ],
       },
     });
     skipChecks(this.reconcilerFunction, RECONCILER_SKIPS);
@@ -652,16 +674,20 @@ export class UserConfirmedPipeline extends Construct {
       policyDocument: {
         Version: "2012-10-17",
         Statement: [
-          {
-            Sid: "ListProfilesOnly",
-            Effect: "Allow",
-            Action: "appsync:GraphQL",
-            Resource: `${apiArn}/types/Query/fields/listUserProfiles`,
-          },
-          // As the worker's grant: only where the endpoint is looked up by id.
-          ...(graphqlUrl === undefined
-            ? [{ Sid: "ResolveGraphqlEndpoint", Effect: "Allow", Action: "appsync:GetGraphqlApi", Resource: apiArn }]
-            : []),
+          ...(dynamo
+            ? [{ Sid: "ScanProfileItemsOnly", Effect: "Allow", Action: "dynamodb:Scan", Resource: tableArn }]
+            : [
+                {
+                  Sid: "ListProfilesOnly",
+                  Effect: "Allow",
+                  Action: "appsync:GraphQL",
+                  Resource: `${apiArn}/types/Query/fields/listUserProfiles`,
+                },
+                // As the worker's grant: only where the endpoint is looked up by id.
+                ...(lookUpById
+                  ? [{ Sid: "ResolveGraphqlEndpoint", Effect: "Allow", Action: "appsync:GetGraphqlApi", Resource: apiArn }]
+                  : []),
+              ]),
           {
             Sid: "ListUsers",
             Effect: "Allow",

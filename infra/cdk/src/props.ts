@@ -29,6 +29,9 @@ export const USER_STATUSES = [
   "EXTERNAL_PROVIDER",
 ] as const;
 
+/** Where profiles are created (the worker's `PROFILE_STORE`). */
+export type ProfileStoreKind = "appsync" | "dynamodb";
+
 export interface UserConfirmedPipelineProps {
   /**
    * The pool whose confirmations are published (Amplify: `backend.auth.resources.userPool`).
@@ -51,6 +54,26 @@ export interface UserConfirmedPipelineProps {
    * permission). SAM: `AppSyncGraphqlUrl`.
    */
   readonly graphqlUrl?: string;
+
+  /**
+   * Where the worker creates profiles (its `PROFILE_STORE`): `"appsync"`, the `createUserProfile`
+   * mutation on `graphqlApi`; or `"dynamodb"`, a conditional PutItem straight into the Amplify
+   * Gen 1 model table `profileTableName`, with DataStore's fields (for APIs without an IAM
+   * authorization mode): the worker may then put items in that table and nothing else, the
+   * reconciler only BatchGetItem on it, the auditor only Scan, and `graphqlApi` is unused. A
+   * literal: it decides the statements. SAM: `ProfileStore`.
+   * @default "appsync"
+   */
+  readonly profileStore?: ProfileStoreKind;
+
+  /** The model table with `profileStore: "dynamodb"` (its `PROFILE_TABLE`). SAM: `ProfileTableName`. */
+  readonly profileTableName?: string;
+
+  /**
+   * DataStore's `__typename` on the items `profileStore: "dynamodb"` writes (`PROFILE_TYPENAME`).
+   * @default "UserProfile". SAM: `ProfileTypeName`.
+   */
+  readonly profileTypeName?: string;
 
   /**
    * Make the emitter the pool's PostConfirmation trigger in this deploy. Needs a pool defined
@@ -214,6 +237,8 @@ export interface UserConfirmedPipelineProps {
 export interface ResolvedProps extends UserConfirmedPipelineProps {
   readonly attachTrigger: boolean;
   readonly eventSource: string;
+  readonly profileStore: ProfileStoreKind;
+  readonly profileTypeName: string;
   readonly archiveRetentionDays: number;
   readonly createSchemaRegistry: boolean;
   readonly ruleMaximumRetryAttempts: number;
@@ -252,6 +277,8 @@ export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
   const resolved: ResolvedProps = {
     ...props,
     attachTrigger: props.attachTrigger ?? true,
+    profileStore: props.profileStore ?? "appsync",
+    profileTypeName: props.profileTypeName ?? "UserProfile",
     eventSource: props.eventSource ?? DEFAULT_EVENT_SOURCE,
     archiveRetentionDays: props.archiveRetentionDays ?? 365,
     createSchemaRegistry: props.createSchemaRegistry ?? true,
@@ -320,6 +347,15 @@ function check(p: ResolvedProps): void {
   if (!Token.isUnresolved(p.failurePolicy) && !["fail-open", "fail-closed"].includes(p.failurePolicy)) {
     throw new Error(`UserConfirmedPipeline: failurePolicy must be "fail-open" or "fail-closed", not ${JSON.stringify(p.failurePolicy)}`);
   }
+  // It switches the store's statements of three principals: a literal, like verifyUser.
+  if (Token.isUnresolved(p.profileStore) || !["appsync", "dynamodb"].includes(p.profileStore)) {
+    throw new Error(`UserConfirmedPipeline: profileStore must be the literal "appsync" or "dynamodb", not ${JSON.stringify(p.profileStore)}`);
+  }
+  if (p.profileStore === "dynamodb" && !p.profileTableName) {
+    throw new Error('UserConfirmedPipeline: profileStore "dynamodb" needs profileTableName (the model table)');
+  }
+  pattern("profileTableName", p.profileTableName, /^[a-zA-Z0-9_.-]{3,255}$/);
+  pattern("profileTypeName", p.profileTypeName, /^[_A-Za-z][_0-9A-Za-z]{0,127}$/);
   // It switches the worker role's AdminGetUser statement, so it cannot wait for deploy time.
   if (Token.isUnresolved(p.verifyUser) || !["none", "cognito"].includes(p.verifyUser)) {
     throw new Error(`UserConfirmedPipeline: verifyUser must be the literal "none" or "cognito", not ${JSON.stringify(p.verifyUser)}`);
