@@ -35,27 +35,36 @@ fn timestamp(item: &Value, name: &str) -> chrono::DateTime<chrono::FixedOffset> 
     chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{name} {text}: {e}"))
 }
 
-/// Amplify's create resolver writes the input, `__typename` and the two timestamps, nothing
-/// else (no `owner`, no DataStore fields without conflict detection).
-fn assert_amplify_item(item: &Value, user: &ConfirmedUser, email: &str) {
-    let names: BTreeSet<&str> = item
-        .as_object()
+/// The attributes Amplify's create resolver writes: the input, `__typename` and the two
+/// timestamps, nothing else (no `owner`, no DataStore fields without conflict detection).
+const AMPLIFY_ITEM: [&str; 6] = [
+    "id",
+    "email",
+    "profileOwner",
+    "__typename",
+    "createdAt",
+    "updatedAt",
+];
+
+fn attribute_names(item: &Value) -> BTreeSet<&str> {
+    item.as_object()
         .unwrap()
         .keys()
         .map(String::as_str)
-        .collect();
+        .collect()
+}
+
+fn assert_amplify_item(item: &Value, user: &ConfirmedUser, email: &str) {
     assert_eq!(
-        names,
-        BTreeSet::from([
-            "id",
-            "email",
-            "profileOwner",
-            "__typename",
-            "createdAt",
-            "updatedAt"
-        ]),
+        attribute_names(item),
+        BTreeSet::from(AMPLIFY_ITEM),
         "{item}"
     );
+    assert_amplify_values(item, user, email);
+}
+
+/// The values Amplify's resolver writes for `user`'s sign-up.
+fn assert_amplify_values(item: &Value, user: &ConfirmedUser, email: &str) {
     assert_eq!(item["id"], user.sub.as_str());
     assert_eq!(
         item["profileOwner"],
@@ -119,22 +128,7 @@ async fn amplify_resolvers_create_each_profile_once_and_answer_a_redelivery_alre
         .into_iter()
         .find(|item| item["id"] == again.sub.as_str())
         .unwrap();
-    let body = uc_schemas::to_envelope(
-        uc_schemas::DEFAULT_SOURCE,
-        &uc_schemas::UserConfirmed::new(
-            stack.env.get("USER_POOL_ID").unwrap(),
-            &again.sub,
-            &again.username,
-            Some(emails[&again.sub].clone()),
-            Some(true),
-            None,
-            again.confirmed_at,
-            "us-east-1",
-            uc_schemas::Origin::PostConfirmation,
-        ),
-    )
-    .to_string();
-    sqs::send_all(&client, stack.env.get("QUEUE_URL").unwrap(), &[body]).await;
+    redeliver(&stack, again, &emails[&again.sub]).await;
     assert!(
         eventually(Duration::from_secs(60), || async {
             worker_outcomes(&worker.output(), "AlreadyExisted", &again.sub) == 1
@@ -209,4 +203,133 @@ async fn amplify_resolvers_create_each_profile_once_and_answer_a_redelivery_alre
     assert_eq!(report["missing"], 0, "{report}");
     assert_eq!(report["orphaned"], 0, "{report}");
     assert_eq!(report["owner_mismatch"], 0, "{report}");
+}
+
+/// A redelivery of `user`'s sign-up straight into the worker queue.
+async fn redeliver(stack: &TestStack, user: &ConfirmedUser, email: &str) {
+    let body = uc_schemas::to_envelope(
+        uc_schemas::DEFAULT_SOURCE,
+        &uc_schemas::UserConfirmed::new(
+            stack.env.get("USER_POOL_ID").unwrap(),
+            &user.sub,
+            &user.username,
+            Some(email.to_owned()),
+            Some(true),
+            None,
+            user.confirmed_at,
+            "us-east-1",
+            uc_schemas::Origin::PostConfirmation,
+        ),
+    )
+    .to_string();
+    let client = stack.sqs().await;
+    sqs::send_all(&client, stack.env.get("QUEUE_URL").unwrap(), &[body]).await;
+}
+
+/// Issue 23, deliverable 2 (the part that can be served): the worker's DynamoDB store
+/// (`PROFILE_STORE=dynamodb`, for Gen 1 apps) writing into the table Amplify's transformer
+/// declared, beside a profile Amplify's resolver created. Its items read through Amplify's
+/// resolvers like the resolver's own (the audit finds every owner right), and the user whose
+/// profile the resolver created is `AlreadyExisted` for the DynamoDB store too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dynamodb_store_and_amplify_resolvers_share_the_model_table() {
+    let stack = TestStack::up_with_graphql("amplify-ddb", GraphqlBackend::Amplify).await;
+    let table = stack.env.get(PROFILE_MODEL_TABLE).unwrap().to_owned();
+    let stored = StoredProfiles::of(&stack.env).await.unwrap();
+    let client = stack.sqs().await;
+    let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
+        .await
+        .unwrap();
+    let info = ("RUST_LOG", "info".to_owned());
+
+    // One profile through Amplify's create resolver.
+    let first_email = "shared.0@example.com";
+    let first = pipeline.sign_up_through_trigger(first_email).await.unwrap();
+    let mut worker = pipeline.start_worker(&binary("uc-worker"), std::slice::from_ref(&info));
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            worker_outcomes(&worker.output(), "Created", &first.sub) == 1
+        })
+        .await,
+        "created through AppSync"
+    );
+    worker.signal("TERM");
+    assert!(worker.wait(Duration::from_secs(20)).unwrap().success());
+
+    // Two more through the DynamoDB store, and the first user's sign-up again.
+    let mut users = vec![(first, first_email.to_owned())];
+    for i in 1..3 {
+        let email = format!("shared.{i}@example.com");
+        users.push((
+            pipeline.sign_up_through_trigger(&email).await.unwrap(),
+            email,
+        ));
+    }
+    redeliver(&stack, &users[0].0, first_email).await;
+    let mut worker = pipeline.start_worker(
+        &binary("uc-worker"),
+        &[
+            info,
+            ("PROFILE_STORE", "dynamodb".to_owned()),
+            ("PROFILE_TABLE", table.clone()),
+        ],
+    );
+    let settled = |output: Vec<String>| {
+        worker_outcomes(&output, "AlreadyExisted", &users[0].0.sub) == 1
+            && users[1..]
+                .iter()
+                .all(|(user, _)| worker_outcomes(&output, "Created", &user.sub) == 1)
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            settled(worker.output())
+        })
+        .await,
+        "DynamoDB store: two created, the resolver's profile AlreadyExisted; worker output:\n{}",
+        worker.output().join("\n")
+    );
+    worker.signal("TERM");
+    assert!(worker.wait(Duration::from_secs(20)).unwrap().success());
+
+    let items = stored.all().await.unwrap();
+    assert_eq!(items.len(), 3, "{items:?}");
+    for (user, email) in &users {
+        let item = items
+            .iter()
+            .find(|item| item["id"] == user.sub.as_str())
+            .unwrap();
+        // The resolver's attributes with the same values; the DynamoDB store adds DataStore's
+        // `_version` and `_lastChangedAt` (it writes for Gen 1 DataStore tables).
+        assert_amplify_values(item, user, email);
+        let amplify = BTreeSet::from(AMPLIFY_ITEM);
+        let extra: BTreeSet<&str> = attribute_names(item)
+            .difference(&amplify)
+            .copied()
+            .collect();
+        if user.sub == users[0].0.sub {
+            assert!(extra.is_empty(), "{item}");
+        } else {
+            assert_eq!(
+                extra,
+                BTreeSet::from(["_version", "_lastChangedAt"]),
+                "{item}"
+            );
+            assert_eq!(item["_version"], 1);
+        }
+    }
+    for key in ["DLQ_URL", "RULE_DLQ_URL"] {
+        assert_eq!(
+            sqs::depth(&client, stack.env.get(key).unwrap()).await,
+            0,
+            "{key}"
+        );
+    }
+
+    // Amplify's list resolver reads all three alike.
+    let audit = stack.ops(&["audit", "--grace-seconds", "0", "--json"]);
+    let report = json_of(&audit);
+    assert_eq!(audit.status.code(), Some(0), "{report}");
+    assert_eq!(report["profiles"], 3, "{report}");
+    assert_eq!(report["owner_mismatch"], 0, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
 }
