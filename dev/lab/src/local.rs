@@ -597,3 +597,31 @@ pub fn status(state_dir: &Path) -> Result<Vec<String>, LocalError> {
     }
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_graphql_backend_is_named_and_remembered() {
+        assert_eq!(GraphqlBackend::parse("").unwrap(), GraphqlBackend::StandIn);
+        assert_eq!(
+            GraphqlBackend::parse("standin").unwrap(),
+            GraphqlBackend::StandIn
+        );
+        assert_eq!(
+            GraphqlBackend::parse("amplify").unwrap(),
+            GraphqlBackend::Amplify
+        );
+        let err = GraphqlBackend::parse("Amplify").unwrap_err().to_string();
+        assert!(err.contains("UC_LAB_GRAPHQL=Amplify"), "{err}");
+        // An env file written before there was a choice: the stand-in.
+        let mut env = StackEnv::default();
+        assert_eq!(GraphqlBackend::of(&env).unwrap(), GraphqlBackend::StandIn);
+        env.vars.insert(
+            GRAPHQL_VARIABLE.into(),
+            GraphqlBackend::Amplify.name().into(),
+        );
+        assert_eq!(GraphqlBackend::of(&env).unwrap(), GraphqlBackend::Amplify);
+    }
+}
