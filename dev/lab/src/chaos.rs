@@ -25,7 +25,7 @@ use uc_runtime::env::from_pairs;
 use uc_runtime::metrics::read_count;
 use uc_schemas::{Origin, UserConfirmed, to_envelope};
 
-use crate::local::StackEnv;
+use crate::local::{GraphqlBackend, StackEnv};
 use crate::pipeline::{CONFIRM_SIGN_UP, ConfirmedUser, Pipeline, start_worker};
 
 pub struct ChaosOptions {
@@ -121,6 +121,11 @@ fn fault_rules() -> serde_json::Value {
 }
 
 pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
+    anyhow::ensure!(
+        GraphqlBackend::of(&env)? == GraphqlBackend::StandIn,
+        "the chaos run injects the AppSync stand-in's faults: bring the local stack up with it \
+         (UC_LAB_GRAPHQL=standin, the default)"
+    );
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(options.seed);
     let run_id = format!("chaos{}", options.seed);
