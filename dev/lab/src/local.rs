@@ -2,7 +2,8 @@
 //! simulator serving the transformer's resolvers on moto's DynamoDB) as background processes on
 //! free loopback ports, the pipeline's resources created in moto from the deployable template,
 //! and one env file that every other command (and both binaries) reads. `down` stops exactly
-//! the processes `up` started, by pid, after checking they are still ours.
+//! the processes `up` started, by pid, after checking they are still ours; an `up` that fails
+//! part-way stops what it had started.
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -292,7 +293,22 @@ pub async fn up_with(
         // A half-dead stack from an earlier run: clear it away first.
         down(state_dir)?;
     }
+    let started = start_stack(state_dir, file, template, backend).await;
+    if started.is_err() {
+        // Up completely or not at all: stop what did start (its logs stay in `state_dir`).
+        let _ = down(state_dir);
+    }
+    started
+}
 
+/// Starts moto and the GraphQL backend and creates the resources; the env file lists every
+/// process as soon as it runs, for `down`.
+async fn start_stack(
+    state_dir: &Path,
+    file: PathBuf,
+    template: Template,
+    backend: GraphqlBackend,
+) -> Result<StackEnv, LocalError> {
     let moto_port = free_port();
     let mut moto = spawn_detached(
         &python(),

@@ -131,7 +131,7 @@ async fn amplify_resolvers_create_each_profile_once_and_answer_a_redelivery_alre
     redeliver(&stack, again, &emails[&again.sub]).await;
     assert!(
         eventually(Duration::from_secs(60), || async {
-            worker_outcomes(&worker.output(), "AlreadyExisted", &again.sub) == 1
+            worker_outcomes(&worker.output(), "AlreadyExisted", &again.sub) >= 1
         })
         .await,
         "the redelivery is AlreadyExisted; worker output:\n{}",
@@ -166,12 +166,8 @@ async fn amplify_resolvers_create_each_profile_once_and_answer_a_redelivery_alre
         created_after, &created_before,
         "the redelivery rewrote nothing"
     );
-    for user in &users[1..] {
-        assert_eq!(
-            worker_outcomes(&worker.output(), "AlreadyExisted", &user.sub),
-            0
-        );
-    }
+    // (Another user may be AlreadyExisted too: SQS delivers at least once, and on a busy
+    // machine moto redelivers a message whose visibility ran out before its delete.)
     assert!(
         !worker
             .output()
@@ -275,7 +271,7 @@ async fn the_dynamodb_store_and_amplify_resolvers_share_the_model_table() {
         ],
     );
     let settled = |output: Vec<String>| {
-        worker_outcomes(&output, "AlreadyExisted", &users[0].0.sub) == 1
+        worker_outcomes(&output, "AlreadyExisted", &users[0].0.sub) >= 1
             && users[1..]
                 .iter()
                 .all(|(user, _)| worker_outcomes(&output, "Created", &user.sub) == 1)
