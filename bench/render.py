@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from render_common import *  # noqa: E402,F403
 from render_isolation import isolation_phase, plot_isolation, render_isolation  # noqa: E402
+from render_sweep import render_sweep, render_sweep_cost, sweep_cost_rows  # noqa: E402
 from render_logs import render_logs  # noqa: E402
 from render_strict import render_strict  # noqa: E402
 from render_limits import emitter_split, render_long_poll, render_managed, render_reconciliation, target_rows  # noqa: E402
@@ -580,6 +581,10 @@ def render(doc: dict, docs: Path) -> str:
         w("traffic), and INIT billing of cold starts (sign-ups are sparse, so many invocations are cold:")
         w("each costs its init time at the function's GB-s price — see the cold-start figures).")
         w("")
+        first = rows[0]["ours"] if rows else None
+        if first:
+            per_event = sum(first[k] for k in ("eventbridge", "sqs", "worker_requests", "worker_gbs", "appsync"))
+            render_sweep_cost(doc, sweep_cost_rows(doc, per_event), w)
 
     if doc.get("strict"):
         render_strict(doc, w)
@@ -588,6 +593,7 @@ def render(doc: dict, docs: Path) -> str:
         render_reconciliation(doc, w)
     render_managed(doc, w)
     render_logs(doc, w)
+    render_sweep(doc, w)
 
     # Raw runs ---------------------------------------------------------------------------------
     if doc.get("signup"):

@@ -21,6 +21,7 @@ mod results;
 mod signup;
 mod stats;
 mod strict;
+mod sweep_scale;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,9 @@ enum Section {
     /// Live sign-ups' lag, idle and beside a large `uc-ops backfill` (paced, then unpaced), on
     /// the local stack.
     Isolation,
+    /// A sweep at pool scale: the reconciler's pass over a million users, fake Cognito and
+    /// store, on a paced clock.
+    Sweep,
 }
 
 impl Section {
@@ -81,6 +85,7 @@ impl Section {
             Self::Managed => "managedInstances",
             Self::Logs => "logs",
             Self::Isolation => "isolation",
+            Self::Sweep => "sweep",
         }
     }
 }
@@ -393,6 +398,33 @@ async fn main() -> anyhow::Result<()> {
             "cognito": report.cognito,
         });
         load.insert("afterStrict".into(), machine::loadavg());
+    }
+    if wanted(Section::Sweep) {
+        eprintln!("a sweep at pool scale (fake Cognito and store, paced clock)");
+        let full = args.scale == Scale::Full;
+        let settings = sweep_scale::Settings {
+            users: if full { 1_000_000 } else { 6_000 },
+            list_rates: vec![uc_ops::reconcile::DEFAULT_LIST_RATE, 100.0],
+            publish_rate: uc_ops::publish::DEFAULT_RATE,
+            missing_one_in: 1_000,
+        };
+        let started = Instant::now();
+        let runs = {
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || sweep_scale::run(&settings)).await??
+        };
+        doc["sweep"] = json!({
+            "run": {
+                "generatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "git": machine::git(&root),
+                "scale": doc["scale"],
+                "durationSeconds": started.elapsed().as_secs(),
+                "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+            },
+            "settings": settings,
+            "runs": runs,
+        });
+        load.insert("afterSweep".into(), machine::loadavg());
     }
     if wanted(Section::Isolation) {
         eprintln!("live sign-ups beside a back-fill, on the local stack");
