@@ -100,6 +100,7 @@ fn the_harness_runs_end_to_end_with_tiny_counts() {
     check_logs(&doc["logs"]);
     check_strict(&doc["strict"]);
     check_isolation(&doc["isolation"]);
+    check_sweep(&doc["sweep"]);
 
     // Strict mode alone, merged into the document: the other sections stay as they were.
     let status = Command::new(env!("CARGO_BIN_EXE_uc-bench"))
@@ -239,6 +240,31 @@ fn check_strict(strict: &Value) {
 /// Every phase ran its live sign-ups to a profile each (none failed or missing, every lag after
 /// the invocation), the idle phase first and without a back-fill; every back-fill produced one
 /// profile per user it published, and one left to finish published every selected user.
+/// The sweep at pool scale: each pace lists every user once, reads the store once a page, and
+/// publishes exactly the users without a profile; the paced clock gives the pass its pace's time.
+fn check_sweep(sweep: &Value) {
+    let users = sweep["settings"]["users"].as_u64().unwrap();
+    let missing = users / sweep["settings"]["missingOneIn"].as_u64().unwrap();
+    let runs = sweep["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{sweep}");
+    for run in runs {
+        let pages = users.div_ceil(60);
+        assert_eq!(run["complete"], true, "{run}");
+        assert_eq!(run["users"].as_u64(), Some(users), "{run}");
+        assert_eq!(run["listUsersCalls"].as_u64(), Some(pages), "{run}");
+        assert_eq!(run["storeReads"].as_u64(), Some(pages), "{run}");
+        assert_eq!(run["eventsPublished"].as_u64(), Some(missing), "{run}");
+        assert_eq!(run["hadProfile"].as_u64(), Some(users - missing), "{run}");
+        // The first page goes at once, then one call per 1/rate seconds.
+        let expected = (pages - 1) as f64 / run["listRate"].as_f64().unwrap();
+        let seconds = run["passSeconds"].as_f64().unwrap();
+        assert!(
+            (seconds - expected).abs() <= 1.0,
+            "{seconds} vs {expected}: {run}"
+        );
+    }
+}
+
 fn check_isolation(isolation: &Value) {
     let report = &isolation["report"];
     let phases = report["phases"].as_array().unwrap();
