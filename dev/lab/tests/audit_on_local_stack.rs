@@ -179,4 +179,46 @@ async fn audit_finds_users_without_a_profile_until_they_are_back_filled() {
     assert_eq!(report["missing"], 0, "{report}");
     assert_eq!(report["profiles"], 7, "{report}");
     assert_eq!(report["owner_mismatch"], 0, "{report}");
+    let text = stack.ops_with(&[], &["audit", "--grace-seconds", "0"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(
+            "OK: each of the 7 users judged has a profile (0 changed too recently to judge)"
+        ),
+        "{text}"
+    );
+
+    // A user deleted in Cognito leaves an orphaned profile: reported, not "OK", exit 1 (it
+    // printed "OK" and exited 0).
+    let pool = stack.env.get("USER_POOL_ID").unwrap();
+    let listed = cognito
+        .list_users()
+        .user_pool_id(pool)
+        .filter(format!("sub = \"{}\"", missing[0]))
+        .send()
+        .await
+        .unwrap();
+    let username = listed.users()[0].username().unwrap().to_owned();
+    cognito
+        .admin_delete_user()
+        .user_pool_id(pool)
+        .username(username)
+        .send()
+        .await
+        .unwrap();
+    let orphaned = stack.ops_with(&[], &["audit", "--grace-seconds", "0", "--json"]);
+    let report = json_of(&orphaned);
+    assert_eq!(orphaned.status.code(), Some(1), "{report}");
+    assert_eq!(
+        (&report["orphaned"], &report["missing"]),
+        (&1.into(), &0.into()),
+        "{report}"
+    );
+    let text = stack.ops_with(&[], &["audit", "--grace-seconds", "0"]);
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("ORPHANED profiles: 1") && !text.contains("OK:"),
+        "{text}"
+    );
 }
