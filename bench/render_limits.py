@@ -159,8 +159,9 @@ def render_reconciliation(doc: dict, w) -> None:
         return
     w("### Reconciliation throughput")
     w("")
-    w("After the phases, on the same stack and users, the real `uc-ops reconcile --full --max-pages N` (the scheduled")
-    w("function's pass, as the CLI; `RECONCILE_STATUSES` set to the back-filled users' status) at its default pace and")
+    w("After the phases, on the same stack and users, the real `uc-ops reconcile --full --all --max-pages N` (the scheduled")
+    w("function's pass, as the CLI; `--all` since a pass publishes only users without a profile and these all have one;")
+    w("`RECONCILE_STATUSES` set to the back-filled users' status) at its default pace and")
     w("at a higher one. Published per second is over the whole process: start-up, its state in SSM, every `ListUsers`")
     w("page (paced at `LIST_USERS_RPS`, default 5/s) and every PutEvents batch. A pass stopped by `--max-pages` saves")
     w("its place and exits 1 (\"run again to resume\"), as documented.")
