@@ -182,6 +182,22 @@ async fn passes_publish_only_users_without_a_profile() {
         48 + duplicates,
         "one createUserProfile call per event"
     );
+    // A store that cannot answer stops the pass: it cannot tell (exit 2), publishes no one,
+    // and does not treat "unknown" as "no profile".
+    let blind = stack.ops_with(
+        &[
+            ("RECONCILE_GRACE_SECONDS", "0"),
+            ("APPSYNC_GRAPHQL_URL", "http://127.0.0.1:9/graphql"),
+        ],
+        &["reconcile"],
+    );
+    let stderr = String::from_utf8_lossy(&blind.stderr);
+    assert_eq!(blind.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot tell which users have a profile"),
+        "{stderr}"
+    );
+    assert_eq!(received(&stack, &counter).await, Received::default());
     worker.signal("TERM");
     worker.wait(Duration::from_secs(20));
 }
