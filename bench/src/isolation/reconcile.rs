@@ -48,6 +48,8 @@ pub(super) async fn run_pass(
         .args(["reconcile", "--json", "--full", "--all", "--max-pages"])
         .arg(max_pages.to_string())
         .env("RECONCILE_STATUSES", status)
+        // The users were created moments ago: judge them however recent.
+        .env("RECONCILE_GRACE_SECONDS", "0")
         .env_remove("RECONCILE_PUBLISH_RATE")
         .env_remove("UC_ENV_FILE")
         .env_remove("AWS_PROFILE")
