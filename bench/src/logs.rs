@@ -103,18 +103,13 @@ pub struct LogVolume {
     pub ingestion_usd_per_million_sign_ups: f64,
 }
 
-/// The lines a process has written after the first `from`, once the count stops growing (the
-/// functions flush before they answer; a long-poll consumer within 100 ms).
+/// The lines a process has written after the first `from`, once what it wrote by now has been
+/// read: the functions flush before they answer, a long-poll consumer within 100 ms. Not "until
+/// it stops writing": a consumer that logs while idle (as the SDK's DEBUG lines did) never does.
 async fn settled_output(output: impl Fn() -> Vec<String>, from: usize) -> Vec<String> {
-    let mut last = usize::MAX;
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let lines = output();
-        if lines.len() == last {
-            return lines[from.min(lines.len())..].to_vec();
-        }
-        last = lines.len();
-    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let lines = output();
+    lines[from.min(lines.len())..].to_vec()
 }
 
 async fn emitter(binary: &Path, settings: &Settings) -> Volume {
