@@ -1,7 +1,8 @@
 //! Issue 25, item 1: the functions log at INFO by default, and whatever `RUST_LOG` says, no
 //! crate but ours writes a DEBUG or TRACE line (the SDK's dumps carry the access key id, endpoint
-//! resolution and bodies). One sign-up through each binary on the local stack: the emitter and
-//! the worker under a Lambda Runtime API, the worker long-polling, and the operator CLI.
+//! resolution and bodies). One sign-up through each binary on the local stack: the emitter, the
+//! worker and the scheduled reconciler under a Lambda Runtime API, the worker long-polling, and
+//! the operator CLI.
 
 use std::time::Duration;
 
@@ -144,8 +145,15 @@ async fn one_sign_up(
         })
         .collect();
 
+    // The scheduled reconciler, one pass.
+    let reconciler =
+        LambdaHarness::start(&binary("uc-reconciler").display().to_string(), &worker_env).await;
+    let pass = reconciler.invoke(&json!({}), Duration::from_secs(60)).await;
+    assert!(pass.result.is_ok(), "{:?}", pass.result);
+
     vec![
         ("uc-emitter", levels(&pipeline.emitter_output())),
+        ("uc-reconciler", levels(&reconciler.output())),
         ("uc-worker (Lambda)", levels(&worker_fn.output())),
         ("uc-worker poll", levels(&poller.output())),
         ("uc-ops", ops_levels),
@@ -199,7 +207,7 @@ async fn no_crate_but_ours_logs_below_info_whatever_rust_log_says() {
         );
     }
     // Each binary did log (the assertions above are about lines that exist), ours at INFO.
-    for (binary, lines) in loud.iter().take(3) {
+    for (binary, lines) in loud.iter().take(4) {
         assert!(
             lines.iter().any(|(_, target)| target.starts_with("uc_")),
             "{binary} wrote no line of ours: {lines:?}"
