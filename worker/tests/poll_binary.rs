@@ -388,3 +388,47 @@ fn a_configuration_error_is_one_line_without_a_backtrace() {
         "error: APPSYNC_GRAPHQL_URL (or APPSYNC_API_ID) is required but not set"
     );
 }
+
+/// While the queue is idle only the first of the receive loops polls: with CONCURRENCY 40 (four
+/// loops) and a receive that never returns, exactly one ReceiveMessage is in flight. SIGTERM
+/// then waits that receive out for its wait plus a margin, gives it up, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_queue_is_polled_by_one_loop() {
+    let sqs = uc_devkit::ScriptedHttp::start(vec![
+        uc_devkit::Answer::json(200, json!({"Attributes": {"VisibilityTimeout": "30"}})),
+        // Every receive: no answer for a minute (a hung connection, or a very long poll).
+        uc_devkit::Answer::json(200, json!({})).after(Duration::from_secs(60)),
+    ])
+    .await;
+    let standin = AppSyncStandIn::start(&[]);
+    let env = vec![
+        ("AWS_ENDPOINT_URL_SQS", sqs.endpoint()),
+        ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+        (
+            "QUEUE_URL",
+            format!("{}/123456789012/profiles", sqs.endpoint()),
+        ),
+        ("USER_POOL_ID", POOL.to_owned()),
+        ("CONCURRENCY", "40".to_owned()),
+    ];
+    let mut worker = RunningBinary::start(BINARY, &["poll"], &env);
+    let receives = || {
+        sqs.requests()
+            .iter()
+            .filter(|r| r.contains("MaxNumberOfMessages"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || async { receives() >= 1 }).await,
+        "{:?}",
+        worker.output()
+    );
+    // Had the other three loops polled, their receives would be here by now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receives(), 1, "{:?}", sqs.requests());
+    worker.signal("TERM");
+    let status = worker.wait(Duration::from_secs(30)).expect("stops");
+    assert!(status.success(), "{status}");
+    let output = worker.output().join("\n");
+    assert!(output.contains("outlived its wait"), "{output}");
+}
