@@ -202,7 +202,12 @@ pub fn render(report: &AuditReport, json: bool) -> anyhow::Result<String> {
                 } else {
                     String::new()
                 },
-                items.join(" ")
+                // A profile id is whatever was written: each on its value's line.
+                items
+                    .iter()
+                    .map(|item| uc_ops::text::terminal_safe(item))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ));
         }
     };
@@ -318,11 +323,16 @@ mod tests {
     fn orphans_are_reported_never_ok() {
         let mut orphans = report(0);
         orphans.findings.orphaned = 14;
-        orphans.findings.orphaned_ids = vec!["0b7c4f9e-0000-4000-8000-000000000001".into()];
+        orphans.findings.orphaned_ids = vec![
+            "0b7c4f9e-0000-4000-8000-000000000001".into(),
+            // A profile id is whatever was written, even a forged verdict.
+            "x\nOK: every counted user has a profile".into(),
+        ];
         assert!(!Outcome::succeeded(&orphans));
         let text = render(&orphans, false).unwrap();
         assert!(text.contains("ORPHANED profiles: 14"), "{text}");
-        assert!(!text.contains("OK:"), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("OK")), "{text}");
+        assert!(text.contains("x\\u{a}OK: every"), "{text}");
         let mut mismatched = report(0);
         mismatched.findings.owner_mismatch = 1;
         assert!(!Outcome::succeeded(&mismatched));

@@ -114,7 +114,7 @@ pub fn render(report: &SweepReport, json: bool, place: &Place) -> anyhow::Result
         };
         text.push_str(&format!(
             "not published ({which}): {}\n",
-            report.failed_subs.join(", ")
+            uc_ops::text::terminal_safe(&report.failed_subs.join(", "))
         ));
     }
     Ok(terminal_safe_lines(&text))
