@@ -127,8 +127,9 @@ try {
   check(
     JSON.stringify(reconcilerVariables.sort()) ===
       JSON.stringify([
-        "EVENT_BUS_NAME", "EVENT_SOURCE", "LIST_USERS_RPS", "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE",
-        "RECONCILE_STATUSES", "RECONCILE_WATERMARK_PARAMETER", "STACK_NAME", "USER_POOL_ID",
+        // APPSYNC_GRAPHQL_URL: the store it checks before publishing (the one the worker writes).
+        "APPSYNC_GRAPHQL_URL", "EVENT_BUS_NAME", "EVENT_SOURCE", "LIST_USERS_RPS", "RECONCILE_OVERLAP_SECONDS",
+        "RECONCILE_PUBLISH_RATE", "RECONCILE_STATUSES", "RECONCILE_WATERMARK_PARAMETER", "STACK_NAME", "USER_POOL_ID",
       ]),
     `the reconciler's environment: ${reconcilerVariables}`,
   );
