@@ -26,7 +26,11 @@ def per_user_seconds(run: dict) -> float:
     return run["passSeconds"] / run["users"]
 
 
-def schedule_for(seconds: float) -> tuple[int, str]:
+# Cognito's default UserList quota (ListUsers' category): no pace above it.
+MAX_LIST_RATE = 30
+
+
+def schedule_for(seconds: float, list_rate: float) -> tuple[int, str]:
     """Invocations a pass needs, and the schedule that lets one pass complete per interval."""
     invocations = max(1, math.ceil(seconds / INVOCATION_SECONDS))
     if invocations == 1:
@@ -34,8 +38,9 @@ def schedule_for(seconds: float) -> tuple[int, str]:
     if invocations <= 4:
         return invocations, (f"`rate(15 minutes)`: {invocations} invocations back to back, one pass "
                              f"about every {invocations * 15} min; hourly would take {invocations} h")
-    return invocations, (f"`rate(15 minutes)` and a higher `LIST_USERS_RPS`: {invocations} invocations "
-                         f"(~{invocations * 15 / 60:.0f} h a pass at 15 min each)")
+    faster = " and a higher `LIST_USERS_RPS`" if list_rate < MAX_LIST_RATE else " (no faster pace: the quota)"
+    return invocations, (f"`rate(15 minutes)`{faster}: {invocations} invocations back to back "
+                         f"(~{invocations * 15 / 60:.0f} h a pass)")
 
 
 def sweep_cost_rows(doc: dict, per_event: float) -> list[dict]:
@@ -98,9 +103,9 @@ def render_sweep(doc: dict, w) -> None:
     w("pass takes exactly what its paces allow (the `ListUsers` calls per second; events at")
     w(f"{st['publishRate']:g}/s), with Cognito answering at once, while CPU time and peak RSS are this process's")
     w(f"own ({run['build']} build; `uc-bench run --only sweep`). Paces: the default `LIST_USERS_RPS` and the")
-    w("largest the reconciler takes (`LIST_USERS_RPS` ≤ 100/s; docs/runbook.md gives `ListUsers`' quota")
-    w("category as 120 requests per second by default, shared with sign-ins and strict mode: check your")
-    w("account's Service Quotas before raising it).")
+    w("largest Cognito's default quotas allow: `ListUsers` is in the **UserList** category, 30 requests")
+    w("per second per account and Region by default (not adjustable), shared by every `ListUsers` and")
+    w("`ListUsersInGroup` caller in the account (the audit, admin tools); check the account's Service Quotas.")
     w("")
     w("| `ListUsers`/s | users | `ListUsers` calls | store reads | events published | had a profile | pass time | 15-min invocations | CPU s | peak RSS |")
     w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -125,7 +130,7 @@ def render_sweep(doc: dict, w) -> None:
     for users in (100_000, 250_000, 1_000_000, 10_000_000):
         for r in sorted(sw["runs"], key=lambda r: r["listRate"]):
             seconds = per_user_seconds(r) * users
-            invocations, schedule = schedule_for(seconds)
+            invocations, schedule = schedule_for(seconds, r["listRate"])
             shown = (f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.0f} min" if seconds < 7200
                      else f"{seconds / 3600:,.1f} h")
             w(f"| {users:,} | {r['listRate']:g} | {shown} | {invocations} | {schedule} |")
@@ -133,7 +138,7 @@ def render_sweep(doc: dict, w) -> None:
     w("The default stays `rate(1 hour)`: at the default pace a pass over up to about 265,000 users fits one")
     w("invocation, so a pass completes every hour. For a larger pool choose `rate(15 minutes)` (invocations")
     w("back to back: one pass per `users ÷ 300` seconds) or raise `ReconcileListUsersRate` (`LIST_USERS_RPS`)")
-    w("within what the apps' own sign-ins leave of the quota; past that (10 million users at 5/s is a")
+    w("up to the UserList quota's 30/s, less what the audit and other `ListUsers` callers need; past that (10 million users at 5/s is a")
     w("9-hour pass), the pass cannot fit any interval under an hour: the `reconciler-behind` alarm")
     w("(3 days) holds it to completing at all, and the trigger, not the sweep, is what keeps sign-ups exact.")
     w("")

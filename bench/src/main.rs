@@ -404,7 +404,8 @@ async fn main() -> anyhow::Result<()> {
         let full = args.scale == Scale::Full;
         let settings = sweep_scale::Settings {
             users: if full { 1_000_000 } else { 6_000 },
-            list_rates: vec![uc_ops::reconcile::DEFAULT_LIST_RATE, 100.0],
+            // The default, and Cognito's default UserList quota (the category of ListUsers).
+            list_rates: vec![uc_ops::reconcile::DEFAULT_LIST_RATE, 30.0],
             publish_rate: uc_ops::publish::DEFAULT_RATE,
             missing_one_in: 1_000,
         };

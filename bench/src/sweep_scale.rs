@@ -39,8 +39,8 @@ const PAGE: u64 = 60;
 pub struct Settings {
     pub users: u64,
     /// `ListUsers` calls per second of each run: the default (`LIST_USERS_RPS` = 5) and the
-    /// largest the reconciler takes (100, under Cognito's default quota of 120 requests per
-    /// second for the category `ListUsers` is in).
+    /// largest Cognito's default quotas allow: `ListUsers` is in the UserList category, 30
+    /// requests per second per account and Region (not adjustable), shared with the audit.
     pub list_rates: Vec<f64>,
     /// Events per second (`RECONCILE_PUBLISH_RATE`'s default).
     pub publish_rate: f64,

@@ -63,7 +63,7 @@ impl ReconcileConfig {
                 0.01,
                 10_000.0,
             )?,
-            list_rate: env.number("LIST_USERS_RPS", DEFAULT_LIST_RATE, 0.01, 100.0)?,
+            list_rate: env.number("LIST_USERS_RPS", DEFAULT_LIST_RATE, 0.01, MAX_LIST_RATE)?,
             statuses: parse_statuses(&statuses).map_err(|why| ConfigError::Invalid {
                 name: "RECONCILE_STATUSES",
                 value: statuses.clone(),
@@ -97,6 +97,11 @@ impl ReconcileConfig {
 /// `RECONCILE_GRACE_SECONDS` unset: a minute, far longer than a sign-up takes to become a
 /// profile (docs/benchmarks.md), far shorter than the overlap, so the next pass sees the user.
 pub const DEFAULT_GRACE_SECONDS: u64 = 60;
+
+/// The most `LIST_USERS_RPS` takes: Cognito's UserList quota (the category of `ListUsers`),
+/// 30 requests per second per account and Region by default and not adjustable; more would
+/// only be throttled.
+pub const MAX_LIST_RATE: f64 = 30.0;
 
 /// `LIST_USERS_RPS` unset: `ListUsers` calls per second (300 users/s).
 pub const DEFAULT_LIST_RATE: f64 = 5.0;

@@ -174,8 +174,8 @@ const SAM_PARAMETERS: Record<string, Spec> = {
     type: "Number",
     default: 5,
     minValue: 1,
-    maxValue: 100,
-    description: "The reconciler's LIST_USERS_RPS: most Cognito ListUsers calls per second (shares the UserRead quota).",
+    maxValue: 30,
+    description: "The reconciler's LIST_USERS_RPS: most Cognito ListUsers calls per second (Cognito's UserList quota: 30/s per account and Region, not adjustable).",
   },
   ReconcileStatuses: {
     type: "String",

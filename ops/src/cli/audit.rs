@@ -37,8 +37,8 @@ pub struct AuditArgs {
     /// Users changed within this many seconds are not judged: their profile may be on its way.
     #[arg(long, default_value_t = 300)]
     grace_seconds: u64,
-    /// Cognito ListUsers pages (60 users each) per second, at most. ListUsers shares the
-    /// account's UserRead quota (120/s by default) with sign-ins and the worker's user check.
+    /// Cognito ListUsers pages (60 users each) per second, at most. ListUsers counts against the
+    /// account's UserList quota (30/s by default, per Region), shared with the reconciler.
     #[arg(long, value_name = "PER_SECOND", default_value_t = 20.0, value_parser = positive_rate, allow_negative_numbers = true)]
     list_rate: f64,
     /// AppSync listUserProfiles pages per second, at most (each page is a DynamoDB Scan).
