@@ -116,8 +116,10 @@ fn capped<S>(from_env: EnvFilter) -> impl Filter<S> + Send + Sync + 'static
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
+    // Spans pass: they print nothing themselves, and the Lambda runtime's invocation span is
+    // what puts `requestId` on our lines. Their fields show only on our own events inside them.
     from_env.and(filter_fn(|meta| {
-        *meta.level() <= THIRD_PARTY_MAX || is_ours(meta.target())
+        meta.is_span() || *meta.level() <= THIRD_PARTY_MAX || is_ours(meta.target())
     }))
 }
 
@@ -241,6 +243,34 @@ mod tests {
             passed("info,aws_smithy_runtime=trace,hyper_util=trace,aws_config=info"),
             ["uc_ops::audit INFO", "aws_config::imds WARN"]
         );
+    }
+
+    /// The Lambda runtime's invocation span is not capped: it carries the request id onto our
+    /// lines.
+    #[test]
+    fn the_runtimes_span_still_carries_the_request_id() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer({
+                let seen = seen.clone();
+                move || Captured(seen.clone())
+            })
+            .with_ansi(false)
+            .without_time()
+            .with_filter(capped(EnvFilter::new("info")));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!(target: "lambda_runtime", "invoke", requestId = "req-7").in_scope(
+                || {
+                    tracing::info!(target: "uc_emitter", "ours");
+                    tracing::debug!(target: "lambda_runtime", "theirs");
+                },
+            );
+        });
+        let text = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("req-7") && text.contains("ours"), "{text}");
     }
 
     #[test]
