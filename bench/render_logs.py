@@ -25,6 +25,8 @@ def render_logs(doc: dict, w) -> None:
     w("and per batch. The emitter ran "
       f"{st['emitterInvocations']:,} invocations against moto's PutEvents; the worker "
       f"{st['workerMessages']:,} messages at C = {st['concurrency']} against the {st['latencyMs']} ms GraphQL endpoint.")
+    if lg.get("buildNote"):
+        w(f"Measured with a {lg['buildNote']}.")
     w("")
     w("| Function | bytes per unit | of which log lines | of which EMF | lines by level | other crates below INFO | CPU per unit |")
     w("| --- | ---: | ---: | ---: | --- | ---: | ---: |")
