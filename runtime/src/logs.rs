@@ -184,6 +184,28 @@ mod tests {
 
     /// The levels that get through `directives`, per target, as (target, level) lines.
     fn passed(directives: &str) -> Vec<String> {
+        let text = printed(directives, || {
+            tracing::trace!(target: "uc_worker::processor", "ours");
+            tracing::debug!(target: "uc_emitter", "ours");
+            tracing::info!(target: "uc_ops::audit", "ours");
+            tracing::trace!(target: "aws_smithy_runtime::client", "theirs");
+            tracing::debug!(target: "lambda_runtime", "theirs");
+            tracing::debug!(target: "hyper_util::client", "theirs");
+            tracing::info!(target: "aws_config::meta", "theirs");
+            tracing::warn!(target: "aws_config::imds", "theirs");
+        });
+        text.lines()
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                let level = words.next().unwrap_or_default();
+                let target = words.next().unwrap_or_default().trim_end_matches(':');
+                format!("{target} {level}")
+            })
+            .collect()
+    }
+
+    /// What a text subscriber filtered by `directives` (and the cap) prints while `f` runs.
+    fn printed(directives: &str, f: impl FnOnce()) -> String {
         use std::sync::{Arc, Mutex};
         let seen = Arc::new(Mutex::new(Vec::new()));
         let layer = tracing_subscriber::fmt::layer()
@@ -194,26 +216,9 @@ mod tests {
             .with_ansi(false)
             .without_time()
             .with_filter(capped(EnvFilter::new(directives)));
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::trace!(target: "uc_worker::processor", "ours");
-            tracing::debug!(target: "uc_emitter", "ours");
-            tracing::info!(target: "uc_ops::audit", "ours");
-            tracing::trace!(target: "aws_smithy_runtime::client", "theirs");
-            tracing::debug!(target: "lambda_runtime", "theirs");
-            tracing::debug!(target: "hyper_util::client", "theirs");
-            tracing::info!(target: "aws_config::meta", "theirs");
-            tracing::warn!(target: "aws_config::imds", "theirs");
-        });
-        let text = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| {
-                let mut words = l.split_whitespace();
-                let level = words.next().unwrap_or_default();
-                let target = words.next().unwrap_or_default().trim_end_matches(':');
-                format!("{target} {level}")
-            })
-            .collect()
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+        let bytes = seen.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
     }
 
     struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -249,18 +254,7 @@ mod tests {
     /// lines.
     #[test]
     fn the_runtimes_span_still_carries_the_request_id() {
-        use std::sync::{Arc, Mutex};
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let layer = tracing_subscriber::fmt::layer()
-            .with_writer({
-                let seen = seen.clone();
-                move || Captured(seen.clone())
-            })
-            .with_ansi(false)
-            .without_time()
-            .with_filter(capped(EnvFilter::new("info")));
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, || {
+        let text = printed("info", || {
             tracing::info_span!(target: "lambda_runtime", "invoke", requestId = "req-7").in_scope(
                 || {
                     tracing::info!(target: "uc_emitter", "ours");
@@ -268,7 +262,6 @@ mod tests {
                 },
             );
         });
-        let text = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains("req-7") && text.contains("ours"), "{text}");
     }
