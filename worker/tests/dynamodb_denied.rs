@@ -22,9 +22,6 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use serde_json::json;
 use uc_devkit::{ChildGuard, REGION, free_port, moto_args, python, sqs};
 use uc_schemas::dead_letter::attr;
@@ -115,27 +112,7 @@ async fn a_denied_put_item_is_dead_lettered_and_put_item_is_all_the_store_needs(
     let sdk = config(&endpoint, &key.access_key_id, &key.secret_access_key).await;
 
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    dynamodb
-        .create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    uc_devkit::dynamodb::create_model_table(&dynamodb, TABLE).await;
     let sqs_client = aws_sdk_sqs::Client::new(&sdk);
     let (dlq_url, _) = sqs::create_queue(&sqs_client, "worker-dlq", 30).await;
     let config = WorkerConfig::from_reader(&uc_runtime::env::from_pairs([

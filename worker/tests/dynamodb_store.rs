@@ -6,10 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use uc_devkit::{Moto, sqs};
 use uc_schemas::dead_letter::attr;
 use uc_schemas::{DEFAULT_SOURCE, ProfileStore, UserConfirmed, sub_from_label, to_envelope};
@@ -47,27 +44,7 @@ fn config(table: &str, dlq_url: &str) -> WorkerConfig {
 
 /// The model table as Amplify Gen 1 creates it: `id` is the only key.
 async fn create_model_table(client: &aws_sdk_dynamodb::Client) {
-    client
-        .create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    uc_devkit::dynamodb::create_model_table(client, TABLE).await;
 }
 
 fn meta(id: &str) -> MessageMeta {

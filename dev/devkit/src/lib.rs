@@ -5,6 +5,7 @@
 //! re-exported here, so `uc_devkit::Moto`, `uc_devkit::free_port`, … work as they always did.
 
 mod amplify_sim;
+pub mod dynamodb;
 mod eventually;
 mod lambda;
 mod moto;

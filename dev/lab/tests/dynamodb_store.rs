@@ -15,7 +15,8 @@ use uc_schemas::dead_letter::attr;
 use uc_schemas::{ProfileCreated, ProfileStore, profile_created_event_pattern};
 
 mod support;
-use support::{TestStack, binary, create_model_table};
+use support::{TestStack, binary};
+use uc_devkit::dynamodb::create_model_table;
 
 const TABLE: &str = "UserProfile-labapi-dev";
 

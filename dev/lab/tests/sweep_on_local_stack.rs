@@ -14,7 +14,8 @@ use uc_runtime::metrics::read_count;
 use uc_schemas::{Origin, UserConfirmed};
 
 mod support;
-use support::{TestStack, binary, create_model_table, json_of};
+use support::{TestStack, binary, json_of};
+use uc_devkit::dynamodb::create_model_table;
 
 /// A rule of the test's own on the pipeline's bus, every `UserConfirmed` of the stack's source
 /// to a queue: what any other consumer of the event would receive.
