@@ -98,8 +98,7 @@ async fn the_binary_answers_cognito_and_logs_no_email() {
             "the event comes back unchanged"
         );
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let lines = harness.output();
+    let lines = harness.output_when(emf_records(cases.len()));
     assert_no_pii(&lines);
     let joined = lines.join("\n");
     assert!(
@@ -133,8 +132,7 @@ async fn the_binary_answers_cognito_and_logs_no_email() {
         "{error}"
     );
     assert!(!message.contains(PUBLISHED), "{error}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let lines = failing.output();
+    let lines = failing.output_when(emf_records(1));
     assert_no_pii(&lines);
     assert_no_pii(&[error.to_string()]);
     assert!(
@@ -143,6 +141,12 @@ async fn the_binary_answers_cognito_and_logs_no_email() {
             .any(|l| l.contains(PUBLISHED) && l.contains("not published")),
         "the function's own log names the sub: {lines:?}"
     );
+}
+
+/// True once `lines` hold `n` EMF records: every invocation ends with one, printed before the
+/// function answers, but the pipe may deliver it after the answer.
+fn emf_records(n: usize) -> impl Fn(&[String]) -> bool {
+    move |lines| lines.iter().filter(|l| l.contains("\"_aws\"")).count() >= n
 }
 
 #[test]
@@ -375,8 +379,7 @@ async fn the_binary_returns_the_exact_bytes_it_was_sent_lone_surrogates_and_huge
             assert_eq!(kind, "response", "{policy}/{bus} {id}: {body}");
             assert_eq!(body, *text, "{policy}/{bus} {id}: the very bytes come back");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let lines = binary.output();
+        let lines = binary.output_when(emf_records(2), Duration::from_secs(30));
         assert_no_pii(&lines);
         let joined = lines.join("\n");
         let outcome = if bus == "bus" {
@@ -512,7 +515,7 @@ async fn rust_log_trace_prints_no_email() {
         )
         .await;
     invocation.result.expect("answered");
-    let lines = harness.output();
+    let lines = harness.output_when(emf_records(1));
     assert!(
         lines.iter().any(|l| l.contains("\"target\":\"uc_emitter")),
         "the emitter logged: {lines:?}"
@@ -564,7 +567,7 @@ async fn a_timed_out_publish_is_unknown_not_failed() {
         )
         .await;
     invocation.result.expect("fail-open answers Cognito");
-    let lines = harness.output();
+    let lines = harness.output_when(emf_records(1));
     let emf: Vec<Value> = lines
         .iter()
         .filter(|l| l.contains("\"_aws\""))

@@ -121,6 +121,11 @@ impl LambdaHarness {
         self.process.output()
     }
 
+    /// The output once `ready` holds for it (see [`RunningBinary::output_when`]).
+    pub fn output_when(&self, ready: impl Fn(&[String]) -> bool) -> Vec<String> {
+        self.process.output_when(ready, Duration::from_secs(30))
+    }
+
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }

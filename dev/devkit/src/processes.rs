@@ -110,6 +110,9 @@ pub(crate) fn wait_for_port(port: u16, guard: &mut ChildGuard, timeout: Duration
 pub struct RunningBinary {
     guard: ChildGuard,
     output: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; joined once the process has exited, so that
+    /// every line it wrote is in `output` when a test reads it.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl RunningBinary {
@@ -138,20 +141,22 @@ impl RunningBinary {
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary}: {e}"));
         let output = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let output = output.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     output.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
         Self {
             guard: ChildGuard::new("binary", child),
             output,
+            readers,
         }
     }
 
@@ -161,6 +166,25 @@ impl RunningBinary {
 
     pub fn output(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The output once `ready` holds for it. A line a process printed before it answered may
+    /// still be in the pipe when the answer arrives, so tests wait for the lines they read
+    /// rather than sleeping a guessed time. Panics with the output after `limit`, which is only
+    /// a bound on a hung test, never the subject of one.
+    pub fn output_when(&self, ready: impl Fn(&[String]) -> bool, limit: Duration) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let lines = self.output();
+            if ready(&lines) {
+                return lines;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the expected output did not appear within {limit:?}: {lines:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Sends `signal` (e.g. "TERM", "KILL") to the process.
@@ -175,7 +199,9 @@ impl RunningBinary {
 
     /// The exit status, if the process has exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.guard.child_mut().try_wait().ok().flatten()
+        let status = self.guard.child_mut().try_wait().ok().flatten()?;
+        self.drain_output();
+        Some(status)
     }
 
     /// Waits for the process to exit; `None` if it is still running after `timeout`.
@@ -183,11 +209,20 @@ impl RunningBinary {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Some(status) = self.guard.child_mut().try_wait().unwrap() {
+                self.drain_output();
                 return Some(status);
             }
             // Fine enough for the stop times the tests report.
             std::thread::sleep(Duration::from_millis(5));
         }
         None
+    }
+
+    /// After exit: waits for the readers to reach the end of the pipes (the binaries start no
+    /// children that could hold them open).
+    fn drain_output(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
     }
 }
