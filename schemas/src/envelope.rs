@@ -1,10 +1,12 @@
-//! The one parser for `UserConfirmed` messages, used by every consumer in this repository:
-//! an EventBridge envelope (as a rule delivers it to SQS) or the bare `detail` (as the
-//! emitter's fallback and the ops CLI's `--direct` path may send it).
+//! The one parser for the messages the pipeline consumes, used by every consumer in this
+//! repository: a `UserConfirmed` in an EventBridge envelope (as a rule delivers it to SQS) or
+//! bare (as the emitter's fallback and the ops CLI's `--direct` path may send it), and, through
+//! [`parse_any`], Cognito's CloudTrail-recorded calls ([`CognitoApiCall`]).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::cognito_api_call::{CLOUDTRAIL_DETAIL_TYPE, CognitoApiCall};
 use crate::{DETAIL_TYPE, SCHEMA_VERSION, UserConfirmed};
 
 /// Bodies larger than this are refused before parsing (SQS's own limit is 256 KiB by default;
@@ -35,6 +37,8 @@ pub enum EnvelopeError {
     UnsupportedSchemaVersion(String),
     #[error("detail does not match UserConfirmed v1: {0}")]
     InvalidDetail(String),
+    #[error("a CloudTrail record the pipeline does not act on: {0}")]
+    UnexpectedCall(String),
 }
 
 impl EnvelopeError {
@@ -50,6 +54,7 @@ impl EnvelopeError {
             Self::Unrecognised => "UnrecognisedMessage",
             Self::UnsupportedSchemaVersion(_) => "UnsupportedSchemaVersion",
             Self::InvalidDetail(_) => "InvalidDetail",
+            Self::UnexpectedCall(_) => "UnexpectedCall",
         }
     }
 }
@@ -74,8 +79,28 @@ pub struct ReceivedEvent {
     pub envelope: Option<EnvelopeMeta>,
 }
 
+/// A message of any kind the pipeline consumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    UserConfirmed(ReceivedEvent),
+    CognitoApiCall(CognitoApiCall),
+}
+
+/// Parses an SQS body into whichever message it is: the worker reads its queues with this.
+pub fn parse_any(body: &str) -> Result<Message, EnvelopeError> {
+    let object = json_object(body)?;
+    if object.get("detail-type").and_then(Value::as_str) == Some(CLOUDTRAIL_DETAIL_TYPE) {
+        return CognitoApiCall::from_envelope(object).map(Message::CognitoApiCall);
+    }
+    user_confirmed(object).map(Message::UserConfirmed)
+}
+
 /// Parses an SQS body (or any string) into a `UserConfirmed`.
 pub fn parse_message(body: &str) -> Result<ReceivedEvent, EnvelopeError> {
+    user_confirmed(json_object(body)?)
+}
+
+fn json_object(body: &str) -> Result<Map<String, Value>, EnvelopeError> {
     if body.trim().is_empty() {
         return Err(EnvelopeError::Empty);
     }
@@ -87,9 +112,13 @@ pub fn parse_message(body: &str) -> Result<ReceivedEvent, EnvelopeError> {
     }
     let value: Value =
         serde_json::from_str(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
-    let Value::Object(mut object) = value else {
-        return Err(EnvelopeError::NotAnObject);
-    };
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(EnvelopeError::NotAnObject),
+    }
+}
+
+fn user_confirmed(mut object: Map<String, Value>) -> Result<ReceivedEvent, EnvelopeError> {
     if let Some(detail_type) = object.get("detail-type") {
         let detail_type = detail_type.as_str().unwrap_or_default();
         if detail_type != DETAIL_TYPE {
