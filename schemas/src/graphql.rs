@@ -12,3 +12,11 @@ pub const CREATE_USER_PROFILE_OPERATION: &str = "CreateUserProfile";
 
 /// The mutation's field: where the created item sits under `data`.
 pub const CREATE_USER_PROFILE_FIELD: &str = "createUserProfile";
+
+/// The mutation that removes a profile whose user left the pool, and its field.
+pub const DELETE_USER_PROFILE: &str = include_str!("../graphql/deleteUserProfile.graphql");
+pub const DELETE_USER_PROFILE_FIELD: &str = "deleteUserProfile";
+
+/// The query that tells whether a profile exists, and its field.
+pub const GET_USER_PROFILE: &str = include_str!("../graphql/getUserProfile.graphql");
+pub const GET_USER_PROFILE_FIELD: &str = "getUserProfile";
