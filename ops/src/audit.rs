@@ -24,47 +24,9 @@ use crate::sweep::{Selection, Verdict};
 use crate::text::redact;
 use crate::user_pages::UserPages;
 
-/// Account statuses counted by default: accounts in use (confirmed sign-ups, administrators'
-/// users once their password is set, federated users). Users of other statuses are still
-/// known, so a profile of theirs is never "orphaned"; docs/runbook.md explains the choice.
-pub const DEFAULT_STATUSES: &[&str] = &["CONFIRMED", "EXTERNAL_PROVIDER"];
-
-/// [`DEFAULT_STATUSES`] as a variable or option value: the back-fill and the reconciler select
-/// the same accounts the audit counts.
-pub const DEFAULT_STATUS_LIST: &str = "CONFIRMED,EXTERNAL_PROVIDER";
-
-/// Every `cognito:user_status` Cognito reports.
-pub const ALL_STATUSES: &[&str] = &[
-    "UNCONFIRMED",
-    "CONFIRMED",
-    "ARCHIVED",
-    "COMPROMISED",
-    "UNKNOWN",
-    "RESET_REQUIRED",
-    "FORCE_CHANGE_PASSWORD",
-    "EXTERNAL_PROVIDER",
-];
-
-/// A comma-separated list of `cognito:user_status` values, any case; at least one.
-pub fn parse_statuses(text: &str) -> Result<Vec<String>, String> {
-    let mut statuses = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let upper = part.to_ascii_uppercase();
-        if !ALL_STATUSES.contains(&upper.as_str()) {
-            return Err(format!(
-                "{part:?} is not a Cognito user status (one of {})",
-                ALL_STATUSES.join(", ")
-            ));
-        }
-        if !statuses.contains(&upper) {
-            statuses.push(upper);
-        }
-    }
-    if statuses.is_empty() {
-        return Err("name at least one status".into());
-    }
-    Ok(statuses)
-}
+pub use uc_schemas::counted::{
+    ALL_STATUSES, DEFAULT_STATUS_LIST, DEFAULT_STATUSES, parse_statuses,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

@@ -5,6 +5,7 @@
 //! GraphQL documents the worker sends. Nothing here knows about AWS SDK types.
 
 pub mod cognito_api_call;
+pub mod counted;
 pub mod dead_letter;
 pub mod envelope;
 pub mod graphql;

@@ -15,14 +15,14 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use tokio::time::Instant;
-use uc_runtime::RetryPolicy;
+use uc_runtime::{Failure, RetryPolicy};
 use uc_schemas::UserConfirmed;
 
 use crate::WorkerError;
-use crate::classify::{Answer, Outcome, classify};
+use crate::classify::{Answer, Outcome, classify, presence};
 use crate::limit::AdaptiveLimit;
 use crate::mutation::MutationSpec;
-use crate::store::WriteReport;
+use crate::store::{Removal, WriteReport, result_of_run};
 
 /// What the worker needs from a GraphQL endpoint: post a body, and renew credentials after
 /// the endpoint refused them.
@@ -358,4 +358,107 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
         let result = self.retry.run(deadline, attempt, |_, _| {}).await;
         WriteReport::of_run(result, latencies.into_inner().unwrap())
     }
+}
+
+impl<E: GraphQlEndpoint> ProfileWriter<E> {
+    /// `deleteUserProfile(input: {id: sub})`: Amplify's resolver deletes the item; a missing
+    /// one is refused by its condition (or answered `null`), which is [`Removal::Absent`].
+    pub async fn delete(&self, sub: &str, deadline: Option<Instant>) -> Result<Removal, Failure> {
+        let body = graphql_body(
+            uc_schemas::graphql::DELETE_USER_PROFILE,
+            "DeleteUserProfile",
+            serde_json::json!({ "input": { "id": sub } }),
+        );
+        let field = uc_schemas::graphql::DELETE_USER_PROFILE_FIELD;
+        self.call(body, deadline, |answer| {
+            match presence(answer, field) {
+                Some(true) => return Ok(Removal::Removed),
+                Some(false) => return Ok(Removal::Absent),
+                None => {}
+            }
+            match classify(answer, field) {
+                Outcome::Created => Ok(Removal::Removed),
+                Outcome::AlreadyExists => Ok(Removal::Absent),
+                other => Err(other),
+            }
+        })
+        .await
+    }
+
+    /// `getUserProfile(id: sub)`: whether the profile exists.
+    pub async fn read(&self, sub: &str, deadline: Option<Instant>) -> Result<bool, Failure> {
+        let body = graphql_body(
+            uc_schemas::graphql::GET_USER_PROFILE,
+            "GetUserProfile",
+            serde_json::json!({ "id": sub }),
+        );
+        let field = uc_schemas::graphql::GET_USER_PROFILE_FIELD;
+        self.call(body, deadline, |answer| match presence(answer, field) {
+            Some(found) => Ok(found),
+            None => match classify(answer, field) {
+                // An answer with the item and errors beside it still shows the item.
+                Outcome::Created => Ok(true),
+                other => Err(other),
+            },
+        })
+        .await
+    }
+
+    /// One GraphQL request, retried with the one runner, credentials renewed once after a
+    /// refusal, throttling fed to the adaptive limit; `judge` reads each answer.
+    async fn call<T: Send>(
+        &self,
+        body: Vec<u8>,
+        deadline: Option<Instant>,
+        judge: impl Fn(&Answer) -> Result<T, Outcome> + Send + Sync,
+    ) -> Result<T, Failure> {
+        let refreshed = AtomicBool::new(false);
+        let attempt = |attempt: uc_runtime::Attempt| {
+            let body = body.clone();
+            let (refreshed, judge) = (&refreshed, &judge);
+            async move {
+                let _slot = self.limit.acquire().await;
+                let answer = self
+                    .endpoint
+                    .post(body, attempt.bound(self.request_timeout), None)
+                    .await;
+                match judge(&answer) {
+                    Ok(value) => {
+                        self.limit.on_success();
+                        Ok(value)
+                    }
+                    Err(Outcome::AuthRejected { reason })
+                        if !refreshed.swap(true, Ordering::Relaxed) =>
+                    {
+                        self.endpoint.refresh_credentials().await;
+                        Err(Outcome::Retryable {
+                            reason,
+                            throttled: false,
+                        })
+                    }
+                    Err(Outcome::AuthRejected { reason }) => Err(Outcome::Permanent { reason }),
+                    Err(
+                        retry @ Outcome::Retryable {
+                            throttled: true, ..
+                        },
+                    ) => {
+                        self.limit.on_throttled();
+                        Err(retry)
+                    }
+                    Err(other) => Err(other),
+                }
+            }
+        };
+        result_of_run(self.retry.run(deadline, attempt, |_, _| {}).await)
+    }
+}
+
+/// A GraphQL request body.
+fn graphql_body(query: &str, operation: &str, variables: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "query": query,
+        "operationName": operation,
+        "variables": variables,
+    }))
+    .expect("JSON serializes")
 }

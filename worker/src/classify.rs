@@ -131,6 +131,28 @@ pub fn classify(answer: &Answer, field: &str) -> Outcome {
         .unwrap_or_else(|| retry("UnknownError"))
 }
 
+/// For a read or a delete: `Some(true)` when a 200 answer without errors has the item under
+/// `data.<field>`, `Some(false)` when it has `null` there; `None` for anything else (errors,
+/// other statuses, no answer), which [`classify`] judges.
+pub fn presence(answer: &Answer, field: &str) -> Option<bool> {
+    let Answer::Http { status: 200, body } = answer else {
+        return None;
+    };
+    let json: Value = serde_json::from_slice(body).ok()?;
+    if json
+        .get("errors")
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty())
+    {
+        return None;
+    }
+    match json.pointer(&format!("/data/{field}"))? {
+        Value::Object(_) => Some(true),
+        Value::Null => Some(false),
+        _ => None,
+    }
+}
+
 fn classify_graphql_error(error: &Value) -> Outcome {
     let error_type = error
         .get("errorType")

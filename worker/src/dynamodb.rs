@@ -4,7 +4,10 @@
 //! profile: the mapped fields (`MUTATION_INPUT`, as the AppSync mutation's input has them)
 //! plus DataStore's (`__typename`, `_version`, `_lastChangedAt`, `createdAt`, `updatedAt`).
 //! A failed condition means the profile exists; every other error goes through the shared
-//! classification (`uc_runtime::aws`) and the shared retry runner.
+//! classification (`uc_runtime::aws`) and the shared retry runner. Removal (the user left the
+//! pool) is what DataStore expects of a synced table — a soft delete (`_deleted`, `_version`
+//! + 1, `_lastChangedAt`, `_ttl`) — with the mapped fields (the email, the owner, which holds
+//! the username) removed from the item at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,20 +21,24 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
 use uc_runtime::aws::classify_sdk_error;
-use uc_runtime::{FailureKind, RetryPolicy};
+use uc_runtime::{Failure, FailureKind, RetryPolicy};
 use uc_schemas::UserConfirmed;
 use uc_schemas::dead_letter::stage;
 
 use crate::classify::Outcome;
 use crate::limit::AdaptiveLimit;
 use crate::mutation::MutationSpec;
-use crate::store::{ProfileStore, WriteReport};
+use crate::store::{ProfileStore, Removal, WriteReport, result_of_run};
 
 /// DynamoDB's error code when the condition (`attribute_not_exists(id)`) fails.
 pub const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
 
 /// The condition that makes creation idempotent: the profile's id is the user's `sub`.
 pub const CREATE_ONLY: &str = "attribute_not_exists(id)";
+
+/// How long DataStore keeps a tombstone before DynamoDB's TTL removes it (Amplify's default
+/// for conflict-detection tables: 30 days). The tombstone holds no PII.
+pub const TOMBSTONE_TTL_SECONDS: i64 = 30 * 24 * 3600;
 
 /// The default `PROFILE_TYPENAME`: the Amplify docs' model.
 pub const DEFAULT_TYPENAME: &str = "UserProfile";
@@ -176,6 +183,127 @@ impl DynamoDbProfiles {
     }
 }
 
+/// The `UpdateItem` of a soft delete at `now`: DataStore's tombstone fields set, every mapped
+/// field but `id` removed (`#f0`, `#f1`, ... in `names`).
+pub fn tombstone_update(
+    fields: &MutationSpec,
+    now: DateTime<Utc>,
+) -> (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+) {
+    let mut names: HashMap<String, String> = [
+        ("#deleted", "_deleted"),
+        ("#version", "_version"),
+        ("#changed", "_lastChangedAt"),
+        ("#ttl", "_ttl"),
+        ("#updated", "updatedAt"),
+        ("#id", "id"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut removed = Vec::new();
+    for (index, (field, _)) in fields.inputs.iter().filter(|(f, _)| f != "id").enumerate() {
+        let placeholder = format!("#f{index}");
+        names.insert(placeholder.clone(), field.clone());
+        removed.push(placeholder);
+    }
+    let values: HashMap<String, AttributeValue> = [
+        (":true", AttributeValue::Bool(true)),
+        (":zero", AttributeValue::N("0".into())),
+        (":one", AttributeValue::N("1".into())),
+        (
+            ":now",
+            AttributeValue::N(now.timestamp_millis().to_string()),
+        ),
+        (
+            ":ttl",
+            AttributeValue::N((now.timestamp() + TOMBSTONE_TTL_SECONDS).to_string()),
+        ),
+        (
+            ":nowIso",
+            AttributeValue::S(now.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut expression = "SET #deleted = :true, #version = if_not_exists(#version, :zero) + :one, \
+         #changed = :now, #ttl = :ttl, #updated = :nowIso"
+        .to_owned();
+    if !removed.is_empty() {
+        expression.push_str(" REMOVE ");
+        expression.push_str(&removed.join(", "));
+    }
+    (expression, names, values)
+}
+
+impl DynamoDbProfiles {
+    /// One soft delete, bounded by `timeout`: `Removed` unless the item was missing or already
+    /// a tombstone (its email is removed again all the same).
+    async fn tombstone(&self, sub: &str, timeout: Duration) -> Result<Removal, Outcome> {
+        let (expression, names, values) = tombstone_update(&self.fields, Utc::now());
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("id", AttributeValue::S(sub.to_owned()))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#id)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send();
+        match tokio::time::timeout(timeout, request).await {
+            Ok(Ok(output)) => {
+                let was_deleted = output
+                    .attributes()
+                    .and_then(|old| old.get("_deleted"))
+                    .is_some_and(|v| matches!(v, AttributeValue::Bool(true)));
+                Ok(if was_deleted {
+                    Removal::Absent
+                } else {
+                    Removal::Removed
+                })
+            }
+            Ok(Err(error)) => match outcome_of_failure(&error) {
+                Outcome::AlreadyExists => Ok(Removal::Absent),
+                other => Err(other),
+            },
+            Err(_) => Err(Outcome::Retryable {
+                reason: "Timeout".into(),
+                throttled: false,
+            }),
+        }
+    }
+
+    /// One consistent `GetItem`: a live (not deleted) item.
+    async fn live(&self, sub: &str, timeout: Duration) -> Result<bool, Outcome> {
+        let request = self
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .key("id", AttributeValue::S(sub.to_owned()))
+            .consistent_read(true)
+            .projection_expression("#id, #deleted")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#deleted", "_deleted")
+            .send();
+        match tokio::time::timeout(timeout, request).await {
+            Ok(Ok(output)) => Ok(output.item().is_some_and(|item| {
+                !matches!(item.get("_deleted"), Some(AttributeValue::Bool(true)))
+            })),
+            Ok(Err(error)) => Err(outcome_of_failure(&error)),
+            Err(_) => Err(Outcome::Retryable {
+                reason: "Timeout".into(),
+                throttled: false,
+            }),
+        }
+    }
+}
+
 impl ProfileStore for DynamoDbProfiles {
     fn kind(&self) -> uc_schemas::ProfileStore {
         uc_schemas::ProfileStore::Dynamodb
@@ -227,6 +355,22 @@ impl ProfileStore for DynamoDbProfiles {
         };
         let result = self.retry.run(deadline, attempt, |_, _| {}).await;
         WriteReport::of_run(result, latencies.into_inner().unwrap())
+    }
+
+    async fn remove(&self, sub: &str, deadline: Option<Instant>) -> Result<Removal, Failure> {
+        let attempt = |attempt: uc_runtime::Attempt| async move {
+            let _slot = self.limit.acquire().await;
+            self.tombstone(sub, attempt.bound(self.request_timeout))
+                .await
+        };
+        result_of_run(self.retry.run(deadline, attempt, |_, _| {}).await)
+    }
+
+    async fn exists(&self, sub: &str, deadline: Option<Instant>) -> Result<bool, Failure> {
+        let attempt = |attempt: uc_runtime::Attempt| async move {
+            self.live(sub, attempt.bound(self.request_timeout)).await
+        };
+        result_of_run(self.retry.run(deadline, attempt, |_, _| {}).await)
     }
 }
 

@@ -6,14 +6,17 @@
 
 pub mod announce;
 pub mod appsync;
+pub mod bus;
 pub mod classify;
 pub mod config;
 pub mod dead_letter;
 pub mod dynamodb;
 pub mod lambda;
+pub mod lifecycle;
 pub mod limit;
 pub mod mutation;
 pub mod poller;
+pub mod pool_users;
 pub mod processor;
 pub mod store;
 pub mod user_check;
@@ -75,7 +78,11 @@ pub async fn build_worker(
                 .first()
                 .cloned()
                 .unwrap_or_default();
-            worker.announcing(announce::ProfileAnnouncer::new(client, bus.clone(), source))
+            worker.announcing(announce::ProfileAnnouncer::new(bus::EventBridgeSink::new(
+                client,
+                bus.clone(),
+                source,
+            )))
         }
     })
 }

@@ -1,13 +1,14 @@
 //! The profile-store port: what the core needs from wherever profiles live. One `create` call
 //! per message, retries included, answered in the worker's outcome vocabulary (created,
-//! already there, retryable, permanent with a reason for the DLQ record). AppSync
+//! already there, retryable, permanent with a reason for the DLQ record); and for the user
+//! lifecycle, `remove` (the user left the pool) and `exists`. AppSync
 //! ([`crate::appsync::ProfileWriter`]) and DynamoDB ([`crate::dynamodb::DynamoDbProfiles`]) are
 //! the adapters; another store is one more adapter and one more [`ConfiguredStore`] variant.
 
 use std::future::Future;
 
 use tokio::time::Instant;
-use uc_runtime::{GaveUp, Succeeded};
+use uc_runtime::{Failure, FailureKind, GaveUp, Succeeded};
 use uc_schemas::UserConfirmed;
 
 use crate::AppSyncClient;
@@ -50,6 +51,37 @@ impl WriteReport {
     }
 }
 
+/// What removing a profile came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The profile was there and is gone (AppSync), or is now a tombstone without PII
+    /// (DynamoDB).
+    Removed,
+    /// There was no profile to remove (never created, or removed before).
+    Absent,
+}
+
+/// A store's outcome as the shared failure vocabulary has it (for calls other than `create`).
+pub fn failure_of(outcome: Outcome) -> Failure {
+    match outcome {
+        Outcome::Retryable { reason, throttled } => {
+            Failure::new(FailureKind::Retryable { throttled }, reason, "")
+        }
+        other => Failure::permanent(other.code().to_owned(), ""),
+    }
+}
+
+/// The result of a retried store call (`remove`, `exists`) as the shared vocabulary has it.
+pub fn result_of_run<T>(result: Result<Succeeded<T>, GaveUp<Outcome>>) -> Result<T, Failure> {
+    match result {
+        Ok(done) => Ok(done.value),
+        Err(GaveUp::Failed { error, .. }) => Err(failure_of(error)),
+        Err(GaveUp::Deadline { last, .. }) => Err(last.map(failure_of).unwrap_or_else(|| {
+            Failure::retryable("DeadlineReached", "no time left for the store")
+        })),
+    }
+}
+
 /// Where profiles are created.
 pub trait ProfileStore: Send + Sync {
     /// The store, as `ProfileCreated` events name it.
@@ -69,6 +101,21 @@ pub trait ProfileStore: Send + Sync {
         deadline: Option<Instant>,
         trace_header: Option<&str>,
     ) -> impl Future<Output = WriteReport> + Send;
+
+    /// Removes `sub`'s profile because the user left the pool; the email leaves the store at
+    /// once. Retried like `create`.
+    fn remove(
+        &self,
+        sub: &str,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<Removal, Failure>> + Send;
+
+    /// Whether `sub` has a (live) profile.
+    fn exists(
+        &self,
+        sub: &str,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<bool, Failure>> + Send;
 }
 
 impl<E: GraphQlEndpoint> ProfileStore for ProfileWriter<E> {
@@ -91,6 +138,22 @@ impl<E: GraphQlEndpoint> ProfileStore for ProfileWriter<E> {
         trace_header: Option<&str>,
     ) -> impl Future<Output = WriteReport> + Send {
         self.write(event, deadline, trace_header)
+    }
+
+    fn remove(
+        &self,
+        sub: &str,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<Removal, Failure>> + Send {
+        self.delete(sub, deadline)
+    }
+
+    fn exists(
+        &self,
+        sub: &str,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<bool, Failure>> + Send {
+        self.read(sub, deadline)
     }
 }
 
@@ -131,6 +194,20 @@ impl ProfileStore for ConfiguredStore {
         match self {
             Self::AppSync(store) => store.create(event, deadline, trace_header).await,
             Self::DynamoDb(store) => store.create(event, deadline, trace_header).await,
+        }
+    }
+
+    async fn remove(&self, sub: &str, deadline: Option<Instant>) -> Result<Removal, Failure> {
+        match self {
+            Self::AppSync(store) => store.remove(sub, deadline).await,
+            Self::DynamoDb(store) => store.remove(sub, deadline).await,
+        }
+    }
+
+    async fn exists(&self, sub: &str, deadline: Option<Instant>) -> Result<bool, Failure> {
+        match self {
+            Self::AppSync(store) => store.exists(sub, deadline).await,
+            Self::DynamoDb(store) => store.exists(sub, deadline).await,
         }
     }
 }

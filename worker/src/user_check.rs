@@ -67,20 +67,20 @@ const CACHE_CAPACITY: usize = 100_000;
 
 /// Spaces calls at least `interval` apart, across every task of the process.
 #[derive(Debug)]
-struct Pacer {
+pub(crate) struct Pacer {
     interval: Duration,
     next: Mutex<Instant>,
 }
 
 impl Pacer {
-    fn new(per_second: u32) -> Self {
+    pub(crate) fn new(per_second: u32) -> Self {
         Self {
             interval: Duration::from_secs(1) / per_second.max(1),
             next: Mutex::new(Instant::now()),
         }
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let slot = {
             let mut next = self.next.lock().unwrap();
             let slot = (*next).max(Instant::now());
