@@ -1,5 +1,6 @@
 """Fault injection: validates the rule format of POST /_standin/faults, decides which
-rules apply to a request (match by field or createUserProfile id, count, fraction draw)
+rules apply to a request (match by field or by the input id of createUserProfile or
+deleteUserProfile, count, fraction draw)
 and renders the answer an applying status/errorType rule gives.
 """
 

@@ -337,11 +337,12 @@ def top_level_fields(document, operation_name: str | None):
     return op, out
 
 
-def create_input_ids(fields, variables: dict[str, Any]) -> list[Any]:
-    """input.id of every createUserProfile field (None when absent/unknown)."""
+def input_ids(fields, variables: dict[str, Any], field_name: str) -> list[Any]:
+    """input.id of every `field_name` field (createUserProfile, deleteUserProfile) of the
+    operation; None when absent or unknown."""
     ids = []
     for _key, node in fields:
-        if node.name.value != "createUserProfile":
+        if node.name.value != field_name:
             continue
         value = None
         for arg in node.arguments or []:
@@ -358,6 +359,16 @@ def create_input_ids(fields, variables: dict[str, Any]) -> list[Any]:
     return ids
 
 
+def create_input_ids(fields, variables: dict[str, Any]) -> list[Any]:
+    """input.id of every createUserProfile field (None when absent/unknown)."""
+    return input_ids(fields, variables, "createUserProfile")
+
+
+def delete_input_ids(fields, variables: dict[str, Any]) -> list[Any]:
+    """input.id of every deleteUserProfile field (None when absent/unknown)."""
+    return input_ids(fields, variables, "deleteUserProfile")
+
+
 class StandIn:
     """The AppSync behaviour: schema and resolvers over the State's store."""
 
@@ -367,6 +378,7 @@ class StandIn:
         mutation = self.schema.mutation_type
         query = self.schema.query_type
         mutation.fields["createUserProfile"].resolve = self._create_user_profile
+        mutation.fields["deleteUserProfile"].resolve = self._delete_user_profile
         query.fields["getUserProfile"].resolve = self._get_user_profile
         query.fields["listUserProfiles"].resolve = self._list_user_profiles
         self.schema.type_map["UserProfile"].fields["profileOwner"].resolve = owner_as_read
@@ -394,12 +406,7 @@ class StandIn:
         if profile_id is None:
             profile_id = str(uuid.uuid4())
         if profile_id == "":
-            raise AppSyncError(
-                "DynamoDB:DynamoDbException",
-                "One or more parameter values are not valid. The AttributeValue for a key "
-                "attribute cannot contain an empty string value. Key: id "
-                f"(Service: DynamoDb, Status Code: 400, Request ID: {dynamodb_request_id()})",
-            )
+            raise _empty_key_error()
         moment = now_utc()
         now = aws_datetime(moment)
         # As Amplify's create resolver: the defaults, then the input as given (a field left
@@ -430,6 +437,42 @@ class StandIn:
                 ),
             )
         return dict(item)
+
+    def _delete_user_profile(self, _root, _info, input, condition=None):  # noqa: A002
+        """Amplify's generated delete on a model without conflict detection: a DeleteItem
+        (hard delete, the old item returned) under `attribute_exists(id) AND <condition>`.
+
+        When that condition fails, AppSync's DynamoDB data source reads the item again
+        ("Checking for the desired result" in AppSync's condition-expression reference): for
+        a DeleteItem, no item there means the delete is treated as successful; an item there
+        means the default Reject strategy, DynamoDB:ConditionalCheckFailedException. So a
+        missing id answers `deleteUserProfile: null` with no error, and an existing item whose
+        `condition` fails is refused. (Amplify's simulator answers the missing id with the
+        ConditionalCheckFailed error instead; a fault rule reproduces that, see README.)
+        """
+        profile_id = input.get("id")
+        if profile_id == "":
+            raise _empty_key_error()
+        st = self.state
+        with st.lock:
+            item = st.profiles.get(profile_id)
+            refused = item is not None and not _filter_matches(condition, item)
+            if item is None:
+                st.counters["deleteMissing"] += 1
+                st.per_id(profile_id, "deleteMissing")
+            elif not refused:
+                del st.profiles[profile_id]
+                st.counters["deleted"] += 1
+                st.per_id(profile_id, "deleted")
+                st.record_deleted_at(profile_id, epoch_micros(now_utc()))
+        if refused:
+            raise AppSyncError(
+                "DynamoDB:ConditionalCheckFailedException",
+                ERRORTYPE_MESSAGES["DynamoDB:ConditionalCheckFailedException"].format(
+                    request_id=dynamodb_request_id()
+                ),
+            )
+        return dict(item) if item is not None else None
 
     def _get_user_profile(self, _root, _info, id):  # noqa: A002
         with self.state.lock:
@@ -468,6 +511,16 @@ class StandIn:
         if end < len(items):
             token = base64.urlsafe_b64encode(json.dumps({"offset": end}).encode()).decode()
         return {"items": out, "nextToken": token}
+
+
+def _empty_key_error() -> AppSyncError:
+    """DynamoDB's refusal of an empty-string key, as AppSync passes it on."""
+    return AppSyncError(
+        "DynamoDB:DynamoDbException",
+        "One or more parameter values are not valid. The AttributeValue for a key "
+        "attribute cannot contain an empty string value. Key: id "
+        f"(Service: DynamoDb, Status Code: 400, Request ID: {dynamodb_request_id()})",
+    )
 
 
 def owner_as_read(source: dict[str, Any], _info) -> Any:

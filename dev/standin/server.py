@@ -23,6 +23,7 @@ from .graphql import (
     CompiledDocument,
     StandIn,
     create_input_ids,
+    delete_input_ids,
     field_error_to_appsync,
     request_error_to_appsync,
     syntax_error_to_appsync,
@@ -318,12 +319,19 @@ class Handler(BaseHTTPRequestHandler):
             # be matched by id; faults without "match" also hit invalid documents.
             op, fields = top_level_fields(compiled.document, op_name)
         field_names = [node.name.value for _k, node in fields]
-        ids = create_input_ids(fields, variables)
+        create_ids = create_input_ids(fields, variables)
+        delete_ids = delete_input_ids(fields, variables)
+        # Fault rules match an id given to either mutation.
+        ids = create_ids + delete_ids
         for fname in field_names:
             state.bump("operations", fname)
-        for pid in ids:
+        for pid in create_ids:
             state.bump("createAttempts")
             state.per_id(pid, "attempts")
+        for pid in delete_ids:
+            state.bump("deleteAttempts")
+            state.per_id(pid, "deleteAttempts")
+        for pid in ids:
             state.record_trace(pid, self.headers.get("X-Amzn-Trace-Id"))
 
         latency, fault = state.decide_faults(field_names, ids)

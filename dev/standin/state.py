@@ -13,6 +13,14 @@ from typing import Any
 
 from . import faults
 
+# The counters every perId entry starts with.
+# "attempts" counts createUserProfile fields, "deleteAttempts" deleteUserProfile fields;
+# "faulted" counts both when an injected fault answered them.
+PER_ID_COUNTERS = (
+    "attempts", "created", "duplicates", "faulted", "deleteAttempts", "deleted", "deleteMissing",
+)
+
+
 class State:
     def __init__(self, seed: int):
         self.seed = seed
@@ -33,6 +41,9 @@ class State:
             "createAttempts": 0,
             "created": 0,
             "duplicates": 0,
+            "deleteAttempts": 0,
+            "deleted": 0,
+            "deleteMissing": 0,
             "operations": {},
             "responses": {},
             "perId": {},
@@ -56,14 +67,18 @@ class State:
                 d = self.counters[key]
                 d[sub] = d.get(sub, 0) + n
 
+    def _entry(self, profile_id: str) -> dict[str, Any]:
+        """The perId counters of one id, created at their zeros (the caller holds the lock)."""
+        entry = self.counters["perId"].get(profile_id)
+        if entry is None:
+            entry = self.counters["perId"][profile_id] = dict.fromkeys(PER_ID_COUNTERS, 0)
+        return entry
+
     def per_id(self, profile_id: Any, key: str) -> None:
         if not isinstance(profile_id, str):
             return
         with self.lock:
-            entry = self.counters["perId"].setdefault(
-                profile_id, {"attempts": 0, "created": 0, "duplicates": 0, "faulted": 0}
-            )
-            entry[key] += 1
+            self._entry(profile_id)[key] += 1
 
     def record_trace(self, profile_id: Any, trace_header: str | None) -> None:
         """Keeps the last X-Amzn-Trace-Id seen for a profile id, so tests can follow a trace
@@ -71,20 +86,20 @@ class State:
         if not isinstance(profile_id, str) or not trace_header:
             return
         with self.lock:
-            entry = self.counters["perId"].setdefault(
-                profile_id, {"attempts": 0, "created": 0, "duplicates": 0, "faulted": 0}
-            )
-            entry["traceHeader"] = trace_header
+            self._entry(profile_id)["traceHeader"] = trace_header
 
     def record_created_at(self, profile_id: str, micros: int) -> None:
         """Keeps when the profile was stored (the first time since the last reset), in
         microseconds since the Unix epoch on this machine's clock: what a benchmark measures
         a sign-up's lag to."""
         with self.lock:
-            entry = self.counters["perId"].setdefault(
-                profile_id, {"attempts": 0, "created": 0, "duplicates": 0, "faulted": 0}
-            )
-            entry.setdefault("createdAtMicros", micros)
+            self._entry(profile_id).setdefault("createdAtMicros", micros)
+
+    def record_deleted_at(self, profile_id: str, micros: int) -> None:
+        """Keeps when the profile was deleted (the first time since the last reset), in
+        microseconds since the Unix epoch: the end of a deletion's lag."""
+        with self.lock:
+            self._entry(profile_id).setdefault("deletedAtMicros", micros)
 
     def stats(self, ids: list[str] | None = None) -> dict[str, Any]:
         """Counters as JSON. With `ids`, perId holds only those ids (the ones ever seen), so
@@ -98,11 +113,16 @@ class State:
          "createAttempts": n,         # createUserProfile fields in authenticated requests
                                       #   with a valid document (faulted ones included)
          "created": n, "duplicates": n,
+         "deleteAttempts": n,         # deleteUserProfile fields, counted as createAttempts
+         "deleted": n,                # profiles removed
+         "deleteMissing": n,          # deletes of an id not stored (answered null, no error)
          "operations": {topLevelField: n},
          "responses": {"200": n, ...},
          "perId": {id: {"attempts", "created", "duplicates", "faulted",
+                          "deleteAttempts", "deleted", "deleteMissing",
                           "traceHeader" (the last X-Amzn-Trace-Id, when one came),
-                          "createdAtMicros" (when it was stored: µs since the epoch, once created)}},
+                          "createdAtMicros" (when it was stored: µs since the epoch, once created),
+                          "deletedAtMicros" (when it was deleted, once deleted)}},
          "profiles": n,
          "latencyMs": n,
          "lastAuthFailure": null | {"errorType", "message", "canonicalRequest"?, "stringToSign"?}}

@@ -38,6 +38,8 @@ REGION = "us-east-1"
 KEY, SECRET = "AKIDLOCALTEST0000001", "local/test/secret/key/0000000000000000000"
 ENV = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION}
 CREATE = (ROOT / "schemas" / "graphql" / "createUserProfile.graphql").read_text()
+DELETE = (ROOT / "schemas" / "graphql" / "deleteUserProfile.graphql").read_text()
+GET = (ROOT / "schemas" / "graphql" / "getUserProfile.graphql").read_text()
 
 
 def free_port() -> int:
@@ -171,6 +173,33 @@ def test_duplicate_create_is_amplify_shaped_and_its_log_has_no_address(sim):
     log = sim.log_path.read_text()
     assert "ConditionalCheckFailedException" in log, "the simulator logged the failed request"
     assert "@example.com" not in log
+
+
+def test_delete_answers_as_the_stand_in_reads_them(sim):
+    """Amplify's delete resolver (the worker's documents), as the stand-in's deleteUserProfile
+    was based on (dev/standin/README.md): a hard delete answering the old item; then
+    getUserProfile answers null. A missing id: the simulator passes on DynamoDB's refusal of
+    `attribute_exists(id)`, where AppSync documents the delete as successful (null, no error)
+    and the stand-in follows AppSync; this pins the simulator's side of that difference."""
+    full = (
+        "mutation D($input: DeleteUserProfileInput!) { deleteUserProfile(input: $input) {"
+        " id email profileOwner createdAt updatedAt __typename } }"
+    )
+    for sub in ("sub-del-1", "sub-del-2"):
+        sim.graphql(CREATE, {"input": {"id": sub, "email": f"{sub}@example.com", "profileOwner": f"{sub}::u"}})
+    assert sim.graphql(DELETE, {"input": {"id": "sub-del-1"}}) == {"data": {"deleteUserProfile": {"id": "sub-del-1"}}}
+    deleted = sim.graphql(full, {"input": {"id": "sub-del-2"}})["data"]["deleteUserProfile"]
+    assert deleted["email"] == "sub-del-2@example.com" and deleted["profileOwner"] == "u"
+    assert deleted["__typename"] == "UserProfile" and deleted["createdAt"] == deleted["updatedAt"]
+    for sub in ("sub-del-1", "sub-del-2"):
+        assert sim.graphql(GET, {"id": sub}) == {"data": {"getUserProfile": None}}
+    for sub in ("sub-del-1", "sub-never"):
+        answer = sim.graphql(DELETE, {"input": {"id": sub}})
+        assert answer["data"] == {"deleteUserProfile": None}
+        [error] = answer["errors"]
+        assert error["errorType"] == "DynamoDB:ConditionalCheckFailedException"
+        assert (error["data"], error["errorInfo"], error["path"]) == (None, None, ["deleteUserProfile"])
+        assert error["message"] == "The conditional request failed"
 
 
 def test_sigterm_stops_it_cleanly(moto, tmp_path):

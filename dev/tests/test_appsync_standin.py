@@ -32,6 +32,9 @@ from botocore.credentials import Credentials
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "dev" / "appsync_standin.py"
 CREATE_DOC = (ROOT / "schemas" / "graphql" / "createUserProfile.graphql").read_text()
+# The worker's deletion and existence documents (issue 22).
+DELETE_DOC = (ROOT / "schemas" / "graphql" / "deleteUserProfile.graphql").read_text()
+WORKER_GET_DOC = (ROOT / "schemas" / "graphql" / "getUserProfile.graphql").read_text()
 REGION = "us-east-1"
 SEED = 7
 
@@ -150,6 +153,10 @@ class Client:
         variables = {"input": {"id": pid, "email": email, "profileOwner": owner or f"{pid}::user-{pid}"}}
         return self.graphql(CREATE_DOC, variables, **kw)
 
+    def delete(self, pid, **kw):
+        """The worker's deleteUserProfile document (selects the id only)."""
+        return self.graphql(DELETE_DOC, {"input": {"id": pid}}, **kw)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -216,7 +223,8 @@ def test_valid_signed_create_is_stored(client):
     assert s["createAttempts"] == 1 and s["created"] == 1 and s["duplicates"] == 0
     entry = s["perId"]["id-1"]
     created_at = entry.pop("createdAtMicros")
-    assert entry == {"attempts": 1, "created": 1, "duplicates": 0, "faulted": 0}
+    assert entry == {"attempts": 1, "created": 1, "duplicates": 0, "faulted": 0,
+                     "deleteAttempts": 0, "deleted": 0, "deleteMissing": 0}
     assert abs(created_at / 1e6 - time.time()) < 60
     assert s["sessionTokenRequests"] == 0
 
@@ -292,7 +300,8 @@ def test_duplicate_id_has_appsync_conditional_check_shape(client):
     s = stats(client)
     assert (s["createAttempts"], s["created"], s["duplicates"]) == (2, 1, 1)
     first_stored = s["perId"]["dup"].pop("createdAtMicros")
-    assert s["perId"]["dup"] == {"attempts": 2, "created": 1, "duplicates": 1, "faulted": 0}
+    assert s["perId"]["dup"] == {"attempts": 2, "created": 1, "duplicates": 1, "faulted": 0,
+                                 "deleteAttempts": 0, "deleted": 0, "deleteMissing": 0}
     # A duplicate does not move the creation time.
     assert isinstance(first_stored, int)
 
@@ -376,6 +385,182 @@ def test_typename_and_keepalive_connection(client):
             assert json.loads(resp.read()) == {"data": {"__typename": "Query"}}
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- deleteUserProfile
+
+# A selection of every field, to see the item the delete answers with.
+DELETE_ALL_DOC = (
+    "mutation D($input: DeleteUserProfileInput!, $condition: ModelUserProfileConditionInput) {"
+    " deleteUserProfile(input: $input, condition: $condition) {"
+    " id email profileOwner createdAt updatedAt __typename } }"
+)
+NO_DELETES = {"deleteAttempts": 0, "deleted": 0, "deleteMissing": 0}
+
+
+def test_delete_removes_the_item_and_answers_it(client):
+    _, created, _ = client.create("del-1", email="gone@example.com", owner="del-1::alice")
+    item = created["data"]["createUserProfile"]
+    status, body, _ = client.graphql(DELETE_ALL_DOC, {"input": {"id": "del-1"}})
+    assert status == 200
+    # The deleted item as DeleteItem returned it (ALL_OLD), the owner read as Amplify reads it.
+    assert body == {"data": {"deleteUserProfile": item}}
+    assert item["profileOwner"] == "alice" and item["email"] == "gone@example.com"
+    assert client.control("GET", "profiles")[1] == {"items": []}
+    # A hard delete: both reads answer null, with no error.
+    assert client.graphql(GET_DOC, {"id": "del-1"})[1] == {"data": {"getUserProfile": None}}
+    assert client.graphql(WORKER_GET_DOC, {"id": "del-1"})[1] == {"data": {"getUserProfile": None}}
+    s = stats(client)
+    assert (s["deleteAttempts"], s["deleted"], s["deleteMissing"]) == (1, 1, 0)
+    assert s["operations"]["deleteUserProfile"] == 1
+    entry = s["perId"]["del-1"]
+    created_at, deleted_at = entry.pop("createdAtMicros"), entry.pop("deletedAtMicros")
+    assert created_at <= deleted_at and abs(deleted_at / 1e6 - time.time()) < 60
+    assert entry == {"attempts": 1, "created": 1, "duplicates": 0, "faulted": 0,
+                     "deleteAttempts": 1, "deleted": 1, "deleteMissing": 0}
+
+
+def test_worker_delete_document_answers_the_id_only(client):
+    assert client.create("del-2")[0] == 200
+    status, body, _ = client.delete("del-2")
+    assert (status, body) == (200, {"data": {"deleteUserProfile": {"id": "del-2"}}})
+    assert stats(client)["profiles"] == 0
+
+
+def test_delete_of_a_missing_id_answers_null_without_error(client):
+    # AppSync: DeleteItem's attribute_exists(id) fails, the data source reads the item, finds
+    # none (the desired result) and treats the delete as successful.
+    status, body, _ = client.delete("never-stored")
+    assert (status, body) == (200, {"data": {"deleteUserProfile": None}})
+    assert client.create("twice")[0] == 200
+    assert client.delete("twice")[1] == {"data": {"deleteUserProfile": {"id": "twice"}}}
+    assert client.delete("twice")[1] == {"data": {"deleteUserProfile": None}}
+    s = stats(client)
+    assert (s["deleteAttempts"], s["deleted"], s["deleteMissing"]) == (3, 1, 2)
+    assert s["perId"]["never-stored"] == {"attempts": 0, "created": 0, "duplicates": 0, "faulted": 0,
+                                          "deleteAttempts": 1, "deleted": 0, "deleteMissing": 1}
+    twice = s["perId"]["twice"]
+    assert (twice["deleteAttempts"], twice["deleted"], twice["deleteMissing"]) == (2, 1, 1)
+
+
+def test_delete_condition_is_judged_on_the_stored_item(client):
+    assert client.create("dc-1", email="kept@example.com")[0] == 200
+    refused = {"input": {"id": "dc-1"}, "condition": {"email": {"eq": "other@example.com"}}}
+    status, body, _ = client.graphql(DELETE_ALL_DOC, refused)
+    assert status == 200
+    err = body["errors"][0]
+    message = err.pop("message")
+    assert re.fullmatch(
+        r"The conditional request failed \(Service: DynamoDb, Status Code: 400, "
+        r"Request ID: [A-Z0-9]{52}\)",
+        message,
+    ), message
+    assert body == {
+        "data": {"deleteUserProfile": None},
+        "errors": [{
+            "path": ["deleteUserProfile"],
+            "data": None,
+            "errorType": "DynamoDB:ConditionalCheckFailedException",
+            "errorInfo": None,
+            "locations": [doc_location(DELETE_ALL_DOC, "deleteUserProfile(")],
+        }],
+    }
+    assert [p["id"] for p in client.control("GET", "profiles")[1]["items"]] == ["dc-1"]
+    missing_attr = {"input": {"id": "dc-1"}, "condition": {"email": {"attributeExists": False}}}
+    assert client.graphql(DELETE_ALL_DOC, missing_attr)[1]["errors"][0]["errorType"] == (
+        "DynamoDB:ConditionalCheckFailedException"
+    )
+    accepted = {"input": {"id": "dc-1"}, "condition": {"email": {"eq": "kept@example.com"}}}
+    assert client.graphql(DELETE_ALL_DOC, accepted)[1]["data"]["deleteUserProfile"]["id"] == "dc-1"
+    # No item: the same successful null as without a condition.
+    assert client.graphql(DELETE_ALL_DOC, accepted)[1] == {"data": {"deleteUserProfile": None}}
+    s = stats(client)
+    assert (s["deleteAttempts"], s["deleted"], s["deleteMissing"]) == (4, 1, 1)
+
+
+def test_a_deleted_id_can_be_created_again(client):
+    assert client.create("again")[0] == 200
+    assert client.delete("again")[0] == 200
+    status, body, _ = client.create("again", email="back@example.com")
+    assert status == 200 and "errors" not in body
+    assert client.graphql(GET_DOC, {"id": "again"})[1]["data"]["getUserProfile"]["email"] == "back@example.com"
+    entry = stats(client)["perId"]["again"]
+    assert (entry["created"], entry["deleted"], entry["duplicates"]) == (2, 1, 0)
+
+
+def test_delete_input_is_validated_and_an_empty_id_refused(client):
+    status, body, _ = client.graphql(DELETE_DOC, {"input": {"id": "x", "email": "e@example.com"}})
+    assert status == 200 and body["data"] is None and "errorType" not in body["errors"][0]
+    assert body["errors"][0]["message"].startswith("Variable 'input' has an invalid value")
+    status, body, _ = client.graphql(DELETE_DOC, {"input": {}})
+    assert status == 200 and body["data"] is None
+    status, body, _ = client.delete("")
+    assert status == 200 and body["data"] == {"deleteUserProfile": None}
+    assert body["errors"][0]["errorType"] == "DynamoDB:DynamoDbException"
+    assert "empty string value" in body["errors"][0]["message"]
+    assert stats(client)["deleted"] == 0
+
+
+def test_delete_needs_a_valid_signature(client):
+    assert client.create("signed")[0] == 200
+    body = json.dumps({"query": DELETE_DOC, "variables": {"input": {"id": "signed"}}}).encode()
+    status, out, _ = client.graphql("", body=body, tamper=lambda b: b.replace(b"signed", b"signex"))
+    assert status == 403 and out["errors"][0]["errorType"] == "InvalidSignatureException"
+    status, _, _ = client.raw("POST", "/graphql", body, {"Content-Type": "application/json"})
+    assert status == 401
+    assert client.delete("signed", creds=Credentials(PLAIN.access_key, "wrong"))[0] == 403
+    assert [p["id"] for p in client.control("GET", "profiles")[1]["items"]] == ["signed"]
+    assert client.delete("signed", creds=TEMP)[1] == {"data": {"deleteUserProfile": {"id": "signed"}}}
+    s = stats(client)
+    assert s["deleted"] == 1 and s["deleteAttempts"] == 1
+
+
+def test_faults_apply_to_delete_as_to_create(client):
+    for pid in ("f-1", "f-2", "f-3"):
+        assert client.create(pid)[0] == 200
+    client.control("POST", "faults", {"rules": [
+        {"status": 503, "count": 1, "match": {"id": "f-1"}},
+        {"errorType": "DynamoDB:ThrottlingException", "count": 1, "match": {"idPrefix": "f-2"}},
+        {"disconnect": True, "count": 1, "match": {"idIn": ["f-3"]}},
+    ]})
+    status, body, _ = client.delete("f-1")
+    assert status == 503 and body["errors"][0]["errorType"] == "ServiceUnavailableException"
+    status, body, _ = client.delete("f-2")
+    assert status == 200 and body["data"] == {"deleteUserProfile": None}
+    assert body["errors"][0]["errorType"] == "DynamoDB:ThrottlingException"
+    assert body["errors"][0]["path"] == ["deleteUserProfile"]
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        client.delete("f-3")
+    # A faulted delete deletes nothing; the next one (rules spent) does.
+    assert len(client.control("GET", "profiles")[1]["items"]) == 3
+    for pid in ("f-1", "f-2", "f-3"):
+        assert client.delete(pid)[1] == {"data": {"deleteUserProfile": {"id": pid}}}
+    s = stats(client)
+    assert s["faultsInjected"] == {
+        "status:503": 1, "errorType:DynamoDB:ThrottlingException": 1, "disconnect": 1,
+    }
+    for pid in ("f-1", "f-2", "f-3"):
+        entry = s["perId"][pid]
+        assert (entry["deleteAttempts"], entry["faulted"], entry["deleted"]) == (2, 1, 1), pid
+
+
+def test_simulator_answer_for_a_missing_id_by_fault_rule(client):
+    """Amplify's AppSync simulator answers a delete of a missing id with the resolver's
+    ConditionalCheckFailed error (test_amplify_sim.py); this rule gives the same shape, to
+    test a client against that answer too."""
+    client.control("POST", "faults", {"rules": [
+        {"errorType": "DynamoDB:ConditionalCheckFailedException", "match": {"field": "deleteUserProfile"}},
+    ]})
+    status, body, _ = client.delete("absent")
+    assert status == 200
+    [err] = body["errors"]
+    assert body["data"] == {"deleteUserProfile": None}
+    assert (err["errorType"], err["data"], err["errorInfo"], err["path"]) == (
+        "DynamoDB:ConditionalCheckFailedException", None, None, ["deleteUserProfile"],
+    )
+    assert err["message"].startswith("The conditional request failed (Service: DynamoDb")
+    # The rule matches by field: creates are untouched.
+    assert client.create("present")[0] == 200 and "errors" not in client.create("other")[1]
 
 
 # --------------------------------------------------------------------------- SigV4
@@ -684,7 +869,8 @@ def test_count_limited_503_then_success(client):
     s = stats(client)
     assert s["faultsInjected"] == {"status:503": 2}
     assert isinstance(s["perId"]["flaky"].pop("createdAtMicros"), int)
-    assert s["perId"]["flaky"] == {"attempts": 3, "created": 1, "duplicates": 0, "faulted": 2}
+    assert s["perId"]["flaky"] == {"attempts": 3, "created": 1, "duplicates": 0, "faulted": 2,
+                                   "deleteAttempts": 0, "deleted": 0, "deleteMissing": 0}
 
 
 def test_429_and_500_bodies_and_headers(client):
@@ -764,7 +950,7 @@ def test_match_by_id(client):
     status, body, _ = client.create("slow-7")
     assert status == 200 and body["errors"][0]["errorType"] == "ExecutionTimeout"
     assert client.create("b")[0] == 429
-    # getUserProfile carries no create id, so id-matched rules do not apply.
+    # getUserProfile carries no create or delete id, so id-matched rules do not apply.
     assert client.graphql(GET_DOC, {"id": "bad-1"})[0] == 200
     _, profiles = client.control("GET", "profiles")
     assert [p["id"] for p in profiles["items"]] == ["good"]
