@@ -42,6 +42,8 @@ pub mod stage {
     pub const APPSYNC: &str = "appsync";
     /// The DynamoDB profile store refused the `PutItem` (`PROFILE_STORE=dynamodb`).
     pub const DYNAMODB: &str = "dynamodb";
+    /// A CloudTrail record the lifecycle could not act on (its bus refused the events).
+    pub const LIFECYCLE: &str = "lifecycle";
 }
 
 /// Reason codes not written by the worker itself.

@@ -54,6 +54,21 @@ pub struct WorkerConfig {
     /// `PROFILE_CREATED_EVENTS=true` with `EVENT_BUS_NAME`: the bus each created profile is
     /// announced on as `ProfileCreated` (source: the first of `EVENT_SOURCE`).
     pub profile_created_bus: Option<String>,
+    /// The user lifecycle (issue 22), on when `EVENT_BUS_NAME` is set: the bus `UserDeleted`
+    /// and re-published `UserConfirmed` events go to, `RECONCILE_STATUSES` (the counted
+    /// statuses, as the sweeps read them) and `USER_LOOKUP_RPS` (`ListUsers` calls per second
+    /// per process, default 5: the UserList quota of 30/s is shared with the reconciler).
+    pub lifecycle: Option<LifecycleSetting>,
+    /// `LIFECYCLE_QUEUE_URL`: the queue of Cognito's CloudTrail records (long-poll mode reads
+    /// it beside `QUEUE_URL`; requires `EVENT_BUS_NAME`).
+    pub lifecycle_queue_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleSetting {
+    pub bus: String,
+    pub statuses: Vec<String>,
+    pub lookup_rps: u32,
 }
 
 /// Where profiles are created.
@@ -203,7 +218,31 @@ impl WorkerConfig {
                 ))?),
                 _ => None,
             };
+        let lifecycle = match env.optional("EVENT_BUS_NAME") {
+            None => None,
+            Some(bus) => Some(LifecycleSetting {
+                bus,
+                statuses: uc_schemas::counted::parse_statuses(
+                    &env.optional("RECONCILE_STATUSES")
+                        .unwrap_or_else(|| uc_schemas::counted::DEFAULT_STATUS_LIST.into()),
+                )
+                .map_err(|why| ConfigError::Invalid {
+                    name: "RECONCILE_STATUSES",
+                    value: env.optional("RECONCILE_STATUSES").unwrap_or_default(),
+                    why,
+                })?,
+                lookup_rps: env.number("USER_LOOKUP_RPS", 5, 1, 25)?,
+            }),
+        };
+        let lifecycle_queue_url = env.optional("LIFECYCLE_QUEUE_URL");
+        if lifecycle_queue_url.is_some() && lifecycle.is_none() {
+            return Err(ConfigError::Missing(
+                "EVENT_BUS_NAME (LIFECYCLE_QUEUE_URL is set: deletions publish UserDeleted there)",
+            ));
+        }
         Ok(Self {
+            lifecycle,
+            lifecycle_queue_url,
             profile_created_bus,
             provenance: Provenance {
                 sources,

@@ -1,6 +1,7 @@
 //! The worker: turns `UserConfirmed` messages into profiles through a SigV4-signed AppSync
 //! mutation, or (`PROFILE_STORE=dynamodb`) a conditional `PutItem` into the Amplify model
-//! table. One core ([`processor`]) serves the Lambda front end ([`lambda`]), the long-poll
+//! table, and Cognito's CloudTrail records of deletions and administrators' calls into
+//! removed profiles and published events ([`lifecycle`]). One core ([`processor`]) serves the Lambda front end ([`lambda`]), the long-poll
 //! front end ([`poller`]) and the ops CLI's DLQ replay; it creates profiles through the
 //! [`store`] port, whichever store that is.
 
@@ -62,29 +63,43 @@ pub async fn build_worker(
             ttl,
         )),
     };
-    let worker = Worker::new(store, dead_letters, config.provenance.clone(), users);
-    Ok(match &config.profile_created_bus {
-        None => worker,
-        Some(bus) => {
-            // The announcer's retries are its own (the shared runner), so the SDK's are off.
-            let client = aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(sdk)
-                    .retry_config(aws_config::retry::RetryConfig::disabled())
-                    .build(),
-            );
-            let source = config
-                .provenance
-                .sources
-                .first()
-                .cloned()
-                .unwrap_or_default();
-            worker.announcing(announce::ProfileAnnouncer::new(bus::EventBridgeSink::new(
-                client,
-                bus.clone(),
-                source,
-            )))
-        }
-    })
+    let mut worker = Worker::new(store, dead_letters, config.provenance.clone(), users);
+    // The bus edge's retries are its own (the shared runner), so the SDK's are off.
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let source = config
+        .provenance
+        .sources
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(bus) = &config.profile_created_bus {
+        worker = worker.announcing(announce::ProfileAnnouncer::new(bus::EventBridgeSink::new(
+            events.clone(),
+            bus.clone(),
+            source.clone(),
+        )));
+    }
+    let Some(setting) = &config.lifecycle else {
+        return Ok(worker);
+    };
+    let lifecycle = lifecycle::Lifecycle::new(
+        pool_users::CognitoPoolUsers::new(
+            aws_sdk_cognitoidentityprovider::Client::new(sdk),
+            setting.lookup_rps,
+        ),
+        bus::EventBridgeSink::new(events, setting.bus.clone(), source),
+        lifecycle::LifecycleSettings {
+            pools: config.provenance.user_pools.clone(),
+            statuses: setting.statuses.clone(),
+            region: sdk.region().map(ToString::to_string).unwrap_or_default(),
+            announce_profiles: config.profile_created_bus.is_some(),
+        },
+    );
+    Ok(worker.with_lifecycle(lifecycle))
 }
 
 /// The profile store `PROFILE_STORE` chose.

@@ -20,7 +20,7 @@ struct Cli {
 enum Mode {
     /// Serve Lambda invocations (the default).
     Lambda,
-    /// Long-poll QUEUE_URL until SIGTERM/SIGINT.
+    /// Long-poll QUEUE_URL (and LIFECYCLE_QUEUE_URL when set) until SIGTERM/SIGINT.
     Poll,
 }
 
@@ -50,7 +50,7 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
             let mut shutdown = poller::shutdown_on_signal()?;
             let started = async {
                 let (config, sdk) = configure().await?;
-                let settings = PollerSettings::from_config(&config)?;
+                let settings = PollerSettings::every_queue(&config)?;
                 let worker = Arc::new(start_up(&config, &sdk).await?);
                 anyhow::Ok((settings, aws_sdk_sqs::Client::new(&sdk), worker))
             };
@@ -61,9 +61,13 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
                     return Ok(());
                 }
             };
-            Ok(poller::serve(sqs, worker, settings, shutdown)
+            let pollers = settings.into_iter().map(|settings| {
+                poller::serve(sqs.clone(), worker.clone(), settings, shutdown.clone())
+            });
+            futures::future::try_join_all(pollers)
                 .await
-                .inspect_err(|e| tracing::error!(error = %e, "poller failed"))?)
+                .inspect_err(|e| tracing::error!(error = %e, "poller failed"))?;
+            Ok(())
         }
     }
 }

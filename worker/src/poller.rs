@@ -75,6 +75,21 @@ impl PollerSettings {
             shutdown_grace: config.shutdown_grace,
         })
     }
+
+    /// One poller per queue the pipeline has: `QUEUE_URL`, and `LIFECYCLE_QUEUE_URL` when set
+    /// (Cognito's CloudTrail records: few, so one receive loop's worth of concurrency).
+    pub fn every_queue(config: &WorkerConfig) -> Result<Vec<Self>, WorkerError> {
+        let main = Self::from_config(config)?;
+        let mut all = vec![main.clone()];
+        if let Some(queue_url) = &config.lifecycle_queue_url {
+            all.push(Self {
+                queue_url: queue_url.clone(),
+                concurrency: main.concurrency.min(10),
+                ..main
+            });
+        }
+        Ok(all)
+    }
 }
 
 /// Poll mode from start to end: polls until `shutdown` turns true ([`shutdown_on_signal`]),
@@ -156,6 +171,7 @@ impl<H: MessageHandler> Poller<H> {
         tracing::info!(
             receivers = self.settings.receivers(),
             visibility_s = visibility.as_secs(),
+            queue = queue_name(&self.settings.queue_url),
             "polling"
         );
         let this = Arc::new(self);
@@ -521,6 +537,11 @@ impl IdleGate {
 }
 
 /// Message id → (receipt handle, receive count).
+/// The queue's name (the URL's last segment), for logs.
+fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
 fn receipts_of(messages: &[Message]) -> HashMap<String, (String, u32)> {
     messages
         .iter()

@@ -1,18 +1,25 @@
 //! The core, shared by every front end (Lambda, long-poll, DLQ replay): one message in, one
 //! disposition out. Parse with the contract's envelope parser, check provenance, create the
 //! profile through the [`ProfileStore`] port (AppSync or DynamoDB: the core does not know
-//! which), and dead-letter what cannot succeed. No Lambda or SQS types here.
+//! which), and dead-letter what cannot succeed. Cognito's CloudTrail records go to the
+//! [`Lifecycle`]. No Lambda or SQS types here.
 
 use std::future::Future;
 
 use tokio::time::Instant;
 use uc_runtime::MetricsRecord;
 use uc_schemas::dead_letter::stage;
-use uc_schemas::{FailureRecord, MessageMeta, Origin, ProfileCreated, Provenance, parse_message};
+use uc_schemas::{
+    CognitoApiCall, FailureRecord, Message, MessageMeta, Origin, ProfileCreated, Provenance,
+    parse_any,
+};
 
 use crate::announce::ProfileAnnouncer;
+use crate::bus::{EventBridgeSink, EventSink};
 use crate::classify::Outcome;
 use crate::dead_letter::DeadLetterSink;
+use crate::lifecycle::{Handled, Lifecycle, LifecycleFailure};
+use crate::pool_users::{CognitoPoolUsers, PoolDirectory};
 pub use crate::store::{ProfileStore, WriteReport};
 use crate::user_check::{CognitoUsers, UserDirectory};
 
@@ -34,6 +41,8 @@ pub enum Disposition {
     FailedPermanently {
         reason: String,
     },
+    /// A CloudTrail record of the user lifecycle, handled to the end.
+    Lifecycle(Handled),
 }
 
 impl Disposition {
@@ -41,7 +50,7 @@ impl Disposition {
     pub fn is_settled(&self) -> bool {
         matches!(
             self,
-            Self::Created | Self::AlreadyExisted | Self::DeadLettered { .. }
+            Self::Created | Self::AlreadyExisted | Self::DeadLettered { .. } | Self::Lifecycle(_)
         )
     }
 
@@ -52,6 +61,7 @@ impl Disposition {
             Self::DeadLettered { reason }
             | Self::RetryLater { reason }
             | Self::FailedPermanently { reason } => reason,
+            Self::Lifecycle(handled) => handled.code(),
         }
     }
 }
@@ -107,6 +117,14 @@ impl MessageReport {
             Disposition::DeadLettered { .. } => "DeadLettered",
             Disposition::RetryLater { .. } => "RetryableFailures",
             Disposition::FailedPermanently { .. } => "PermanentFailures",
+            Disposition::Lifecycle(Handled::Erased {
+                profile_removed: true,
+            }) => "ProfilesRemoved",
+            Disposition::Lifecycle(Handled::Erased {
+                profile_removed: false,
+            }) => "UsersDeletedWithoutProfile",
+            Disposition::Lifecycle(Handled::Confirmed) => "UserConfirmedPublished",
+            Disposition::Lifecycle(Handled::Ignored(_)) => "LifecycleIgnored",
         };
         metrics.count(name, 1);
         if matches!(self.disposition, Disposition::DeadLettered { .. }) {
@@ -151,12 +169,13 @@ pub trait MessageHandler: Send + Sync + 'static {
 
 /// The production handler: what it accepts ([`Provenance`], and in strict mode a user check),
 /// a profile store and, optionally, the DLQ.
-pub struct Worker<S, D, U = CognitoUsers> {
+pub struct Worker<S, D, U = CognitoUsers, P = CognitoPoolUsers, B = EventBridgeSink> {
     store: S,
     dead_letters: Option<D>,
     provenance: Provenance,
     users: Option<U>,
     announcer: Option<ProfileAnnouncer>,
+    lifecycle: Option<Lifecycle<P, B>>,
 }
 
 impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory> Worker<S, D, U> {
@@ -172,9 +191,30 @@ impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory> Worker<S, D, U> {
             provenance,
             users,
             announcer: None,
+            lifecycle: None,
         }
     }
 
+    /// Acts on Cognito's CloudTrail records with `lifecycle` (without one, they are
+    /// dead-lettered as `LifecycleOff`).
+    pub fn with_lifecycle<P: PoolDirectory, B: EventSink>(
+        self,
+        lifecycle: Lifecycle<P, B>,
+    ) -> Worker<S, D, U, P, B> {
+        Worker {
+            store: self.store,
+            dead_letters: self.dead_letters,
+            provenance: self.provenance,
+            users: self.users,
+            announcer: self.announcer,
+            lifecycle: Some(lifecycle),
+        }
+    }
+}
+
+impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory, P: PoolDirectory, B: EventSink>
+    Worker<S, D, U, P, B>
+{
     /// Announces each created profile as a `ProfileCreated` event.
     pub fn announcing(mut self, announcer: ProfileAnnouncer) -> Self {
         self.announcer = Some(announcer);
@@ -183,6 +223,78 @@ impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory> Worker<S, D, U> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    pub fn lifecycle(&self) -> Option<&Lifecycle<P, B>> {
+        self.lifecycle.as_ref()
+    }
+
+    /// One CloudTrail record through the lifecycle.
+    async fn handle_call(
+        &self,
+        body: &str,
+        meta: &MessageMeta,
+        call: CognitoApiCall,
+        deadline: Option<Instant>,
+    ) -> MessageReport {
+        let message_id = meta.message_id.clone();
+        let sub = call.sub.clone();
+        let name = call.call.name();
+        let cloudtrail_id = call.cloudtrail_event_id.clone().unwrap_or_default();
+        let Some(lifecycle) = &self.lifecycle else {
+            let reason = "LifecycleOff";
+            let record = FailureRecord::for_message(
+                meta,
+                stage::VERIFY,
+                reason,
+                "a CloudTrail record reached a worker without EVENT_BUS_NAME (the lifecycle is off)".into(),
+                0,
+                sub.clone(),
+            );
+            tracing::warn!(message_id, call = name, reason, "lifecycle record refused");
+            let disposition = self.dead_letter(body, meta, record).await;
+            return MessageReport::unwritten(message_id, disposition, sub);
+        };
+        let disposition = match lifecycle.handle(&self.store, &call, deadline).await {
+            Ok(handled) => {
+                tracing::info!(
+                    message_id,
+                    call = name,
+                    cloudtrail_id,
+                    sub,
+                    outcome = handled.code(),
+                    "lifecycle record handled"
+                );
+                Disposition::Lifecycle(handled)
+            }
+            Err(failure) if failure.is_retryable() => {
+                tracing::warn!(message_id, call = name, cloudtrail_id, sub, reason = %failure.code(), error = %failure, "lifecycle record not handled; SQS will retry");
+                Disposition::RetryLater {
+                    reason: failure.code(),
+                }
+            }
+            Err(failure) => {
+                tracing::warn!(message_id, call = name, cloudtrail_id, sub, reason = %failure.code(), error = %failure, "lifecycle record refused");
+                let stage = match &failure {
+                    LifecycleFailure::UserStillExists { .. } => stage::VERIFY,
+                    LifecycleFailure::Failed {
+                        stage: "profile removal" | "profile read",
+                        ..
+                    } => self.store.stage(),
+                    LifecycleFailure::Failed { .. } => stage::LIFECYCLE,
+                };
+                let record = FailureRecord::for_message(
+                    meta,
+                    stage,
+                    &failure.code(),
+                    failure.to_string(),
+                    0,
+                    sub.clone(),
+                );
+                self.dead_letter(body, meta, record).await
+            }
+        };
+        MessageReport::unwritten(message_id, disposition, sub)
     }
 
     async fn dead_letter(
@@ -205,11 +317,13 @@ impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory> Worker<S, D, U> {
     }
 }
 
-impl<S, D, U> MessageHandler for Worker<S, D, U>
+impl<S, D, U, P, B> MessageHandler for Worker<S, D, U, P, B>
 where
     S: ProfileStore + 'static,
     D: DeadLetterSink + 'static,
     U: UserDirectory + 'static,
+    P: PoolDirectory + 'static,
+    B: EventSink + 'static,
 {
     fn store_stage(&self) -> &'static str {
         self.store.stage()
@@ -238,8 +352,11 @@ where
         deadline: Option<Instant>,
     ) -> MessageReport {
         let message_id = meta.message_id.clone();
-        let received = match parse_message(&body) {
-            Ok(received) => received,
+        let received = match parse_any(&body) {
+            Ok(Message::UserConfirmed(received)) => received,
+            Ok(Message::CognitoApiCall(call)) => {
+                return self.handle_call(&body, &meta, call, deadline).await;
+            }
             Err(error) => {
                 tracing::warn!(message_id, reason = error.code(), error = %uc_runtime::redact_emails(&error.to_string()), "unusable message");
                 let record = FailureRecord::for_message(

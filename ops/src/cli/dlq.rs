@@ -330,10 +330,11 @@ fn render_replay(s: &ReplaySummary) -> String {
         )
     } else {
         format!(
-            "examined {}, created {}, already existed {}, still failing {}{}, skipped by filter {}\n",
+            "examined {}, created {}, already existed {}, lifecycle records handled {}, still failing {}{}, skipped by filter {}\n",
             s.examined,
             s.created,
             s.already_existed,
+            s.lifecycle_handled,
             s.still_failing,
             by_reason(&s.failures_by_reason),
             s.skipped_by_filter,

@@ -23,6 +23,8 @@ pub struct ReplaySummary {
     pub skipped_by_filter: usize,
     pub created: usize,
     pub already_existed: usize,
+    /// Cognito CloudTrail records (the user lifecycle) handled to the end.
+    pub lifecycle_handled: usize,
     /// Still failing: back in the DLQ with their reason updated.
     pub still_failing: usize,
     pub failures_by_reason: BTreeMap<String, usize>,
@@ -164,6 +166,10 @@ async fn replay_with<H: MessageHandler, D: DeadLetterSink>(
                 }
                 Disposition::AlreadyExisted => {
                     summary.already_existed += 1;
+                    reader.delete(&message.message_id).await?;
+                }
+                Disposition::Lifecycle(_) => {
+                    summary.lifecycle_handled += 1;
                     reader.delete(&message.message_id).await?;
                 }
                 Disposition::DeadLettered { reason } => {
