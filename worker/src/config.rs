@@ -278,6 +278,55 @@ mod tests {
     }
 
     #[test]
+    fn the_lifecycle_is_on_with_the_bus_and_reads_the_counted_statuses() {
+        let off =
+            WorkerConfig::from_reader(&reader(&[("APPSYNC_API_ID", "a"), ("USER_POOL_ID", "p")]))
+                .unwrap();
+        assert_eq!((off.lifecycle, off.lifecycle_queue_url), (None, None));
+        let on = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_API_ID", "a"),
+            ("USER_POOL_ID", "p"),
+            ("EVENT_BUS_NAME", "bus"),
+            ("RECONCILE_STATUSES", "confirmed,force_change_password"),
+            ("LIFECYCLE_QUEUE_URL", "http://q"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            on.lifecycle,
+            Some(LifecycleSetting {
+                bus: "bus".into(),
+                statuses: vec!["CONFIRMED".into(), "FORCE_CHANGE_PASSWORD".into()],
+                lookup_rps: 5,
+            })
+        );
+        assert_eq!(on.lifecycle_queue_url.as_deref(), Some("http://q"));
+        // A lifecycle queue without a bus would read records it cannot finish.
+        let err = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_API_ID", "a"),
+            ("USER_POOL_ID", "p"),
+            ("LIFECYCLE_QUEUE_URL", "http://q"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("EVENT_BUS_NAME"), "{err}");
+        let err = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_API_ID", "a"),
+            ("USER_POOL_ID", "p"),
+            ("EVENT_BUS_NAME", "bus"),
+            ("RECONCILE_STATUSES", "ACTIVE"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("RECONCILE_STATUSES"), "{err}");
+        let err = WorkerConfig::from_reader(&reader(&[
+            ("APPSYNC_API_ID", "a"),
+            ("USER_POOL_ID", "p"),
+            ("EVENT_BUS_NAME", "bus"),
+            ("USER_LOOKUP_RPS", "100"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("USER_LOOKUP_RPS"), "{err}");
+    }
+
+    #[test]
     fn the_url_or_the_api_id_is_required() {
         let err = WorkerConfig::from_reader(&reader(&[])).unwrap_err();
         assert!(err.to_string().starts_with("APPSYNC_GRAPHQL_URL"), "{err}");

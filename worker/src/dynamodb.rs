@@ -254,7 +254,7 @@ impl DynamoDbProfiles {
             .condition_expression("attribute_exists(#id)")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send();
         match tokio::time::timeout(timeout, request).await {
             Ok(Ok(output)) => {

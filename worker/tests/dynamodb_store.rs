@@ -171,3 +171,69 @@ async fn a_missing_table_is_dead_lettered_with_its_reason() {
         "the original body is kept"
     );
 }
+
+/// Issue 22: removing a profile from a DataStore-synced table is DataStore's soft delete
+/// (`_deleted`, `_version` + 1, `_lastChangedAt`, `_ttl`), with the email and the owner (which
+/// holds the username) gone from the item at once; a second removal, or one for a user who
+/// never had a profile, finds nothing to remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_is_a_datastore_tombstone_without_the_email() {
+    use uc_worker::ProfileStore as _;
+    use uc_worker::store::Removal;
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_model_table(&dynamodb).await;
+    let sqs_client = aws_sdk_sqs::Client::new(&sdk);
+    let (dlq_url, _) = sqs::create_queue(&sqs_client, "worker-dlq", 30).await;
+    let worker = build_worker(&config(TABLE, &dlq_url), &sdk).await.unwrap();
+    let report = worker.handle(body("ddb-gone"), meta("m-gone"), None).await;
+    assert_eq!(report.disposition, Disposition::Created);
+    let sub = sub_from_label("ddb-gone");
+    let store = worker.store();
+    assert!(store.exists(&sub, None).await.unwrap());
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(store.remove(&sub, None).await.unwrap(), Removal::Removed);
+    let item = dynamodb
+        .get_item()
+        .table_name(TABLE)
+        .key("id", AttributeValue::S(sub.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("a tombstone stays for DataStore's sync");
+    assert_eq!(item["_deleted"], AttributeValue::Bool(true));
+    assert_eq!(text(&item, "_version"), "2");
+    assert!(!item.contains_key("email"), "{item:?}");
+    assert!(!item.contains_key("profileOwner"), "{item:?}");
+    assert!(!format!("{item:?}").contains('@'), "{item:?}");
+    let ttl: i64 = text(&item, "_ttl").parse().unwrap();
+    assert!(ttl >= before + 30 * 24 * 3600 - 5, "{ttl}");
+    let changed: i64 = text(&item, "_lastChangedAt").parse().unwrap();
+    assert!(changed >= before * 1000, "{changed}");
+    assert!(
+        !store.exists(&sub, None).await.unwrap(),
+        "a tombstone is no profile"
+    );
+
+    assert_eq!(store.remove(&sub, None).await.unwrap(), Removal::Absent);
+    assert_eq!(
+        store
+            .remove(&sub_from_label("ddb-never"), None)
+            .await
+            .unwrap(),
+        Removal::Absent
+    );
+    assert!(
+        !store
+            .exists(&sub_from_label("ddb-never"), None)
+            .await
+            .unwrap()
+    );
+}
