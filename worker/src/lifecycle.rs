@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use uc_runtime::Failure;
 use uc_schemas::{
-    CognitoApiCall, DETAIL_TYPE, DetectedBy, Origin, PROFILE_DELETED_DETAIL_TYPE, ProfileDeleted,
-    USER_DELETED_DETAIL_TYPE, UserConfirmed, UserDeleted,
+    CognitoApiCall, DETAIL_TYPE, DetectedBy, LifecycleCall, Origin, PROFILE_DELETED_DETAIL_TYPE,
+    ProfileDeleted, USER_DELETED_DETAIL_TYPE, UserConfirmed, UserDeleted,
 };
 
 use crate::bus::{BusEntry, EventSink};
@@ -155,6 +155,18 @@ impl<P: PoolDirectory, B: EventSink> Lifecycle<P, B> {
                     deadline,
                 )
                 .await;
+        }
+        // AdminCreateUser makes a FORCE_CHANGE_PASSWORD account: unless that status counts, the
+        // call that activates it (AdminSetUserPassword) is the one to act on, and acting on
+        // both, moments apart, would publish the user twice. No lookup spent on it either.
+        if call.call == LifecycleCall::AdminCreateUser
+            && !self
+                .settings
+                .statuses
+                .iter()
+                .any(|s| s == "FORCE_CHANGE_PASSWORD")
+        {
+            return Ok(Handled::Ignored("NotCounted"));
         }
         let Some(user) = self.find(&pools, sub, deadline).await? else {
             return Ok(Handled::Ignored("UserGone"));

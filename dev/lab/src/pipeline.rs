@@ -27,6 +27,7 @@ pub struct Pipeline {
     pub env: StackEnv,
     pub standin: StandInControl,
     cognito: aws_sdk_cognitoidentityprovider::Client,
+    events: aws_sdk_eventbridge::Client,
     emitter: LambdaHarness,
 }
 
@@ -55,6 +56,7 @@ impl Pipeline {
         Ok(Self {
             standin: StandInControl::new(env.get("APPSYNC_GRAPHQL_URL")?),
             cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
             emitter,
             env,
         })
@@ -146,6 +148,52 @@ impl Pipeline {
             .ok_or_else(|| anyhow::anyhow!("AdminCreateUser answered without a sub"))
     }
 
+    /// Deletes `username` from the pool as an administrator (`AdminDeleteUser`). Moto records
+    /// no CloudTrail: [`Pipeline::report_call`] puts what AWS would.
+    pub async fn admin_delete(&self, username: &str) -> anyhow::Result<()> {
+        self.cognito
+            .admin_delete_user()
+            .user_pool_id(self.env.get("USER_POOL_ID")?)
+            .username(username)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    /// What CloudTrail puts on the account's default bus for a user-pool call `name` about
+    /// `sub`: `source: aws.cognito-idp`, the sub in `additionalEventData`, the user name hidden,
+    /// the pool in `requestParameters` when `pool` is given (a self-service `DeleteUser` may
+    /// not name it). Returns the record's `eventID`.
+    pub async fn report_call(
+        &self,
+        name: &str,
+        sub: &str,
+        pool: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let detail = cloudtrail_detail(name, sub, pool, &self.env.get("AWS_REGION")?);
+        let sent = self
+            .events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .event_bus_name("default")
+                    .source(uc_schemas::COGNITO_SOURCE)
+                    .detail_type(uc_schemas::CLOUDTRAIL_DETAIL_TYPE)
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(uc_ops::aws_message(&e)))?;
+        anyhow::ensure!(
+            sent.failed_entry_count() == 0,
+            "the default bus refused the record: {:?}",
+            sent.entries()
+        );
+        Ok(detail["eventID"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// A forgotten-password flow to the end, which fires PostConfirmation again.
     pub async fn reset_password(&self, user: &ConfirmedUser) -> anyhow::Result<()> {
         let client_id = self.env.get("USER_POOL_CLIENT_ID")?;
@@ -231,6 +279,38 @@ impl Pipeline {
     pub fn start_worker(&self, worker_bin: &Path, overrides: &[(&str, String)]) -> RunningBinary {
         start_worker(&self.env, worker_bin, overrides)
     }
+}
+
+/// The `detail` of CloudTrail's record of user-pool call `name` about `sub`, shaped as the
+/// Cognito guide's examples: the user name hidden, the sub in `additionalEventData`.
+pub fn cloudtrail_detail(name: &str, sub: &str, pool: Option<&str>, region: &str) -> Value {
+    let mut detail = json!({
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "AssumedRole", "accountId": "123456789012"},
+        "eventTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "eventSource": uc_schemas::COGNITO_EVENT_SOURCE,
+        "eventName": name,
+        "awsRegion": region,
+        "sourceIPAddress": "192.0.2.1",
+        "userAgent": "aws-sdk-rust",
+        "requestParameters": {"username": "HIDDEN_DUE_TO_SECURITY_REASONS"},
+        "responseElements": null,
+        "additionalEventData": {"sub": sub},
+        "requestID": uuid::Uuid::new_v4().to_string(),
+        "eventID": uuid::Uuid::new_v4().to_string(),
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": "123456789012",
+        "eventCategory": "Management",
+    });
+    match pool {
+        Some(pool) => detail["requestParameters"]["userPoolId"] = json!(pool),
+        None => {
+            detail.as_object_mut().unwrap().remove("requestParameters");
+        }
+    }
+    detail
 }
 
 /// Starts the worker binary in long-poll mode on the stack, with `overrides`.

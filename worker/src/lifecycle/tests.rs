@@ -349,14 +349,43 @@ async fn an_account_of_an_uncounted_status_or_gone_gets_nothing() {
             .unwrap(),
         Handled::Ignored("NotCounted")
     );
+    // Created and activated at once: the AdminCreateUser record is left to the activating
+    // call's, without a lookup, so the user is published once.
+    let activated = super::tests::lifecycle(Pool::with("CONFIRMED"), Bus::default(), false);
+    assert_eq!(
+        activated
+            .handle(&store, &call("AdminCreateUser", Some(POOL)), None)
+            .await
+            .unwrap(),
+        Handled::Ignored("NotCounted")
+    );
+    assert_eq!(*activated.users.lookups.lock().unwrap(), 0);
     let gone = super::tests::lifecycle(Pool::default(), Bus::default(), false);
     assert_eq!(
-        gone.handle(&store, &call("AdminCreateUser", Some(POOL)), None)
+        gone.handle(&store, &call("AdminSetUserPassword", Some(POOL)), None)
             .await
             .unwrap(),
         Handled::Ignored("UserGone")
     );
     assert!(lifecycle.bus.published.lock().unwrap().is_empty());
+    // Where FORCE_CHANGE_PASSWORD counts, the created account gets its profile at once.
+    let counted = Lifecycle::new(
+        Pool::with("FORCE_CHANGE_PASSWORD"),
+        Bus::default(),
+        LifecycleSettings {
+            pools: vec![POOL.into()],
+            statuses: vec!["CONFIRMED".into(), "FORCE_CHANGE_PASSWORD".into()],
+            region: "eu-west-1".into(),
+            announce_profiles: false,
+        },
+    );
+    assert_eq!(
+        counted
+            .handle(&store, &call("AdminCreateUser", Some(POOL)), None)
+            .await
+            .unwrap(),
+        Handled::Confirmed
+    );
 }
 
 #[tokio::test]
