@@ -109,6 +109,8 @@ VARIANTS = {  # parameter values that flip the template's conditions
     "VerifyUser": ["none", "cognito"],
     "PublishProfileCreated": ["true", "false"],
     "ProfileStore": ["appsync", "dynamodb"],
+    "LifecycleEvents": ["true", "false"],
+    "CreateTrail": ["true", "false"],
 }
 
 
@@ -263,7 +265,7 @@ def test_functions_get_only_the_variables_their_config_reads(resources):
     assert worker_env == {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY",
                           "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER", "STACK_NAME",
                           "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME", "PROFILE_STORE",
-                          "PROFILE_TABLE", "PROFILE_TYPENAME"}
+                          "PROFILE_TABLE", "PROFILE_TYPENAME", "RECONCILE_STATUSES", "USER_LOOKUP_RPS"}
     reconciler_env = set(resources["ReconcilerFunction"]["Properties"]["Environment"]["Variables"])
     assert reconciler_env == {"USER_POOL_ID", "EVENT_BUS_NAME", "EVENT_SOURCE", "RECONCILE_WATERMARK_PARAMETER",
                               "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE", "LIST_USERS_RPS",
@@ -316,16 +318,19 @@ def test_functions_settings(template, resources):
     }
     assert template["Parameters"]["WorkerMaximumConcurrency"]["MinValue"] == 2
     for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl", "UserPoolId", "PublishProfileCreated",
-                                              "CreateEventBus")):
+                                              "CreateEventBus", "LifecycleEvents")):
         env = fn(worker["Environment"]["Variables"])
         expected = {"APPSYNC_GRAPHQL_URL"} if fn.conditions["UseGraphqlUrl"] else {"APPSYNC_API_ID"}
         publish = fn.conditions["PublishProfileCreatedEvents"]
-        if publish:
-            expected.add("EVENT_BUS_NAME")  # the emitter's bus, the same expression
-            assert env["EVENT_BUS_NAME"] == fn(resources["EmitterFunction"]["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"])
+        # The bus of ProfileCreated and of the lifecycle's events, whatever is published: the
+        # emitter's bus, the same expression.
+        assert env["EVENT_BUS_NAME"] == fn(resources["EmitterFunction"]["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"])
         assert env["PROFILE_CREATED_EVENTS"] == ("true" if publish else "false")
         assert env["STACK_NAME"] == "Ref NamePrefix"
-        fixed = {"DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER", "STACK_NAME", "PROFILE_CREATED_EVENTS"}
+        # The lifecycle's settings: the reconciler's statuses, the worker's own ListUsers pace.
+        assert (env["RECONCILE_STATUSES"], env["USER_LOOKUP_RPS"]) == ("Ref ReconcileStatuses", "Ref WorkerUserLookupRate")
+        fixed = {"DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER", "STACK_NAME", "PROFILE_CREATED_EVENTS",
+                 "EVENT_BUS_NAME", "RECONCILE_STATUSES", "USER_LOOKUP_RPS"}
         assert set(env) - fixed == expected
         assert env["DLQ_URL"] == "Ref WorkerDeadLetterQueue"
         # The worker acts only on the stack's own pool and source.
@@ -479,6 +484,162 @@ def test_queues(template, resources):
     }
 
 
+# --------------------------------------------------------------------------- user lifecycle (issue 22)
+
+# Cognito's user-pool API calls as CloudTrail puts them on the default bus; no pool in the
+# pattern (the worker checks every event against its pool with ListUsers).
+LIFECYCLE_PATTERN = {
+    "source": ["aws.cognito-idp"],
+    "detail-type": ["AWS API Call via CloudTrail"],
+    "detail": {"eventSource": ["cognito-idp.amazonaws.com"],
+               "eventName": ["AdminDeleteUser", "DeleteUser", "AdminCreateUser", "AdminSetUserPassword"]},
+}
+# Every resource LifecycleEvents adds (the event source mapping only with the functions too).
+LIFECYCLE_RESOURCES = {"LifecycleRule", "LifecycleQueue", "LifecycleQueuePolicy", "LifecycleQueueAgeAlarm",
+                       "WorkerFunctionLifecycleQueue", "ReconcilerStoreDeletePolicy"}
+LIFECYCLE_OUTPUTS = {"LifecycleQueueUrl", "LifecycleQueueArn", "LifecycleRuleArn"}
+TRAIL_RESOURCES = {"Trail", "TrailBucket", "TrailBucketPolicy"}
+
+
+def test_lifecycle_rule_takes_cognitos_cloudtrail_events_from_the_default_bus(template, resources):
+    rule = resources["LifecycleRule"]
+    assert (rule["Type"], rule["Condition"]) == ("AWS::Events::Rule", "FollowLifecycle")
+    props = rule["Properties"]
+    # CloudTrail's "AWS API Call via CloudTrail" events reach the account's default bus only,
+    # whichever bus the pipeline uses.
+    assert props["EventBusName"] == "default"
+    assert props["EventPattern"] == LIFECYCLE_PATTERN
+    assert props["State"] == "ENABLED"
+    target, = props["Targets"]
+    user_confirmed, = resources["UserConfirmedRule"]["Properties"]["Targets"]
+    assert target == {
+        "Id": "lifecycle-queue",
+        "Arn": {"Fn::GetAtt": ["LifecycleQueue", "Arn"]},
+        # The same retry policy parameters and the same rule DLQ as the UserConfirmed rule.
+        "RetryPolicy": user_confirmed["RetryPolicy"],
+        "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["RuleDeadLetterQueue", "Arn"]}},
+    }
+    assert template["Parameters"]["LifecycleEvents"]["Default"] == "true"
+    assert template["Conditions"]["FollowLifecycle"] == {"Fn::Equals": [{"Ref": "LifecycleEvents"}, "true"]}
+    # Every lifecycle resource and output exists exactly when LifecycleEvents is on (the event
+    # source mapping only with the functions).
+    for case in condition_cases(template, "LifecycleEvents", "DeployFunctions"):
+        present = {n for n, r in resources.items() if "Condition" in r and case[r["Condition"]]}
+        expected = set()
+        if case["FollowLifecycle"]:
+            expected = LIFECYCLE_RESOURCES - (set() if case["WithFunctions"] else {"WorkerFunctionLifecycleQueue"})
+        assert present & LIFECYCLE_RESOURCES == expected
+        outputs = {n for n in LIFECYCLE_OUTPUTS if case[template["Outputs"][n]["Condition"]]}
+        assert outputs == (LIFECYCLE_OUTPUTS if case["FollowLifecycle"] else set())
+    assert {n for n, r in resources.items() if r.get("Condition") in ("FollowLifecycle", "FollowLifecycleWithFunctions")} == \
+        LIFECYCLE_RESOURCES
+
+
+def test_lifecycle_queue_is_the_worker_queues_twin_and_redrives_to_the_worker_dlq(resources):
+    queue = resources["LifecycleQueue"]
+    worker = resources["WorkerQueue"]
+    assert queue["Properties"]["QueueName"] == {"Fn::Sub": "${NamePrefix}-lifecycle"}
+    assert queue["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["WorkerDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
+    # Encrypted, visibility, retention and long polling as the worker queue.
+    assert {k: v for k, v in queue["Properties"].items() if k != "QueueName"} == \
+        {k: v for k, v in worker["Properties"].items() if k != "QueueName"}
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Metadata"] == worker["Metadata"]
+
+
+def test_worker_consumes_the_lifecycle_queue(template, resources):
+    """A second event source, with the functions and LifecycleEvents only: failed items one by
+    one, small batches, at most two invocations at once (each paces its ListUsers calls)."""
+    mapping = resources["WorkerFunctionLifecycleQueue"]
+    assert (mapping["Type"], mapping["Condition"]) == ("AWS::Lambda::EventSourceMapping", "FollowLifecycleWithFunctions")
+    assert template["Conditions"]["FollowLifecycleWithFunctions"] == {
+        "Fn::And": [{"Condition": "FollowLifecycle"}, {"Condition": "WithFunctions"}]}
+    assert mapping["Properties"] == {
+        "EventSourceArn": {"Fn::GetAtt": ["LifecycleQueue", "Arn"]},
+        "FunctionName": {"Ref": "WorkerFunction"},
+        "BatchSize": 10,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": 2},
+        "Enabled": True,
+    }
+    # ListUsers shares Cognito's UserList quota (30/s per account and Region) with the reconciler:
+    # at the defaults both lifecycle invocations and a reconciler pass stay well below it.
+    rate = template["Parameters"]["WorkerUserLookupRate"]
+    assert (rate["Type"], rate["Default"], rate["MinValue"], rate["MaxValue"]) == ("Number", 5, 1, 25)
+    reconciler = template["Parameters"]["ReconcileListUsersRate"]["Default"]
+    assert 2 * rate["Default"] + reconciler < 30
+    env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["USER_LOOKUP_RPS"] == {"Ref": "WorkerUserLookupRate"}
+    assert env["RECONCILE_STATUSES"] == resources["ReconcilerFunction"]["Properties"]["Environment"]["Variables"][
+        "RECONCILE_STATUSES"] == {"Ref": "ReconcileStatuses"}
+
+
+def test_trail_and_its_bucket_only_with_create_trail(template, resources):
+    """CreateTrail (default false): a single-region trail of management write events, log file
+    validation on, in a bucket of its own (SSE, versioned, no public access, TLS only, CloudTrail
+    allowed for this trail only, logs expiring after 90 days), kept when the stack is deleted."""
+    assert template["Parameters"]["CreateTrail"]["Default"] == "false"
+    assert template["Conditions"]["WithTrail"] == {"Fn::Equals": [{"Ref": "CreateTrail"}, "true"]}
+    assert {n for n, r in resources.items() if r.get("Condition") == "WithTrail"} == TRAIL_RESOURCES
+    for case in condition_cases(template, "CreateTrail", "LifecycleEvents"):
+        present = {n for n in TRAIL_RESOURCES if case[resources[n]["Condition"]]}
+        assert present == (TRAIL_RESOURCES if case["WithTrail"] else set())
+    trail = resources["Trail"]
+    assert trail["Type"] == "AWS::CloudTrail::Trail" and trail["DependsOn"] == "TrailBucketPolicy"
+    assert trail["Properties"] == {
+        "TrailName": {"Fn::Sub": "${NamePrefix}-trail"},
+        "S3BucketName": {"Ref": "TrailBucket"},
+        "IsLogging": True,
+        "IsMultiRegionTrail": False,
+        "IncludeGlobalServiceEvents": False,
+        "EnableLogFileValidation": True,
+        "EventSelectors": [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}],
+    }
+    bucket = resources["TrailBucket"]
+    assert (bucket["Type"], bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("AWS::S3::Bucket", "Retain", "Retain")
+    props = bucket["Properties"]
+    assert props["BucketEncryption"] == {"ServerSideEncryptionConfiguration": [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    rule, = props["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["ExpirationInDays"], rule["NoncurrentVersionExpiration"]) == (
+        "Enabled", 90, {"NoncurrentDays": 1})
+    policy = resources["TrailBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "TrailBucket"}
+    trail_arn = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/${NamePrefix}-trail"}
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert list(statements) == ["CloudTrailAclCheck", "CloudTrailWrite", "TlsOnly"]
+    cloudtrail = {"Service": "cloudtrail.amazonaws.com"}
+    assert statements["CloudTrailAclCheck"] == {
+        "Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": cloudtrail, "Action": "s3:GetBucketAcl",
+        "Resource": {"Fn::GetAtt": ["TrailBucket", "Arn"]},
+        "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}}
+    assert statements["CloudTrailWrite"] == {
+        "Sid": "CloudTrailWrite", "Effect": "Allow", "Principal": cloudtrail, "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${TrailBucket.Arn}/AWSLogs/${AWS::AccountId}/*"},
+        "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}}}
+    assert statements["TlsOnly"] == {
+        "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [{"Fn::GetAtt": ["TrailBucket", "Arn"]}, {"Fn::Sub": "${TrailBucket.Arn}/*"}],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    # The trail's name in the policy's ARN is the trail's own.
+    assert trail_arn["Fn::Sub"].endswith("trail/" + trail["Properties"]["TrailName"]["Fn::Sub"])
+
+
+def test_archive_retention_is_bounded_by_default(template):
+    """An archived UserConfirmed carries the user's e-mail and an archive cannot be edited: its
+    retention bounds how long an erased user's address may remain."""
+    retention = template["Parameters"]["ArchiveRetentionDays"]
+    assert 0 < retention["Default"] <= 365
+    assert "erased" in retention["Description"]
+
+
 # --------------------------------------------------------------------------- IAM
 
 
@@ -489,7 +650,7 @@ def test_iam_resources_are_the_explicit_roles_and_the_auditor_policy(template):
     iam = {k: v["Type"] for k, v in translated["Resources"].items() if v["Type"].startswith("AWS::IAM::")}
     assert iam == {"EmitterRole": "AWS::IAM::Role", "WorkerRole": "AWS::IAM::Role", "ReconcilerRole": "AWS::IAM::Role",
                    "ReconcilerSchedulerRole": "AWS::IAM::Role", "AuditorPolicy": "AWS::IAM::ManagedPolicy",
-                   "ReconcilerStoreReadPolicy": "AWS::IAM::Policy"}
+                   "ReconcilerStoreReadPolicy": "AWS::IAM::Policy", "ReconcilerStoreDeletePolicy": "AWS::IAM::Policy"}
     lambda_trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
     for name, trust in (("EmitterRole", lambda_trust), ("WorkerRole", lambda_trust), ("ReconcilerRole", lambda_trust),
                         ("ReconcilerSchedulerRole", {
@@ -524,8 +685,11 @@ def test_emitter_role_grants_exactly(template, resources):
 def test_worker_role_grants_exactly(template, resources):
     field = APPSYNC_API + "/types/Mutation/fields/createUserProfile"
     pool = "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}:userpool/${UserPoolId}"
+    lifecycle_sids = {"ConsumeLifecycleQueue", "LookUpUsersInThePool", "ReadAndDeleteUserProfilesOnly",
+                      "ReadAndSoftDeleteProfileItemsOnly", "PublishLifecycleEvents"}
     for fn in (Fn(c) for c in condition_cases(template, "AppSyncGraphqlUrl", "VerifyUser", "UserPoolId",
-                                              "PublishProfileCreated", "CreateEventBus", "ProfileStore")):
+                                              "PublishProfileCreated", "CreateEventBus", "ProfileStore",
+                                              "LifecycleEvents")):
         expected = {
             ("sqs:ReceiveMessage", "GetAtt WorkerQueue.Arn"),
             ("sqs:DeleteMessage", "GetAtt WorkerQueue.Arn"),
@@ -563,6 +727,38 @@ def test_worker_role_grants_exactly(template, resources):
             }]
         else:
             assert announce == []
+        # LifecycleEvents: exactly these statements, and none without it.
+        lifecycle = {s["Sid"]: s for s in statements if s["Sid"] in lifecycle_sids}
+        if fn.conditions["FollowLifecycle"]:
+            bus = "GetAtt EventBus.Arn" if fn.conditions["CreateBus"] else BUS_ARN_EXISTING
+            trial = fn.conditions["CreateTrialUserPool"]
+            queue = "GetAtt LifecycleQueue.Arn"
+            consume = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+            if fn.conditions["StoreInDynamoDb"]:
+                # DataStore's soft delete is an UpdateItem; GetItem reads the profile first.
+                store = {"Sid": "ReadAndSoftDeleteProfileItemsOnly", "Effect": "Allow",
+                         "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": PROFILE_TABLE_ARN}
+            else:
+                store = {"Sid": "ReadAndDeleteUserProfilesOnly", "Effect": "Allow", "Action": "appsync:GraphQL",
+                         "Resource": [APPSYNC_API + "/types/Query/fields/getUserProfile",
+                                      APPSYNC_API + "/types/Mutation/fields/deleteUserProfile"]}
+            assert lifecycle == {
+                "ConsumeLifecycleQueue": {"Sid": "ConsumeLifecycleQueue", "Effect": "Allow", "Action": consume,
+                                          "Resource": queue},
+                "LookUpUsersInThePool": {"Sid": "LookUpUsersInThePool", "Effect": "Allow", "Action": "cognito-idp:ListUsers",
+                                         "Resource": "GetAtt TrialUserPool.Arn" if trial else pool},
+                store["Sid"]: store,
+                "PublishLifecycleEvents": {
+                    "Sid": "PublishLifecycleEvents", "Effect": "Allow", "Action": "events:PutEvents", "Resource": bus,
+                    "Condition": {"StringEquals": {"events:source": "Ref EventSource",
+                                                   "events:detail-type": ["UserConfirmed", "UserDeleted", "ProfileDeleted"]}}},
+            }
+            expected |= {(action, queue) for action in consume}
+            expected.add(("cognito-idp:ListUsers", "GetAtt TrialUserPool.Arn" if trial else pool))
+            expected |= {(a, r) for a in as_list(store["Action"]) for r in as_list(store["Resource"])}
+            expected.add(("events:PutEvents", bus))
+        else:
+            assert lifecycle == {}
         assert grants(resources["WorkerRole"], fn) == expected
     # The two conditions are complements: exactly one of URL / API id reaches the worker.
     conditions = template["Conditions"]
@@ -579,7 +775,7 @@ def test_reconciler_role_grants_exactly(template, resources):
     BatchGetItem on the model table (a pass publishes only users without a profile)."""
     emitter_statements = lambda fn: fn(resources["EmitterRole"]["Properties"]["Policies"])[0]["PolicyDocument"]["Statement"]
     for fn in (Fn(c) for c in condition_cases(template, "CreateEventBus", "UserPoolId", "ProfileStore",
-                                              "AppSyncGraphqlUrl")):
+                                              "AppSyncGraphqlUrl", "LifecycleEvents")):
         if fn.conditions["StoreInDynamoDb"]:
             store = [{"Sid": "ReadProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:BatchGetItem",
                       "Resource": PROFILE_TABLE_ARN}]
@@ -597,9 +793,26 @@ def test_reconciler_role_grants_exactly(template, resources):
         read = fn(resources["ReconcilerStoreReadPolicy"]["Properties"])
         assert read == {"PolicyName": "reconciler-store-read", "Roles": ["Ref ReconcilerRole"],
                         "PolicyDocument": {"Version": "2012-10-17", "Statement": store}}
+        # LifecycleEvents: a pass deletes orphaned profiles (deleteUserProfile, or UpdateItem, the
+        # soft delete) and publishes UserDeleted; nothing of it without.
+        lifecycle = fn.conditions["FollowLifecycle"]
+        delete = resources["ReconcilerStoreDeletePolicy"]
+        assert delete["Condition"] == "FollowLifecycle"
+        if fn.conditions["StoreInDynamoDb"]:
+            deleting = [{"Sid": "SoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:UpdateItem",
+                         "Resource": PROFILE_TABLE_ARN}]
+        else:
+            deleting = [{"Sid": "DeleteUserProfilesOnly", "Effect": "Allow", "Action": "appsync:GraphQL",
+                         "Resource": APPSYNC_API + "/types/Mutation/fields/deleteUserProfile"}]
+        assert fn(delete["Properties"]) == {"PolicyName": "reconciler-store-delete", "Roles": ["Ref ReconcilerRole"],
+                                           "PolicyDocument": {"Version": "2012-10-17", "Statement": deleting}}
+        announce = [{"Sid": "AnnounceDeletedUsers", "Effect": "Allow", "Action": "events:PutEvents", "Resource": bus,
+                     "Condition": {"StringEquals": {"events:source": "Ref EventSource",
+                                                    "events:detail-type": "UserDeleted"}}}] if lifecycle else []
         assert policy["PolicyDocument"] == {"Version": "2012-10-17", "Statement": [
             {"Sid": "ListPoolUsers", "Effect": "Allow", "Action": "cognito-idp:ListUsers", "Resource": pool},
             publish,
+            *announce,
             {"Sid": "KeepReconcileState", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
              "Resource": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ReconcileWatermarkParameter}"},
             {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -691,10 +904,14 @@ def test_profile_store_statements_and_worker_settings(template, resources):
 
 def test_no_wildcards_in_granted_actions_or_resources(template, resources):
     for case in condition_cases(template, "CreateEventBus", "AppSyncGraphqlUrl", "VerifyUser", "PublishProfileCreated",
-                                "ProfileStore"):
+                                "ProfileStore", "LifecycleEvents"):
         for role in ("EmitterRole", "WorkerRole", "ReconcilerRole", "ReconcilerSchedulerRole"):
             for action, resource in grants(resources[role], Fn(case)):
                 assert "*" not in action and "*" not in resource, (role, action, resource)
+        for policy in ("ReconcilerStoreReadPolicy", "ReconcilerStoreDeletePolicy"):
+            for statement in Fn(case)(resources[policy]["Properties"]["PolicyDocument"]["Statement"]):
+                for item in as_list(statement["Action"]) + as_list(statement["Resource"]):
+                    assert "*" not in item, (policy, statement)
         for statement in Fn(case)(resources["AuditorPolicy"]["Properties"]["PolicyDocument"]["Statement"]):
             assert statement["Effect"] == "Allow" and set(statement) == {"Sid", "Effect", "Action", "Resource"}
             for item in as_list(statement["Action"]) + as_list(statement["Resource"]):
@@ -704,29 +921,43 @@ def test_no_wildcards_in_granted_actions_or_resources(template, resources):
 def test_bus_policy_lets_only_the_emitter_publish_user_confirmed(template, resources):
     policies = {k: v for k, v in resources.items() if v["Type"] == "AWS::Events::EventBusPolicy"}
     assert set(policies) == {"BusPolicyDenyForeignSource", "BusPolicyDenyForeignDetailType",
-                             "BusPolicyDenyForeignProfileCreated"}
+                             "BusPolicyDenyForeignProfileCreated", "BusPolicyDenyForeignProfileDeleted",
+                             "BusPolicyDenyForeignUserDeleted"}
+    # Present whatever LifecycleEvents and PublishProfileCreated say: the roles' grants decide.
     assert all("Condition" not in v for v in policies.values())
     for case in condition_cases(template, "CreateEventBus", "BackfillPublisherArn", "PublishProfileCreated"):
         fn = Fn(case)
         # The reconciler publishes UserConfirmed too: without it here its events would be denied.
-        publishers = ["GetAtt EmitterRole.Arn", "GetAtt ReconcilerRole.Arn"] + (
-            ["Ref BackfillPublisherArn"] if case["HasBackfillPublisher"] else [])
+        backfill = ["Ref BackfillPublisherArn"] if case["HasBackfillPublisher"] else []
+        publishers = ["GetAtt EmitterRole.Arn", "GetAtt ReconcilerRole.Arn"] + backfill
         expected = {
-            # ProfileCreated under the source is the worker's, left to the third policy.
+            # The pipeline's own detail-types under the source are left to their own policies.
             "BusPolicyDenyForeignSource": (f"${{NamePrefix}}-only-emitter-source", {
                 "StringEquals": {"events:source": "Ref EventSource"},
-                "StringNotEquals": {"events:detail-type": "ProfileCreated"},
+                "StringNotEquals": {"events:detail-type": ["UserConfirmed", "ProfileCreated", "ProfileDeleted", "UserDeleted"]},
                 "ArnNotEquals": {"aws:PrincipalArn": publishers},
                 "Null": {"aws:PrincipalArn": "false"},
             }),
-            "BusPolicyDenyForeignDetailType": (f"${{NamePrefix}}-only-emitter-detail-type", {
+            # The worker re-publishes UserConfirmed for users an administrator created.
+            "BusPolicyDenyForeignDetailType": (f"${{NamePrefix}}-only-pipeline-user-confirmed", {
                 "StringEquals": {"events:detail-type": "UserConfirmed"},
-                "ArnNotEquals": {"aws:PrincipalArn": publishers},
+                "ArnNotEquals": {"aws:PrincipalArn": ["GetAtt EmitterRole.Arn", "GetAtt ReconcilerRole.Arn",
+                                                     "GetAtt WorkerRole.Arn"] + backfill},
                 "Null": {"aws:PrincipalArn": "false"},
             }),
             "BusPolicyDenyForeignProfileCreated": (f"${{NamePrefix}}-only-worker-profile-created", {
                 "StringEquals": {"events:source": "Ref EventSource", "events:detail-type": "ProfileCreated"},
                 "ArnNotEquals": {"aws:PrincipalArn": ["GetAtt WorkerRole.Arn"]},
+                "Null": {"aws:PrincipalArn": "false"},
+            }),
+            "BusPolicyDenyForeignProfileDeleted": (f"${{NamePrefix}}-only-worker-profile-deleted", {
+                "StringEquals": {"events:source": "Ref EventSource", "events:detail-type": "ProfileDeleted"},
+                "ArnNotEquals": {"aws:PrincipalArn": ["GetAtt WorkerRole.Arn"]},
+                "Null": {"aws:PrincipalArn": "false"},
+            }),
+            "BusPolicyDenyForeignUserDeleted": (f"${{NamePrefix}}-only-pipeline-user-deleted", {
+                "StringEquals": {"events:source": "Ref EventSource", "events:detail-type": "UserDeleted"},
+                "ArnNotEquals": {"aws:PrincipalArn": ["GetAtt WorkerRole.Arn", "GetAtt ReconcilerRole.Arn"]},
                 "Null": {"aws:PrincipalArn": "false"},
             }),
         }
@@ -778,26 +1009,37 @@ def bus_allows(resources: dict, fn: Fn, principal: str, source: str, detail_type
 def test_who_may_publish_what_on_the_bus(template, resources):
     """The bus policies and the roles together (moto evaluates neither the resource policy nor
     these condition keys): under the stack's source, UserConfirmed is the emitter's and the
-    reconciler's (and the back-fill role's) only, ProfileCreated the worker's only; the source
-    Deny does not stop the worker's ProfileCreated."""
+    reconciler's (and the back-fill role's) only, and the worker's with LifecycleEvents;
+    ProfileCreated the worker's only; ProfileDeleted the worker's and UserDeleted the worker's and
+    the reconciler's, with LifecycleEvents only; the source Deny does not stop the worker."""
     emitter, worker, backfill, other = ("GetAtt EmitterRole.Arn", "GetAtt WorkerRole.Arn", "Ref BackfillPublisherArn",
                                         "arn:aws:iam::123456789012:role/someone-else")
     reconciler = "GetAtt ReconcilerRole.Arn"
     src = "Ref EventSource"
-    for case in condition_cases(template, "BackfillPublisherArn", "PublishProfileCreated"):
+    for case in condition_cases(template, "BackfillPublisherArn", "PublishProfileCreated", "LifecycleEvents"):
         fn = Fn(case)
         publish = case["PublishProfileCreatedEvents"]
+        lifecycle = case["FollowLifecycle"]
         allowed = lambda who, source, detail: bus_allows(resources, fn, who, source, detail)
         assert allowed(emitter, src, "UserConfirmed")
         assert allowed(reconciler, src, "UserConfirmed")
         assert not allowed(reconciler, src, "ProfileCreated") and not allowed(reconciler, src, "SomethingElse")
         assert not allowed(reconciler, "another.source", "UserConfirmed")
         assert allowed(worker, src, "ProfileCreated") == publish
-        assert not allowed(worker, src, "UserConfirmed")
+        assert allowed(worker, src, "UserConfirmed") == lifecycle
+        assert allowed(worker, src, "UserDeleted") == lifecycle
+        assert allowed(worker, src, "ProfileDeleted") == lifecycle
+        assert allowed(reconciler, src, "UserDeleted") == lifecycle
+        assert not allowed(reconciler, src, "ProfileDeleted")
+        assert not allowed(worker, "another.source", "UserConfirmed")
         assert not allowed(emitter, src, "ProfileCreated")
+        for detail in ("UserDeleted", "ProfileDeleted"):
+            assert not allowed(emitter, src, detail)
         for who in (other,) + ((backfill,) if case["HasBackfillPublisher"] else ()):
             assert allowed(who, src, "UserConfirmed") == (who == backfill)
-            assert not allowed(who, src, "ProfileCreated")  # the back-fill role included
+            for detail in ("ProfileCreated", "ProfileDeleted", "UserDeleted"):
+                assert not allowed(who, src, detail)  # the back-fill role included
+            assert allowed(who, "another.source", "UserDeleted")  # not this stack's source
             # Another application's ProfileCreated under its own source (a shared bus) is not ours.
             assert allowed(who, "another.source", "ProfileCreated")
         assert not allowed(other, src, "SomethingElse")
@@ -805,19 +1047,31 @@ def test_who_may_publish_what_on_the_bus(template, resources):
         assert not allowed(worker, src, "SomethingElse") and not allowed(emitter, src, "SomethingElse")
 
 
-def test_queue_policies_accept_events_only_from_the_rule(resources):
-    for queue, policy in (("WorkerQueue", "WorkerQueuePolicy"), ("RuleDeadLetterQueue", "RuleDeadLetterQueuePolicy")):
-        props = resources[policy]["Properties"]
-        assert props["Queues"] == [{"Ref": queue}]
-        allow = [s for s in props["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
-        assert allow == [{
-            "Sid": "FromUserConfirmedRuleOnly",
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": [queue, "Arn"]},
-            "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["UserConfirmedRule", "Arn"]}}},
-        }]
+def test_queue_policies_accept_events_only_from_the_rule(template, resources):
+    def from_rule(sid: str, queue: str, rule: str) -> dict:
+        return {"Sid": sid, "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage", "Resource": f"GetAtt {queue}.Arn",
+                "Condition": {"ArnEquals": {"aws:SourceArn": f"GetAtt {rule}.Arn"}}}
+
+    assert resources["LifecycleQueuePolicy"]["Condition"] == "FollowLifecycle"
+    for case in condition_cases(template, "LifecycleEvents"):
+        fn = Fn(case)
+        lifecycle = case["FollowLifecycle"]
+        expected = {
+            "WorkerQueuePolicy": ("WorkerQueue", [from_rule("FromUserConfirmedRuleOnly", "WorkerQueue", "UserConfirmedRule")]),
+            # The rule DLQ takes what either rule could not deliver.
+            "RuleDeadLetterQueuePolicy": ("RuleDeadLetterQueue", [
+                from_rule("FromUserConfirmedRuleOnly", "RuleDeadLetterQueue", "UserConfirmedRule")] + (
+                [from_rule("FromLifecycleRuleOnly", "RuleDeadLetterQueue", "LifecycleRule")] if lifecycle else [])),
+            "LifecycleQueuePolicy": ("LifecycleQueue", [from_rule("FromLifecycleRuleOnly", "LifecycleQueue", "LifecycleRule")]),
+        }
+        for policy, (queue, allow) in expected.items():
+            props = fn(resources[policy]["Properties"])
+            assert props["Queues"] == [f"Ref {queue}"]
+            assert [s for s in props["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"] == allow, policy
+            tls, = [s for s in props["PolicyDocument"]["Statement"] if s["Sid"] == "TlsOnly"]
+            assert tls == {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "sqs:*",
+                           "Resource": f"GetAtt {queue}.Arn", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
     dlq = resources["WorkerDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert [s["Effect"] for s in dlq] == ["Deny", "Deny"], "no Allow: the worker role's identity policy"
 
@@ -830,6 +1084,8 @@ def test_queue_policies_refuse_every_other_sender(template, resources):
         "WorkerQueuePolicy": ("WorkerQueue", ["GetAtt EmitterRole.Arn"]),
         "WorkerDeadLetterQueuePolicy": ("WorkerDeadLetterQueue", ["GetAtt WorkerRole.Arn"]),
         "RuleDeadLetterQueuePolicy": ("RuleDeadLetterQueue", []),
+        # As the rule DLQ: no pipeline role sends to it (the back-fill role may, to redrive).
+        "LifecycleQueuePolicy": ("LifecycleQueue", []),
     }
     for case in condition_cases(template, "BackfillPublisherArn"):
         fn = Fn(case)
@@ -989,16 +1245,21 @@ def test_reconciler_alarms(template, resources):
 # --------------------------------------------------------------------------- dashboard
 
 
-def dashboard_body(resources: dict, prefix: str = "uc-x", region: str = "eu-west-1") -> dict:
-    """The dashboard's JSON with its !Sub variables substituted the way CloudFormation would."""
-    text = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+def dashboard_body(resources: dict, prefix: str = "uc-x", region: str = "eu-west-1", lifecycle: bool = True) -> dict:
+    """The dashboard's JSON with its !Sub variables substituted the way CloudFormation would
+    (the lifecycle queue's row, a variable of the Fn::Sub, under LifecycleEvents = ``lifecycle``)."""
+    text, spliced = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     queues = {"WorkerQueue": f"{prefix}-worker", "WorkerDeadLetterQueue": f"{prefix}-worker-dlq",
-              "RuleDeadLetterQueue": f"{prefix}-rule-dlq"}
+              "RuleDeadLetterQueue": f"{prefix}-rule-dlq", "LifecycleQueue": f"{prefix}-lifecycle"}
     variables = {"NamePrefix": prefix, "AWS::Region": region, "ReconcileBehindAlarmSeconds": "259200",
                  **{f"{k}.QueueName": v for k, v in queues.items()}}
-    unknown = set(re.findall(r"\$\{([^}]*)\}", text)) - set(variables)
+    assert list(spliced) == ["LifecycleQueueAge"]
+    row = Fn({"FollowLifecycle": lifecycle})(spliced["LifecycleQueueAge"])
+    substitute = lambda t: re.sub(r"\$\{([^}]*)\}", lambda m: variables[m.group(1)], t)
+    unknown = set(re.findall(r"\$\{([^}]*)\}", text + row)) - set(variables) - {"LifecycleQueueAge"}
     assert not unknown, f"dashboard refers to {unknown}"
-    return json.loads(re.sub(r"\$\{([^}]*)\}", lambda m: variables[m.group(1)], text))
+    variables["LifecycleQueueAge"] = substitute(row)
+    return json.loads(substitute(text))
 
 
 def dashboard_metrics(body: dict):
@@ -1032,12 +1293,13 @@ def test_dashboard_is_one_resource_named_after_the_stack(resources):
     assert re.search(r"^## Dashboard\b", runbook, re.M), "the text widget points to the runbook's Dashboard section"
 
 
-def test_dashboard_shows_only_metrics_the_code_writes_for_this_stack(resources):
+@pytest.mark.parametrize("lifecycle", [True, False])
+def test_dashboard_shows_only_metrics_the_code_writes_for_this_stack(resources, lifecycle):
     namespace = rust_const(METRICS_RS, "METRICS_NAMESPACE")
     written = metrics_written_or_pending()
-    queues = {"uc-x-worker", "uc-x-worker-dlq", "uc-x-rule-dlq"}
+    queues = {"uc-x-worker", "uc-x-worker-dlq", "uc-x-rule-dlq"} | ({"uc-x-lifecycle"} if lifecycle else set())
     shown = set()
-    for title, ns, name, dims, stat in dashboard_metrics(dashboard_body(resources)):
+    for title, ns, name, dims, stat in dashboard_metrics(dashboard_body(resources, lifecycle=lifecycle)):
         if ns == namespace:
             # Filtered to this stack: the exact dimension set the functions write.
             assert set(dims) == {"Service", "Stack"} and dims["Stack"] == "uc-x", (title, name, dims)
@@ -1060,6 +1322,7 @@ def test_dashboard_shows_only_metrics_the_code_writes_for_this_stack(resources):
         ("uc-x-worker-dlq", "ApproximateNumberOfMessagesVisible", "Maximum"),
         ("uc-x-rule-dlq", "ApproximateNumberOfMessagesVisible", "Maximum"),
         ("uc-x-worker", "ApproximateAgeOfOldestMessage", "Maximum"),
+        *([("uc-x-lifecycle", "ApproximateAgeOfOldestMessage", "Maximum")] if lifecycle else []),
         ("worker", "AppSyncLatency", "p50"), ("worker", "AppSyncLatency", "p99"),
         ("emitter", "HandlerLatency", "p99"),
         ("reconciler", "UsersScanned", "Sum"), ("reconciler", "Published", "Sum"), ("reconciler", "PublishFailed", "Sum"),
@@ -1076,8 +1339,9 @@ def test_dashboard_reconciler_row_names_the_alarm_threshold(resources):
     assert {w["properties"]["period"] for w in row} == {resources["ReconcilerBehindAlarm"]["Properties"]["Period"]}
 
 
-def test_dashboard_expressions_refer_to_their_widgets_metrics(resources):
-    for widget in dashboard_body(resources)["widgets"]:
+@pytest.mark.parametrize("lifecycle", [True, False])
+def test_dashboard_expressions_refer_to_their_widgets_metrics(resources, lifecycle):
+    for widget in dashboard_body(resources, lifecycle=lifecycle)["widgets"]:
         rows = widget["properties"].get("metrics", [])
         ids = [row[-1]["id"] for row in rows]
         assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-z][a-zA-Z0-9_]*", i) for i in ids), ids
@@ -1097,7 +1361,7 @@ def test_alarms_notify_the_topic_when_given(template, resources):
     alarms = {k: v for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert {"WorkerDeadLetterQueueAlarm", "RuleDeadLetterQueueAlarm", "EmitterErrorsAlarm",
             "EmitterPublishFailedAlarm", "WorkerPermanentFailuresAlarm", "ReconcilerFailedAlarm",
-            "ReconcilerBehindAlarm"} <= set(alarms)
+            "ReconcilerBehindAlarm", "LifecycleQueueAgeAlarm"} <= set(alarms)
     # The reconciler's metrics come once per scheduled invocation: missing data keeps the state.
     sparse = {"ReconcilerFailedAlarm", "ReconcilerBehindAlarm"}
     for case in condition_cases(template, "AlarmTopicArn", "DeployFunctions"):
@@ -1111,6 +1375,14 @@ def test_alarms_notify_the_topic_when_given(template, resources):
     dlq = resources["WorkerDeadLetterQueueAlarm"]["Properties"]
     assert (dlq["MetricName"], dlq["Threshold"], dlq["ComparisonOperator"]) == (
         "ApproximateNumberOfMessagesVisible", 0, "GreaterThanThreshold")
+    # The lifecycle queue's backlog alarm is the worker queue's, on that queue, with LifecycleEvents.
+    lifecycle, worker = resources["LifecycleQueueAgeAlarm"], resources["WorkerQueueAgeAlarm"]
+    assert lifecycle["Condition"] == "FollowLifecycle"
+    differs = ("AlarmName", "AlarmDescription", "Dimensions")
+    assert {k: v for k, v in lifecycle["Properties"].items() if k not in differs} == \
+        {k: v for k, v in worker["Properties"].items() if k not in differs}
+    assert lifecycle["Properties"]["AlarmName"] == {"Fn::Sub": "${NamePrefix}-lifecycle-queue-backlog"}
+    assert lifecycle["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["LifecycleQueue", "QueueName"]}}]
 
 
 def test_every_parameter_is_described_and_constrained(template):
@@ -1127,6 +1399,16 @@ def test_outputs(template):
         "UserPoolId", "ReconcilerRoleArn", "ReconcilerFunctionArn", "ReconcileWatermarkParameter", "AuditorPolicyArn",
     } <= set(template["Outputs"])
     assert template["Outputs"]["ReconcilerFunctionArn"]["Condition"] == "WithFunctions"
+    outputs = template["Outputs"]
+    assert {k: (v["Condition"], v["Value"]) for k, v in outputs.items() if k in LIFECYCLE_OUTPUTS} == {
+        "LifecycleQueueUrl": ("FollowLifecycle", {"Ref": "LifecycleQueue"}),
+        "LifecycleQueueArn": ("FollowLifecycle", {"Fn::GetAtt": ["LifecycleQueue", "Arn"]}),
+        "LifecycleRuleArn": ("FollowLifecycle", {"Fn::GetAtt": ["LifecycleRule", "Arn"]}),
+    }
+    # uc-lab writes the lifecycle queue's URL to .local/stack.env (the local stack follows the lifecycle).
+    lab = (ROOT / "dev" / "lab" / "src" / "local.rs").read_text()
+    table = re.search(r"const TEMPLATE_OUTPUTS: &\[\(&str, &str\)\] = &\[(.*?)\];", lab, re.S)
+    assert re.search(r'\(\s*"LifecycleQueueUrl",\s*"LIFECYCLE_QUEUE_URL",?\s*\)', table.group(1))
 
 
 def test_readme_documents_every_parameter_and_output(template):
@@ -1182,12 +1464,16 @@ MOTO_SKIPS = {  # resource types moto's CloudFormation does not implement (see i
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignSource",
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignDetailType",
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignProfileCreated",
+    "AWS::Events::EventBusPolicy BusPolicyDenyForeignProfileDeleted",
+    "AWS::Events::EventBusPolicy BusPolicyDenyForeignUserDeleted",
     "AWS::SQS::QueuePolicy WorkerQueuePolicy",
     "AWS::SQS::QueuePolicy RuleDeadLetterQueuePolicy",
     "AWS::SQS::QueuePolicy WorkerDeadLetterQueuePolicy",
+    "AWS::SQS::QueuePolicy LifecycleQueuePolicy",
     "AWS::CloudWatch::Alarm WorkerDeadLetterQueueAlarm",
     "AWS::CloudWatch::Alarm RuleDeadLetterQueueAlarm",
     "AWS::CloudWatch::Alarm WorkerQueueAgeAlarm",
+    "AWS::CloudWatch::Alarm LifecycleQueueAgeAlarm",
     "AWS::CloudWatch::Alarm EmitterPublishFailedAlarm",
     "AWS::CloudWatch::Alarm EmitterFallbackAlarm",
     "AWS::CloudWatch::Alarm WorkerPermanentFailuresAlarm",
@@ -1273,14 +1559,15 @@ def test_local_stack_outputs(local, moto):
     outputs, stderr = local
     assert list(outputs) == [
         "EventBusName", "EventBusArn", "EventSource", "RuleArn", "ArchiveName", "ArchiveArn",
-        "QueueUrl", "QueueArn", "WorkerDlqUrl", "WorkerDlqArn", "RuleDlqUrl", "EmitterRoleArn",
+        "QueueUrl", "QueueArn", "WorkerDlqUrl", "WorkerDlqArn", "RuleDlqUrl",
+        "LifecycleQueueUrl", "LifecycleQueueArn", "LifecycleRuleArn", "EmitterRoleArn",
         "WorkerRoleArn", "ReconcilerRoleArn", "ReconcileWatermarkParameter", "AuditorPolicyArn", "UserPoolId",
         "UserPoolClientId",
     ]
     assert outputs["EventBusName"] == "uc-test-events"
     assert outputs["ReconcileWatermarkParameter"] == "/uc-test/reconciler/state"
     assert outputs["EventSource"] == "userconfirmed.cognito"
-    for key in ("QueueUrl", "WorkerDlqUrl", "RuleDlqUrl"):
+    for key in ("QueueUrl", "WorkerDlqUrl", "RuleDlqUrl", "LifecycleQueueUrl"):
         assert outputs[key].startswith(moto + "/"), outputs[key]
     skipped = re.search(r"^moto skipped: (.*)$", stderr, re.M)
     assert skipped and set(skipped.group(1).split(", ")) == MOTO_SKIPS
@@ -1325,6 +1612,17 @@ def test_local_stack_resources(local, moto):
     announce, = [s for s in worker["Statement"] if s and s["Sid"] == "AnnounceProfiles"]
     assert announce["Resource"] == outputs["EventBusArn"]
     assert announce["Condition"] == {"StringEquals": {"events:detail-type": "ProfileCreated", "events:source": "userconfirmed.cognito"}}
+    # The local stack follows the lifecycle (LifecycleEvents' default).
+    assert sids["ConsumeLifecycleQueue"] == outputs["LifecycleQueueArn"]
+    assert sids["LookUpUsersInThePool"] == f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
+    assert sids["ReadAndDeleteUserProfilesOnly"] == [
+        "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Query/fields/getUserProfile",
+        "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Mutation/fields/deleteUserProfile"]
+    assert sids["PublishLifecycleEvents"] == outputs["EventBusArn"]
+    lifecycle = sqs.get_queue_attributes(QueueUrl=outputs["LifecycleQueueUrl"], AttributeNames=["All"])["Attributes"]
+    assert json.loads(lifecycle["RedrivePolicy"]) == {"deadLetterTargetArn": outputs["WorkerDlqArn"], "maxReceiveCount": 5}
+    assert (lifecycle["QueueArn"], lifecycle["VisibilityTimeout"], lifecycle["SqsManagedSseEnabled"]) == (
+        outputs["LifecycleQueueArn"], "180", "true")
 
     # The reconciler's identity and state exist in the local stack, whose binaries run as processes.
     reconciler = role_policy(iam, outputs["ReconcilerRoleArn"], "reconciler")
@@ -1332,9 +1630,14 @@ def test_local_stack_resources(local, moto):
     reconciler = {"Statement": reconciler["Statement"] + read["Statement"]}
     pool_arn = f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
     # (moto's GetAtt of a log group's Arn lacks AWS's ":*" suffix)
+    delete = role_policy(iam, outputs["ReconcilerRoleArn"], "reconciler-store-delete")
+    reconciler = {"Statement": reconciler["Statement"] + delete["Statement"]}
     assert {s["Sid"]: (s["Action"], s["Resource"].removesuffix(":*")) for s in reconciler["Statement"] if s} == {
         "ListPoolUsers": ("cognito-idp:ListUsers", pool_arn),
         "PublishUserConfirmed": ("events:PutEvents", outputs["EventBusArn"]),
+        "AnnounceDeletedUsers": ("events:PutEvents", outputs["EventBusArn"]),
+        "DeleteUserProfilesOnly": ("appsync:GraphQL",
+                                   "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Mutation/fields/deleteUserProfile"),
         "ReadProfilesOnly": ("appsync:GraphQL",
                              "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Query/fields/getUserProfile"),
         # The local stack gives no endpoint: the functions would look it up by id.
@@ -1379,7 +1682,8 @@ def test_dashboard_in_moto(local, moto):
     names = [d["DashboardName"] for d in cloudwatch.list_dashboards(DashboardNamePrefix="uc-test")["DashboardEntries"]]
     assert names == ["uc-test"]
     body = json.loads(cloudwatch.get_dashboard(DashboardName="uc-test")["DashboardBody"])
-    queues = {url.rsplit("/", 1)[-1] for url in (outputs["QueueUrl"], outputs["WorkerDlqUrl"], outputs["RuleDlqUrl"])}
+    queues = {url.rsplit("/", 1)[-1] for url in (outputs["QueueUrl"], outputs["WorkerDlqUrl"], outputs["RuleDlqUrl"],
+                                                  outputs["LifecycleQueueUrl"])}
     rows = list(dashboard_metrics(body))
     assert rows and "${" not in json.dumps(body)
     for title, namespace, name, dims, _ in rows:
@@ -1412,6 +1716,70 @@ def test_user_confirmed_event_reaches_the_worker_queue(local, moto):
     envelope = json.loads(messages[0]["Body"])
     assert (envelope["source"], envelope["detail-type"]) == ("userconfirmed.cognito", "UserConfirmed")
     jsonschema.Draft4Validator(json.loads(SCHEMA_FILE.read_text())).validate(envelope["detail"])
+
+
+def cloudtrail_event(event_name: str, **extra) -> dict:
+    """The detail of Cognito's "AWS API Call via CloudTrail" event, shaped as CloudTrail writes it."""
+    return {
+        "eventVersion": "1.09", "eventSource": "cognito-idp.amazonaws.com", "eventName": event_name,
+        "awsRegion": "us-east-1", "eventType": "AwsApiCall", "managementEvent": True, "readOnly": False,
+        "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/admin/someone"},
+        "requestParameters": {"userPoolId": "us-east-1_Example1", "username": "HIDDEN_DUE_TO_SECURITY_REASONS"},
+        "additionalEventData": {"sub": "0b3c8f1e-0000-4000-8000-000000000001"},
+        **extra,
+    }
+
+
+def receive_all(sqs, url: str, seconds: float = 10) -> list[dict]:
+    messages = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        messages += got
+        if messages and not got:
+            break
+    return messages
+
+
+def test_cognito_cloudtrail_events_on_the_default_bus_reach_the_lifecycle_queue(local, moto):
+    """The proof on moto: LifecycleRule sits on the default bus (the pipeline's own bus is another
+    one here), and a CloudTrail-shaped Cognito event put there lands in the lifecycle queue, while
+    other Cognito calls, other sources and the same event on the pipeline's bus do not."""
+    outputs, _ = local
+    events, sqs = aws("events", moto), aws("sqs", moto)
+    rule, = [r for r in events.list_rules(EventBusName="default")["Rules"] if r["Arn"] == outputs["LifecycleRuleArn"]]
+    assert json.loads(rule["EventPattern"]) == LIFECYCLE_PATTERN
+    assert rule["State"] == "ENABLED"
+    target, = events.list_targets_by_rule(Rule=rule["Name"], EventBusName="default")["Targets"]
+    rule_dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["RuleDlqUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert (target["Id"], target["Arn"]) == ("lifecycle-queue", outputs["LifecycleQueueArn"])
+    assert target["DeadLetterConfig"] == {"Arn": rule_dlq_arn}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    assert outputs["EventBusName"] != "default"
+
+    cloudtrail = "AWS API Call via CloudTrail"
+    wanted = ["AdminDeleteUser", "DeleteUser", "AdminCreateUser", "AdminSetUserPassword"]
+    entries = [{"Source": "aws.cognito-idp", "DetailType": cloudtrail, "Detail": json.dumps(cloudtrail_event(name))}
+               for name in wanted]
+    entries += [
+        # Another Cognito call, another service's record, the same record on the pipeline's bus.
+        {"Source": "aws.cognito-idp", "DetailType": cloudtrail, "Detail": json.dumps(cloudtrail_event("AdminGetUser"))},
+        {"Source": "aws.s3", "DetailType": cloudtrail,
+         "Detail": json.dumps(cloudtrail_event("AdminDeleteUser", eventSource="s3.amazonaws.com"))},
+        {"EventBusName": outputs["EventBusName"], "Source": "aws.cognito-idp", "DetailType": cloudtrail,
+         "Detail": json.dumps(cloudtrail_event("AdminDeleteUser"))},
+    ]
+    assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+    messages = receive_all(sqs, outputs["LifecycleQueueUrl"])
+    envelopes = [json.loads(m["Body"]) for m in messages]
+    assert sorted(e["detail"]["eventName"] for e in envelopes) == sorted(wanted), envelopes
+    for envelope in envelopes:
+        assert (envelope["source"], envelope["detail-type"]) == ("aws.cognito-idp", cloudtrail)
+        assert envelope["detail"]["eventSource"] == "cognito-idp.amazonaws.com"
+    # Nothing of it reached the worker queue.
+    assert receive_all(sqs, outputs["QueueUrl"], seconds=2) == []
 
 
 def test_redeploy_is_idempotent(local, moto):
@@ -1451,7 +1819,8 @@ def test_functions_event_source_and_permission_in_moto(moto):
     assert (worker["Timeout"], worker["Role"]) == (30, outputs["WorkerRoleArn"])
     wenv = {k: str(v) for k, v in worker["Environment"]["Variables"].items()}
     assert set(wenv) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER",
-                         "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
+                         "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME", "RECONCILE_STATUSES", "USER_LOOKUP_RPS"}
+    assert (wenv["RECONCILE_STATUSES"], wenv["USER_LOOKUP_RPS"]) == ("CONFIRMED,EXTERNAL_PROVIDER", "5")
     assert wenv["USER_POOL_ID"] == outputs["UserPoolId"]
     assert (wenv["EVENT_SOURCE"], wenv["VERIFY_USER"]) == (outputs["EventSource"], "none")
     # The EMF Stack dimension, and the ProfileCreated publisher on the emitter's bus.
@@ -1459,7 +1828,12 @@ def test_functions_event_source_and_permission_in_moto(moto):
     assert (wenv["PROFILE_CREATED_EVENTS"], wenv["EVENT_BUS_NAME"]) == ("true", env["EVENT_BUS_NAME"])
 
     # (moto filters list_event_source_mappings by function name, not by ARN)
-    mapping, = lam.list_event_source_mappings(FunctionName="uc-fn-worker")["EventSourceMappings"]
+    mappings = {m["EventSourceArn"]: m for m in lam.list_event_source_mappings(FunctionName="uc-fn-worker")["EventSourceMappings"]}
+    assert set(mappings) == {outputs["QueueArn"], outputs["LifecycleQueueArn"]}
+    lifecycle = mappings[outputs["LifecycleQueueArn"]]
+    assert (lifecycle["FunctionArn"], lifecycle["BatchSize"], lifecycle["FunctionResponseTypes"], lifecycle["ScalingConfig"]) == (
+        outputs["WorkerFunctionArn"], 10, ["ReportBatchItemFailures"], {"MaximumConcurrency": 2})
+    mapping = mappings[outputs["QueueArn"]]
     assert mapping["FunctionArn"] == outputs["WorkerFunctionArn"]
     assert mapping["EventSourceArn"] == outputs["QueueArn"]
     assert mapping["BatchSize"] == 7
@@ -1534,10 +1908,15 @@ def test_dynamodb_store_deploys_with_put_item_on_its_table_only(moto):
     assert not {"APPSYNC_GRAPHQL_URL", "APPSYNC_API_ID"} & set(wenv)
     statements = role_policy(aws("iam", moto), outputs["WorkerRoleArn"])["Statement"]
     store = [s for s in statements if "dynamodb" in json.dumps(s) or "appsync" in json.dumps(s)]
-    assert store == [{
-        "Sid": "PutProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:PutItem",
-        "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/UserProfile-abcdefghijklmnopqrstuvwxyz-dev",
-    }]
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/UserProfile-abcdefghijklmnopqrstuvwxyz-dev"
+    assert store == [
+        {"Sid": "PutProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": table},
+        # LifecycleEvents (the default): read a profile, and DataStore's soft delete.
+        {"Sid": "ReadAndSoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+         "Resource": table},
+    ]
+    delete = role_policy(aws("iam", moto), outputs["ReconcilerRoleArn"], "reconciler-store-delete")["Statement"]
+    assert delete == [{"Sid": "SoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": table}]
     deleted, _ = run_local_stack("delete", "--endpoint", moto, "--stack-name", "uc-ddb")
     assert deleted == {"deleted": "uc-ddb"}
 
@@ -1547,17 +1926,25 @@ def test_existing_bus_mode_in_moto(moto):
         "deploy", "--endpoint", moto, "--stack-name", "uc-shared",
         "--param", "CreateEventBus=false", "--param", "ExistingEventBusName=default",
         "--param", "EventSource=example.signup", "--no-user-pool", "--param", "UserPoolId=us-east-1_Existing1",
-        "--param", "PublishProfileCreated=false",
+        "--param", "PublishProfileCreated=false", "--param", "LifecycleEvents=false",
     )
     assert outputs["EventBusName"] == "default"
+    # LifecycleEvents=false: no lifecycle rule, queue or output.
+    assert not LIFECYCLE_OUTPUTS & set(outputs)
+    assert not [u for u in aws("sqs", moto).list_queues(QueueNamePrefix="uc-shared-").get("QueueUrls", []) if "lifecycle" in u]
     assert outputs["EventBusArn"] == "arn:aws:events:us-east-1:123456789012:event-bus/default"
     assert "UserPoolClientId" not in outputs and outputs["UserPoolId"] == "us-east-1_Existing1"
     events = aws("events", moto)
     rule, = [r for r in events.list_rules(EventBusName="default")["Rules"] if r["Arn"] == outputs["RuleArn"]]
     assert json.loads(rule["EventPattern"]) == {"source": ["example.signup"], "detail-type": ["UserConfirmed"]}
-    # PublishProfileCreated=false: the worker may put no event at all.
+    # PublishProfileCreated=false and LifecycleEvents=false: the worker may put no event at all,
+    # and has no lifecycle grant.
     worker = role_policy(aws("iam", moto), outputs["WorkerRoleArn"])
     assert not [s for s in worker["Statement"] if s and "events:" in json.dumps(s)]
+    assert not [s for s in worker["Statement"] if s and ("cognito-idp" in json.dumps(s) or "Lifecycle" in json.dumps(s))]
+    iam = aws("iam", moto)
+    reconciler_role = outputs["ReconcilerRoleArn"].rsplit("/", 1)[-1]
+    assert sorted(iam.list_role_policies(RoleName=reconciler_role)["PolicyNames"]) == ["reconciler", "reconciler-store-read"]
     run_local_stack("delete", "--endpoint", moto, "--stack-name", "uc-shared")
 
 

@@ -544,6 +544,9 @@ const TEMPLATE_OUTPUTS: &[(&str, &str)] = &[
     ("QueueUrl", "FALLBACK_QUEUE_URL"),
     ("WorkerDlqUrl", "DLQ_URL"),
     ("RuleDlqUrl", "RULE_DLQ_URL"),
+    // The lifecycle queue (Cognito's CloudTrail events): the local stack follows the lifecycle
+    // (LifecycleEvents' default), and `uc-worker poll` reads this queue beside QUEUE_URL.
+    ("LifecycleQueueUrl", "LIFECYCLE_QUEUE_URL"),
     (
         "ReconcileWatermarkParameter",
         "RECONCILE_WATERMARK_PARAMETER",
