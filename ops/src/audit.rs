@@ -8,7 +8,11 @@
 //! Memory is bounded for a pool of ten million users: only the users are held, 24 bytes each
 //! (the `sub` as 128 bits, a 63-bit hash of the username for the owner check and one bit for
 //! "counted"), in one sorted vector; profiles stream past page by page and mark what they
-//! found in a bitset (one bit per user). No username, email or owner string is kept.
+//! found in a bitset (one bit per user). No username, email or owner string is kept. The
+//! orphan sweep ([`crate::orphans`]) also keeps every orphan's `sub` (16 bytes each).
+//!
+//! DataStore tombstones (items with `_deleted = true`, see [`crate::profile_scan`]) are
+//! counted apart: they are neither profiles nor orphans.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -19,7 +23,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uc_schemas::is_lowercase_uuid;
 
-use crate::profile_scan::{ProfileScan, ScanPace};
+use crate::profile_scan::{ProfileScan, ScanPace, Scanned};
 use crate::sweep::{Selection, Verdict};
 use crate::text::redact;
 use crate::user_pages::UserPages;
@@ -121,7 +125,10 @@ impl Users {
 /// Counts, and the first subs or ids of each kind.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Findings {
+    /// Live profiles (tombstones not included).
     pub profiles: u64,
+    /// DataStore tombstones (`_deleted = true`): removed profiles the table still holds.
+    pub tombstones: u64,
     pub missing: u64,
     pub orphaned: u64,
     pub owner_mismatch: u64,
@@ -131,12 +138,41 @@ pub struct Findings {
     pub owner_mismatch_ids: Vec<String>,
 }
 
+/// Every orphan a comparison kept ([`Comparison::keeping_orphans`]): what the orphan sweep
+/// erases.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Orphans {
+    /// The orphans' subs, 16 bytes each, in the order the store listed them.
+    subs: Vec<[u64; 2]>,
+    /// Orphans whose id is not a `sub` (a lowercase UUID): no user's profile in this pipeline,
+    /// never erased by a sweep.
+    pub not_subs: u64,
+}
+
+impl Orphans {
+    /// Orphans with a sub.
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    /// The subs, as text.
+    pub fn subs(&self) -> impl Iterator<Item = String> + '_ {
+        self.subs.iter().map(|bits| sub_text(*bits))
+    }
+}
+
 /// Users (sorted once) against a stream of profiles.
 pub struct Comparison {
     users: Vec<UserEntry>,
     found: Vec<u64>,
     findings: Findings,
     show: usize,
+    /// Every orphan, when asked for.
+    orphans: Option<Orphans>,
 }
 
 impl Comparison {
@@ -152,6 +188,22 @@ impl Comparison {
             found: vec![0; words],
             findings: Findings::default(),
             show,
+            orphans: None,
+        }
+    }
+
+    /// Keeps every orphan (not only the first `show`), for [`Comparison::finish_with_orphans`].
+    pub fn keeping_orphans(mut self) -> Self {
+        self.orphans = Some(Orphans::default());
+        self
+    }
+
+    /// One item of the store: a tombstone is counted apart, a live profile compared.
+    pub fn item(&mut self, item: Scanned<'_>) {
+        if item.deleted {
+            self.findings.tombstones += 1;
+        } else {
+            self.profile(item.id, item.owner);
         }
     }
 
@@ -170,6 +222,12 @@ impl Comparison {
             if self.findings.orphaned_ids.len() < self.show {
                 self.findings.orphaned_ids.push(redact(id));
             }
+            if let Some(orphans) = &mut self.orphans {
+                match sub_bits(id) {
+                    Some(bits) => orphans.subs.push(bits),
+                    None => orphans.not_subs += 1,
+                }
+            }
             return;
         };
         self.found[index / 64] |= 1 << (index % 64);
@@ -186,6 +244,12 @@ impl Comparison {
                 self.findings.owner_mismatch_ids.push(id.to_owned());
             }
         }
+    }
+
+    /// The findings and every orphan (none unless [`Comparison::keeping_orphans`]).
+    pub fn finish_with_orphans(mut self) -> (Findings, Orphans) {
+        let orphans = self.orphans.take().unwrap_or_default();
+        (self.finish(), orphans)
     }
 
     /// The findings: every counted user no profile named is missing.
@@ -343,7 +407,7 @@ pub async fn run(
     profiles
         .scan(
             pace,
-            &mut |id, owner| comparison.profile(id, owner),
+            &mut |item| comparison.item(item),
             &mut profiles_progress,
         )
         .await?;
@@ -422,6 +486,44 @@ mod tests {
         );
         assert_eq!(findings.owner_mismatch, 1);
         assert_eq!(findings.owner_mismatch_ids, vec![sub(3)]);
+    }
+
+    /// A tombstone is no profile: not counted as one, never an orphan, even when its user is
+    /// gone (the usual case: the sweep or the worker removed it); every orphan is kept when
+    /// asked, beyond `show`.
+    #[test]
+    fn tombstones_are_counted_apart_and_orphans_kept() {
+        let mut users = Users::default();
+        users.add(&sub(1), "alice", "CONFIRMED", true, false);
+        users.add(&sub(2), "bob", "CONFIRMED", true, false);
+        let mut comparison = Comparison::new(users, 1).keeping_orphans();
+        let owner = format!("{}::alice", sub(1));
+        let item = |comparison: &mut Comparison, id: &str, deleted: bool| {
+            comparison.item(Scanned {
+                id,
+                owner: None,
+                deleted,
+            })
+        };
+        comparison.item(Scanned {
+            id: &sub(1),
+            owner: Some(&owner),
+            deleted: false,
+        });
+        item(&mut comparison, &sub(2), true); // bob's profile was removed: bob is missing
+        item(&mut comparison, &sub(50), true); // a removed profile of a deleted user
+        item(&mut comparison, &sub(51), false);
+        item(&mut comparison, &sub(52), false);
+        item(&mut comparison, "jane@example.com", false);
+        let (findings, orphans) = comparison.finish_with_orphans();
+        assert_eq!(
+            (findings.profiles, findings.tombstones, findings.orphaned),
+            (4, 2, 3)
+        );
+        assert_eq!(findings.missing_subs, vec![sub(2)]);
+        assert_eq!(findings.orphaned_ids.len(), 1, "the audit lists `show`");
+        assert_eq!(orphans.subs().collect::<Vec<_>>(), vec![sub(51), sub(52)]);
+        assert_eq!(orphans.not_subs, 1);
     }
 
     #[test]

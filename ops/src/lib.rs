@@ -2,7 +2,8 @@
 //! dead-letter queues ([`dlq`]), the one sweep behind back-fill and reconciliation ([`sweep`]:
 //! the pool's pages in [`user_pages`], the store check in [`profile_lookup`], publishing in
 //! [`publish`], its state in [`sweep_state`], reconciliation's configuration in [`reconcile`]),
-//! the users-versus-profiles check ([`audit`], the profiles read by [`profile_scan`]), attaching the trigger ([`attach`]), reading env
+//! the users-versus-profiles check ([`audit`], the profiles read by [`profile_scan`]), the
+//! orphan sweep built on it ([`orphans`]), attaching the trigger ([`attach`]), reading env
 //! files ([`env_file`]), and what may be printed of text the CLI did not write ([`text`]).
 
 pub mod attach;
@@ -10,6 +11,7 @@ pub mod audit;
 pub mod dlq;
 pub mod env_file;
 pub mod events;
+pub mod orphans;
 pub mod pace;
 pub mod profile_lookup;
 pub mod profile_scan;

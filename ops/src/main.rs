@@ -21,6 +21,7 @@ use cli::audit::{self, AuditArgs};
 use cli::backfill::{self, BackfillArgs};
 use cli::dlq::{self, DlqArgs};
 use cli::events::{self, EventsArgs};
+use cli::orphans::{self, OrphansArgs};
 use cli::reconcile::{self, ReconcileArgs};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{FilterExt, filter_fn};
@@ -34,8 +35,8 @@ const EXIT_ERROR: u8 = 2;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, audit, attaching the trigger",
-    after_help = "Exit status: 0 done, 1 the command's check failed (messages left, profiles missing), 2 could not run (usage, configuration, AWS error)."
+    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, audit, orphan sweep, attaching the trigger",
+    after_help = "Exit status: 0 done, 1 the command's check failed (messages left, profiles missing), 2 could not run (usage, configuration, AWS error) or refused to (the orphan sweep's guard)."
 )]
 struct Cli {
     /// Read variables (DLQ_URL, QUEUE_URL, AWS_ENDPOINT_URL, …) from this file; the process
@@ -54,6 +55,9 @@ enum Command {
     Backfill(BackfillArgs),
     /// Compare the pool's users with the profiles: exits 1 while any profile is missing.
     Audit(AuditArgs),
+    /// Erase the profiles whose user is gone (the audit's orphans), each checked in Cognito
+    /// again first, publishing UserDeleted; refuses (exit 2) what looks like a mass deletion.
+    EraseOrphans(OrphansArgs),
     /// One reconciliation pass: publish UserConfirmed (origin "reconciliation") for users
     /// changed since the watermark. The scheduled uc-reconciler runs the same pass.
     Reconcile(ReconcileArgs),
@@ -117,13 +121,9 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok((text, succeeded)) => {
+        Ok((text, code)) => {
             print_report(&text);
-            if succeeded {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::from(code)
         }
         Err(error) => {
             print_error(&error);
@@ -146,8 +146,8 @@ fn print_report(text: &str) {
     }
 }
 
-/// Runs `command`; returns its report as text and whether it succeeded.
-async fn run(command: Command) -> anyhow::Result<(String, bool)> {
+/// Runs `command`; returns its report as text and the exit code it asks for.
+async fn run(command: Command) -> anyhow::Result<(String, u8)> {
     let sdk = aws_config::load_from_env().await;
     anyhow::ensure!(
         sdk.region().is_some(),
@@ -156,30 +156,34 @@ async fn run(command: Command) -> anyhow::Result<(String, bool)> {
     Ok(match command {
         Command::Dlq(args) => {
             let report = dlq::run(&args, &sdk).await?;
-            (dlq::render(&report, args.json())?, report.succeeded())
+            (dlq::render(&report, args.json())?, report.exit_code())
         }
         Command::Backfill(args) => {
             let report = backfill::run(&args, &sdk).await?;
             (
                 backfill::render(&report, args.json, &args)?,
-                report.succeeded(),
+                report.exit_code(),
             )
         }
         Command::Audit(args) => {
             let report = audit::run(&args, &sdk).await?;
-            (audit::render(&report, args.json)?, report.succeeded())
+            (audit::render(&report, args.json)?, report.exit_code())
+        }
+        Command::EraseOrphans(args) => {
+            let report = orphans::run(&args, &sdk).await?;
+            (orphans::render(&report, args.json)?, report.exit_code())
         }
         Command::Reconcile(args) => {
             let report = reconcile::run(&args, &sdk).await?;
-            (reconcile::render(&report, args.json)?, report.succeeded())
+            (reconcile::render(&report, args.json)?, report.exit_code())
         }
         Command::AttachTrigger(args) => {
             let report = attach::run(&args, &sdk).await?;
-            (attach::render(&report, args.json)?, report.succeeded())
+            (attach::render(&report, args.json)?, report.exit_code())
         }
         Command::Events(args) => {
             let report = events::run(&args, &sdk).await?;
-            (events::render(&report, args.json())?, report.succeeded())
+            (events::render(&report, args.json())?, report.exit_code())
         }
     })
 }
@@ -205,6 +209,7 @@ mod tests {
             &["reconcile", "--rate", "-1"],
             &["audit", "--list-rate", "-1"],
             &["audit", "--scan-rate", "-1"],
+            &["erase-orphans", "--list-rate", "-1"],
         ] {
             let error = Cli::try_parse_from(std::iter::once("uc-ops").chain(args.iter().copied()))
                 .err()

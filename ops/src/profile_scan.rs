@@ -2,6 +2,17 @@
 //! page at a pace: what the audit compares the pool's users with. AppSync: the read-only
 //! `listUserProfiles` query, SigV4-signed with the caller's own credentials; DynamoDB: a `Scan`
 //! of the model table projecting `id` and `profileOwner`. No email is ever read.
+//!
+//! **Tombstones.** A DataStore (conflict-detection) model never deletes an item: a delete sets
+//! `_deleted = true` and DynamoDB's TTL removes the item weeks later; the worker's DynamoDB
+//! store removes profiles the same way. Such an item is no profile: each scan says which items
+//! are tombstones ([`Scanned::deleted`]) and the audit counts them apart, never as profiles or
+//! orphans (an orphan sweep would otherwise "erase" the same tombstone on every run). DynamoDB:
+//! the scan projects `_deleted`. AppSync: a versioned API's list resolver returns tombstones
+//! like live items (amplify-cli#4111, #4230), its type has a `_deleted` field, and the query
+//! selects it; a non-versioned API (Amplify Gen 2, the stand-in) has no such field and refuses
+//! the selection (`FieldUndefined`), and has no tombstones either: the scan then reads the
+//! pages without it, one refused request per scan.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +43,20 @@ pub const LIST_USER_PROFILES: &str =
 }
 ";
 
+/// The same for a versioned (DataStore) API, whose list resolver returns tombstones too.
+pub const LIST_USER_PROFILES_VERSIONED: &str =
+    "query AuditListUserProfiles($limit: Int, $nextToken: String) {
+  listUserProfiles(limit: $limit, nextToken: $nextToken) {
+    items {
+      id
+      profileOwner
+      _deleted
+    }
+    nextToken
+  }
+}
+";
+
 /// The query's field: where the page sits under `data`.
 pub const LIST_USER_PROFILES_FIELD: &str = "listUserProfiles";
 
@@ -54,15 +79,44 @@ pub struct ScanPace {
     pub pages_per_second: f64,
 }
 
-/// Every profile, as `(id, profileOwner)`.
+/// One item of the store, as a scan reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned<'a> {
+    pub id: &'a str,
+    pub owner: Option<&'a str>,
+    /// A DataStore tombstone (`_deleted = true`): a removed profile, not a live one.
+    pub deleted: bool,
+}
+
+/// Every item of the store: profiles and tombstones.
 pub trait ProfileScan {
-    /// Calls `each` for every profile; `progress` hears the count after each page.
+    /// Calls `each` for every item; `progress` hears the count after each page.
     fn scan(
         &self,
         pace: ScanPace,
-        each: &mut dyn FnMut(&str, Option<&str>),
+        each: &mut dyn FnMut(Scanned<'_>),
         progress: &mut dyn FnMut(u64),
     ) -> impl Future<Output = Result<(), ScanError>>;
+}
+
+/// Whether a refused page says the type has no `_deleted` field: AppSync's `Validation error
+/// of type FieldUndefined: Field '_deleted' in type 'UserProfile' is undefined`, graphql-js's
+/// `Cannot query field "_deleted" on type "UserProfile".` (Amplify's simulator). Only an
+/// error naming the field counts: any other refusal stays a failed page.
+fn lacks_deleted_field(answer: &Answer) -> bool {
+    let Answer::Http { body, .. } = answer else {
+        return false;
+    };
+    let Ok(page) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    page["errors"].as_array().is_some_and(|errors| {
+        errors.iter().any(|e| {
+            e["message"].as_str().is_some_and(|m| {
+                m.contains("'_deleted'") || m.contains("\"_deleted\"") || m.contains("`_deleted`")
+            })
+        })
+    })
 }
 
 /// Why one `listUserProfiles` page failed, and the answer that said so.
@@ -90,17 +144,24 @@ impl<E: GraphQlEndpoint> ProfileScan for AppSyncScan<E> {
     async fn scan(
         &self,
         pace: ScanPace,
-        each: &mut dyn FnMut(&str, Option<&str>),
+        each: &mut dyn FnMut(Scanned<'_>),
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ScanError> {
         let endpoint = &self.0;
         let mut pacer = Pacer::new(pace.pages_per_second);
         let mut token: Option<String> = None;
         let mut seen = 0u64;
+        // Until the API says its type has no `_deleted` (see the module's notes).
+        let mut versioned = true;
         loop {
             admit(&mut pacer, 1).await;
+            let query = if versioned {
+                LIST_USER_PROFILES_VERSIONED
+            } else {
+                LIST_USER_PROFILES
+            };
             let body = serde_json::to_vec(&json!({
-                "query": LIST_USER_PROFILES,
+                "query": query,
                 "operationName": "AuditListUserProfiles",
                 "variables": {"limit": pace.page_size, "nextToken": token},
             }))
@@ -114,6 +175,13 @@ impl<E: GraphQlEndpoint> ProfileScan for AppSyncScan<E> {
                             let answer = endpoint.post(body, PAGE_TIMEOUT, None).await;
                             match classify(&answer, LIST_USER_PROFILES_FIELD) {
                                 Outcome::Created => Ok(answer),
+                                // Not worth a retry: the schema will not change.
+                                _ if versioned && lacks_deleted_field(&answer) => Err(PageFailure(
+                                    Outcome::Permanent {
+                                        reason: "FieldUndefined".into(),
+                                    },
+                                    answer,
+                                )),
                                 outcome => Err(PageFailure(outcome, answer)),
                             }
                         }
@@ -123,6 +191,14 @@ impl<E: GraphQlEndpoint> ProfileScan for AppSyncScan<E> {
                 .await;
             let answer = match answer {
                 Ok(answer) => answer.value,
+                Err(GaveUp::Failed {
+                    error: PageFailure(_, answer),
+                    ..
+                }) if versioned && lacks_deleted_field(&answer) => {
+                    // No conflict detection: no tombstones. The same page again, without it.
+                    versioned = false;
+                    continue;
+                }
                 Err(GaveUp::Failed {
                     error: PageFailure(Outcome::AuthRejected { .. }, _),
                     ..
@@ -157,7 +233,11 @@ impl<E: GraphQlEndpoint> ProfileScan for AppSyncScan<E> {
                 let id = item["id"].as_str().ok_or_else(|| {
                     appsync_error("a page with an unreadable item (no id)".into())
                 })?;
-                each(id, item["profileOwner"].as_str());
+                each(Scanned {
+                    id,
+                    owner: item["profileOwner"].as_str(),
+                    deleted: item["_deleted"].as_bool() == Some(true),
+                });
                 seen += 1;
             }
             progress(seen);
@@ -207,7 +287,7 @@ impl ProfileScan for DynamoDbScan {
     async fn scan(
         &self,
         pace: ScanPace,
-        each: &mut dyn FnMut(&str, Option<&str>),
+        each: &mut dyn FnMut(Scanned<'_>),
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ScanError> {
         let mut pacer = Pacer::new(pace.pages_per_second);
@@ -228,9 +308,10 @@ impl ProfileScan for DynamoDbScan {
                             .client
                             .scan()
                             .table_name(&self.table)
-                            .projection_expression("#id, #owner")
+                            .projection_expression("#id, #owner, #deleted")
                             .expression_attribute_names("#id", "id")
                             .expression_attribute_names("#owner", "profileOwner")
+                            .expression_attribute_names("#deleted", "_deleted")
                             .limit(pace.page_size.min(i32::MAX as u32) as i32)
                             .set_exclusive_start_key(start.clone())
                             .send();
@@ -263,7 +344,8 @@ impl ProfileScan for DynamoDbScan {
                     Some(AttributeValue::S(owner)) => Some(owner.as_str()),
                     _ => None,
                 };
-                each(id, owner);
+                let deleted = matches!(item.get("_deleted"), Some(AttributeValue::Bool(true)));
+                each(Scanned { id, owner, deleted });
                 seen += 1;
             }
             progress(seen);
@@ -310,12 +392,135 @@ impl ProfileScan for ConfiguredScan {
     async fn scan(
         &self,
         pace: ScanPace,
-        each: &mut dyn FnMut(&str, Option<&str>),
+        each: &mut dyn FnMut(Scanned<'_>),
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ScanError> {
         match self {
             Self::AppSync(scan) => scan.scan(pace, each, progress).await,
             Self::DynamoDb(scan) => scan.scan(pace, each, progress).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A GraphQL endpoint answering from a script, recording the documents it was sent.
+    struct Scripted {
+        answers: Mutex<Vec<Value>>,
+        queries: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<Value>) -> Self {
+            Self {
+                answers: Mutex::new(answers.into_iter().rev().collect()),
+                queries: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl GraphQlEndpoint for Scripted {
+        async fn post(&self, body: Vec<u8>, _: Duration, _: Option<&str>) -> Answer {
+            let sent: Value = serde_json::from_slice(&body).unwrap();
+            self.queries
+                .lock()
+                .unwrap()
+                .push(sent["query"].as_str().unwrap().to_owned());
+            let answer = self
+                .answers
+                .lock()
+                .unwrap()
+                .pop()
+                .expect("a scripted answer");
+            Answer::Http {
+                status: 200,
+                body: serde_json::to_vec(&answer).unwrap(),
+            }
+        }
+
+        async fn refresh_credentials(&self) {}
+    }
+
+    const PACE: ScanPace = ScanPace {
+        page_size: 2,
+        pages_per_second: 1000.0,
+    };
+
+    async fn scan_all(scan: &impl ProfileScan) -> Result<Vec<(String, bool)>, ScanError> {
+        let mut items = Vec::new();
+        scan.scan(
+            PACE,
+            &mut |item| items.push((item.id.to_owned(), item.deleted)),
+            &mut |_| {},
+        )
+        .await?;
+        Ok(items)
+    }
+
+    fn page(items: Value, next: Option<&str>) -> Value {
+        json!({"data": {"listUserProfiles": {"items": items, "nextToken": next}}})
+    }
+
+    /// A versioned (DataStore) API lists tombstones beside live items: each says which it is.
+    #[tokio::test]
+    async fn a_versioned_api_marks_its_tombstones() {
+        let endpoint = Scripted::new(vec![
+            page(
+                json!([{"id": "a", "profileOwner": "a::x", "_deleted": null},
+                       {"id": "b", "profileOwner": null, "_deleted": true}]),
+                Some("t"),
+            ),
+            page(
+                json!([{"id": "c", "profileOwner": "c::y", "_deleted": false}]),
+                None,
+            ),
+        ]);
+        let scan = AppSyncScan(endpoint);
+        let items = scan_all(&scan).await.unwrap();
+        assert_eq!(
+            items,
+            [("a".into(), false), ("b".into(), true), ("c".into(), false)]
+        );
+        let queries = scan.0.queries.lock().unwrap();
+        assert!(
+            queries.iter().all(|q| q.contains("_deleted")),
+            "{queries:?}"
+        );
+    }
+
+    /// An API without conflict detection refuses the `_deleted` selection once; the scan reads
+    /// the same page again without it, and every later page.
+    #[tokio::test]
+    async fn an_api_without_the_field_is_read_without_it() {
+        for refusal in [
+            "Validation error of type FieldUndefined: Field '_deleted' in type 'UserProfile' is undefined @ 'listUserProfiles/items/_deleted'",
+            "Cannot query field \"_deleted\" on type \"UserProfile\".",
+        ] {
+            let endpoint = Scripted::new(vec![
+                json!({"data": null, "errors": [{"message": refusal, "errorType": null}]}),
+                page(json!([{"id": "a", "profileOwner": "a::x"}]), Some("t")),
+                page(json!([{"id": "b", "profileOwner": "b::y"}]), None),
+            ]);
+            let scan = AppSyncScan(endpoint);
+            let items = scan_all(&scan).await.unwrap();
+            assert_eq!(items, [("a".into(), false), ("b".into(), false)]);
+            let queries = scan.0.queries.lock().unwrap();
+            assert_eq!(queries.len(), 3, "one refused request: {queries:?}");
+            assert!(queries[0].contains("_deleted"));
+            assert!(!queries[1].contains("_deleted") && !queries[2].contains("_deleted"));
+        }
+    }
+
+    /// Any other refusal is a failed page: the audit cannot tell.
+    #[tokio::test]
+    async fn another_refusal_fails_the_scan() {
+        let endpoint = Scripted::new(vec![json!({"data": null, "errors": [{
+            "message": "Validation error of type FieldUndefined: Field 'profileOwner' in type 'UserProfile' is undefined",
+        }]})]);
+        let error = scan_all(&AppSyncScan(endpoint)).await.unwrap_err();
+        assert!(error.message.contains("ValidationError"), "{error}");
     }
 }

@@ -9,10 +9,9 @@
 //! them without a profile. A reconciliation pass that ends with every selected user handled
 //! moves the watermark; the next pass looks only at users changed since (less an overlap).
 //!
-//! Deleted users (their orphaned profiles) are not this module's yet: a pass sees only users the
-//! pool lists. Finding orphans takes the store's side ([`crate::profile_scan`], which the audit
-//! already compares with the users), and deleting them would be one more mode after that scan,
-//! with its own guard against mass deletion.
+//! Deleted users (their orphaned profiles) are not this module's: a pass sees only users the
+//! pool lists. Finding orphans takes the store's side: the orphan sweep ([`crate::orphans`],
+//! `uc-ops erase-orphans`) is the audit's comparison with its own guard against mass deletion.
 
 use std::time::Duration;
 

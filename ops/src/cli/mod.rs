@@ -13,6 +13,7 @@ pub mod audit;
 pub mod backfill;
 pub mod dlq;
 pub mod events;
+pub mod orphans;
 pub mod reconcile;
 pub mod sweep;
 
@@ -21,6 +22,12 @@ pub trait Outcome {
     /// False makes the process exit 1 (after the report is printed).
     fn succeeded(&self) -> bool {
         true
+    }
+
+    /// The exit code after the report is printed: 0 or 1 from [`Outcome::succeeded`]; a
+    /// report that refused to act says 2 itself (the orphan sweep's guard).
+    fn exit_code(&self) -> u8 {
+        if self.succeeded() { 0 } else { 1 }
     }
 }
 
