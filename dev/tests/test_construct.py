@@ -46,6 +46,8 @@ _spec.loader.exec_module(local_stack)
 SAM_ONLY_PARAMETERS = {
     "CreateEventBus", "ExistingEventBusName", "BackfillPublisherArn", "CreateSchemaRegistry",
     "AlarmTopicArn", "DeployFunctions", "AppSyncGraphqlUrl", "VerifyUser", "PublishProfileCreated",
+    # Issue 22: the lifecycle's resources and grants, and the trail (props lifecycleEvents, createTrail).
+    "LifecycleEvents", "CreateTrail",
     # The DynamoDB profile store (issue 15): the construct has only the AppSync store so far; both
     # comparisons choose ProfileStore=appsync.
     "ProfileStore", "ProfileTableName", "ProfileTypeName",
@@ -67,7 +69,7 @@ EXPLICIT_DELETE = {"AWS::SQS::Queue", "AWS::Logs::LogGroup"}
 MAIN_SAM_PARAMS = {  # an existing pool, the API looked up by id: the standalone stack's shape
     "UserPoolId": "us-east-1_Example1", "AppSyncApiId": "abc", "DeployFunctions": "true",
     "CreateSchemaRegistry": "true", "CreateEventBus": "true", "AppSyncGraphqlUrl": "", "VerifyUser": "none",
-    "PublishProfileCreated": "true", "ProfileStore": "appsync",
+    "PublishProfileCreated": "true", "ProfileStore": "appsync", "LifecycleEvents": "true", "CreateTrail": "false",
 }
 OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value for value
     "UserPoolId": "us-east-1_Options1",
@@ -80,6 +82,10 @@ OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value fo
     "BackfillPublisherArn": "arn:aws:iam::123456789012:role/backfill",
     "VerifyUser": "cognito",
     "PublishProfileCreated": "false",
+    # lifecycleEvents stays on (its DynamoDB grants compared); selftest.ts covers false.
+    "LifecycleEvents": "true",
+    "CreateTrail": "true",
+    "WorkerUserLookupRate": "3",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
     "CreateSchemaRegistry": "false",
     "ArchiveRetentionDays": "30",
@@ -454,6 +460,46 @@ DRIFTS = {  # one edit of the construct's template -> the drift it must show (th
     "auditor may run mutations": (
         lambda t: mutate_resource(t, "AuditorPolicy", lambda p: p["PolicyDocument"]["Statement"][0].update(Action="appsync:*")),
         "AuditorPolicy.PolicyDocument"),
+    # Issue 22: the lifecycle's rule, queue, event source, grants and bus policies, and the trail.
+    "lifecycle rule on another bus": (
+        lambda t: mutate_resource(t, "LifecycleRule", lambda p: p.update(EventBusName="pipeline")), "LifecycleRule.EventBusName"),
+    "lifecycle pattern without the event names": (
+        lambda t: mutate_resource(t, "LifecycleRule", lambda p: p["EventPattern"]["detail"].pop("eventName")),
+        "LifecycleRule.EventPattern"),
+    "lifecycle queue without redrive": (
+        lambda t: mutate_resource(t, "LifecycleQueue", lambda p: p.pop("RedrivePolicy")), "LifecycleQueue.RedrivePolicy"),
+    "lifecycle event source unbounded": (
+        lambda t: mutate_resource(t, "WorkerFunctionLifecycleQueue", lambda p: p.pop("ScalingConfig")),
+        "WorkerFunctionLifecycleQueue.ScalingConfig"),
+    "ListUsers on every pool": (
+        lambda t: mutate_statement(t, "LookUpUsersInThePool", lambda s: s.update(Resource="*")), "WorkerRole.Policies"),
+    "lifecycle events without their condition": (
+        lambda t: mutate_statement(t, "PublishLifecycleEvents", lambda s: s.pop("Condition")), "WorkerRole.Policies"),
+    "no USER_LOOKUP_RPS": (lambda t: mutate_resource(t, "WorkerFunction", lambda p: p["Environment"]["Variables"].pop(
+        "USER_LOOKUP_RPS")), "WorkerFunction.Environment"),
+    "UserConfirmed deny misses the worker": (
+        lambda t: mutate_resource(t, "BusPolicyDenyForeignDetailType", lambda p: without_role("WorkerRole")(
+            p["Statement"]["Condition"])), "BusPolicyDenyForeignDetailType.Statement"),
+    "UserDeleted deny misses the reconciler": (
+        lambda t: mutate_resource(t, "BusPolicyDenyForeignUserDeleted", lambda p: without_role("ReconcilerRole")(
+            p["Statement"]["Condition"])), "BusPolicyDenyForeignUserDeleted.Statement"),
+    "reconciler may call any mutation": (
+        lambda t: mutate_resource(t, "ReconcilerStoreDeletePolicy", lambda p: p["PolicyDocument"]["Statement"][0].update(
+            Resource="*")), "ReconcilerStoreDeletePolicy.PolicyDocument"),
+    "reconciler may delete items with PutItem too": (
+        lambda t: mutate_resource(t, "ReconcilerStoreDeletePolicy", lambda p: p["PolicyDocument"]["Statement"][0].update(
+            Action=["dynamodb:UpdateItem", "dynamodb:PutItem"])), "ReconcilerStoreDeletePolicy.PolicyDocument", "options"),
+    "trail in every region": (
+        lambda t: mutate_resource(t, "Trail", lambda p: p.update(IsMultiRegionTrail=True)), "Trail.IsMultiRegionTrail", "options"),
+    "trail of read events too": (
+        lambda t: mutate_resource(t, "Trail", lambda p: p["EventSelectors"][0].update(ReadWriteType="All")),
+        "Trail.EventSelectors", "options"),
+    "trail bucket open to any trail": (
+        lambda t: mutate_resource(t, "TrailBucketPolicy", lambda p: p["PolicyDocument"]["Statement"][1].pop("Condition")),
+        "TrailBucketPolicy.PolicyDocument", "options"),
+    "trail logs never expire": (
+        lambda t: mutate_resource(t, "TrailBucket", lambda p: p.pop("LifecycleConfiguration")),
+        "TrailBucket.LifecycleConfiguration", "options"),
     "auditor resolves the endpoint although it is given": (
         lambda t: mutate_resource(t, "AuditorPolicy", lambda p: p["PolicyDocument"]["Statement"].insert(1, {
             "Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": "appsync:GetGraphqlApi", "Resource": "x"})),
@@ -473,9 +519,14 @@ def test_drift_is_caught(case):
 
 
 def test_only_documented_attributes_differ(pair):
+    cdk_names = {k: construct_ids(pair.cdk_raw, set(pair.sam), ("Pipeline",)).get(k, k) for k in pair.cdk_raw["Resources"]}
     for name, sam in pair.sam.items():
         cdk = pair.cdk[name]
-        assert "DependsOn" not in cdk and "Condition" not in cdk, name
+        assert "Condition" not in cdk, name
+        # One DependsOn, the template's too: CloudTrail checks the bucket policy when the trail is created.
+        if "DependsOn" in cdk or "DependsOn" in sam:
+            assert name == "Trail" and sam["DependsOn"] == "TrailBucketPolicy", name
+            assert [cdk_names[d] for d in cdk["DependsOn"]] == ["TrailBucketPolicy"]
         for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
             if sam["Type"] in EXPLICIT_DELETE:
                 assert cdk.get(attribute) == "Delete" and attribute not in sam, (name, attribute)
@@ -507,9 +558,11 @@ def test_iam_statements_are_the_same(pair, role):
     assert "ManagedPolicyArns" not in cdk and "PermissionsBoundary" not in cdk
     # One policy resource: the reconciler's store check, on its role (it names the API, so in
     # Amplify it cannot be inline in the role, which lives in the pool's stack).
+    # And, with lifecycleEvents, its delete grant, for the same reason.
     policies = [k for k, v in pair.cdk.items() if v["Type"] == "AWS::IAM::Policy"]
-    assert policies == ["ReconcilerStoreReadPolicy"]
-    assert pair.cdk["ReconcilerStoreReadPolicy"]["Properties"] == pair.sam["ReconcilerStoreReadPolicy"]["Properties"]
+    assert sorted(policies) == ["ReconcilerStoreDeletePolicy", "ReconcilerStoreReadPolicy"]
+    for policy in policies:
+        assert pair.cdk[policy]["Properties"] == pair.sam[policy]["Properties"]
     managed = [k for k, v in pair.cdk.items() if v["Type"] == "AWS::IAM::ManagedPolicy"]
     assert managed == ["AuditorPolicy"]
     assert not {"Roles", "Users", "Groups"} & set(pair.cdk["AuditorPolicy"]["Properties"])
@@ -525,9 +578,12 @@ def test_reconciler_and_auditor_grants(pair):
     pool = "us-east-1_Options1" if pair.sam_params is OPTIONS_SAM_PARAMS else "${UserPoolId}"
     pool_arn = f"arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{pool}"
     emitter = {s["Sid"]: s for s in role_statements(pair.cdk, "EmitterRole")}
+    user_deleted = {**emitter["PublishUserConfirmed"], "Sid": "AnnounceDeletedUsers", "Condition": {"StringEquals": {
+        **emitter["PublishUserConfirmed"]["Condition"]["StringEquals"], "events:detail-type": "UserDeleted"}}}
     assert role_statements(pair.cdk, "ReconcilerRole") == [
         {"Sid": "ListPoolUsers", "Effect": "Allow", "Action": ["cognito-idp:ListUsers"], "Resource": [pool_arn]},
         emitter["PublishUserConfirmed"],
+        user_deleted,  # lifecycleEvents, on in both templates
         {"Sid": "KeepReconcileState", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
          "Resource": ["arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ReconcileWatermarkParameter}"]},
         {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -543,6 +599,8 @@ def test_reconciler_and_auditor_grants(pair):
         store = [{"Sid": "ScanProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": [table]}]
         read = [{"Sid": "ReadProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:BatchGetItem"],
                  "Resource": [table]}]
+        delete = [{"Sid": "SoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:UpdateItem"],
+                   "Resource": [table]}]
     else:
         resolve = [{"Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": ["appsync:GetGraphqlApi"],
                     "Resource": [api]}] if lookup else []
@@ -550,7 +608,10 @@ def test_reconciler_and_auditor_grants(pair):
                   "Resource": [f"{api}/types/Query/fields/listUserProfiles"]}, *resolve]
         read = [{"Sid": "ReadProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
                  "Resource": [f"{api}/types/Query/fields/getUserProfile"]}, *resolve]
+        delete = [{"Sid": "DeleteUserProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
+                   "Resource": [f"{api}/types/Mutation/fields/deleteUserProfile"]}]
     assert pair.cdk["ReconcilerStoreReadPolicy"]["Properties"]["PolicyDocument"]["Statement"] == read
+    assert pair.cdk["ReconcilerStoreDeletePolicy"]["Properties"]["PolicyDocument"]["Statement"] == delete
     assert pair.cdk["AuditorPolicy"]["Properties"]["PolicyDocument"]["Statement"] == [
         *store,
         {"Sid": "ListUsers", "Effect": "Allow", "Action": ["cognito-idp:DescribeUserPool", "cognito-idp:ListUsers"],
@@ -593,7 +654,10 @@ def test_strict_mode_grants_admin_get_user_on_the_pool_only(pair):
         }
     else:
         assert "CheckUsersInThePool" not in worker
-    assert not [s for s in role_statements(pair.cdk, "WorkerRole") if "cognito-idp" in json.dumps(s) and s["Sid"] != "CheckUsersInThePool"]
+    # Besides it, only the lifecycle's ListUsers (the check of each event by sub), on the same pool.
+    others = [s for s in role_statements(pair.cdk, "WorkerRole") if "cognito-idp" in json.dumps(s) and s["Sid"] != "CheckUsersInThePool"]
+    assert others == [{"Sid": "LookUpUsersInThePool", "Effect": "Allow", "Action": ["cognito-idp:ListUsers"],
+                       "Resource": [f"arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/{pool}"]}]
 
 
 def test_queue_policies_deny_every_other_sender(pair):
@@ -604,6 +668,7 @@ def test_queue_policies_deny_every_other_sender(pair):
         "WorkerQueuePolicy": ("WorkerQueue", ["${EmitterRole.Arn}"]),
         "WorkerDeadLetterQueuePolicy": ("WorkerDeadLetterQueue", ["${WorkerRole.Arn}"]),
         "RuleDeadLetterQueuePolicy": ("RuleDeadLetterQueue", []),
+        "LifecycleQueuePolicy": ("LifecycleQueue", []),
     }
     for policy, (queue, roles) in allowed.items():
         deny, = [s for s in pair.cdk[policy]["Properties"]["PolicyDocument"]["Statement"]
@@ -616,29 +681,37 @@ def test_queue_policies_deny_every_other_sender(pair):
 
 
 def test_worker_grant_is_the_one_mutation_field_or_the_one_table(pair):
+    """The store grants: creating (the one mutation field, or PutItem), and with lifecycleEvents
+    reading and deleting (getUserProfile and deleteUserProfile, or GetItem and UpdateItem)."""
     statements = role_statements(pair.cdk, "WorkerRole")
     if pair.sam_params["ProfileStore"] == "dynamodb":
-        grant, = [s for s in statements if s["Sid"] == "PutProfileItemsOnly"]
-        assert (grant["Action"], grant["Resource"]) == (["dynamodb:PutItem"], [
-            "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
-            + pair.sam_params["ProfileTableName"]])
+        table = ["arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/" + pair.sam_params["ProfileTableName"]]
+        store = [s for s in statements if "dynamodb" in json.dumps(s)]
+        assert store == [
+            {"Sid": "PutProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:PutItem"], "Resource": table},
+            {"Sid": "ReadAndSoftDeleteProfileItemsOnly", "Effect": "Allow",
+             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": table},
+        ]
         assert not [s for s in statements if "appsync" in json.dumps(s)], "the API is unused"
         return
-    grant, = [s for s in statements if s["Action"] == ["appsync:GraphQL"]]
-    assert grant["Resource"] == [
-        "arn:${AWS::Partition}:appsync:${AWS::Region}:${AWS::AccountId}:apis/"
-        f"{pair.api_id}/types/Mutation/fields/createUserProfile"
+    api = f"arn:${{AWS::Partition}}:appsync:${{AWS::Region}}:${{AWS::AccountId}}:apis/{pair.api_id}"
+    grants = [s for s in statements if s["Action"] == ["appsync:GraphQL"]]
+    assert grants == [
+        {"Sid": "CreateUserProfileOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
+         "Resource": [f"{api}/types/Mutation/fields/createUserProfile"]},
+        {"Sid": "ReadAndDeleteUserProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
+         "Resource": sorted([f"{api}/types/Mutation/fields/deleteUserProfile", f"{api}/types/Query/fields/getUserProfile"])},
     ]
 
 
-@pytest.mark.parametrize("queue", ["WorkerQueue", "WorkerDeadLetterQueue", "RuleDeadLetterQueue"])
+@pytest.mark.parametrize("queue", ["WorkerQueue", "WorkerDeadLetterQueue", "RuleDeadLetterQueue", "LifecycleQueue"])
 def test_queue_settings_are_the_same(pair, queue):
     keys = ("QueueName", "VisibilityTimeout", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
             "SqsManagedSseEnabled", "RedrivePolicy", "KmsMasterKeyId")
     sam, cdk = pair.sam[queue]["Properties"], pair.cdk[queue]["Properties"]
     assert {k: cdk.get(k) for k in keys} == {k: sam.get(k) for k in keys}
     assert cdk["SqsManagedSseEnabled"] == "true"
-    if queue == "WorkerQueue":
+    if queue in ("WorkerQueue", "LifecycleQueue"):
         assert cdk["RedrivePolicy"]["deadLetterTargetArn"] == "${WorkerDeadLetterQueue.Arn}"
         assert cdk["RedrivePolicy"]["maxReceiveCount"] == sam["RedrivePolicy"]["maxReceiveCount"]
 
@@ -656,6 +729,15 @@ def test_rule_archive_and_schema_are_the_same(pair):
     assert rule["EventPattern"] == {"source": [source], "detail-type": ["UserConfirmed"]}
     target, = rule["Targets"]
     assert target["Arn"] == "${WorkerQueue.Arn}" and target["DeadLetterConfig"] == {"Arn": "${RuleDeadLetterQueue.Arn}"}
+    lifecycle = pair.cdk["LifecycleRule"]["Properties"]
+    assert lifecycle == pair.sam["LifecycleRule"]["Properties"]
+    assert lifecycle["EventBusName"] == "default"
+    assert lifecycle["EventPattern"] == {
+        "source": ["aws.cognito-idp"], "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["cognito-idp.amazonaws.com"],
+                   "eventName": ["AdminDeleteUser", "DeleteUser", "AdminCreateUser", "AdminSetUserPassword"]}}
+    target, = lifecycle["Targets"]
+    assert target["Arn"] == "${LifecycleQueue.Arn}" and target["DeadLetterConfig"] == {"Arn": "${RuleDeadLetterQueue.Arn}"}
     archive = pair.cdk["UserConfirmedArchive"]["Properties"]
     assert archive == pair.sam["UserConfirmedArchive"]["Properties"]
     assert archive["EventPattern"] == rule["EventPattern"]
@@ -684,6 +766,10 @@ def test_function_settings_are_the_same(pair, function):
 
 def test_event_source_permission_and_alarms_are_the_same(pair):
     assert pair.cdk["WorkerFunctionWorkerQueue"]["Properties"] == pair.sam["WorkerFunctionWorkerQueue"]["Properties"]
+    lifecycle = pair.cdk["WorkerFunctionLifecycleQueue"]["Properties"]
+    assert lifecycle == pair.sam["WorkerFunctionLifecycleQueue"]["Properties"]
+    assert (lifecycle["EventSourceArn"], lifecycle["BatchSize"], lifecycle["ScalingConfig"]) == (
+        "${LifecycleQueue.Arn}", "10", {"MaximumConcurrency": "2"})
     assert pair.cdk["EmitterInvokeFromUserPool"]["Properties"] == pair.sam["EmitterInvokeFromUserPool"]["Properties"]
     sam_alarms = {k: v["Properties"] for k, v in pair.of_type(pair.sam, "AWS::CloudWatch::Alarm").items()}
     assert {k: v["Properties"] for k, v in pair.of_type(pair.cdk, "AWS::CloudWatch::Alarm").items()} == sam_alarms
@@ -701,7 +787,8 @@ def test_dashboard_is_the_same(pair):
     for row in rows:
         assert ("Stack" in row and row[row.index("Stack") + 1] == prefix) or (
             row[2] == "QueueName" and row[3] in ("${WorkerQueue.QueueName}", "${WorkerDeadLetterQueue.QueueName}",
-                                                 "${RuleDeadLetterQueue.QueueName}")), row
+                                                 "${RuleDeadLetterQueue.QueueName}", "${LifecycleQueue.QueueName}")), row
+    assert any(row[3] == "${LifecycleQueue.QueueName}" for row in rows if row[2] == "QueueName")
 
 
 def test_profile_created_grant_and_environment(pair):
@@ -713,8 +800,9 @@ def test_profile_created_grant_and_environment(pair):
     emitter_variables = pair.cdk["EmitterFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["PROFILE_CREATED_EVENTS"] == ("true" if publish else "false")
     assert variables["STACK_NAME"] == emitter_variables["STACK_NAME"] == pair.cdk["Dashboard"]["Properties"]["DashboardName"]
+    # The bus of ProfileCreated and of the lifecycle's events, set whatever is published.
+    assert variables["EVENT_BUS_NAME"] == emitter_variables["EVENT_BUS_NAME"]
     if publish:
-        assert variables["EVENT_BUS_NAME"] == emitter_variables["EVENT_BUS_NAME"]
         source = emitter["PublishUserConfirmed"]["Condition"]["StringEquals"]["events:source"]
         assert worker["AnnounceProfiles"] == {
             "Sid": "AnnounceProfiles", "Effect": "Allow", "Action": ["events:PutEvents"],
@@ -722,11 +810,32 @@ def test_profile_created_grant_and_environment(pair):
             "Condition": {"StringEquals": {"events:detail-type": "ProfileCreated", "events:source": source}},
         }
     else:
-        assert "EVENT_BUS_NAME" not in variables and "AnnounceProfiles" not in worker
-        assert not [s for s in worker.values() if "events:" in json.dumps(s)]
+        assert "AnnounceProfiles" not in worker
+        # Only the lifecycle's events (lifecycleEvents is on in both templates).
+        assert [s["Sid"] for s in worker.values() if "events:" in json.dumps(s)] == ["PublishLifecycleEvents"]
     # Present either way: only the worker's role may put ProfileCreated under the source.
     deny = pair.cdk["BusPolicyDenyForeignProfileCreated"]["Properties"]["Statement"]
     assert deny["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": ["${WorkerRole.Arn}"]}
+
+
+def test_trail_is_the_same(pair):
+    """createTrail (the every-option template): the trail, its bucket and bucket policy, as the
+    template's; none in the main template (the default)."""
+    names = {"Trail", "TrailBucket", "TrailBucketPolicy"}
+    if pair.sam_params["CreateTrail"] == "false":
+        assert not names & set(pair.cdk) and not names & set(pair.sam)
+        return
+    for name in names:
+        assert pair.cdk[name]["Properties"] == pair.sam[name]["Properties"], name
+    trail = pair.cdk["Trail"]["Properties"]
+    assert (trail["TrailName"], trail["IsMultiRegionTrail"], trail["EnableLogFileValidation"], trail["EventSelectors"]) == (
+        "uc-options-trail", "false", "true", [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": "true"}])
+    assert trail["S3BucketName"] == "${TrailBucket}"
+    bucket = pair.cdk["TrailBucket"]
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    statements = pair.cdk["TrailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    arn = "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/uc-options-trail"
+    assert [s["Condition"]["StringEquals"]["aws:SourceArn"] for s in statements if s["Effect"] == "Allow"] == [arn, arn]
 
 
 def test_outputs_are_the_same(pair):
@@ -839,12 +948,18 @@ def test_standin_places_the_emitter_side_with_the_pool_and_the_worker_side_in_it
     # (log group, state parameter); its function, schedule and alarms refer to them from here. The
     # auditor's policy names the API (data, which refers to auth): here too, and so does the
     # reconciler's store-read policy (attached to its role by name).
+    # The bus policies that name the worker's role (UserConfirmed, ProfileCreated, ProfileDeleted,
+    # UserDeleted) and the worker's second event source are here too; the lifecycle rule and queue
+    # go to auth with the rule DLQ, whose policy names the rule.
     worker_side = {"WorkerLogGroup", "WorkerRole", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerPermanentFailuresAlarm",
                    "WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "Dashboard",
+                   "BusPolicyDenyForeignDetailType", "BusPolicyDenyForeignProfileDeleted", "BusPolicyDenyForeignUserDeleted",
+                   "WorkerFunctionLifecycleQueue", "ReconcilerStoreDeletePolicy",
                    "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule",
                    "ReconcilerFailedAlarm", "ReconcilerBehindAlarm", "AuditorPolicy", "ReconcilerStoreReadPolicy"}
     assert set(custom.values()) == worker_side
     assert set(auth.values()) == sam_names - worker_side
+    assert {"LifecycleRule", "LifecycleQueue", "LifecycleQueuePolicy", "LifecycleQueueAgeAlarm"} <= set(auth.values())
     assert len(auth) + len(custom) == len(main)
 
 
@@ -860,12 +975,14 @@ def test_standin_worker_uses_the_apis_endpoint_and_no_lookup():
     worker, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineWorkerFunction[0-9A-F]{8}", k)]
     variables = worker["Environment"]["Variables"]
     assert set(variables) == {"APPSYNC_GRAPHQL_URL", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER",
-                              "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
+                              "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME", "RECONCILE_STATUSES",
+                              "USER_LOOKUP_RPS"}
     assert passed_from(root, variables["APPSYNC_GRAPHQL_URL"]["Ref"])["Fn::GetAtt"][1].endswith("GraphQLUrl")
     role, = [v["Properties"] for k, v in custom.items() if re.fullmatch(r"PipelineWorkerRole[0-9A-F]{8}", k)]
     statements = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == [
         "CreateUserProfileOnly", "ConsumeWorkerQueue", "CheckUsersInThePool", "DeadLetterPermanentFailures", "AnnounceProfiles",
+        "ConsumeLifecycleQueue", "LookUpUsersInThePool", "ReadAndDeleteUserProfilesOnly", "PublishLifecycleEvents",
         "WriteOwnLogs"]
 
 
@@ -891,6 +1008,13 @@ def test_standin_worker_names_the_pool_from_the_auth_stack():
     grant, = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "CheckUsersInThePool"]
     assert grant["Action"] == "cognito-idp:AdminGetUser"
     assert auth_output(grant["Resource"]["Ref"]) == {"Fn::GetAtt": [pool_id, "Arn"]}
+    # The lifecycle's ListUsers is on the same pool, and its queue is auth's, passed in the same way.
+    lookup, = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "LookUpUsersInThePool"]
+    assert lookup["Action"] == "cognito-idp:ListUsers"
+    assert auth_output(lookup["Resource"]["Ref"]) == {"Fn::GetAtt": [pool_id, "Arn"]}
+    queue, = [k for k, v in auth.items() if v["Type"] == "AWS::SQS::Queue" and "LifecycleQueue" in k]
+    consume, = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "ConsumeLifecycleQueue"]
+    assert auth_output(consume["Resource"]["Ref"]) == {"Fn::GetAtt": [queue, "Arn"]}
     # The bus the worker announces profiles on is auth's, passed in as parameters too.
     bus, = [k for k, v in auth.items() if v["Type"] == "AWS::Events::EventBus"]
     assert auth_output(variables["EVENT_BUS_NAME"]["Ref"]) == {"Fn::GetAtt": [bus, "Name"]}

@@ -4,7 +4,8 @@ moto server with `dev/local_stack.py deploy --cfn-template` (no SAM translation)
 A moto server is started on a free 127.0.0.1 port and stopped by the fixture's finalizer. The
 tests check that the stack comes up with the same output keys as the SAM local stack, that the
 bus, rule (with its target's DLQ and retry policy), queues, DLQs, archive and roles exist with the
-right settings, that an event on the bus reaches the queue, that moto creates the dashboard, and
+right settings, that an event on the bus reaches the queue, that a CloudTrail-shaped Cognito event
+on the default bus reaches the lifecycle queue, that moto creates the dashboard, and
 that a SAM stack deployed next to it reads back the same settings (dashboard included). A second stack deploys the functions (placeholder zips) to
 check their configuration, event source mapping and permission.
 """
@@ -32,7 +33,8 @@ SCHEMA_FILE = ROOT / "schemas" / "json" / "user-confirmed.v1.schema.json"
 # end-to-end suite can run on either stack.
 LOCAL_OUTPUT_KEYS = [
     "EventBusName", "EventBusArn", "EventSource", "RuleArn", "ArchiveName", "ArchiveArn",
-    "QueueUrl", "QueueArn", "WorkerDlqUrl", "WorkerDlqArn", "RuleDlqUrl", "EmitterRoleArn",
+    "QueueUrl", "QueueArn", "WorkerDlqUrl", "WorkerDlqArn", "RuleDlqUrl",
+    "LifecycleQueueUrl", "LifecycleQueueArn", "LifecycleRuleArn", "EmitterRoleArn",
     "WorkerRoleArn", "ReconcilerRoleArn", "ReconcileWatermarkParameter", "AuditorPolicyArn", "UserPoolId",
     "UserPoolClientId",
 ]
@@ -42,12 +44,16 @@ MOTO_SKIPS = {
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignSource",
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignDetailType",
     "AWS::Events::EventBusPolicy BusPolicyDenyForeignProfileCreated",
+    "AWS::Events::EventBusPolicy BusPolicyDenyForeignProfileDeleted",
+    "AWS::Events::EventBusPolicy BusPolicyDenyForeignUserDeleted",
     "AWS::SQS::QueuePolicy WorkerQueuePolicy",
     "AWS::SQS::QueuePolicy RuleDeadLetterQueuePolicy",
     "AWS::SQS::QueuePolicy WorkerDeadLetterQueuePolicy",
+    "AWS::SQS::QueuePolicy LifecycleQueuePolicy",
     "AWS::CloudWatch::Alarm WorkerDeadLetterQueueAlarm",
     "AWS::CloudWatch::Alarm RuleDeadLetterQueueAlarm",
     "AWS::CloudWatch::Alarm WorkerQueueAgeAlarm",
+    "AWS::CloudWatch::Alarm LifecycleQueueAgeAlarm",
     "AWS::CloudWatch::Alarm EmitterPublishFailedAlarm",
     "AWS::CloudWatch::Alarm EmitterFallbackAlarm",
     "AWS::CloudWatch::Alarm WorkerPermanentFailuresAlarm",
@@ -141,14 +147,15 @@ def test_outputs_are_the_sam_local_stacks(stack, moto):
     assert list(outputs) == LOCAL_OUTPUT_KEYS
     assert outputs["EventBusName"] == "uc-cdk-events"
     assert outputs["ArchiveName"] == "uc-cdk-user-confirmed"
-    for key in ("QueueUrl", "WorkerDlqUrl", "RuleDlqUrl"):
+    for key in ("QueueUrl", "WorkerDlqUrl", "RuleDlqUrl", "LifecycleQueueUrl"):
         assert outputs[key].startswith(moto + "/"), outputs[key]
     skipped = re.search(r"^moto skipped: (.*)$", stderr, re.M).group(1).split(", ")
     assert {f"{t} {canonical_name(i)}" for t, i in (s.split(" ") for s in skipped)} == MOTO_SKIPS
     # As for SAM's DeployFunctions=false / CreateSchemaRegistry=false: dropped with what refers to them.
     dropped = dict(re.findall(r"^(\w+)=false: dropped (.*)$", stderr, re.M))
     assert {canonical_name(i) for i in dropped["DeployFunctions"].split(", ")} == {
-        "EmitterFunction", "WorkerFunction", "WorkerFunctionWorkerQueue", "EmitterInvokeFromUserPool", "EmitterErrorsAlarm",
+        "EmitterFunction", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerFunctionLifecycleQueue",
+        "EmitterInvokeFromUserPool", "EmitterErrorsAlarm",
         "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule", "ReconcilerFailedAlarm"}
     assert {canonical_name(i) for i in dropped["CreateSchemaRegistry"].split(", ")} == {
         "SchemaRegistry", "UserConfirmedSchema", "ProfileCreatedSchema"}
@@ -177,6 +184,11 @@ def test_bus_rule_queues_archive_and_roles(stack, moto):
         dlq = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert (dlq["MessageRetentionPeriod"], dlq["SqsManagedSseEnabled"]) == ("1209600", "true")
         assert "RedrivePolicy" not in dlq
+    # The lifecycle queue: the worker queue's settings, the same worker DLQ.
+    lifecycle = sqs.get_queue_attributes(QueueUrl=outputs["LifecycleQueueUrl"], AttributeNames=["All"])["Attributes"]
+    assert json.loads(lifecycle["RedrivePolicy"]) == {"deadLetterTargetArn": outputs["WorkerDlqArn"], "maxReceiveCount": 5}
+    assert (lifecycle["QueueArn"], lifecycle["VisibilityTimeout"], lifecycle["MessageRetentionPeriod"],
+            lifecycle["SqsManagedSseEnabled"]) == (outputs["LifecycleQueueArn"], "180", "345600", "true")
 
     archive = events.describe_archive(ArchiveName=outputs["ArchiveName"])
     assert (archive["EventSourceArn"], archive["RetentionDays"]) == (outputs["EventBusArn"], 365)
@@ -197,12 +209,23 @@ def test_bus_rule_queues_archive_and_roles(stack, moto):
     assert worker["AnnounceProfiles"]["Resource"] == outputs["EventBusArn"]  # publishProfileCreated: true
     assert worker["AnnounceProfiles"]["Condition"] == {
         "StringEquals": {"events:detail-type": "ProfileCreated", "events:source": "userconfirmed.cognito"}}
+    # lifecycleEvents (the default): the lifecycle queue, ListUsers on the pool, the profile read and
+    # delete, the lifecycle's events.
+    assert worker["ConsumeLifecycleQueue"]["Resource"] == outputs["LifecycleQueueArn"]
+    assert worker["LookUpUsersInThePool"]["Resource"] == f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
+    assert sorted(worker["ReadAndDeleteUserProfilesOnly"]["Resource"]) == [
+        "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Mutation/fields/deleteUserProfile",
+        "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Query/fields/getUserProfile"]
+    assert worker["PublishLifecycleEvents"]["Resource"] == outputs["EventBusArn"]
     reconciler = {s["Sid"]: s for s in role_policy(iam, outputs["ReconcilerRoleArn"])["Statement"]}
     assert reconciler["PublishUserConfirmed"]["Resource"] == outputs["EventBusArn"]
     assert reconciler["ListPoolUsers"]["Resource"] == f"arn:aws:cognito-idp:us-east-1:123456789012:userpool/{outputs['UserPoolId']}"
     assert reconciler["KeepReconcileState"]["Resource"] == "arn:aws:ssm:us-east-1:123456789012:parameter/uc-cdk/reconciler/state"
     assert reconciler["ReadProfilesOnly"]["Action"] == "appsync:GraphQL"
     assert reconciler["ReadProfilesOnly"]["Resource"].endswith("/types/Query/fields/getUserProfile")
+    assert reconciler["DeleteUserProfilesOnly"]["Resource"].endswith("/types/Mutation/fields/deleteUserProfile")
+    assert reconciler["AnnounceDeletedUsers"]["Condition"] == {
+        "StringEquals": {"events:source": "userconfirmed.cognito", "events:detail-type": "UserDeleted"}}
     assert outputs["ReconcileWatermarkParameter"] == "/uc-cdk/reconciler/state"
     assert aws("ssm", moto).get_parameter(Name="/uc-cdk/reconciler/state")["Parameter"]["Value"] == "{}"
     assert [s["Sid"] for s in auditor_policy(iam, outputs["AuditorPolicyArn"])["Statement"]] == [
@@ -221,7 +244,8 @@ def dashboard(moto: str, name: str) -> dict:
 def test_moto_creates_the_dashboard(stack, moto):
     outputs, _ = stack
     body = dashboard(moto, "uc-cdk")
-    queues = {url.rsplit("/", 1)[-1] for url in (outputs["QueueUrl"], outputs["WorkerDlqUrl"], outputs["RuleDlqUrl"])}
+    queues = {url.rsplit("/", 1)[-1] for url in (outputs["QueueUrl"], outputs["WorkerDlqUrl"], outputs["RuleDlqUrl"],
+                                                  outputs["LifecycleQueueUrl"])}
     rows = [row for w in body["widgets"] for row in w["properties"].get("metrics", []) if isinstance(row[0], str)]
     assert rows
     for row in rows:
@@ -254,6 +278,43 @@ def test_a_user_confirmed_event_reaches_the_worker_queue(stack, moto):
     jsonschema.Draft4Validator(json.loads(SCHEMA_FILE.read_text())).validate(envelope["detail"])
 
 
+def test_a_cognito_cloudtrail_event_on_the_default_bus_reaches_the_lifecycle_queue(stack, moto):
+    outputs, _ = stack
+    events, sqs = aws("events", moto), aws("sqs", moto)
+    rule, = [r for r in events.list_rules(EventBusName="default")["Rules"] if r["Arn"] == outputs["LifecycleRuleArn"]]
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["aws.cognito-idp"], "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["cognito-idp.amazonaws.com"],
+                   "eventName": ["AdminDeleteUser", "DeleteUser", "AdminCreateUser", "AdminSetUserPassword"]}}
+    target, = events.list_targets_by_rule(Rule=rule["Name"], EventBusName="default")["Targets"]
+    rule_dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["RuleDlqUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert (target["Id"], target["Arn"], target["DeadLetterConfig"]) == (
+        "lifecycle-queue", outputs["LifecycleQueueArn"], {"Arn": rule_dlq_arn})
+    detail = {"eventVersion": "1.09", "eventSource": "cognito-idp.amazonaws.com", "eventName": "AdminDeleteUser",
+              "awsRegion": "us-east-1", "eventType": "AwsApiCall",
+              "requestParameters": {"userPoolId": outputs["UserPoolId"], "username": "HIDDEN_DUE_TO_SECURITY_REASONS"},
+              "additionalEventData": {"sub": "0b3c8f1e-0000-4000-8000-000000000002"}}
+    entries = [
+        {"Source": "aws.cognito-idp", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(detail)},
+        {"Source": "aws.cognito-idp", "DetailType": "AWS API Call via CloudTrail",
+         "Detail": json.dumps({**detail, "eventName": "InitiateAuth"})},
+    ]
+    assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+    messages = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=outputs["LifecycleQueueUrl"], MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in got:
+            sqs.delete_message(QueueUrl=outputs["LifecycleQueueUrl"], ReceiptHandle=m["ReceiptHandle"])
+        messages += got
+        if messages and not got:
+            break
+    assert len(messages) == 1, messages
+    envelope = json.loads(messages[0]["Body"])
+    assert (envelope["source"], envelope["detail-type"], envelope["detail"]) == (
+        "aws.cognito-idp", "AWS API Call via CloudTrail", detail)
+
+
 def test_reads_back_like_the_sam_stack(stack, moto):
     """The SAM template deployed next to it (its own prefix): the same queue attributes, rule,
     archive and role policies once the prefixes are set aside."""
@@ -263,18 +324,22 @@ def test_reads_back_like_the_sam_stack(stack, moto):
 
     def settings(outputs: dict, prefix: str) -> dict:
         queues = {key: sqs.get_queue_attributes(QueueUrl=outputs[key], AttributeNames=["All"])["Attributes"]
-                  for key in ("QueueUrl", "WorkerDlqUrl", "RuleDlqUrl")}
+                  for key in ("QueueUrl", "WorkerDlqUrl", "RuleDlqUrl", "LifecycleQueueUrl")}
         for attributes in queues.values():
             for volatile in ("CreatedTimestamp", "LastModifiedTimestamp", "ApproximateNumberOfMessages",
                              "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"):
                 attributes.pop(volatile, None)
         rule, = [r for r in events.list_rules(EventBusName=outputs["EventBusName"])["Rules"] if r["Arn"] == outputs["RuleArn"]]
         targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=outputs["EventBusName"])["Targets"]
+        lifecycle, = [r for r in events.list_rules(EventBusName="default")["Rules"] if r["Arn"] == outputs["LifecycleRuleArn"]]
+        lifecycle_targets = events.list_targets_by_rule(Rule=lifecycle["Name"], EventBusName="default")["Targets"]
         archive = events.describe_archive(ArchiveName=outputs["ArchiveName"])
         found = {
             "queues": queues,
             "rule": {k: rule[k] for k in ("EventPattern", "State", "Description")},
             "targets": targets,
+            "lifecycle rule": {k: lifecycle[k] for k in ("EventPattern", "State", "Description", "EventBusName")},
+            "lifecycle targets": lifecycle_targets,
             "archive": {k: archive[k] for k in ("EventPattern", "RetentionDays", "EventSourceArn", "Description")},
             "emitter": role_policy(iam, outputs["EmitterRoleArn"]),
             "worker": role_policy(iam, outputs["WorkerRoleArn"]),
@@ -285,7 +350,7 @@ def test_reads_back_like_the_sam_stack(stack, moto):
             "dashboard": dashboard(moto, prefix),
         }
         # moto leaves a null where Fn::If chose AWS::NoValue (infra/README.md, moto gaps).
-        for role in ("emitter", "worker"):
+        for role in ("emitter", "worker", "reconciler"):
             found[role]["Statement"] = [s for s in found[role]["Statement"] if s]
         # (each stack has its own moto pool: the reconciler's and the auditor's grants name it)
         return json.loads(json.dumps(found).replace(prefix, "PREFIX").replace(outputs["UserPoolId"], "POOL"))
@@ -331,7 +396,8 @@ def test_functions_event_source_and_permission(moto):
     wenv = {k: str(v) for k, v in worker["Environment"]["Variables"].items()}
     assert wenv["APPSYNC_API_ID"] == "abcdefghijklmnopqrstuvwxyz"
     assert set(wenv) == {"APPSYNC_API_ID", "DLQ_URL", "CONCURRENCY", "USER_POOL_ID", "EVENT_SOURCE", "VERIFY_USER",
-                         "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME"}
+                         "STACK_NAME", "PROFILE_CREATED_EVENTS", "EVENT_BUS_NAME", "RECONCILE_STATUSES", "USER_LOOKUP_RPS"}
+    assert (wenv["RECONCILE_STATUSES"], wenv["USER_LOOKUP_RPS"]) == ("CONFIRMED,EXTERNAL_PROVIDER", "5")
     assert (wenv["STACK_NAME"], wenv["PROFILE_CREATED_EVENTS"], wenv["EVENT_BUS_NAME"]) == (
         "uc-cdk-fn", "true", outputs["EventBusName"])
     # The worker acts only on the stack's own pool and source; strict mode is off (not a parameter here).
@@ -339,7 +405,12 @@ def test_functions_event_source_and_permission(moto):
     assert (wenv["EVENT_SOURCE"], wenv["VERIFY_USER"]) == (outputs["EventSource"], "none")
 
     # (moto filters list_event_source_mappings by function name, not by ARN)
-    mapping, = lam.list_event_source_mappings(FunctionName="uc-cdk-fn-worker")["EventSourceMappings"]
+    mappings = {m["EventSourceArn"]: m for m in lam.list_event_source_mappings(FunctionName="uc-cdk-fn-worker")["EventSourceMappings"]}
+    assert set(mappings) == {outputs["QueueArn"], outputs["LifecycleQueueArn"]}
+    lifecycle = mappings[outputs["LifecycleQueueArn"]]
+    assert (lifecycle["BatchSize"], lifecycle["FunctionResponseTypes"], lifecycle["ScalingConfig"]) == (
+        10, ["ReportBatchItemFailures"], {"MaximumConcurrency": 2})
+    mapping = mappings[outputs["QueueArn"]]
     assert (mapping["EventSourceArn"], mapping["BatchSize"]) == (outputs["QueueArn"], 7)
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 3}

@@ -101,18 +101,37 @@ try {
     JSON.stringify(variables.sort()) ===
       JSON.stringify([
         "APPSYNC_GRAPHQL_URL", "CONCURRENCY", "DLQ_URL", "EVENT_BUS_NAME", "EVENT_SOURCE", "PROFILE_CREATED_EVENTS",
-        "STACK_NAME", "USER_POOL_ID", "VERIFY_USER",
+        // The lifecycle (lifecycleEvents, on by default): the counted statuses and the ListUsers pace.
+        "RECONCILE_STATUSES", "STACK_NAME", "USER_LOOKUP_RPS", "USER_POOL_ID", "VERIFY_USER",
       ]),
     `the worker in the custom stack, with the API's URL: ${variables}`,
   );
-  // The ProfileCreated bus policy names the worker's role, the dashboard the queues: both in the
-  // custom stack (a reference from auth to it would be the cycle).
+  // The bus policies that name the worker's role (UserConfirmed, ProfileCreated, ProfileDeleted,
+  // UserDeleted) and the dashboard (it names the queues) are in the custom stack: a reference from
+  // auth to it would be the cycle. The source's policy (emitter, reconciler) stays in auth.
   for (const type of ["AWS::CloudWatch::Dashboard"]) {
     check(ofType(customResources, type).length === 1 && ofType(authResources, type).length === 0, `${type} in the custom stack only`);
   }
   check(
-    ofType(customResources, "AWS::Events::EventBusPolicy").length === 1 && ofType(authResources, "AWS::Events::EventBusPolicy").length === 2,
-    "the ProfileCreated bus policy in the custom stack, the emitter's two in auth",
+    ofType(customResources, "AWS::Events::EventBusPolicy").length === 4 && ofType(authResources, "AWS::Events::EventBusPolicy").length === 1,
+    "the four bus policies naming the worker's role in the custom stack, the source's one in auth",
+  );
+  // The lifecycle (lifecycleEvents, on by default): the rule on the default bus and its queue in
+  // auth, with the rule DLQ whose policy names the rule; the worker's second event source here.
+  const rules = ofType(authResources, "AWS::Events::Rule").map((id) => authResources[id].Properties);
+  check(
+    rules.length === 2 && ofType(customResources, "AWS::Events::Rule").length === 0 &&
+      rules.some((r) => r.EventBusName === "default" && JSON.stringify(r.EventPattern).includes("aws.cognito-idp")),
+    `the UserConfirmed rule and the lifecycle rule (default bus) in auth: ${JSON.stringify(rules.map((r) => r.EventBusName))}`,
+  );
+  check(
+    ofType(customResources, "AWS::Lambda::EventSourceMapping").length === 2,
+    "the worker's two event sources (worker queue, lifecycle queue) in the custom stack",
+  );
+  // No trail unless createTrail.
+  check(
+    ofType(authResources, "AWS::CloudTrail::Trail").length + ofType(customResources, "AWS::CloudTrail::Trail").length === 0,
+    "no trail by default (createTrail: false)",
   );
   // The reconciler: its schedule, and the auditor's policy (which names the API), in the custom
   // stack; its role and state parameter in auth, where the bus policies that name the role are.

@@ -3,6 +3,7 @@
 import * as assert from "node:assert/strict";
 
 import { App, CfnParameter, Duration, Stack } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
 import * as appsync from "aws-cdk-lib/aws-appsync";
 import * as cognito from "aws-cdk-lib/aws-cognito";
 import * as lambda from "aws-cdk-lib/aws-lambda";
@@ -67,6 +68,10 @@ const cases: Record<string, () => void> = {
       { reconcilePublishRate: 0 },
       { reconcileListUsersRate: 101 },
       { reconcileBehindAlarm: Duration.minutes(30) },
+      { workerUserLookupRate: 0 },
+      { workerUserLookupRate: 26 },
+      { lifecycleEvents: "true" as unknown as boolean },
+      { createTrail: "yes" as unknown as boolean },
     ];
     for (const extra of bad) {
       const { stack, props } = setup();
@@ -94,9 +99,55 @@ const cases: Record<string, () => void> = {
     assert.deepEqual(stack.dependencies.map((s) => s.stackName), ["Auth"]);
     assert.deepEqual(poolStack.dependencies, []);
     // The policies that name the worker's role, and the dashboard, stay with the worker.
-    for (const id of ["WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "Dashboard"]) {
+    for (const id of ["WorkerDeadLetterQueuePolicy", "BusPolicyDenyForeignProfileCreated", "BusPolicyDenyForeignDetailType",
+                      "BusPolicyDenyForeignProfileDeleted", "BusPolicyDenyForeignUserDeleted", "Dashboard"]) {
       assert.equal(Stack.of(pipeline.node.findChild(id)), stack, id);
     }
+    // The lifecycle rule and queue go with the rule DLQ, whose policy names the rule.
+    assert.equal(Stack.of(pipeline.lifecycleRule!), poolStack);
+    assert.equal(Stack.of(pipeline.lifecycleQueue!), poolStack);
+    assert.equal(Stack.of(pipeline.workerLifecycleEventSource!), stack);
+  },
+  "lifecycleEvents: false leaves out every lifecycle resource, grant, output and graph": () => {
+    const { app, stack, props } = setup({ lifecycleEvents: false });
+    const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+    app.synth();
+    for (const made of [pipeline.lifecycleRule, pipeline.lifecycleQueue, pipeline.workerLifecycleEventSource,
+                        pipeline.reconcilerStoreDeletePolicy]) {
+      assert.equal(made, undefined);
+    }
+    const template = Template.fromStack(stack);
+    const text = JSON.stringify(template.toJSON());
+    // No lifecycle queue, rule, alarm, dashboard row or grant (the bus policies that name UserDeleted
+    // and ProfileDeleted stay: without the grants no principal may publish those).
+    for (const absent of ["Lifecycle", "-lifecycle", "lifecycle_age", "aws.cognito-idp", "deleteUserProfile", "AnnounceDeletedUsers", "LookUpUsersInThePool", "PublishLifecycleEvents",
+                          "ConsumeLifecycleQueue", "ReadAndDeleteUserProfilesOnly"]) {
+      assert.ok(!text.includes(absent), absent);
+    }
+    const roles = template.findResources("AWS::IAM::Role");
+    const worker = Object.keys(roles).find((id) => id.includes("WorkerRole"))!;
+    assert.ok(!JSON.stringify(roles[worker]).includes("cognito-idp"), "no ListUsers for the worker");
+    assert.equal(Object.keys(template.findResources("AWS::Lambda::EventSourceMapping")).length, 1);
+    assert.equal(Object.keys(template.findResources("AWS::Events::Rule")).length, 1);
+    assert.equal(Object.keys(template.findResources("AWS::Events::EventBusPolicy")).length, 5);
+    assert.ok(!Object.keys(pipeline.outputs).some((k) => k.startsWith("Lifecycle")));
+  },
+  "createTrail does not depend on lifecycleEvents": () => {
+    const { app, stack, props } = setup({ lifecycleEvents: false, createTrail: true });
+    const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+    app.synth();
+    assert.ok(pipeline.trail && pipeline.trailBucket);
+    assert.equal(Object.keys(Template.fromStack(stack).findResources("AWS::CloudTrail::Trail")).length, 1);
+  },
+  "createTrail is off by default": () => {
+    const { app, stack, props } = setup();
+    const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+    app.synth();
+    assert.equal(pipeline.trail, undefined);
+    assert.equal(pipeline.trailBucket, undefined);
+    assert.deepEqual(Template.fromStack(stack).findResources("AWS::CloudTrail::Trail"), {});
+    assert.deepEqual(Template.fromStack(stack).findResources("AWS::S3::Bucket"), {});
+    assert.ok(pipeline.lifecycleRule && pipeline.lifecycleQueue, "lifecycleEvents is on by default");
   },
   "the construct in the pool's stack with the API elsewhere gets a warning": () => {
     const { app, poolStack, props } = setup({}, (a) => new Stack(a, "Auth"));

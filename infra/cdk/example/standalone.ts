@@ -30,7 +30,7 @@ type Spec = {
 // The SAM template's parameters the construct takes as values (types, defaults and constraints
 // equal to infra/template.yaml's: dev/tests/test_construct.py compares them). Parameters that
 // switch SAM conditions (CreateEventBus, AppSyncGraphqlUrl, AlarmTopicArn, VerifyUser,
-// PublishProfileCreated, ...) are
+// PublishProfileCreated, LifecycleEvents, CreateTrail, ...) are
 // construct options decided at synth time instead.
 const SAM_PARAMETERS: Record<string, Spec> = {
   NamePrefix: {
@@ -70,7 +70,8 @@ const SAM_PARAMETERS: Record<string, Spec> = {
     default: 365,
     minValue: 0,
     maxValue: 36500,
-    description: "Days the archive keeps UserConfirmed events for EventBridge replay; 0 = indefinitely.",
+    description:
+      "Days the archive keeps UserConfirmed events for EventBridge replay; 0 = indefinitely. An archived event holds the user's e-mail: the retention is the longest an erased user's address may remain in the archive, so keep it bounded.",
   },
   RuleMaximumRetryAttempts: {
     type: "Number",
@@ -129,6 +130,14 @@ const SAM_PARAMETERS: Record<string, Spec> = {
     description: "AppSync calls in flight within one worker invocation.",
   },
   WorkerMemorySize: { type: "Number", default: 256, minValue: 128, maxValue: 3008, description: "Worker memory in MB." },
+  WorkerUserLookupRate: {
+    type: "Number",
+    default: 5,
+    minValue: 1,
+    maxValue: 25,
+    description:
+      "The worker's USER_LOOKUP_RPS: most Cognito ListUsers calls per second of one worker invocation checking lifecycle events (2 at most at once); keep 2 x this + ReconcileListUsersRate below Cognito's UserList quota, 30/s.",
+  },
   LogRetentionDays: {
     type: "Number",
     // A string like AllowedValues (CfnParameter types them string[]), or cfn-lint sees no match.
@@ -246,6 +255,7 @@ export class StandaloneStack extends Stack {
       workerMaximumConcurrency: num("WorkerMaximumConcurrency"),
       workerCallConcurrency: num("WorkerCallConcurrency"),
       workerMemorySize: num("WorkerMemorySize"),
+      workerUserLookupRate: num("WorkerUserLookupRate"),
       logRetention: num("LogRetentionDays") as logs.RetentionDays,
       reconcileSchedule: text("ReconcileSchedule"),
       reconcileScheduleState: text("ReconcileScheduleState") as "ENABLED",
@@ -265,8 +275,10 @@ export class StandaloneStack extends Stack {
 /**
  * Every option away from its default, as literals: an existing bus, a back-fill publisher, an
  * alarm topic, the API's endpoint given (no GetGraphqlApi), no schema registry, the worker's
- * strict mode (AdminGetUser), no ProfileCreated events, the reconciler's schedule (disabled) and
- * settings. Compared with the SAM template under the same choices.
+ * strict mode (AdminGetUser), no ProfileCreated events, the trail (createTrail), the reconciler's
+ * schedule (disabled) and settings. Compared with the SAM template under the same choices. One
+ * exception: lifecycleEvents stays on (the default), so that its DynamoDB grants are compared
+ * too; example/selftest.ts checks what lifecycleEvents: false leaves out.
  */
 export class OptionsStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -286,6 +298,8 @@ export class OptionsStack extends Stack {
       backfillPublisherArn: "arn:aws:iam::123456789012:role/backfill",
       verifyUser: "cognito",
       publishProfileCreated: false,
+      lifecycleEvents: true,
+      createTrail: true,
       alarmTopic: sns.Topic.fromTopicArn(this, "Alarms", "arn:aws:sns:us-east-1:123456789012:alarms"),
       createSchemaRegistry: false,
       archiveRetentionDays: 30,
@@ -300,6 +314,7 @@ export class OptionsStack extends Stack {
       workerMaximumConcurrency: 7,
       workerCallConcurrency: 4,
       workerMemorySize: 512,
+      workerUserLookupRate: 3,
       logRetention: 90 as logs.RetentionDays,
       reconcileSchedule: "cron(0 3 * * ? *)",
       reconcileScheduleState: "DISABLED",

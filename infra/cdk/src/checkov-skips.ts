@@ -66,3 +66,23 @@ export const RECONCILER_SKIPS: Skip[] = [
       "The environment holds only a pool id, resource names, rates and statuses: no secret to encrypt with a customer key.",
   },
 ];
+// The trail (createTrail): its bucket and the trail itself.
+export const TRAIL_BUCKET_SKIPS: Skip[] = [
+  {
+    id: "CKV_AWS_18",
+    comment:
+      "The bucket holds only CloudTrail's log files, written by CloudTrail; the trail itself records the S3 management calls made on it, and server access logging would need a second bucket (with its own logs) for no event the trail misses.",
+  },
+];
+export const TRAIL_SKIPS: Skip[] = [
+  {
+    id: "CKV_AWS_35",
+    comment:
+      "The log files are encrypted at rest with SSE-S3 (the bucket's default encryption); a customer-managed KMS key would add a key policy and per-object KMS calls to a trail kept for EventBridge delivery, whose files nothing in the pipeline reads.",
+  },
+  {
+    id: "CKV_AWS_67",
+    comment:
+      "Single-region on purpose: the pipeline needs this region's Cognito calls only; a multi-region trail would record (and bill) every region's management write events.",
+  },
+];

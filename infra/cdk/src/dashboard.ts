@@ -10,6 +10,8 @@ export interface DashboardRefs {
   readonly workerQueueName: string;
   readonly workerDeadLetterQueueName: string;
   readonly ruleDeadLetterQueueName: string;
+  /** The lifecycle queue's name, with `lifecycleEvents` (its backlog is graphed next to the worker queue's). */
+  readonly lifecycleQueueName?: string;
   /** The reconciler-behind alarm's threshold in seconds, as text (shown in the graph's title). */
   readonly reconcileBehindAlarmSeconds: string;
 }
@@ -100,6 +102,16 @@ export function dashboardBody(r: DashboardRefs): object {
             label: "worker queue: oldest message (s)",
             yAxis: "right",
           }),
+          ...(r.lifecycleQueueName === undefined
+            ? []
+            : [
+                sqs("ApproximateAgeOfOldestMessage", r.lifecycleQueueName, {
+                  id: "lifecycle_age",
+                  stat: "Maximum",
+                  label: "lifecycle queue: oldest message (s)",
+                  yAxis: "right",
+                }),
+              ]),
         ],
         { right: left },
       ),

@@ -4,7 +4,8 @@
 //
 // Construct ids are the SAM template's logical ids, so the synthesized logical ids read
 // "<prefix><SamLogicalId><hash>" and the test can pair the resources up.
-import { Annotations, Aws, CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import { Annotations, Aws, CfnDeletionPolicy, CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import * as cloudtrail from "aws-cdk-lib/aws-cloudtrail";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as cognito from "aws-cdk-lib/aws-cognito";
 import * as events from "aws-cdk-lib/aws-events";
@@ -12,13 +13,23 @@ import * as eventschemas from "aws-cdk-lib/aws-eventschemas";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
+import * as s3 from "aws-cdk-lib/aws-s3";
 import * as scheduler from "aws-cdk-lib/aws-scheduler";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 
 import { resolveProps, type ResolvedProps, type UserConfirmedPipelineProps } from "./props";
-import { EMITTER_SKIPS, LOG_KMS_SKIP, RECONCILER_SKIPS, type Skip, SSE_SQS_SKIP, WORKER_SKIPS } from "./checkov-skips";
+import {
+  EMITTER_SKIPS,
+  LOG_KMS_SKIP,
+  RECONCILER_SKIPS,
+  type Skip,
+  SSE_SQS_SKIP,
+  TRAIL_BUCKET_SKIPS,
+  TRAIL_SKIPS,
+  WORKER_SKIPS,
+} from "./checkov-skips";
 import { dashboardBody, METRICS_NAMESPACE } from "./dashboard";
 import { PROFILE_CREATED_SCHEMA } from "./profile-created-schema";
 import { USER_CONFIRMED_SCHEMA } from "./user-confirmed-schema";
@@ -28,6 +39,24 @@ export const DETAIL_TYPE = "UserConfirmed";
 
 /** `detail-type` of the worker's ProfileCreated events (schemas/json/profile-created.v1.schema.json). */
 export const PROFILE_CREATED_DETAIL_TYPE = "ProfileCreated";
+
+/** `detail-type` of the lifecycle's events: a profile deleted (the worker), a user gone (worker, reconciler). */
+export const PROFILE_DELETED_DETAIL_TYPE = "ProfileDeleted";
+export const USER_DELETED_DETAIL_TYPE = "UserDeleted";
+
+/**
+ * Cognito's user-pool API calls as CloudTrail puts them on the account's default bus (the
+ * lifecycle rule's pattern). No pool in it: a user's own DeleteUser record may not name the pool;
+ * the worker checks every event against its pool with ListUsers.
+ */
+export const LIFECYCLE_EVENT_PATTERN = {
+  source: ["aws.cognito-idp"],
+  "detail-type": ["AWS API Call via CloudTrail"],
+  detail: {
+    eventSource: ["cognito-idp.amazonaws.com"],
+    eventName: ["AdminDeleteUser", "DeleteUser", "AdminCreateUser", "AdminSetUserPassword"],
+  },
+};
 
 /** A value the SAM template publishes as a stack output, under the same name. */
 export interface PipelineOutput {
@@ -78,6 +107,16 @@ export class UserConfirmedPipeline extends Construct {
   readonly emitterFunction: lambda.Function;
   readonly workerFunction: lambda.Function;
   readonly workerEventSource: lambda.EventSourceMapping;
+  /** The rule on the default bus taking Cognito's lifecycle calls to `lifecycleQueue` (with `lifecycleEvents`). */
+  readonly lifecycleRule?: events.CfnRule;
+  /** The lifecycle queue, the worker's second event source (with `lifecycleEvents`). */
+  readonly lifecycleQueue?: sqs.Queue;
+  readonly workerLifecycleEventSource?: lambda.EventSourceMapping;
+  /** The reconciler's grant to delete orphaned profiles (with `lifecycleEvents`). */
+  readonly reconcilerStoreDeletePolicy?: iam.CfnPolicy;
+  /** The trail of management write events and its bucket (with `createTrail`). */
+  readonly trail?: cloudtrail.CfnTrail;
+  readonly trailBucket?: s3.CfnBucket;
   /** The SSM parameter holding the reconciler's state (JSON; "{}" before the first pass). */
   readonly reconcileStateParameter: ssm.CfnParameter;
   readonly reconcilerLogGroup: logs.LogGroup;
@@ -153,6 +192,17 @@ export class UserConfirmedPipeline extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       deadLetterQueue: { queue: this.workerDeadLetterQueue, maxReceiveCount: p.maxReceiveCount },
     });
+    if (p.lifecycleEvents) {
+      // The lifecycle rule's events: the worker queue's settings, the same worker DLQ.
+      this.lifecycleQueue = this.queueWithSkip(pub, "LifecycleQueue", {
+        queueName: `${prefix}-lifecycle`,
+        visibilityTimeout: p.queueVisibilityTimeout,
+        retentionPeriod: Duration.seconds(345600),
+        receiveMessageWaitTime: Duration.seconds(20),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        deadLetterQueue: { queue: this.workerDeadLetterQueue, maxReceiveCount: p.maxReceiveCount },
+      });
+    }
 
     // ------------------------------------------------------------------ emitter identity
     this.emitterLogGroup = logGroup(pub, "EmitterLogGroup", `/aws/lambda/${prefix}-emitter`, p.logRetention);
@@ -201,6 +251,19 @@ export class UserConfirmedPipeline extends Construct {
             }),
             // The emitter's statement: this bus, UserConfirmed under the stack's source only.
             publishUserConfirmed(this.eventBusArn, source),
+            // lifecycleEvents: a pass deletes the profiles of users who are gone and says so.
+            ...(p.lifecycleEvents
+              ? [
+                  new iam.PolicyStatement({
+                    sid: "AnnounceDeletedUsers",
+                    actions: ["events:PutEvents"],
+                    resources: [this.eventBusArn],
+                    conditions: {
+                      StringEquals: { "events:source": source, "events:detail-type": USER_DELETED_DETAIL_TYPE },
+                    },
+                  }),
+                ]
+              : []),
             new iam.PolicyStatement({
               sid: "KeepReconcileState",
               actions: ["ssm:GetParameter", "ssm:PutParameter"],
@@ -215,21 +278,19 @@ export class UserConfirmedPipeline extends Construct {
       },
     });
 
-    // Only the emitter and the reconciler (and the optional back-fill role) may publish
-    // UserConfirmed events: an explicit Deny for every other IAM principal, per source and per
-    // detail-type. Principals without aws:PrincipalArn (AWS services, e.g. an archive replay) are
-    // left alone by Null. The source's one other event, ProfileCreated, is the worker's: the
-    // source Deny leaves that detail-type to BusPolicyDenyForeignProfileCreated (below, with the worker).
-    const publishers = [
-      this.emitterRole.roleArn,
-      this.reconcilerRole.roleArn,
-      ...(p.backfillPublisherArn ? [p.backfillPublisherArn] : []),
-    ];
+    // Who may publish what under the stack's source: an explicit Deny for every other IAM
+    // principal, one statement per detail-type the pipeline publishes and one for every other
+    // detail-type under the source (emitter, reconciler and the optional back-fill role). Principals
+    // without aws:PrincipalArn (AWS services, e.g. an archive replay) are left alone by Null. The
+    // statements that name the worker's role (UserConfirmed, ProfileCreated, ProfileDeleted,
+    // UserDeleted) are created below, with the worker.
+    const backfillPublisher = p.backfillPublisherArn ? [p.backfillPublisherArn] : [];
+    const publishers = [this.emitterRole.roleArn, this.reconcilerRole.roleArn, ...backfillPublisher];
     const denyOthers = (
       scope: Construct,
       logicalId: string,
       sid: string,
-      match: Record<string, Record<string, string>>,
+      match: Record<string, Record<string, string | string[]>>,
       allowed: string[],
     ) =>
       new events.CfnEventBusPolicy(scope, logicalId, {
@@ -254,15 +315,10 @@ export class UserConfirmedPipeline extends Construct {
       `${prefix}-only-emitter-source`,
       {
         StringEquals: { "events:source": source },
-        StringNotEquals: { "events:detail-type": PROFILE_CREATED_DETAIL_TYPE },
+        StringNotEquals: {
+          "events:detail-type": [DETAIL_TYPE, PROFILE_CREATED_DETAIL_TYPE, PROFILE_DELETED_DETAIL_TYPE, USER_DELETED_DETAIL_TYPE],
+        },
       },
-      publishers,
-    );
-    denyOthers(
-      pub,
-      "BusPolicyDenyForeignDetailType",
-      `${prefix}-only-emitter-detail-type`,
-      { StringEquals: { "events:detail-type": DETAIL_TYPE } },
       publishers,
     );
 
@@ -322,16 +378,42 @@ export class UserConfirmedPipeline extends Construct {
       ],
     });
 
+    // Cognito's user-pool API calls as CloudTrail records them: AWS puts these events on the
+    // account's DEFAULT bus only, and only while a trail logs the region's management write
+    // events. Delivery is best effort: the reconciler's sweep is the safety net.
+    if (this.lifecycleQueue) {
+      this.lifecycleRule = new events.CfnRule(pub, "LifecycleRule", {
+        description: "Cognito user lifecycle API calls (via CloudTrail) to the lifecycle queue.",
+        eventBusName: "default",
+        eventPattern: LIFECYCLE_EVENT_PATTERN,
+        state: "ENABLED",
+        targets: [
+          {
+            id: "lifecycle-queue",
+            arn: this.lifecycleQueue.queueArn,
+            retryPolicy: {
+              maximumRetryAttempts: p.ruleMaximumRetryAttempts,
+              maximumEventAgeInSeconds: p.ruleMaximumEventAge.toSeconds(),
+            },
+            deadLetterConfig: { arn: this.ruleDeadLetterQueue.queueArn },
+          },
+        ],
+      });
+    }
+
     // Queue policies written out rather than granted by the L2 rule target, which would add
     // sqs:GetQueueAttributes and sqs:GetQueueUrl for EventBridge: the template grants SendMessage only.
-    const fromRuleOnly = (queue: sqs.Queue) => ({
-      Sid: "FromUserConfirmedRuleOnly",
+    const fromRule = (sid: string, queue: sqs.Queue, rule: events.CfnRule) => ({
+      Sid: sid,
       Effect: "Allow",
       Principal: { Service: "events.amazonaws.com" },
       Action: "sqs:SendMessage",
       Resource: queue.queueArn,
-      Condition: { ArnEquals: { "aws:SourceArn": this.rule.attrArn } },
+      Condition: { ArnEquals: { "aws:SourceArn": rule.attrArn } },
     });
+    const fromRuleOnly = (queue: sqs.Queue) => fromRule("FromUserConfirmedRuleOnly", queue, this.rule);
+    const fromLifecycleRuleOnly = (queue: sqs.Queue) =>
+      this.lifecycleRule ? [fromRule("FromLifecycleRuleOnly", queue, this.lifecycleRule)] : [];
     const tlsOnly = (queue: sqs.Queue) => ({
       Sid: "TlsOnly",
       Effect: "Deny",
@@ -369,11 +451,21 @@ export class UserConfirmedPipeline extends Construct {
       onlyThePipelinesRoles(this.queue, [this.emitterRole.roleArn]),
       tlsOnly(this.queue),
     ]);
+    // The rule DLQ takes what either rule could not deliver.
     queuePolicy(pub, "RuleDeadLetterQueuePolicy", this.ruleDeadLetterQueue, [
       fromRuleOnly(this.ruleDeadLetterQueue),
+      ...fromLifecycleRuleOnly(this.ruleDeadLetterQueue),
       onlyThePipelinesRoles(this.ruleDeadLetterQueue, []),
       tlsOnly(this.ruleDeadLetterQueue),
     ]);
+    if (this.lifecycleQueue) {
+      // As the rule DLQ's: the lifecycle rule, and no role but the optional back-fill one (redrive).
+      queuePolicy(pub, "LifecycleQueuePolicy", this.lifecycleQueue, [
+        ...fromLifecycleRuleOnly(this.lifecycleQueue),
+        onlyThePipelinesRoles(this.lifecycleQueue, []),
+        tlsOnly(this.lifecycleQueue),
+      ]);
+    }
 
     // ------------------------------------------------------------------ emitter
     this.emitterFunction = new lambda.Function(pub, "EmitterFunction", {
@@ -495,6 +587,54 @@ export class UserConfirmedPipeline extends Construct {
                   }),
                 ]
               : []),
+            // lifecycleEvents: the second queue, the pool's users (ListUsers by sub, to check an
+            // event), reading and deleting a profile in the store (getUserProfile and
+            // deleteUserProfile, or GetItem and UpdateItem, DataStore's soft delete), and the
+            // lifecycle's events under the stack's source.
+            ...(this.lifecycleQueue
+              ? [
+                  new iam.PolicyStatement({
+                    sid: "ConsumeLifecycleQueue",
+                    actions: [
+                      "sqs:ReceiveMessage",
+                      "sqs:DeleteMessage",
+                      "sqs:GetQueueAttributes",
+                      "sqs:ChangeMessageVisibility",
+                    ],
+                    resources: [this.lifecycleQueue.queueArn],
+                  }),
+                  new iam.PolicyStatement({
+                    sid: "LookUpUsersInThePool",
+                    actions: ["cognito-idp:ListUsers"],
+                    resources: [p.userPool.userPoolArn],
+                  }),
+                  dynamo
+                    ? new iam.PolicyStatement({
+                        sid: "ReadAndSoftDeleteProfileItemsOnly",
+                        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                        resources: [tableArn],
+                      })
+                    : new iam.PolicyStatement({
+                        sid: "ReadAndDeleteUserProfilesOnly",
+                        actions: ["appsync:GraphQL"],
+                        resources: [
+                          `${apiArn}/types/Query/fields/getUserProfile`,
+                          `${apiArn}/types/Mutation/fields/deleteUserProfile`,
+                        ],
+                      }),
+                  new iam.PolicyStatement({
+                    sid: "PublishLifecycleEvents",
+                    actions: ["events:PutEvents"],
+                    resources: [this.eventBusArn],
+                    conditions: {
+                      StringEquals: {
+                        "events:source": source,
+                        "events:detail-type": [DETAIL_TYPE, USER_DELETED_DETAIL_TYPE, PROFILE_DELETED_DETAIL_TYPE],
+                      },
+                    },
+                  }),
+                ]
+              : []),
             writeOwnLogs(this.workerLogGroup),
           ],
         }),
@@ -525,7 +665,13 @@ export class UserConfirmedPipeline extends Construct {
         VERIFY_USER: p.verifyUser,
         STACK_NAME: prefix,
         PROFILE_CREATED_EVENTS: p.publishProfileCreated ? "true" : "false",
-        ...(p.publishProfileCreated ? { EVENT_BUS_NAME: this.eventBusName } : {}),
+        // The bus of ProfileCreated and of the lifecycle's events, whatever is published: the
+        // role's grants decide what may be.
+        EVENT_BUS_NAME: this.eventBusName,
+        // Lifecycle events: which account statuses count (the reconciler's), and the pace of the
+        // ListUsers look-ups that check each event against the pool.
+        RECONCILE_STATUSES: p.reconcileStatuses.join(","),
+        USER_LOOKUP_RPS: numberText(p.workerUserLookupRate),
       },
     });
     withoutRoleDependsOn(this.workerFunction);
@@ -550,6 +696,35 @@ export class UserConfirmedPipeline extends Construct {
       { StringEquals: { "events:source": source, "events:detail-type": PROFILE_CREATED_DETAIL_TYPE } },
       [this.workerRole.roleArn],
     );
+    // UserConfirmed under any source: the emitter, the reconciler, and the worker (it re-publishes
+    // it for users an administrator created). It names the worker's role, so it is on this side;
+    // its StatementId changed with that move (it was <prefix>-only-emitter-detail-type): a statement
+    // moved between Amplify's nested stacks under the same id would be removed by the old stack's
+    // clean-up after the new one put it.
+    denyOthers(
+      this,
+      "BusPolicyDenyForeignDetailType",
+      `${prefix}-only-pipeline-user-confirmed`,
+      { StringEquals: { "events:detail-type": DETAIL_TYPE } },
+      [this.emitterRole.roleArn, this.reconcilerRole.roleArn, this.workerRole.roleArn, ...backfillPublisher],
+    );
+    // The lifecycle's events under the source, in the same way: ProfileDeleted is the worker's
+    // only, UserDeleted the worker's and the reconciler's. Present whatever lifecycleEvents says:
+    // without it neither role has the grant, so no principal may.
+    denyOthers(
+      this,
+      "BusPolicyDenyForeignProfileDeleted",
+      `${prefix}-only-worker-profile-deleted`,
+      { StringEquals: { "events:source": source, "events:detail-type": PROFILE_DELETED_DETAIL_TYPE } },
+      [this.workerRole.roleArn],
+    );
+    denyOthers(
+      this,
+      "BusPolicyDenyForeignUserDeleted",
+      `${prefix}-only-pipeline-user-deleted`,
+      { StringEquals: { "events:source": source, "events:detail-type": USER_DELETED_DETAIL_TYPE } },
+      [this.workerRole.roleArn, this.reconcilerRole.roleArn],
+    );
 
     // addEventSourceMapping, not the SqsEventSource: the latter grants the role
     // sqs:GetQueueUrl besides the four actions the template grants.
@@ -561,6 +736,17 @@ export class UserConfirmedPipeline extends Construct {
       maxConcurrency: p.workerMaximumConcurrency,
       enabled: true,
     });
+    if (this.lifecycleQueue) {
+      // The second event source: at most 2 invocations at once (AWS's minimum), each pacing its
+      // ListUsers calls at workerUserLookupRate (the UserList quota is shared with the reconciler).
+      this.workerLifecycleEventSource = this.workerFunction.addEventSourceMapping("LifecycleQueue", {
+        eventSourceArn: this.lifecycleQueue.queueArn,
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: 2,
+        enabled: true,
+      });
+    }
 
     // ------------------------------------------------------------------ reconciler
     // A scheduled pass that publishes UserConfirmed (origin reconciliation) for counted users whose
@@ -624,6 +810,28 @@ export class UserConfirmedPipeline extends Construct {
             ],
       },
     });
+    if (p.lifecycleEvents) {
+      // A pass deletes the profiles of users no longer in the pool: deleteUserProfile, or
+      // UpdateItem (DataStore's soft delete), nothing else. A policy of its own in this stack, for
+      // the store read's reason (it names the API).
+      this.reconcilerStoreDeletePolicy = new iam.CfnPolicy(this, "ReconcilerStoreDeletePolicy", {
+        policyName: "reconciler-store-delete",
+        roles: [this.reconcilerRole.roleName],
+        policyDocument: {
+          Version: "2012-10-17",
+          Statement: dynamo
+            ? [{ Sid: "SoftDeleteProfileItemsOnly", Effect: "Allow", Action: "dynamodb:UpdateItem", Resource: tableArn }]
+            : [
+                {
+                  Sid: "DeleteUserProfilesOnly",
+                  Effect: "Allow",
+                  Action: "appsync:GraphQL",
+                  Resource: `${apiArn}/types/Mutation/fields/deleteUserProfile`,
+                },
+              ],
+        },
+      });
+    }
     skipChecks(this.reconcilerFunction, RECONCILER_SKIPS);
     // No retry of a failed pass (the next tick resumes from the saved state); a tick that finds a
     // pass still running waits at most one pass (the timeout) for the reserved slot, then is dropped.
@@ -698,6 +906,90 @@ export class UserConfirmedPipeline extends Construct {
       },
     });
 
+    // ------------------------------------------------------------------ trail
+    // EventBridge receives Cognito's API calls (the lifecycle rule) only while a trail logs them:
+    // this one logs the region's management write events to a bucket of its own. The bucket is
+    // kept when the stack is deleted (CloudFormation cannot delete a bucket holding logs); its
+    // logs expire after 90 days. L1 resources, as the template writes them.
+    if (p.createTrail) {
+      const bucket = new s3.CfnBucket(this, "TrailBucket", {
+        bucketEncryption: {
+          serverSideEncryptionConfiguration: [{ serverSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
+        },
+        versioningConfiguration: { status: "Enabled" },
+        publicAccessBlockConfiguration: {
+          blockPublicAcls: true,
+          blockPublicPolicy: true,
+          ignorePublicAcls: true,
+          restrictPublicBuckets: true,
+        },
+        ownershipControls: { rules: [{ objectOwnership: "BucketOwnerEnforced" }] },
+        lifecycleConfiguration: {
+          rules: [
+            {
+              id: "expire-trail-logs",
+              status: "Enabled",
+              expirationInDays: 90,
+              noncurrentVersionExpiration: { noncurrentDays: 1 },
+              abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
+            },
+          ],
+        },
+      });
+      bucket.cfnOptions.deletionPolicy = CfnDeletionPolicy.RETAIN;
+      bucket.cfnOptions.updateReplacePolicy = CfnDeletionPolicy.RETAIN;
+      bucket.addMetadata("checkov", { skip: TRAIL_BUCKET_SKIPS });
+      const trailName = `${prefix}-trail`;
+      // The trail's ARN written out: the trail depends on the policy, so the policy cannot refer to it.
+      const trailArn = `arn:${Aws.PARTITION}:cloudtrail:${Aws.REGION}:${Aws.ACCOUNT_ID}:trail/${trailName}`;
+      const cloudTrailService = { Service: "cloudtrail.amazonaws.com" };
+      const policy = new s3.CfnBucketPolicy(this, "TrailBucketPolicy", {
+        bucket: bucket.ref,
+        policyDocument: {
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Sid: "CloudTrailAclCheck",
+              Effect: "Allow",
+              Principal: cloudTrailService,
+              Action: "s3:GetBucketAcl",
+              Resource: bucket.attrArn,
+              Condition: { StringEquals: { "aws:SourceArn": trailArn } },
+            },
+            {
+              Sid: "CloudTrailWrite",
+              Effect: "Allow",
+              Principal: cloudTrailService,
+              Action: "s3:PutObject",
+              Resource: `${bucket.attrArn}/AWSLogs/${Aws.ACCOUNT_ID}/*`,
+              Condition: { StringEquals: { "s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trailArn } },
+            },
+            {
+              Sid: "TlsOnly",
+              Effect: "Deny",
+              Principal: "*",
+              Action: "s3:*",
+              Resource: [bucket.attrArn, `${bucket.attrArn}/*`],
+              Condition: { Bool: { "aws:SecureTransport": "false" } },
+            },
+          ],
+        },
+      });
+      this.trailBucket = bucket;
+      this.trail = new cloudtrail.CfnTrail(this, "Trail", {
+        trailName,
+        s3BucketName: bucket.ref,
+        isLogging: true,
+        isMultiRegionTrail: false,
+        includeGlobalServiceEvents: false,
+        enableLogFileValidation: true,
+        eventSelectors: [{ readWriteType: "WriteOnly", includeManagementEvents: true }],
+      });
+      // CloudTrail checks the bucket policy when the trail is created.
+      this.trail.addResourceDependency(policy);
+      this.trail.addMetadata("checkov", { skip: TRAIL_SKIPS });
+    }
+
     // ------------------------------------------------------------------ alarms
     const alarm = (scope: Construct, logicalId: string, a: AlarmSpec) =>
       new cloudwatch.CfnAlarm(scope, logicalId, {
@@ -730,7 +1022,7 @@ export class UserConfirmedPipeline extends Construct {
     alarm(pub, "RuleDeadLetterQueueAlarm", {
       name: "rule-dlq-not-empty",
       description:
-        "Events EventBridge could not deliver to the worker queue (queue policy, encryption or quota problem). Their profiles are not created until they are replayed.",
+        "Events EventBridge could not deliver to the worker queue or the lifecycle queue (queue policy, encryption or quota problem). Their profiles are not created (or deleted) until they are replayed.",
       namespace: "AWS/SQS",
       metric: visible,
       dimensions: [["QueueName", this.ruleDeadLetterQueue.queueName]],
@@ -749,6 +1041,19 @@ export class UserConfirmedPipeline extends Construct {
       period: 300,
       threshold: 900,
     });
+    if (this.lifecycleQueue) {
+      alarm(pub, "LifecycleQueueAgeAlarm", {
+        name: "lifecycle-queue-backlog",
+        description:
+          "The oldest message in the lifecycle queue is over 15 minutes old: the worker is failing, throttled or disabled, and deleted users keep their profile (admin-created users wait for theirs).",
+        namespace: "AWS/SQS",
+        metric: "ApproximateAgeOfOldestMessage",
+        dimensions: [["QueueName", this.lifecycleQueue.queueName]],
+        statistic: "Maximum",
+        period: 300,
+        threshold: 900,
+      });
+    }
     alarm(pub, "EmitterErrorsAlarm", {
       name: "emitter-errors",
       description:
@@ -839,6 +1144,7 @@ export class UserConfirmedPipeline extends Construct {
           workerQueueName: this.queue.queueName,
           workerDeadLetterQueueName: this.workerDeadLetterQueue.queueName,
           ruleDeadLetterQueueName: this.ruleDeadLetterQueue.queueName,
+          lifecycleQueueName: this.lifecycleQueue?.queueName,
           reconcileBehindAlarmSeconds: numberText(p.reconcileBehindAlarm.toSeconds()),
         }),
       ),
@@ -882,6 +1188,20 @@ export class UserConfirmedPipeline extends Construct {
         description: "The rule target's DLQ (events EventBridge could not deliver).",
       },
     };
+    if (this.lifecycleQueue && this.lifecycleRule) {
+      Object.assign(out, {
+        LifecycleQueueUrl: {
+          value: this.lifecycleQueue.queueUrl,
+          description: "The lifecycle queue (Cognito's user lifecycle API calls, via CloudTrail, for the worker).",
+        },
+        LifecycleQueueArn: { value: this.lifecycleQueue.queueArn, description: "ARN of the lifecycle queue." },
+        LifecycleRuleArn: {
+          value: this.lifecycleRule.attrArn,
+          description:
+            "ARN of the rule on the default bus that routes Cognito's lifecycle API calls to the lifecycle queue.",
+        },
+      });
+    }
     if (this.schema) {
       out.SchemaArn = {
         value: this.schema.attrSchemaArn,

@@ -130,8 +130,40 @@ export interface UserConfirmedPipelineProps {
    */
   readonly publishProfileCreated?: boolean;
 
-  /** Days the archive keeps UserConfirmed events, 0 = forever. SAM: `ArchiveRetentionDays`. @default 365 */
+  /**
+   * Days the archive keeps UserConfirmed events, 0 = forever. An archived event holds the user's
+   * e-mail and an archive cannot be edited: this is the longest an erased user's address may
+   * remain in it, so keep it bounded. SAM: `ArchiveRetentionDays`. @default 365
+   */
   readonly archiveRetentionDays?: number;
+
+  /**
+   * Follow each user's lifecycle from Cognito's CloudTrail events on the account's default bus
+   * (AdminCreateUser, AdminSetUserPassword, AdminDeleteUser, DeleteUser): a rule on the default bus
+   * to a lifecycle queue, the worker's second event source and its grants (`ListUsers` on the
+   * pool, reading and deleting a profile, publishing UserConfirmed, UserDeleted and
+   * ProfileDeleted), the reconciler's grant to delete orphaned profiles and publish UserDeleted.
+   * Needs a trail logging management write events in the region (`createTrail`, or the
+   * account's own). A synth-time choice (it decides resources and statements), so a literal.
+   * SAM: `LifecycleEvents`. @default true
+   */
+  readonly lifecycleEvents?: boolean;
+
+  /**
+   * Create a single-region CloudTrail trail of management write events, with its own S3 bucket
+   * (logs expire after 90 days), which EventBridge needs to see Cognito's API calls. Leave it
+   * `false` when the account already has such a trail (a second one is a charged copy). A literal.
+   * SAM: `CreateTrail`. @default false
+   */
+  readonly createTrail?: boolean;
+
+  /**
+   * The worker's `USER_LOOKUP_RPS`: Cognito `ListUsers` calls per second of one worker invocation
+   * checking lifecycle events (at most 2 at once), 1-25. The UserList quota (30/s per account and
+   * Region) is shared with the reconciler: keep 2 × this + `reconcileListUsersRate` below 30.
+   * SAM: `WorkerUserLookupRate`. @default 5
+   */
+  readonly workerUserLookupRate?: number;
 
   /** Publish the contract in an EventBridge schema registry. SAM: `CreateSchemaRegistry`. @default true */
   readonly createSchemaRegistry?: boolean;
@@ -247,6 +279,9 @@ export interface ResolvedProps extends UserConfirmedPipelineProps {
   readonly failurePolicy: FailurePolicy;
   readonly verifyUser: VerifyUser;
   readonly publishProfileCreated: boolean;
+  readonly lifecycleEvents: boolean;
+  readonly createTrail: boolean;
+  readonly workerUserLookupRate: number;
   readonly maxReceiveCount: number;
   readonly queueVisibilityTimeout: Duration;
   readonly workerBatchSize: number;
@@ -288,6 +323,9 @@ export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
     failurePolicy: props.failurePolicy ?? "fail-open",
     verifyUser: props.verifyUser ?? "none",
     publishProfileCreated: props.publishProfileCreated ?? true,
+    lifecycleEvents: props.lifecycleEvents ?? true,
+    createTrail: props.createTrail ?? false,
+    workerUserLookupRate: props.workerUserLookupRate ?? 5,
     maxReceiveCount: props.maxReceiveCount ?? 5,
     queueVisibilityTimeout: props.queueVisibilityTimeout ?? Duration.seconds(180),
     workerBatchSize: props.workerBatchSize ?? 10,
@@ -325,6 +363,7 @@ function check(p: ResolvedProps): void {
   range("workerMaximumConcurrency", p.workerMaximumConcurrency, 2, 1000);
   range("workerCallConcurrency", p.workerCallConcurrency, 1, 100);
   range("workerMemorySize", p.workerMemorySize, 128, 3008);
+  range("workerUserLookupRate", p.workerUserLookupRate, 1, 25);
   range("reconcileOverlap (s)", p.reconcileOverlap.toSeconds(), 60, 2592000);
   range("reconcilePublishRate", p.reconcilePublishRate, 1, 1000);
   range("reconcileListUsersRate", p.reconcileListUsersRate, 1, 100);
@@ -365,6 +404,15 @@ function check(p: ResolvedProps): void {
     throw new Error(
       `UserConfirmedPipeline: publishProfileCreated must be the literal true or false, not ${JSON.stringify(p.publishProfileCreated)}`,
     );
+  }
+  // They decide resources and statements: literal booleans, like publishProfileCreated.
+  for (const [name, value] of [
+    ["lifecycleEvents", p.lifecycleEvents],
+    ["createTrail", p.createTrail],
+  ] as const) {
+    if (typeof value !== "boolean") {
+      throw new Error(`UserConfirmedPipeline: ${name} must be the literal true or false, not ${JSON.stringify(value)}`);
+    }
   }
   if (p.emitterCode === undefined || p.workerCode === undefined || p.reconcilerCode === undefined) {
     if (Token.isUnresolved(p.codeDirectory)) {
