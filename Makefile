@@ -99,7 +99,7 @@ test: venv infra-venv amplify-sim lint lint-infra docs-typecheck docs-app-client
 	$(PY) -m pytest dev/tests -q -p no:cacheprovider
 	cargo test --workspace
 	# The end-to-end suite and reconciliation again, on the CDK construct's resources.
-	UC_LAB_TEMPLATE=construct cargo test -p uc-lab --test e2e --test reconcile_on_local_stack
+	UC_LAB_TEMPLATE=construct cargo test -p uc-lab --test e2e --test reconcile_on_local_stack --test lifecycle
 
 USERS ?= 300
 LAB   := ./target/debug/uc-lab
