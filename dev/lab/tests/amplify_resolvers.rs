@@ -199,6 +199,49 @@ async fn amplify_resolvers_create_each_profile_once_and_answer_a_redelivery_alre
     assert_eq!(report["missing"], 0, "{report}");
     assert_eq!(report["orphaned"], 0, "{report}");
     assert_eq!(report["owner_mismatch"], 0, "{report}");
+
+    // Issue 22 through Amplify's delete resolver: a user deleted in Cognito, CloudTrail's record
+    // on the default bus → the item is gone. The record once more: Amplify's resolver refuses
+    // the delete of a missing item (ConditionalCheckFailed), which the worker reads as "no
+    // profile" — settled, nothing dead-lettered.
+    let worker = pipeline.start_worker(&binary("uc-worker"), &[("RUST_LOG", "info".into())]);
+    let gone = &users[1];
+    let pool = stack.env.get("USER_POOL_ID").unwrap().to_owned();
+    pipeline.admin_delete(&gone.username).await.unwrap();
+    for _ in 0..2 {
+        pipeline
+            .report_call("AdminDeleteUser", &gone.sub, Some(&pool))
+            .await
+            .unwrap();
+    }
+    let outcomes = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|log| log["fields"]["message"] == "lifecycle record handled")
+            .filter(|log| log["fields"]["sub"] == gone.sub.as_str())
+            .filter_map(|log| log["fields"]["outcome"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            outcomes(&worker.output()).len() == 2
+        })
+        .await,
+        "worker output:\n{}",
+        worker.output().join("\n")
+    );
+    let mut seen = outcomes(&worker.output());
+    seen.sort();
+    assert_eq!(seen, ["ProfileRemoved", "UserDeletedNoProfile"]);
+    let items = stored.all().await.unwrap();
+    assert_eq!(items.len(), users.len() - 1, "{items:?}");
+    assert!(items.iter().all(|item| item["id"] != gone.sub.as_str()));
+    assert_eq!(
+        sqs::depth(&client, stack.env.get("DLQ_URL").unwrap()).await,
+        0,
+        "nothing dead-lettered"
+    );
 }
 
 /// A redelivery of `user`'s sign-up straight into the worker queue.
