@@ -26,7 +26,8 @@ deploy
          "EventSource": "userconfirmed.cognito", "RuleArn": "arn:aws:events:...",
          "ArchiveName": "uc-local-user-confirmed", "QueueUrl": "http://...",
          "QueueArn": "arn:aws:sqs:...", "WorkerDlqUrl": "http://...", "WorkerDlqArn": "...",
-         "RuleDlqUrl": "http://...", "EmitterRoleArn": "arn:aws:iam::...",
+         "RuleDlqUrl": "http://...", "LifecycleQueueUrl": "http://...",
+         "LifecycleQueueArn": "...", "LifecycleRuleArn": "...", "EmitterRoleArn": "arn:aws:iam::...",
          "WorkerRoleArn": "arn:aws:iam::...", "UserPoolId": "us-east-1_...",
          "UserPoolClientId": "..."}
 
@@ -35,7 +36,11 @@ deploy
     moto would run an SQS event source's function in Docker), CreateSchemaRegistry=false (moto
     has no EventSchemas), AppSyncApiId=local (the worker talks to the AppSync stand-in,
     dev/appsync_standin.py, see dev/standin/README.md), NamePrefix=<stack name,
-    lower-cased>. When no UserPoolId is given (and not --no-user-pool), a moto Cognito pool
+    lower-cased>. LifecycleEvents keeps its default, true: moto's CloudFormation creates the
+    lifecycle rule on moto's default bus, where CloudTrail-shaped events put with PutEvents
+    reach the lifecycle queue (its URL is the output LifecycleQueueUrl, like every queue output
+    rewritten to moto's endpoint below); CreateTrail keeps false (moto has no CloudTrail in
+    CloudFormation). When no UserPoolId is given (and not --no-user-pool), a moto Cognito pool
     named "<stack-name>" with an app client named "<stack-name>" is created, or reused when it
     exists, and passed as UserPoolId: moto's CloudFormation cannot create the template's trial
     pool. With DeployFunctions=true the local code URIs are "packaged" like `sam package`

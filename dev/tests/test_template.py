@@ -1435,12 +1435,22 @@ def checkov_binary() -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def test_checkov_fails_no_unsuppressed_check():
+@pytest.mark.parametrize("create_trail", [False, True])
+def test_checkov_fails_no_unsuppressed_check(tmp_path, create_trail):
+    """checkov evaluates the template's conditions with the parameters' defaults, so the trail
+    (CreateTrail, default false) is scanned in a copy whose CreateTrail default is "true"."""
     checkov = checkov_binary()
     if checkov is None:
         pytest.skip("checkov not installed: make lint-infra installs dev/.venv-infra (dev/requirements-infra.txt)")
+    scanned = TEMPLATE
+    if create_trail:
+        text = TEMPLATE.read_text(encoding="utf-8")
+        default = '  CreateTrail:\n    Type: String\n    Default: "false"\n'
+        assert text.count(default) == 1
+        scanned = tmp_path / "template.yaml"
+        scanned.write_text(text.replace(default, default.replace('"false"', '"true"')), encoding="utf-8")
     result = subprocess.run(
-        [str(checkov), "--file", str(TEMPLATE), "--framework", "cloudformation",
+        [str(checkov), "--file", str(scanned), "--framework", "cloudformation",
          "--skip-download", "--output", "json", "--compact"],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
@@ -1455,6 +1465,10 @@ def test_checkov_fails_no_unsuppressed_check():
         for check in r.get("results", {}).get("skipped_checks", []):
             comment = (check.get("check_result") or {}).get("suppress_comment", "")
             assert len(comment.strip()) > 20, f"{check['check_id']} suppressed without a reason"
+    scanned_resources = {c["resource"] for r in reports for kind in ("passed_checks", "skipped_checks")
+                         for c in r["results"].get(kind, [])}
+    trail = {"AWS::CloudTrail::Trail.Trail", "AWS::S3::Bucket.TrailBucket"}
+    assert (trail <= scanned_resources) == create_trail, scanned_resources & trail
 
 
 # --------------------------------------------------------------------------- moto
