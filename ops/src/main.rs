@@ -21,7 +21,7 @@ use cli::audit::{self, AuditArgs};
 use cli::backfill::{self, BackfillArgs};
 use cli::dlq::{self, DlqArgs};
 use cli::events::{self, EventsArgs};
-use cli::orphans::{self, OrphansArgs};
+use cli::orphans;
 use cli::reconcile::{self, ReconcileArgs};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{FilterExt, filter_fn};
@@ -35,7 +35,7 @@ const EXIT_ERROR: u8 = 2;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, audit, orphan sweep, attaching the trigger",
+    about = "Operate the UserConfirmed pipeline: DLQs, back-fill, audit, reconciliation and the orphan sweep, attaching the trigger",
     after_help = "Exit status: 0 done, 1 the command's check failed (messages left, profiles missing), 2 could not run (usage, configuration, AWS error) or refused to (the orphan sweep's guard)."
 )]
 struct Cli {
@@ -55,11 +55,9 @@ enum Command {
     Backfill(BackfillArgs),
     /// Compare the pool's users with the profiles: exits 1 while any profile is missing.
     Audit(AuditArgs),
-    /// Erase the profiles whose user is gone (the audit's orphans), each checked in Cognito
-    /// again first, publishing UserDeleted; refuses (exit 2) what looks like a mass deletion.
-    EraseOrphans(OrphansArgs),
     /// One reconciliation pass: publish UserConfirmed (origin "reconciliation") for users
-    /// changed since the watermark. The scheduled uc-reconciler runs the same pass.
+    /// changed since the watermark. The scheduled uc-reconciler runs the same pass. With
+    /// --orphans, the orphan sweep: erase the profiles whose user is gone, guarded.
     Reconcile(ReconcileArgs),
     /// Make the emitter the pool's PostConfirmation trigger, keeping every other setting.
     AttachTrigger(AttachArgs),
@@ -169,9 +167,10 @@ async fn run(command: Command) -> anyhow::Result<(String, u8)> {
             let report = audit::run(&args, &sdk).await?;
             (audit::render(&report, args.json)?, report.exit_code())
         }
-        Command::EraseOrphans(args) => {
-            let report = orphans::run(&args, &sdk).await?;
-            (orphans::render(&report, args.json)?, report.exit_code())
+        Command::Reconcile(args) if args.orphans => {
+            let options = args.orphan_options();
+            let report = orphans::run(&options, &sdk).await?;
+            (orphans::render(&report, options.json)?, report.exit_code())
         }
         Command::Reconcile(args) => {
             let report = reconcile::run(&args, &sdk).await?;
@@ -198,6 +197,33 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The orphan sweep is a mode of reconcile: none of a pass's own options go with it, and
+    /// its limit goes with nothing else.
+    #[test]
+    fn the_orphan_sweep_takes_only_its_own_options() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("uc-ops").chain(args.iter().copied()))
+        };
+        for ok in [
+            &["reconcile", "--orphans"][..],
+            &["reconcile", "--orphans", "--dry-run", "--json"],
+            &["reconcile", "--orphans", "--max-orphans", "250"],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for refused in [
+            &["reconcile", "--orphans", "--full"][..],
+            &["reconcile", "--orphans", "--all"],
+            &["reconcile", "--orphans", "--max-pages", "3"],
+            &["reconcile", "--orphans", "--max-seconds", "60"],
+            &["reconcile", "--orphans", "--rate", "5"],
+            &["reconcile", "--max-orphans", "5"],
+            &["reconcile", "--orphans", "--max-orphans", "-1"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+    }
+
     /// A negative rate reaches the rate's own parser and its message (clap took `-1` for an
     /// option and said "unexpected argument").
     #[test]
@@ -209,7 +235,6 @@ mod tests {
             &["reconcile", "--rate", "-1"],
             &["audit", "--list-rate", "-1"],
             &["audit", "--scan-rate", "-1"],
-            &["erase-orphans", "--list-rate", "-1"],
         ] {
             let error = Cli::try_parse_from(std::iter::once("uc-ops").chain(args.iter().copied()))
                 .err()

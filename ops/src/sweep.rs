@@ -11,7 +11,8 @@
 //!
 //! Deleted users (their orphaned profiles) are not this module's: a pass sees only users the
 //! pool lists. Finding orphans takes the store's side: the orphan sweep ([`crate::orphans`],
-//! `uc-ops erase-orphans`) is the audit's comparison with its own guard against mass deletion.
+//! `uc-ops reconcile --orphans`) is the audit's comparison with its own guard against mass
+//! deletion.
 
 use std::time::Duration;
 

@@ -37,8 +37,16 @@ pub struct AuditArgs {
     /// Users changed within this many seconds are not judged: their profile may be on its way.
     #[arg(long, default_value_t = 300)]
     grace_seconds: u64,
-    #[command(flatten)]
-    pace: ReadPace,
+    /// Cognito ListUsers pages (60 users each) per second, at most. ListUsers counts against the
+    /// account's UserList quota (30/s by default, per Region), shared with the reconciler.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 20.0, value_parser = positive_rate, allow_negative_numbers = true)]
+    list_rate: f64,
+    /// AppSync listUserProfiles pages per second, at most (each page is a DynamoDB Scan).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 5.0, value_parser = positive_rate, allow_negative_numbers = true)]
+    scan_rate: f64,
+    /// Profiles per listUserProfiles page.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    page_size: u32,
     /// Subs (or profile ids) listed per kind.
     #[arg(long, default_value_t = 20)]
     show: usize,
@@ -56,21 +64,6 @@ pub struct AuditArgs {
     appsync_api_id: Option<String>,
     #[arg(long)]
     pub json: bool,
-}
-
-/// How fast the pool and the store are read: the audit's and the orphan sweep's.
-#[derive(Args)]
-pub struct ReadPace {
-    /// Cognito ListUsers pages (60 users each) per second, at most. ListUsers counts against the
-    /// account's UserList quota (30/s by default, per Region), shared with the reconciler.
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 20.0, value_parser = positive_rate, allow_negative_numbers = true)]
-    pub list_rate: f64,
-    /// AppSync listUserProfiles pages per second, at most (each page is a DynamoDB Scan).
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 5.0, value_parser = positive_rate, allow_negative_numbers = true)]
-    pub scan_rate: f64,
-    /// Profiles per listUserProfiles page.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub page_size: u32,
 }
 
 impl Outcome for AuditReport {
@@ -129,9 +122,9 @@ pub async fn run(args: &AuditArgs, sdk: &SdkConfig) -> anyhow::Result<AuditRepor
         user_pool_id: args.user_pool_id.clone(),
         statuses: args.statuses(),
         grace: Duration::from_secs(args.grace_seconds),
-        list_rate: args.pace.list_rate,
-        scan_rate: args.pace.scan_rate,
-        page_size: args.pace.page_size,
+        list_rate: args.list_rate,
+        scan_rate: args.scan_rate,
+        page_size: args.page_size,
         show: args.show,
     };
     // With the caller's own credentials: the audit needs only appsync:GraphQL on
@@ -257,7 +250,7 @@ pub fn render(report: &AuditReport, json: bool) -> anyhow::Result<String> {
     }
     if f.orphaned > 0 {
         out.push_str(&format!(
-            "ORPHANED profiles: {} profile(s) whose user is not in the pool (deleted, or another pool's): `uc-ops erase-orphans --dry-run` lists what the orphan sweep would erase, see docs/runbook.md\n",
+            "ORPHANED profiles: {} profile(s) whose user is not in the pool (deleted, or another pool's): `uc-ops reconcile --orphans --dry-run` lists what the orphan sweep would erase, see docs/runbook.md\n",
             f.orphaned
         ));
     }

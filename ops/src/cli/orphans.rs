@@ -1,46 +1,33 @@
-//! `uc-ops erase-orphans`: the orphan sweep (`uc_ops::orphans`) from the operator's shell.
-//! The audit's comparison with every orphan kept, the guard against mass deletion, and each
-//! orphan erased through the worker's own lifecycle (built from the worker's variables, as
-//! `dlq replay` builds the worker's core). A sibling of `audit` rather than a mode of
-//! `reconcile`: it reads what the audit reads, at the audit's pace, and none of the
-//! reconciliation pass's watermark, page state or publishing options apply to it.
+//! `uc-ops reconcile --orphans`: the orphan sweep (`uc_ops::orphans`) from the operator's
+//! shell. Reconciliation's other direction: a pass publishes the users who have no profile,
+//! the sweep erases the profiles that have no user. The audit's comparison with every orphan
+//! kept, the guard against mass deletion, and each orphan erased through the worker's own
+//! lifecycle (built from the worker's variables, as `dlq replay` builds the worker's core).
 
 use std::time::Instant;
 
 use anyhow::Context;
 use aws_config::SdkConfig;
-use clap::Args;
 use uc_ops::orphans::{self, GuardVerdict, OrphanReport, SurveyOptions};
 use uc_ops::profile_scan::ConfiguredScan;
+use uc_ops::reconcile::{DEFAULT_LIST_RATE, MAX_LIST_RATE};
 use uc_ops::text::terminal_safe;
+use uc_runtime::env::EnvReader;
 
-use super::audit::ReadPace;
 use super::{Outcome, Ui, terminal_safe_lines, to_json};
 
-/// The pools, the store and the bus are the worker's variables (USER_POOL_ID, comma-separated
-/// for several; PROFILE_STORE with PROFILE_TABLE or APPSYNC_GRAPHQL_URL / APPSYNC_API_ID;
-/// EVENT_BUS_NAME and EVENT_SOURCE, where UserDeleted goes; RECONCILE_STATUSES, the counted
-/// statuses; USER_LOOKUP_RPS, the re-check's ListUsers calls per second, default 5;
-/// PROFILE_CREATED_EVENTS=true adds ProfileDeleted), e.g. from --env-file, so the sweep reads
-/// and erases exactly where the worker writes.
-#[derive(Args)]
-#[command(
-    after_help = "The guard: nothing is erased when no user of a counted status was listed while the store holds profiles, when fewer users were listed than half the profiles, when more than half of the profiles are orphans, or when the orphans exceed the limit (default max(10, 1% of the live profiles); --max-orphans sets it). Each orphan is checked in Cognito once more (ListUsers on its sub) before its profile goes; a user who exists keeps it.\n\nExit status: 0 every orphan handled (erased, already gone, or its user exists after all), a dry run the guard would allow; 1 some erasures failed or were not attempted, or some orphans' ids are not subs (left for a person); 2 the guard refused (nothing erased) or the sweep could not run."
-)]
-pub struct OrphansArgs {
-    /// List the orphans and the guard's verdict; erase nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Erase at most this many orphans; more and the sweep refuses [default: max(10, 1% of the
-    /// live profiles)]. The rules on the listing still apply.
-    #[arg(long, value_name = "N")]
-    max_orphans: Option<u64>,
-    #[command(flatten)]
-    pace: ReadPace,
-    /// Orphan subs listed when the guard refuses (all of them are listed when it allows).
-    #[arg(long, default_value_t = 20)]
-    show: usize,
-    #[arg(long)]
+/// Orphan subs a refusal lists (a dry run with `--max-orphans` at the count lists them all).
+const LISTED_WHEN_REFUSED: usize = 20;
+
+/// Profiles read per page and pages per second: the audit's defaults (each page is a
+/// DynamoDB Scan of up to 1,000 items).
+const SCAN_PAGE_SIZE: u32 = 1_000;
+const SCAN_RATE: f64 = 5.0;
+
+/// What `reconcile --orphans` was asked.
+pub struct OrphanOptions {
+    pub dry_run: bool,
+    pub max_orphans: Option<u64>,
     pub json: bool,
 }
 
@@ -54,7 +41,7 @@ impl Outcome for OrphanReport {
     }
 }
 
-pub async fn run(args: &OrphansArgs, sdk: &SdkConfig) -> anyhow::Result<OrphanReport> {
+pub async fn run(args: &OrphanOptions, sdk: &SdkConfig) -> anyhow::Result<OrphanReport> {
     let started = Instant::now();
     let ui = Ui::new(args.json);
     let config = uc_worker::WorkerConfig::from_env()
@@ -75,13 +62,17 @@ pub async fn run(args: &OrphansArgs, sdk: &SdkConfig) -> anyhow::Result<OrphanRe
     let profiles = ConfiguredScan::build(&config.store, sdk)
         .await
         .context("the profile store")?;
+    // The listing goes at the reconciler's pace, LIST_USERS_RPS (the UserList quota is shared).
+    let list_rate = EnvReader::process()
+        .number("LIST_USERS_RPS", DEFAULT_LIST_RATE, 0.01, MAX_LIST_RATE)
+        .context("reconcile's configuration")?;
     let options = SurveyOptions {
         pools: settings.pools.clone(),
         statuses: settings.statuses.clone(),
-        list_rate: args.pace.list_rate,
-        scan_rate: args.pace.scan_rate,
-        page_size: args.pace.page_size,
-        show: args.show,
+        list_rate,
+        scan_rate: SCAN_RATE,
+        page_size: SCAN_PAGE_SIZE,
+        show: LISTED_WHEN_REFUSED,
     };
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
     let mut estimate = None;
@@ -91,7 +82,7 @@ pub async fn run(args: &OrphansArgs, sdk: &SdkConfig) -> anyhow::Result<OrphanRe
         }
     }
     ui.announce(&terminal_safe_lines(&format!(
-        "{} profiles in {} whose user is in none of {} (any status): users at {}/s pages, then profiles at {}/s pages{}",
+        "{} profiles in {} whose user is in none of {} (any status): users at {}/s ListUsers pages (LIST_USERS_RPS), then profiles at {}/s pages{}",
         if args.dry_run {
             "Listing (dry run)"
         } else {
@@ -139,7 +130,7 @@ pub async fn run(args: &OrphansArgs, sdk: &SdkConfig) -> anyhow::Result<OrphanRe
     let listed = if guard.allowed {
         survey.orphans.len()
     } else {
-        args.show
+        LISTED_WHEN_REFUSED
     };
     let mut report = OrphanReport {
         dry_run: args.dry_run,
