@@ -49,15 +49,27 @@ pub struct DemoReport {
     pub emitter_invoke_ms_p99: Option<f64>,
     pub signup_to_profile_ms_p50: Option<f64>,
     pub signup_to_profile_ms_p99: Option<f64>,
+    /// Users deleted in Cognito, their CloudTrail record put on the default bus.
+    pub deleted_users: usize,
+    /// Record put → profile gone.
+    pub deletion_ms_p50: Option<f64>,
+    pub deletion_ms_p99: Option<f64>,
+    /// Users an administrator created and activated, their records put on the default bus.
+    pub admin_created: usize,
+    /// Records put → profile created (no reconciliation pass runs).
+    pub admin_to_profile_ms_p50: Option<f64>,
+    pub admin_to_profile_ms_p99: Option<f64>,
     pub missing: Vec<String>,
     pub duplicated: Vec<String>,
+    /// Deleted users whose profile is still there.
+    pub not_erased: Vec<String>,
     pub seconds: f64,
 }
 
 impl DemoReport {
     /// Every confirmed user has exactly one profile.
     pub fn is_exact(&self) -> bool {
-        self.missing.is_empty() && self.duplicated.is_empty()
+        self.missing.is_empty() && self.duplicated.is_empty() && self.not_erased.is_empty()
     }
 }
 
@@ -151,11 +163,27 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     waiting.finish();
+
+    // 5. The rest of a user's life (issue 22): some users deleted in Cognito and some created
+    // by an administrator, each reported by the CloudTrail record AWS would put on the default
+    // bus; the worker acts on the records alone.
+    let lifecycle_users = (users.len() / 10).clamp(1, 30);
+    let lifecycle = lifecycle_phase(
+        &pipeline,
+        &stored,
+        &users[..lifecycle_users.min(users.len())],
+        lifecycle_users,
+        &run_id,
+        options,
+    )
+    .await?;
+
     // A moment for redeliveries to show up as "already existing", then a clean stop.
     tokio::time::sleep(Duration::from_millis(500)).await;
     worker.signal("TERM");
     worker.wait(Duration::from_secs(30));
 
+    let erased: HashSet<&str> = lifecycle.deleted.iter().map(String::as_str).collect();
     let mut created_per_sub: HashMap<&str, u64> = HashMap::new();
     let mut lag_ms = Vec::new();
     let confirmed_at: HashMap<&str, &ConfirmedUser> =
@@ -192,11 +220,13 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
             .filter(|sub| subs.contains(sub.as_str()))
             .count() as u64,
     };
+    // Profiles as they were before the deletions: every sign-up had one.
     let mut missing: Vec<String> = subs
         .iter()
         .filter(|s| !created_per_sub.contains_key(*s))
         .map(|s| s.to_string())
         .collect();
+    missing.extend(lifecycle.admin_missing.iter().cloned());
     let mut duplicated: Vec<String> = created_per_sub
         .iter()
         .filter(|(_, n)| **n > 1)
@@ -232,10 +262,95 @@ pub async fn run(env: StackEnv, options: &DemoOptions) -> anyhow::Result<DemoRep
         emitter_invoke_ms_p99: quantile(&invoke_ms, 0.99),
         signup_to_profile_ms_p50: quantile(&lag_ms, 0.5),
         signup_to_profile_ms_p99: quantile(&lag_ms, 0.99),
+        deleted_users: erased.len(),
+        deletion_ms_p50: quantile(&lifecycle.deletion_ms, 0.5),
+        deletion_ms_p99: quantile(&lifecycle.deletion_ms, 0.99),
+        admin_created: lifecycle.admin_created,
+        admin_to_profile_ms_p50: quantile(&lifecycle.admin_ms, 0.5),
+        admin_to_profile_ms_p99: quantile(&lifecycle.admin_ms, 0.99),
         missing,
         duplicated,
+        not_erased: lifecycle.not_erased,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What the lifecycle phase saw.
+struct LifecyclePhase {
+    deleted: Vec<String>,
+    deletion_ms: Vec<f64>,
+    not_erased: Vec<String>,
+    admin_created: usize,
+    admin_ms: Vec<f64>,
+    admin_missing: Vec<String>,
+}
+
+/// Deletes `victims` (in Cognito, then CloudTrail's record) and creates `admins` users as an
+/// administrator (and their records), then waits for the worker: each deleted user's profile
+/// gone, each administrator's user with a profile; the time from the records to that.
+async fn lifecycle_phase(
+    pipeline: &Pipeline,
+    stored: &StoredProfiles,
+    victims: &[ConfirmedUser],
+    admins: usize,
+    run_id: &str,
+    options: &DemoOptions,
+) -> anyhow::Result<LifecyclePhase> {
+    let pool = pipeline.env.get("USER_POOL_ID")?.to_owned();
+    let mut sent: HashMap<String, (Instant, bool)> = HashMap::new();
+    for user in victims {
+        pipeline.admin_delete(&user.username).await?;
+        pipeline
+            .report_call("AdminDeleteUser", &user.sub, Some(&pool))
+            .await?;
+        sent.insert(user.sub.clone(), (Instant::now(), false));
+    }
+    for i in 0..admins {
+        let sub = pipeline
+            .admin_create(&format!("demo.{run_id}.admin.{i}@example.com"), true)
+            .await?;
+        for call in ["AdminCreateUser", "AdminSetUserPassword"] {
+            pipeline.report_call(call, &sub, Some(&pool)).await?;
+        }
+        sent.insert(sub, (Instant::now(), true));
+    }
+    let waiting = bar(options.show_progress, sent.len(), "lifecycle records");
+    let mut done: HashMap<String, f64> = HashMap::new();
+    let deadline = Instant::now() + options.timeout;
+    while done.len() < sent.len() && Instant::now() < deadline {
+        let present: HashSet<String> = stored
+            .all()
+            .await?
+            .iter()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+        let now = Instant::now();
+        for (sub, (at, wants_profile)) in &sent {
+            if !done.contains_key(sub) && present.contains(sub) == *wants_profile {
+                done.insert(sub.clone(), (now - *at).as_secs_f64() * 1000.0);
+            }
+        }
+        waiting.set_position(done.len() as u64);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    waiting.finish();
+    let mut phase = LifecyclePhase {
+        deleted: victims.iter().map(|u| u.sub.clone()).collect(),
+        deletion_ms: vec![],
+        not_erased: vec![],
+        admin_created: admins,
+        admin_ms: vec![],
+        admin_missing: vec![],
+    };
+    for (sub, (_, wants_profile)) in sent {
+        match (done.get(&sub), wants_profile) {
+            (Some(ms), true) => phase.admin_ms.push(*ms),
+            (Some(ms), false) => phase.deletion_ms.push(*ms),
+            (None, true) => phase.admin_missing.push(sub),
+            (None, false) => phase.not_erased.push(sub),
+        }
+    }
+    Ok(phase)
 }
 
 /// The report as a compact table.
@@ -288,8 +403,37 @@ pub fn render(report: &DemoReport) -> String {
             ),
         ),
         (
-            "missing / duplicated profiles",
-            format!("{} / {}", report.missing.len(), report.duplicated.len()),
+            "users deleted (CloudTrail record)",
+            report.deleted_users.to_string(),
+        ),
+        (
+            "record → profile gone p50 / p99",
+            format!(
+                "{} / {}",
+                ms(report.deletion_ms_p50),
+                ms(report.deletion_ms_p99)
+            ),
+        ),
+        (
+            "administrators' users (records only)",
+            report.admin_created.to_string(),
+        ),
+        (
+            "records → profile p50 / p99",
+            format!(
+                "{} / {}",
+                ms(report.admin_to_profile_ms_p50),
+                ms(report.admin_to_profile_ms_p99)
+            ),
+        ),
+        (
+            "missing / duplicated / not erased",
+            format!(
+                "{} / {} / {}",
+                report.missing.len(),
+                report.duplicated.len(),
+                report.not_erased.len()
+            ),
         ),
     ];
     let left = rows
@@ -318,16 +462,18 @@ pub fn render(report: &DemoReport) -> String {
     ));
     let verdict = if report.is_exact() {
         format!(
-            "OK: every confirmed user has exactly one profile ({:.1} s).",
+            "OK: every confirmed user has exactly one profile, every deleted one none ({:.1} s).",
             report.seconds
         )
     } else {
         format!(
-            "FAILED: {} missing, {} duplicated: {:?} {:?}",
+            "FAILED: {} missing, {} duplicated, {} not erased: {:?} {:?} {:?}",
             report.missing.len(),
             report.duplicated.len(),
+            report.not_erased.len(),
             report.missing,
-            report.duplicated
+            report.duplicated,
+            report.not_erased
         )
     };
     out.push_str(&verdict);
