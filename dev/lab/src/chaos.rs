@@ -2,8 +2,10 @@
 //! failing with 503, 429, answers slower than the client's timeout, throughput-exceeded and
 //! authorization errors; duplicated Cognito deliveries and SQS messages; the worker killed with
 //! SIGKILL and restarted; EventBridge unreachable for a stretch. Then the faults stop, the DLQ
-//! is replayed, and the run must end with exactly one profile per confirmed user. Seeded: the
-//! same seed makes the same fault plan.
+//! is replayed, and the run must end with exactly one profile per confirmed user. One user in
+//! 25 is deleted in Cognito while the faults last (a quarter of those with no CloudTrail record,
+//! as a lost event): after the orphan sweep none of them may keep a profile. Seeded: the same
+//! seed makes the same fault plan.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -58,6 +60,13 @@ pub struct ChaosReport {
     pub reconcile_failed: u64,
     /// Selected users the reconciliation pass found with a profile already (not published).
     pub reconcile_had_profile: u64,
+    /// Users deleted in Cognito during the faults, and how many of them had their CloudTrail
+    /// record sent (the others are lost events: only the orphan sweep finds them).
+    pub deleted: usize,
+    pub deletion_records: usize,
+    /// What the orphan sweep at the end erased (profiles of deleted users that outlived their
+    /// record, or had none).
+    pub orphans_erased: u64,
     /// `UserConfirmed` events published (the emitters' `Published` and `Fallback`, Cognito's
     /// duplicated deliveries included, and the reconciliation pass's) per user.
     pub events_published_per_user: f64,
@@ -73,6 +82,8 @@ pub struct ChaosReport {
     pub missing: Vec<String>,
     pub duplicated: Vec<String>,
     pub extra: Vec<String>,
+    /// Deleted users who still have a profile at the end.
+    pub not_erased: Vec<String>,
     pub dlq_after: u64,
     /// Messages left in the worker queue at the end.
     pub queue_after: u64,
@@ -86,6 +97,7 @@ impl ChaosReport {
         self.missing.is_empty()
             && self.duplicated.is_empty()
             && self.extra.is_empty()
+            && self.not_erased.is_empty()
             && self.dlq_after == 0
     }
 }
@@ -207,6 +219,7 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     let sqs_client = aws_sdk_sqs::Client::new(&env.sdk_config().await?);
     let queue_url = env.get("QUEUE_URL")?.to_owned();
     let mut users: Vec<ConfirmedUser> = Vec::new();
+    let mut to_delete: Vec<(usize, ConfirmedUser)> = Vec::new();
     let mut cognito_duplicates = 0;
     let mut sqs_duplicates = 0;
     let mut results = futures::stream::iter(plan)
@@ -229,7 +242,7 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
                         sub,
                         confirmed_at: chrono::Utc::now(),
                     };
-                    return anyhow::Ok((user, false, false));
+                    return anyhow::Ok((i, user, false, false));
                 }
                 let user = pipeline
                     .sign_up_and_confirm(&format!("{run_id}.{i}@example.com"))
@@ -257,12 +270,15 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
                     let body = to_envelope(env.get("EVENT_SOURCE")?, &detail).to_string();
                     sqs::send_all(sqs_client, queue_url, &[body.clone(), body]).await;
                 }
-                anyhow::Ok((user, twice, redeliver))
+                anyhow::Ok((i, user, twice, redeliver))
             }
         })
         .buffer_unordered(4);
     while let Some(result) = results.next().await {
-        let (user, twice, redeliver) = result?;
+        let (i, user, twice, redeliver) = result?;
+        if is_deleted(i) {
+            to_delete.push((i, user.clone()));
+        }
         cognito_duplicates += usize::from(twice);
         sqs_duplicates += 2 * usize::from(redeliver);
         users.push(user);
@@ -270,6 +286,20 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     }
     drop(results);
     bar.finish();
+    // Deletions while the faults last and the worker is being killed: some records are
+    // handled before the user's profile exists (its event still in retries), some are lost.
+    to_delete.sort_by_key(|(i, _)| *i);
+    let pool = env.get("USER_POOL_ID")?.to_owned();
+    let mut deletion_records = 0;
+    for (i, user) in &to_delete {
+        pipeline.admin_delete(&user.username).await?;
+        if !is_record_lost(*i) {
+            pipeline
+                .report_call("AdminDeleteUser", &user.sub, Some(&pool))
+                .await?;
+            deletion_records += 1;
+        }
+    }
     killer.await?;
 
     // Faults stop. Sign-ups whose publish failed even through the fallback (fail-open: the
@@ -317,7 +347,11 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
     // queue's visibility timeout).
     let deadline = Instant::now() + options.timeout;
     let mut worker_crashes = Vec::new();
-    while Instant::now() < deadline && sqs::depth(&sqs_client, &queue_url).await > 0 {
+    let lifecycle_url = env.get("LIFECYCLE_QUEUE_URL")?.to_owned();
+    while Instant::now() < deadline
+        && sqs::depth(&sqs_client, &queue_url).await + sqs::depth(&sqs_client, &lifecycle_url).await
+            > 0
+    {
         // The orchestrator's part: a worker that exited is started again.
         {
             let mut running = worker.lock().unwrap();
@@ -366,15 +400,42 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         }
     }
 
+    // The safety net: deleted users whose record was lost, or whose profile was created after
+    // their record was handled, are orphans now; the operator's sweep erases them (with the
+    // guard raised to the deletions this run made, as an operator who knows would).
+    let orphan_sweep = std::process::Command::new(options.worker_bin.with_file_name("uc-ops"))
+        .args(["reconcile", "--orphans", "--json", "--max-orphans"])
+        .arg(to_delete.len().max(1).to_string())
+        .envs(env.vars.iter())
+        .env_remove("UC_ENV_FILE")
+        .output()?;
+    let sweep: serde_json::Value =
+        serde_json::from_slice(&orphan_sweep.stdout).unwrap_or(serde_json::Value::Null);
+    anyhow::ensure!(
+        orphan_sweep.status.success(),
+        "the orphan sweep failed ({}): {sweep} {}",
+        orphan_sweep.status,
+        String::from_utf8_lossy(&orphan_sweep.stderr)
+    );
+    let orphans_erased = sweep["erasures"]["erased"].as_u64().unwrap_or(0);
+
     let stats = pipeline.standin.stats().await;
     let profiles = pipeline.standin.profiles().await;
-    let subs: HashSet<&str> = users.iter().map(|u| u.sub.as_str()).collect();
+    let deleted: HashSet<&str> = to_delete.iter().map(|(_, u)| u.sub.as_str()).collect();
+    let subs: HashSet<&str> = users
+        .iter()
+        .map(|u| u.sub.as_str())
+        .filter(|s| !deleted.contains(s))
+        .collect();
+    let mut not_erased = Vec::new();
     let mut per_sub: HashMap<String, usize> = HashMap::new();
     let mut extra = Vec::new();
     for profile in &profiles {
         let id = profile["id"].as_str().unwrap_or_default().to_owned();
         if subs.contains(id.as_str()) {
             *per_sub.entry(id).or_default() += 1;
+        } else if deleted.contains(id.as_str()) {
+            not_erased.push(id);
         } else {
             extra.push(id);
         }
@@ -427,6 +488,9 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         published_via_fallback: read_count(&outage.emitter_output(), "emitter", "Fallback"),
         emitter_publish_failed: emitter_failed,
         admin_created: (0..options.users).filter(|i| is_admin_created(*i)).count(),
+        deleted: to_delete.len(),
+        deletion_records,
+        orphans_erased,
         reconciled: pass.published,
         reconcile_failed: pass.failed,
         reconcile_had_profile: pass.had_profile,
@@ -443,6 +507,7 @@ pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosR
         missing,
         duplicated,
         extra,
+        not_erased,
         dlq_after: sqs::depth(&sqs_client, &dlq_url).await
             + sqs::depth(&sqs_client, &rule_dlq_url).await,
         queue_after: sqs::depth(&sqs_client, &queue_url).await,
@@ -509,14 +574,22 @@ pub fn render(report: &ChaosReport) -> String {
                 report.replay_created, report.replay_already_existed
             ),
         ),
-        ("profiles (one per user)", report.profiles.to_string()),
         (
-            "missing / duplicated / extra",
+            "deleted users / records sent / orphans erased",
             format!(
                 "{} / {} / {}",
+                report.deleted, report.deletion_records, report.orphans_erased
+            ),
+        ),
+        ("profiles (one per user)", report.profiles.to_string()),
+        (
+            "missing / duplicated / extra / not erased",
+            format!(
+                "{} / {} / {} / {}",
                 report.missing.len(),
                 report.duplicated.len(),
-                report.extra.len()
+                report.extra.len(),
+                report.not_erased.len()
             ),
         ),
         ("DLQ depth after", report.dlq_after.to_string()),
@@ -527,15 +600,16 @@ pub fn render(report: &ChaosReport) -> String {
     }
     out.push_str(&if report.is_exact() {
         format!(
-            "OK: exactly one profile per confirmed user, DLQ empty ({:.1} s).\n",
+            "OK: exactly one profile per confirmed user, none for a deleted one, DLQ empty ({:.1} s).\n",
             report.seconds
         )
     } else {
         format!(
-            "FAILED: missing {:?} duplicated {:?} extra {:?} dlq {} queue {}\n{}\n",
+            "FAILED: missing {:?} duplicated {:?} extra {:?} not erased {:?} dlq {} queue {}\n{}\n",
             report.missing,
             report.duplicated,
             report.extra,
+            report.not_erased,
             report.dlq_after,
             report.queue_after,
             report.diagnosis.join("\n")
@@ -547,6 +621,16 @@ pub fn render(report: &ChaosReport) -> String {
 /// One sign-up in a hundred goes through the emitter that can publish nowhere.
 fn is_blacked_out(i: usize) -> bool {
     i % 100 == 7
+}
+
+/// One user in 25 is deleted during the faults (never an administrator's or a blacked-out one).
+fn is_deleted(i: usize) -> bool {
+    i % 25 == 11
+}
+
+/// A quarter of the deletions have no CloudTrail record (a lost event, or no trail).
+fn is_record_lost(i: usize) -> bool {
+    i % 100 == 36
 }
 
 /// One user in fifty is an administrator's, created with no trigger.
