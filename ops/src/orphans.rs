@@ -45,14 +45,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::time::Instant;
-use uc_worker::ProfileStore;
-use uc_worker::bus::EventSink;
-use uc_worker::lifecycle::{Handled, Lifecycle, LifecycleFailure};
-use uc_worker::pool_users::PoolDirectory;
 
-use crate::audit::{self, AuditError, AuditOptions, Comparison, Findings, Orphans, Users};
-use crate::profile_scan::{ProfileScan, ScanPace};
+mod run;
+
+pub use run::{
+    ErasureFailure, Erasures, OrphanError, OrphanSweep, SCAN_PAGE_SIZE, SCAN_RATE, Survey,
+    SurveyOptions, SweepRequest, erase_all, survey,
+};
 
 /// The orphan limit's floor: a small store may lose this many profiles to a sweep.
 pub const MIN_ORPHAN_LIMIT: u64 = 10;
@@ -167,214 +166,6 @@ pub fn guard(input: GuardInput, max_orphans: Option<u64>) -> Result<u64, Refusal
     Ok(limit)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum OrphanError {
-    #[error("pool {pool}: {source}")]
-    Listing { pool: String, source: AuditError },
-    #[error(transparent)]
-    Scan(#[from] crate::profile_scan::ScanError),
-}
-
-/// How the comparison reads.
-#[derive(Debug, Clone)]
-pub struct SurveyOptions {
-    /// Every pool whose users have profiles (`USER_POOL_ID`).
-    pub pools: Vec<String>,
-    /// Counted statuses (`RECONCILE_STATUSES`): the guard's "users of a counted status".
-    pub statuses: Vec<String>,
-    pub list_rate: f64,
-    pub scan_rate: f64,
-    pub page_size: u32,
-    /// Orphan ids the findings list (redacted) besides the kept subs.
-    pub show: usize,
-}
-
-/// The comparison, every orphan kept.
-#[derive(Debug)]
-pub struct Survey {
-    pub users_listed: u64,
-    pub users_by_status: BTreeMap<String, u64>,
-    pub users_counted: u64,
-    pub findings: Findings,
-    pub orphans: Orphans,
-}
-
-impl Survey {
-    pub fn guard_input(&self) -> GuardInput {
-        GuardInput {
-            profiles: self.findings.profiles,
-            orphans: self.findings.orphaned,
-            users_listed: self.users_listed,
-            users_counted: self.users_counted,
-        }
-    }
-}
-
-/// Lists every pool's users, then scans the store: the orphans, every one of them.
-pub async fn survey(
-    cognito: &aws_sdk_cognitoidentityprovider::Client,
-    profiles: &impl ProfileScan,
-    options: &SurveyOptions,
-    estimate: Option<u64>,
-    mut users_progress: impl FnMut(u64),
-    mut profiles_progress: impl FnMut(u64),
-) -> Result<Survey, OrphanError> {
-    let now = chrono::Utc::now();
-    let capacity = estimate.map_or(0, |n| (n + n / 16 + 64) as usize);
-    let mut users = Users::with_capacity(capacity);
-    for pool in &options.pools {
-        let listing = AuditOptions {
-            user_pool_id: pool.clone(),
-            statuses: options.statuses.clone(),
-            // Every user is in the index whatever their age; the grace only spares the
-            // "missing" judgement, which the sweep does not make.
-            grace: Duration::ZERO,
-            list_rate: options.list_rate,
-            scan_rate: options.scan_rate,
-            page_size: options.page_size,
-            show: options.show,
-        };
-        audit::list_users(cognito, &listing, &mut users, now, &mut users_progress)
-            .await
-            .map_err(|source| OrphanError::Listing {
-                pool: pool.clone(),
-                source,
-            })?;
-    }
-    let users_listed = users.listed;
-    let users_by_status = users.by_status.clone();
-    let users_counted = users.counted + users.recent;
-    let mut comparison = Comparison::new(users, options.show).keeping_orphans();
-    let pace = ScanPace {
-        page_size: options.page_size,
-        pages_per_second: options.scan_rate,
-    };
-    profiles
-        .scan(
-            pace,
-            &mut |item| comparison.item(item),
-            &mut profiles_progress,
-        )
-        .await?;
-    let (findings, orphans) = comparison.finish_with_orphans();
-    Ok(Survey {
-        users_listed,
-        users_by_status,
-        users_counted,
-        findings,
-        orphans,
-    })
-}
-
-/// One erasure that failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErasureFailure {
-    pub sub: String,
-    /// `ListUsers`, `profile removal` or `PutEvents`.
-    pub stage: String,
-    /// The failure's code (an AWS error code, `Timeout`, ...).
-    pub code: String,
-    /// A later sweep may succeed.
-    pub retryable: bool,
-}
-
-/// What the erasures came to.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Erasures {
-    /// The user was gone and the profile removed (`UserDeleted` published).
-    pub erased: u64,
-    /// The user was gone and the profile too, by the time the sweep came (`UserDeleted`
-    /// published all the same).
-    pub already_gone: u64,
-    /// Cognito still has the user: nothing was deleted (a listing gap, or a sign-up during the
-    /// sweep).
-    pub user_exists: u64,
-    pub failed: u64,
-    /// Left after [`STOP_AFTER_FAILURES_IN_A_ROW`] failures in a row.
-    pub not_attempted: u64,
-    /// The first [`LISTED_SUBS`] of `user_exists`.
-    pub user_exists_subs: Vec<String>,
-    /// The first [`LISTED_SUBS`] of `failed`.
-    pub failures: Vec<ErasureFailure>,
-}
-
-/// Erases each of `subs` through the lifecycle, one at a time (its `ListUsers` pacer sets the
-/// pace); `progress` hears the count done after each.
-pub async fn erase_all<P: PoolDirectory, B: EventSink, S: ProfileStore>(
-    lifecycle: &Lifecycle<P, B>,
-    store: &S,
-    subs: impl IntoIterator<Item = String>,
-    mut progress: impl FnMut(u64),
-) -> Erasures {
-    let mut done = Erasures::default();
-    let mut in_a_row = 0;
-    let mut count = 0;
-    for sub in subs {
-        if in_a_row >= STOP_AFTER_FAILURES_IN_A_ROW {
-            done.not_attempted += 1;
-            continue;
-        }
-        let deadline = Some(Instant::now() + ERASURE_DEADLINE);
-        match lifecycle.erase(store, &sub, deadline).await {
-            Ok(Handled::Erased { profile_removed }) => {
-                in_a_row = 0;
-                tracing::info!(sub = %sub, profile_removed, "orphan sweep: user gone, UserDeleted published");
-                if profile_removed {
-                    done.erased += 1;
-                } else {
-                    done.already_gone += 1;
-                }
-            }
-            Ok(other) => {
-                // `erase` answers nothing else; counted as a failure rather than assumed.
-                in_a_row += 1;
-                done.failed += 1;
-                push_listed(
-                    &mut done.failures,
-                    ErasureFailure {
-                        sub,
-                        stage: "lifecycle".into(),
-                        code: other.code().to_owned(),
-                        retryable: false,
-                    },
-                );
-            }
-            Err(LifecycleFailure::UserStillExists { .. }) => {
-                in_a_row = 0;
-                tracing::info!(sub = %sub, "orphan sweep: the user exists, profile kept");
-                done.user_exists += 1;
-                push_listed(&mut done.user_exists_subs, sub);
-            }
-            Err(LifecycleFailure::Failed { stage, failure }) => {
-                in_a_row += 1;
-                let retryable = failure.is_retryable();
-                tracing::warn!(sub = %sub, stage, code = %failure.code, retryable, "orphan sweep: erasure failed");
-                done.failed += 1;
-                push_listed(
-                    &mut done.failures,
-                    ErasureFailure {
-                        sub,
-                        stage: stage.to_owned(),
-                        code: failure.code,
-                        retryable,
-                    },
-                );
-            }
-        }
-        count += 1;
-        progress(count);
-    }
-    done
-}
-
-fn push_listed<T>(list: &mut Vec<T>, item: T) {
-    if list.len() < LISTED_SUBS {
-        list.push(item);
-    }
-}
-
 /// The guard's verdict as a report shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -435,6 +226,22 @@ pub struct OrphanReport {
 }
 
 impl OrphanReport {
+    /// The sweep's EMF record (the scheduled reconciler's, `Service=reconciler`).
+    pub fn metrics(&self) -> uc_runtime::metrics::MetricsRecord {
+        let e = self.erasures.clone().unwrap_or_default();
+        let mut metrics = uc_runtime::metrics::MetricsRecord::new("reconciler");
+        metrics
+            .count("OrphansFound", self.orphans)
+            .count("OrphansErased", e.erased)
+            .count("OrphansAlreadyGone", e.already_gone)
+            .count("OrphansUserExists", e.user_exists)
+            .count("OrphanErasuresFailed", e.failed)
+            .count("OrphanErasuresNotAttempted", e.not_attempted)
+            .count("OrphanSweepsRefused", u64::from(!self.guard.allowed))
+            .property("OrphanSweepDryRun", self.dry_run);
+        metrics
+    }
+
     /// 0 every orphan handled (a dry run: the guard would allow it); 1 some erasures failed or
     /// were not attempted, or some orphans' ids are not subs (a person must look); 2 the guard
     /// refused: nothing was deleted.

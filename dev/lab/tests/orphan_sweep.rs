@@ -8,16 +8,19 @@
 //! finds nothing. A sweep pointed at another, empty pool erases nothing and exits 2; 11 more
 //! deletions are more than the guard's limit (max(10, 1%)): exit 2, nothing erased, until
 //! `--max-orphans 11`. Then the same with the DynamoDB store: the profiles become DataStore
-//! tombstones, which neither the audit nor a later sweep counts as profiles or orphans.
+//! tombstones, which neither the audit nor a later sweep counts as profiles or orphans; and
+//! the scheduled reconciler runs the sweep when its payload asks (`{"orphans": ...}`): a dry
+//! run answers the report, a sweep erases, a refusal fails the invocation.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::Value;
+use serde_json::{Value, json};
 use uc_devkit::dynamodb::create_model_table;
-use uc_devkit::{eventually, sqs};
+use uc_devkit::{LambdaHarness, eventually, sqs};
 use uc_lab::pipeline::{ConfirmedUser, Pipeline};
+use uc_runtime::metrics::read_count;
 use uc_schemas::USER_DELETED_DETAIL_TYPE;
 
 mod support;
@@ -385,4 +388,54 @@ async fn with_the_dynamodb_store_erased_profiles_are_tombstones_not_orphans() {
     );
     assert_eq!(again["orphans"], 0, "{again}");
     assert!(user_deleted(&stack, &consumer).await.is_empty());
+
+    // The scheduled reconciler runs the same sweep when an invocation's payload asks for it
+    // (in AWS under its own role: the bus admits UserDeleted from the worker's and the
+    // reconciler's roles only). Its answer is the report.
+    let last = users.remove(0);
+    delete_users(&pipeline, std::slice::from_ref(&last)).await;
+    let mut env = stack.env.binary_env();
+    env.extend(store.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let reconciler =
+        LambdaHarness::start(&binary("uc-reconciler").display().to_string(), &env).await;
+    let invoke = |payload: Value| {
+        let reconciler = &reconciler;
+        async move {
+            reconciler
+                .invoke(&payload, Duration::from_secs(60))
+                .await
+                .result
+        }
+    };
+    let dry = invoke(json!({"orphans": {"dryRun": true}})).await.unwrap();
+    assert_eq!(dry["orphanSubs"], json!([last.sub]), "{dry}");
+    assert!(dry["erasures"].is_null(), "{dry}");
+    let done = invoke(json!({"orphans": true})).await.unwrap();
+    assert_eq!(erasures(&done), (1, 0, 0, 0), "{done}");
+    assert_eq!(user_deleted(&stack, &consumer).await.len(), 1);
+    assert_eq!(
+        read_count(&reconciler.output(), "reconciler", "OrphansErased"),
+        1
+    );
+    // A refused sweep fails the invocation, so the function's error alarm fires; a pass still
+    // runs as it did (an empty payload, as the schedule sends).
+    let next = users.remove(0);
+    delete_users(&pipeline, std::slice::from_ref(&next)).await;
+    let refused = invoke(json!({"orphans": {"maxOrphans": 0}}))
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("orphan sweep refused, nothing erased"),
+        "{refused}"
+    );
+    assert!(invoke(json!({})).await.is_ok());
+    let audit = stack.ops_with(&store, &["audit", "--grace-seconds", "0", "--json"]);
+    assert_eq!(
+        json_of(&audit)["orphaned"],
+        1,
+        "the refused sweep erased nothing"
+    );
 }

@@ -2,17 +2,30 @@
 //! resumes one reconciliation pass until its deadline nears, writes the pass's EMF record and
 //! fails the invocation when the pass could not run or could not publish everyone, so the
 //! function's error alarm fires. The pass itself is `uc_ops::sweep`'s.
+//!
+//! An invocation whose payload asks for it — `{"orphans": true}`, or `{"orphans": {"dryRun":
+//! true, "maxOrphans": N}}` — runs the orphan sweep instead (`uc_ops::orphans`: the same as
+//! `uc-ops reconcile --orphans`), with the reconciler's role: the bus admits `UserDeleted`
+//! from the worker's and the reconciler's roles only. Nothing schedules it by default (a
+//! sweep lists the whole pool and must finish within one invocation: see docs/runbook.md,
+//! "Orphaned profiles"); an operator invokes it, or a schedule of its own with that payload.
+//! Its answer is the sweep's report; a real sweep that was refused, or left orphans failed or
+//! not attempted, fails the invocation (the alarm), a dry run never does.
 // The SDK and lambda_runtime futures nest deeply enough to pass the default limit.
 #![recursion_limit = "256"]
 
 use std::time::Duration;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use uc_ops::orphans::{OrphanSweep, SweepRequest};
 use uc_ops::profile_lookup::ConfiguredLookup;
 use uc_ops::publish::Clients;
 use uc_ops::reconcile::ReconcileConfig;
-use uc_ops::sweep::{PassOptions, Sweep, SweepReport};
+use uc_ops::sweep::{PassOptions, Sweep};
 use uc_ops::sweep_state::SsmStateStore;
 use uc_runtime::env::EnvReader;
 use uc_runtime::retry::deadline_before;
@@ -27,6 +40,77 @@ fn main() -> std::process::ExitCode {
     uc_runtime::process::exit_code(result)
 }
 
+/// What an invocation's payload asks of the orphan sweep (`{"orphans": {...}}`).
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OrphanAsk {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    max_orphans: Option<u64>,
+}
+
+/// The orphan sweep the payload asks for, if any: `orphans` absent, `null` or `false` is a
+/// pass (a schedule's own payload, `{}` or none at all); `true` a sweep with the defaults.
+fn orphan_ask(payload: &Value) -> Result<Option<OrphanAsk>, String> {
+    match payload.get("orphans") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
+        Some(Value::Bool(true)) => Ok(Some(OrphanAsk::default())),
+        Some(ask) => serde_json::from_value(ask.clone()).map(Some).map_err(|e| {
+            format!("the payload's \"orphans\" is not {{\"dryRun\": bool, \"maxOrphans\": N}}: {e}")
+        }),
+    }
+}
+
+/// One orphan sweep within the invocation; the report is the answer.
+async fn sweep_orphans(
+    sweep: &OrphanSweep,
+    ask: OrphanAsk,
+    deadline: Instant,
+) -> Result<Value, lambda_runtime::Error> {
+    let request = SweepRequest {
+        dry_run: ask.dry_run,
+        max_orphans: ask.max_orphans,
+        deadline: Some(deadline),
+        show_refused: 20,
+    };
+    let report = sweep
+        .run(&request, None, |_| {}, |_| {}, |_, _| {})
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "the orphan sweep could not run"))?;
+    report.metrics().emit();
+    let erasures = report.erasures.clone().unwrap_or_default();
+    tracing::info!(
+        dry_run = report.dry_run,
+        users_listed = report.users_listed,
+        profiles = report.profiles,
+        tombstones = report.tombstones,
+        orphans = report.orphans,
+        allowed = report.guard.allowed,
+        erased = erasures.erased,
+        already_gone = erasures.already_gone,
+        user_exists = erasures.user_exists,
+        failed = erasures.failed,
+        not_attempted = erasures.not_attempted,
+        seconds = report.seconds,
+        "orphan sweep done"
+    );
+    uc_runtime::logs::flush();
+    if !report.dry_run && report.exit_code() != 0 {
+        return Err(match (&report.guard.reason, erasures.stopped) {
+            (Some(reason), _) => format!("orphan sweep refused, nothing erased: {reason}"),
+            (None, stopped) => format!(
+                "orphan sweep: {} erasure(s) failed, {} not attempted{}; the failed subs are in the log",
+                erasures.failed,
+                erasures.not_attempted,
+                stopped.map(|s| format!(" (stopped: {s})")).unwrap_or_default()
+            ),
+        }
+        .into());
+    }
+    Ok(serde_json::to_value(&report)?)
+}
+
 async fn serve() -> Result<(), lambda_runtime::Error> {
     uc_runtime::logs::init_json_logs();
     let config = ReconcileConfig::from_env(&EnvReader::process())
@@ -39,9 +123,21 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         .inspect_err(|e| tracing::error!(error = %e, "the profile store cannot be reached"))?;
     let store = &SsmStateStore::new(aws_sdk_ssm::Client::new(&sdk), &config.state_parameter);
     let sweep = &config.sweep(&region);
+    // Built by the first invocation that asks for an orphan sweep: a pass needs none of the
+    // worker's configuration.
+    let orphans = &OnceCell::<OrphanSweep>::new();
+    let (sdk, list_rate) = (&sdk, config.list_rate);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = deadline_before(event.context.deadline(), DEADLINE_MARGIN);
+        if let Some(ask) = orphan_ask(&event.payload)? {
+            let orphans = orphans
+                .get_or_try_init(|| OrphanSweep::from_env(sdk, list_rate))
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "the orphan sweep cannot be built"))?;
+            return sweep_orphans(orphans, ask, deadline).await;
+        }
         let options = PassOptions {
-            deadline: Some(deadline_before(event.context.deadline(), DEADLINE_MARGIN)),
+            deadline: Some(deadline),
             ..Default::default()
         };
         let pass = Sweep {
@@ -77,7 +173,40 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
             )
             .into());
         }
-        Ok::<SweepReport, lambda_runtime::Error>(report)
+        Ok::<Value, lambda_runtime::Error>(serde_json::to_value(&report)?)
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_a_payload_naming_the_orphans_asks_for_the_sweep() {
+        for pass in [
+            json!({}),
+            json!(null),
+            json!("tick"),
+            json!({"orphans": false}),
+        ] {
+            assert_eq!(orphan_ask(&pass), Ok(None), "{pass}");
+        }
+        assert_eq!(
+            orphan_ask(&json!({"orphans": true})),
+            Ok(Some(OrphanAsk::default()))
+        );
+        assert_eq!(
+            orphan_ask(&json!({"orphans": {"dryRun": true, "maxOrphans": 40}})),
+            Ok(Some(OrphanAsk {
+                dry_run: true,
+                max_orphans: Some(40)
+            }))
+        );
+        // A misspelt ask is refused, not taken for a real sweep with the defaults.
+        let refused = orphan_ask(&json!({"orphans": {"dryrun": true}})).unwrap_err();
+        assert!(refused.contains("dryRun"), "{refused}");
+        assert!(orphan_ask(&json!({"orphans": "yes"})).is_err());
+    }
 }

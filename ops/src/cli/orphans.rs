@@ -4,12 +4,9 @@
 //! kept, the guard against mass deletion, and each orphan erased through the worker's own
 //! lifecycle (built from the worker's variables, as `dlq replay` builds the worker's core).
 
-use std::time::Instant;
-
 use anyhow::Context;
 use aws_config::SdkConfig;
-use uc_ops::orphans::{self, GuardVerdict, OrphanReport, SurveyOptions};
-use uc_ops::profile_scan::ConfiguredScan;
+use uc_ops::orphans::{self, OrphanReport, OrphanSweep, SweepRequest};
 use uc_ops::reconcile::{DEFAULT_LIST_RATE, MAX_LIST_RATE};
 use uc_ops::text::terminal_safe;
 use uc_runtime::env::EnvReader;
@@ -18,11 +15,6 @@ use super::{Outcome, Ui, terminal_safe_lines, to_json};
 
 /// Orphan subs a refusal lists (a dry run with `--max-orphans` at the count lists them all).
 const LISTED_WHEN_REFUSED: usize = 20;
-
-/// Profiles read per page and pages per second: the audit's defaults (each page is a
-/// DynamoDB Scan of up to 1,000 items).
-const SCAN_PAGE_SIZE: u32 = 1_000;
-const SCAN_RATE: f64 = 5.0;
 
 /// What `reconcile --orphans` was asked.
 pub struct OrphanOptions {
@@ -42,45 +34,15 @@ impl Outcome for OrphanReport {
 }
 
 pub async fn run(args: &OrphanOptions, sdk: &SdkConfig) -> anyhow::Result<OrphanReport> {
-    let started = Instant::now();
     let ui = Ui::new(args.json);
-    let config = uc_worker::WorkerConfig::from_env()
-        .context("the worker's configuration (the sweep erases through the worker's lifecycle)")?;
-    anyhow::ensure!(
-        config.lifecycle.is_some(),
-        "EVENT_BUS_NAME is not set: the orphan sweep erases through the worker's lifecycle, which publishes UserDeleted on the pipeline's bus"
-    );
-    let worker = uc_worker::build_worker(&config, sdk)
-        .await
-        .context("the profile store")?;
-    let lifecycle = worker
-        .lifecycle()
-        .context("the worker's lifecycle is off (EVENT_BUS_NAME)")?;
-    let settings = lifecycle.settings();
-    // With the caller's own credentials, like the audit (and the erasures: the worker's store
-    // and bus, built here, sign with them too).
-    let profiles = ConfiguredScan::build(&config.store, sdk)
-        .await
-        .context("the profile store")?;
     // The listing goes at the reconciler's pace, LIST_USERS_RPS (the UserList quota is shared).
     let list_rate = EnvReader::process()
         .number("LIST_USERS_RPS", DEFAULT_LIST_RATE, 0.01, MAX_LIST_RATE)
         .context("reconcile's configuration")?;
-    let options = SurveyOptions {
-        pools: settings.pools.clone(),
-        statuses: settings.statuses.clone(),
-        list_rate,
-        scan_rate: SCAN_RATE,
-        page_size: SCAN_PAGE_SIZE,
-        show: LISTED_WHEN_REFUSED,
-    };
-    let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
-    let mut estimate = None;
-    for pool in &options.pools {
-        if let Some(n) = uc_ops::audit::estimated_users(&cognito, pool).await {
-            estimate = Some(estimate.unwrap_or(0) + n);
-        }
-    }
+    // With the caller's own credentials, for the scan as for the erasures (the worker's store
+    // and bus, built here, sign with them).
+    let sweep = OrphanSweep::from_env(sdk, list_rate).await?;
+    let estimate = sweep.estimate().await;
     ui.announce(&terminal_safe_lines(&format!(
         "{} profiles in {} whose user is in none of {} (any status): users at {}/s ListUsers pages (LIST_USERS_RPS), then profiles at {}/s pages{}",
         if args.dry_run {
@@ -88,83 +50,55 @@ pub async fn run(args: &OrphanOptions, sdk: &SdkConfig) -> anyhow::Result<Orphan
         } else {
             "Erasing"
         },
-        profiles.describe(),
-        options.pools.join(", "),
-        options.list_rate,
-        options.scan_rate,
+        sweep.describe_store(),
+        sweep.pools().join(", "),
+        sweep.list_rate(),
+        orphans::SCAN_RATE,
         if args.dry_run {
             String::new()
         } else {
             format!(
                 "; each checked in Cognito again, UserDeleted to bus {}",
-                config
-                    .lifecycle
-                    .as_ref()
-                    .map(|l| l.bus.as_str())
-                    .unwrap_or_default()
+                sweep.bus()
             )
         },
     )));
     let users_bar = ui.bar("users", estimate);
     let profiles_bar = ui.progress("profiles");
-    let survey = orphans::survey(
-        &cognito,
-        &profiles,
-        &options,
-        estimate,
-        |n| users_bar.set_position(n),
-        |n| {
-            if !users_bar.is_finished() {
-                users_bar.finish_and_clear();
-            }
-            profiles_bar.set_position(n)
-        },
-    )
-    .await
-    .context("orphan sweep unknown")?;
+    let mut erasing_bar: Option<indicatif::ProgressBar> = None;
+    let request = SweepRequest {
+        dry_run: args.dry_run,
+        max_orphans: args.max_orphans,
+        deadline: None,
+        show_refused: LISTED_WHEN_REFUSED,
+    };
+    let report = sweep
+        .run(
+            &request,
+            estimate,
+            |n| users_bar.set_position(n),
+            |n| {
+                if !users_bar.is_finished() {
+                    users_bar.finish_and_clear();
+                }
+                profiles_bar.set_position(n)
+            },
+            |n, total| {
+                if !profiles_bar.is_finished() {
+                    profiles_bar.finish_and_clear();
+                }
+                erasing_bar
+                    .get_or_insert_with(|| ui.bar("orphans", Some(total)))
+                    .set_position(n)
+            },
+        )
+        .await
+        .context("orphan sweep unknown")?;
     users_bar.finish_and_clear();
     profiles_bar.finish_and_clear();
-    let input = survey.guard_input();
-    let verdict = orphans::guard(input, args.max_orphans);
-    let guard = GuardVerdict::of(&verdict, input, args.max_orphans);
-    let listed = if guard.allowed {
-        survey.orphans.len()
-    } else {
-        LISTED_WHEN_REFUSED
-    };
-    let mut report = OrphanReport {
-        dry_run: args.dry_run,
-        user_pool_ids: options.pools.clone(),
-        store: profiles.describe(),
-        users_listed: survey.users_listed,
-        users_by_status: survey.users_by_status.clone(),
-        users_counted: survey.users_counted,
-        profiles: survey.findings.profiles,
-        tombstones: survey.findings.tombstones,
-        orphans: survey.findings.orphaned,
-        orphans_not_subs: survey.orphans.not_subs,
-        guard,
-        orphan_subs: survey.orphans.subs().take(listed).collect(),
-        erasures: None,
-        seconds: 0.0,
-    };
-    if let Err(refusal) = &verdict {
-        tracing::warn!(
-            refusal = refusal.code(),
-            orphans = report.orphans,
-            profiles = report.profiles,
-            "orphan sweep refused: nothing erased"
-        );
-    } else if !args.dry_run {
-        let bar = ui.bar("orphans", Some(survey.orphans.len() as u64));
-        let erasures = orphans::erase_all(lifecycle, worker.store(), survey.orphans.subs(), |n| {
-            bar.set_position(n)
-        })
-        .await;
+    if let Some(bar) = erasing_bar {
         bar.finish_and_clear();
-        report.erasures = Some(erasures);
     }
-    report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
@@ -215,10 +149,15 @@ pub fn render(report: &OrphanReport, json: bool) -> anyhow::Result<String> {
             guard.reason.as_deref().unwrap_or_default()
         ));
         if !report.orphan_subs.is_empty() {
+            let with_sub = report.orphans - report.orphans_not_subs;
+            let listed = report.orphan_subs.len() as u64;
             out.push_str(&format!(
-                "orphans (sub, the first {} of {}): {}\n",
-                report.orphan_subs.len(),
-                report.orphans - report.orphans_not_subs,
+                "orphans (sub{}): {}\n",
+                if listed < with_sub {
+                    format!(", the first {listed} of {with_sub}")
+                } else {
+                    String::new()
+                },
                 report.orphan_subs.join(" ")
             ));
         }
@@ -280,14 +219,24 @@ pub fn render(report: &OrphanReport, json: bool) -> anyhow::Result<String> {
                 failures.join(", ")
             ));
         }
-        if e.not_attempted > 0 {
-            out.push_str(&format!(
+        match e.stopped {
+            Some("UserDeletedNotPublished") => out.push_str(&format!(
+                "STOPPED: the bus refused UserDeleted for a user whose profile was already removed (the PutEvents failure above): tell UserDeleted's consumers of that sub by hand; {} orphans not attempted. The bus admits UserDeleted from the worker's and the reconciler's roles only: run the sweep as the reconciler (docs/runbook.md, Orphaned profiles)\n",
+                e.not_attempted
+            )),
+            Some("Deadline") => out.push_str(&format!(
+                "STOPPED at the deadline: {} orphans not attempted; the next sweep finds them again\n",
+                e.not_attempted
+            )),
+            Some(_) => out.push_str(&format!(
                 "STOPPED after {} failures in a row: {} orphans not attempted; fix the cause and run again\n",
                 orphans::STOP_AFTER_FAILURES_IN_A_ROW,
                 e.not_attempted
-            ));
-        } else if e.failed == 0 && report.orphans_not_subs == 0 {
-            out.push_str("OK: every orphan handled\n");
+            )),
+            None if e.failed == 0 && report.orphans_not_subs == 0 => {
+                out.push_str("OK: every orphan handled\n")
+            }
+            None => {}
         }
     }
     Ok(terminal_safe_lines(&out))
@@ -296,7 +245,7 @@ pub fn render(report: &OrphanReport, json: bool) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uc_ops::orphans::{ErasureFailure, Erasures};
+    use uc_ops::orphans::{ErasureFailure, Erasures, GuardVerdict};
 
     fn report() -> OrphanReport {
         OrphanReport {
@@ -351,6 +300,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("nothing was erased"), "{text}");
+        assert!(text.contains("orphans (sub): s-1 s-2 s-3"), "{text}");
+        refused.orphans = 40;
+        let text = render(&refused, false).unwrap();
+        assert!(
+            text.contains("orphans (sub, the first 3 of 40): s-1"),
+            "{text}"
+        );
         assert_eq!(Outcome::exit_code(&refused), 2);
         let json: serde_json::Value =
             serde_json::from_str(&render(&refused, true).unwrap()).unwrap();
@@ -393,5 +349,26 @@ mod tests {
                 .contains("OK: every orphan handled")
         );
         assert_eq!(Outcome::exit_code(&clean), 0);
+        // The bus refused UserDeleted: the sweep stopped at once and says what to do.
+        let mut refused_event = report();
+        refused_event.erasures = Some(Erasures {
+            failed: 1,
+            not_attempted: 2,
+            stopped: Some("UserDeletedNotPublished"),
+            failures: vec![ErasureFailure {
+                sub: "s-1".into(),
+                stage: "PutEvents".into(),
+                code: "AccessDeniedException".into(),
+                retryable: false,
+            }],
+            ..Default::default()
+        });
+        let text = render(&refused_event, false).unwrap();
+        assert!(
+            text.contains("STOPPED: the bus refused UserDeleted"),
+            "{text}"
+        );
+        assert!(text.contains("run the sweep as the reconciler"), "{text}");
+        assert_eq!(Outcome::exit_code(&refused_event), 1);
     }
 }

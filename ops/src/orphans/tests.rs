@@ -1,5 +1,11 @@
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+use uc_worker::ProfileStore;
+use uc_worker::bus::EventSink;
+use uc_worker::lifecycle::Lifecycle;
+use uc_worker::pool_users::PoolDirectory;
 
 use uc_runtime::{Failure, FailureKind};
 use uc_schemas::UserConfirmed;
@@ -152,10 +158,16 @@ impl PoolDirectory for Directory {
 /// The bus: what was published, shared with the test.
 type Published = Arc<Mutex<Vec<BusEntry>>>;
 
-struct Bus(Published);
+/// The bus; `refusing`: every entry refused, as the bus policy refuses a principal it does
+/// not name.
+struct Bus(Published, bool);
 
 impl EventSink for Bus {
     async fn publish(&self, entries: &[BusEntry], _: Option<Instant>) -> Vec<(usize, Failure)> {
+        if self.1 {
+            let denied = Failure::new(FailureKind::Permanent, "AccessDeniedException", "");
+            return (0..entries.len()).map(|i| (i, denied.clone())).collect();
+        }
         self.0.lock().unwrap().extend(entries.iter().cloned());
         Vec::new()
     }
@@ -205,10 +217,14 @@ impl ProfileStore for Store {
 }
 
 fn lifecycle(existing: &[&str]) -> (Lifecycle<Directory, Bus>, Published) {
+    lifecycle_on_bus(existing, false)
+}
+
+fn lifecycle_on_bus(existing: &[&str], refusing: bool) -> (Lifecycle<Directory, Bus>, Published) {
     let published = Published::default();
     let lifecycle = Lifecycle::new(
         Directory(existing.iter().map(|s| s.to_string()).collect()),
-        Bus(published.clone()),
+        Bus(published.clone(), refusing),
         LifecycleSettings {
             pools: vec!["us-east-1_Pool".into()],
             statuses: vec!["CONFIRMED".into()],
@@ -241,6 +257,7 @@ async fn each_orphan_is_checked_again_before_it_goes() {
         &lifecycle,
         &store,
         subs(&["gone-1", "alive", "gone-2", "gone-3", "x-dead"]),
+        None,
         |n| seen.push(n),
     )
     .await;
@@ -292,13 +309,53 @@ async fn failures_in_a_row_stop_the_sweep() {
     let (lifecycle, published) = lifecycle(&[]);
     let store = store(&[], true);
     let orphans: Vec<String> = (0..12).map(|i| format!("gone-{i}")).collect();
-    let done = erase_all(&lifecycle, &store, orphans, |_| {}).await;
+    let done = erase_all(&lifecycle, &store, orphans, None, |_| {}).await;
     assert_eq!(done.failed, u64::from(STOP_AFTER_FAILURES_IN_A_ROW));
     assert_eq!(done.not_attempted, 12 - done.failed);
+    assert_eq!(done.stopped, Some("FailuresInARow"));
     assert_eq!(done.failures[0].stage, "profile removal");
     assert_eq!(done.failures[0].code, "Unauthorized");
     assert!(!done.failures[0].retryable);
     assert!(published.lock().unwrap().is_empty(), "nothing announced");
+}
+
+/// A bus that refuses UserDeleted stops the sweep at the first refusal: that profile is gone
+/// without its event (named in the report), and no other goes the same way.
+#[tokio::test]
+async fn a_refused_user_deleted_stops_the_sweep_at_once() {
+    let (lifecycle, _) = lifecycle_on_bus(&[], true);
+    let store = store(&["gone-1", "gone-2", "gone-3"], false);
+    let done = erase_all(
+        &lifecycle,
+        &store,
+        subs(&["gone-1", "gone-2", "gone-3"]),
+        None,
+        |_| {},
+    )
+    .await;
+    assert_eq!((done.failed, done.not_attempted), (1, 2));
+    assert_eq!(done.stopped, Some("UserDeletedNotPublished"));
+    assert_eq!(done.failures[0].sub, "gone-1");
+    assert_eq!(done.failures[0].stage, "PutEvents");
+    assert_eq!(
+        store.profiles.lock().unwrap().len(),
+        2,
+        "only the first profile went"
+    );
+}
+
+/// No erasure starts that could not end before the deadline.
+#[tokio::test]
+async fn no_erasure_starts_past_the_deadline() {
+    let (lifecycle, _) = lifecycle(&[]);
+    let store = store(&["gone-1"], false);
+    let soon = Instant::now() + ERASURE_DEADLINE / 2;
+    let done = erase_all(&lifecycle, &store, subs(&["gone-1"]), Some(soon), |_| {}).await;
+    assert_eq!((done.erased, done.not_attempted), (0, 1));
+    assert_eq!(done.stopped, Some("Deadline"));
+    let later = Instant::now() + ERASURE_DEADLINE * 2;
+    let done = erase_all(&lifecycle, &store, subs(&["gone-1"]), Some(later), |_| {}).await;
+    assert_eq!((done.erased, done.not_attempted), (1, 0));
 }
 
 fn report(allowed: bool, dry_run: bool, erasures: Option<Erasures>) -> OrphanReport {
