@@ -293,3 +293,106 @@ async fn the_trace_header_travels_to_appsync() {
             .is_none()
     );
 }
+
+/// Issue 22 through the Lambda front end (the lifecycle queue's event source): a CloudTrail
+/// record of a deletion removes the profile of a user moto's pool no longer has, and publishes
+/// `UserDeleted`; the record for a user the pool still has is dead-lettered `UserStillExists`;
+/// a worker without `EVENT_BUS_NAME` dead-letters such records as `LifecycleOff`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudtrail_records_in_a_batch_are_checked_against_the_pool() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let (dlq_url, _) = sqs::create_queue(&client, "worker-dlq", 30).await;
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let pool = cognito
+        .create_user_pool()
+        .pool_name("lifecycle")
+        .send()
+        .await
+        .unwrap()
+        .user_pool
+        .unwrap()
+        .id
+        .unwrap();
+    let kept = cognito
+        .admin_create_user()
+        .user_pool_id(&pool)
+        .username("kept")
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value().map(str::to_owned))
+        .unwrap();
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    events.create_event_bus().name("bus").send().await.unwrap();
+    let standin = AppSyncStandIn::start(&[]);
+    let gone = sub("gone");
+    let pairs = |bus: bool| {
+        let mut pairs = vec![
+            ("APPSYNC_GRAPHQL_URL", standin.url.clone()),
+            ("USER_POOL_ID", pool.clone()),
+            ("DLQ_URL", dlq_url.clone()),
+        ];
+        if bus {
+            pairs.push(("EVENT_BUS_NAME", "bus".into()));
+        }
+        WorkerConfig::from_reader(&uc_runtime::env::from_pairs(pairs)).unwrap()
+    };
+    let worker = Arc::new(build_worker(&pairs(true), &sdk).await.unwrap());
+    // The profile the deleted user had.
+    let mut had = UserConfirmed::builder(&pool, &gone)
+        .username("gone")
+        .build();
+    had.email = None;
+    let created = worker
+        .handle(
+            to_envelope(DEFAULT_SOURCE, &had).to_string(),
+            MessageMeta::default(),
+            None,
+        )
+        .await;
+    assert_eq!(created.disposition, uc_worker::Disposition::Created);
+
+    let record = |sub: &str| {
+        json!({
+            "version": "0", "id": "r", "source": "aws.cognito-idp",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {
+                "eventSource": "cognito-idp.amazonaws.com", "eventName": "AdminDeleteUser",
+                "requestParameters": {"userPoolId": pool, "username": "HIDDEN_DUE_TO_SECURITY_REASONS"},
+                "additionalEventData": {"sub": sub},
+            },
+        })
+        .to_string()
+    };
+    let batch = sqs_event(&[("m-gone", record(&gone)), ("m-kept", record(&kept))]);
+    let response = handle_batch(worker.clone(), batch, None, 8).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "both settled");
+    assert_eq!(standin.stats().await["perId"][&gone]["deleted"], 1);
+    let dead = sqs::drain(&client, &dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    let reason = |m: &aws_sdk_sqs::types::Message| {
+        m.message_attributes().unwrap()[attr::REASON]
+            .string_value()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(reason(&dead[0]), "UserStillExists");
+
+    let off = Arc::new(build_worker(&pairs(false), &sdk).await.unwrap());
+    let response = handle_batch(off, sqs_event(&[("m-off", record(&gone))]), None, 8)
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let dead = sqs::drain(&client, &dlq_url).await;
+    assert_eq!(
+        dead.iter().map(reason).collect::<Vec<_>>(),
+        ["LifecycleOff"]
+    );
+}
