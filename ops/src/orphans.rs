@@ -33,13 +33,21 @@
 //!    since the pipeline began: read the dry run's list, then run with `--max-orphans` set to
 //!    its count.
 //!
-//! **Cost.** Like the audit: the whole pool listed (`ListUsers`, 60 users a call, 20 calls/s
-//! by default: 10 million users in about 2.3 h; 24 bytes a user), every profile scanned (5
-//! pages of 1,000 a second by default), then one `ListUsers`, one store write and one
-//! `PutEvents` per orphan at `USER_LOOKUP_RPS` (5/s by default). That is why the scheduled
-//! reconciler does not run it (docs/runbook.md, "Orphaned profiles"): its passes are cut into
-//! 15-minute invocations that resume from a page token, while the comparison needs the whole
-//! listing in one process, and its role only reads the store.
+//! **Cost, and who runs it.** The whole pool is listed (`ListUsers`, 60 users a call, at
+//! `LIST_USERS_RPS`: 5 calls/s by default, 1 million users in 56 min; 9.3 min at the quota's 30
+//! per second, docs/benchmarks.md §11; 24 bytes a user in memory, 16 more per orphan), every
+//! store item is read (1,000 a page, 5 pages a second: 1 million in 200 s), then one
+//! `ListUsers`, one store write and one `PutEvents` per orphan at `USER_LOOKUP_RPS` (5/s by
+//! default: the 1% limit of a million profiles, 10,000 orphans, in about 33 min). The
+//! comparison cannot be resumed (the listing is held in memory, not in the reconciler's
+//! state), so a sweep must finish within one process: `uc-ops reconcile --orphans` on a host,
+//! or one invocation of the scheduled reconciler (15 minutes: listing and scan fit for about
+//! 240,000 users at the default pace, 1.1 million at 30/s; the erasures take what is left),
+//! which runs it when the payload asks (`{"orphans": ...}`) with its own role, the one the
+//! bus admits for `UserDeleted` besides the worker's.
+//! Nothing schedules it by default: the CloudTrail path erases deleted users within seconds,
+//! the sweep only meets what that path missed, and the audit already alerts on orphans; a
+//! schedule of its own with that payload (daily, say) suits pools that fit an invocation.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
