@@ -9,6 +9,8 @@ in the source template:
 
     Content: __USER_CONFIRMED_SCHEMA__    schemas/json/user-confirmed.v1.schema.json
     Content: __PROFILE_CREATED_SCHEMA__   schemas/json/profile-created.v1.schema.json
+    Content: __USER_DELETED_SCHEMA__      schemas/json/user-deleted.v1.schema.json
+    Content: __PROFILE_DELETED_SCHEMA__   schemas/json/profile-deleted.v1.schema.json
 
     python infra/render.py           # (re)write infra/template.yaml
     python infra/render.py --check   # exit 1 if infra/template.yaml is not a fresh render
@@ -32,13 +34,17 @@ SCHEMAS_DIR = ROOT / "schemas" / "json"
 SCHEMAS = {
     "__USER_CONFIRMED_SCHEMA__": SCHEMAS_DIR / "user-confirmed.v1.schema.json",
     "__PROFILE_CREATED_SCHEMA__": SCHEMAS_DIR / "profile-created.v1.schema.json",
+    "__USER_DELETED_SCHEMA__": SCHEMAS_DIR / "user-deleted.v1.schema.json",
+    "__PROFILE_DELETED_SCHEMA__": SCHEMAS_DIR / "profile-deleted.v1.schema.json",
 }
 
 HEADER = """\
 # GENERATED FILE: do not edit. Source: infra/template.src.yaml; regenerate with
 #   dev/.venv/bin/python infra/render.py
-# The Content of UserConfirmedSchema and ProfileCreatedSchema below is
-# schemas/json/user-confirmed.v1.schema.json and schemas/json/profile-created.v1.schema.json, verbatim.
+# The Content of UserConfirmedSchema, ProfileCreatedSchema, UserDeletedSchema and
+# ProfileDeletedSchema below is schemas/json/user-confirmed.v1.schema.json,
+# schemas/json/profile-created.v1.schema.json, schemas/json/user-deleted.v1.schema.json and
+# schemas/json/profile-deleted.v1.schema.json, verbatim.
 """
 
 

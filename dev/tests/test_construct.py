@@ -37,6 +37,8 @@ SYNTH = CDK / "example" / "synth"
 OPTIONS = SYNTH / "UserConfirmedPipelineOptions.template.json"
 SCHEMA_FILE = ROOT / "schemas" / "json" / "user-confirmed.v1.schema.json"
 PROFILE_SCHEMA_FILE = ROOT / "schemas" / "json" / "profile-created.v1.schema.json"
+USER_DELETED_SCHEMA_FILE = ROOT / "schemas" / "json" / "user-deleted.v1.schema.json"
+PROFILE_DELETED_SCHEMA_FILE = ROOT / "schemas" / "json" / "profile-deleted.v1.schema.json"
 
 _spec = importlib.util.spec_from_file_location("uc_local_stack_c", ROOT / "dev" / "local_stack.py")
 local_stack = importlib.util.module_from_spec(_spec)
@@ -500,6 +502,16 @@ DRIFTS = {  # one edit of the construct's template -> the drift it must show (th
     "trail logs never expire": (
         lambda t: mutate_resource(t, "TrailBucket", lambda p: p.pop("LifecycleConfiguration")),
         "TrailBucket.LifecycleConfiguration", "options"),
+    # The lifecycle's contracts in the registry and the archive.
+    "archive without UserDeleted": (
+        lambda t: mutate_resource(t, "UserConfirmedArchive", lambda p: p["EventPattern"]["Fn::Join"][1].__setitem__(
+            -1, p["EventPattern"]["Fn::Join"][1][-1].replace(',"UserDeleted"', ""))),
+        "UserConfirmedArchive.EventPattern"),
+    "no UserDeleted schema": (lambda t: t["Resources"].pop(next(k for k in t["Resources"] if "UserDeletedSchema" in k)),
+                              "UserDeletedSchema: only in the SAM template"),
+    "ProfileDeleted schema of another contract": (
+        lambda t: mutate_resource(t, "ProfileDeletedSchema", lambda p: p.update(Content=PROFILE_SCHEMA_FILE.read_text())),
+        "ProfileDeletedSchema.Content"),
     "auditor resolves the endpoint although it is given": (
         lambda t: mutate_resource(t, "AuditorPolicy", lambda p: p["PolicyDocument"]["Statement"].insert(1, {
             "Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": "appsync:GetGraphqlApi", "Resource": "x"})),
@@ -740,17 +752,23 @@ def test_rule_archive_and_schema_are_the_same(pair):
     assert target["Arn"] == "${LifecycleQueue.Arn}" and target["DeadLetterConfig"] == {"Arn": "${RuleDeadLetterQueue.Arn}"}
     archive = pair.cdk["UserConfirmedArchive"]["Properties"]
     assert archive == pair.sam["UserConfirmedArchive"]["Properties"]
-    assert archive["EventPattern"] == rule["EventPattern"]
+    # The worker rule's pattern with UserDeleted beside UserConfirmed (a replay back-fills both).
+    assert archive["EventPattern"] == {**rule["EventPattern"], "detail-type": ["UserConfirmed", "UserDeleted"]}
     # moto json.loads the archive's pattern: it must stay a string in the construct's template.
     raw, = [v for k, v in pair.cdk_raw["Resources"].items() if v["Type"] == "AWS::Events::Archive"]
     pattern = raw["Properties"]["EventPattern"]
     assert isinstance(pattern, str) or set(pattern) <= {"Fn::Join", "Fn::Sub"}, pattern
+    schemas = {"UserConfirmedSchema": SCHEMA_FILE, "ProfileCreatedSchema": PROFILE_SCHEMA_FILE,
+               "UserDeletedSchema": USER_DELETED_SCHEMA_FILE, "ProfileDeletedSchema": PROFILE_DELETED_SCHEMA_FILE}
     if "UserConfirmedSchema" in pair.sam:
-        assert pair.cdk["UserConfirmedSchema"]["Properties"]["Content"] == SCHEMA_FILE.read_text(encoding="utf-8")
-        assert pair.cdk["ProfileCreatedSchema"]["Properties"]["Content"] == PROFILE_SCHEMA_FILE.read_text(encoding="utf-8")
-        assert pair.cdk["ProfileCreatedSchema"]["Properties"]["SchemaName"] == "${EventSource}@ProfileCreated"
-    else:  # the every-option template: no registry
-        assert "ProfileCreatedSchema" not in pair.cdk
+        # The main template: registry, ProfileCreated and the lifecycle on, so all four.
+        for name, path in schemas.items():
+            schema = pair.cdk[name]["Properties"]
+            assert schema == pair.sam[name]["Properties"], name
+            assert schema["Content"] == path.read_text(encoding="utf-8"), name
+            assert schema["SchemaName"] == "${EventSource}@" + name.removesuffix("Schema"), name
+    else:  # the every-option template: no registry (selftest.ts covers the other combinations)
+        assert not set(schemas) & (set(pair.cdk) | set(pair.sam))
 
 
 @pytest.mark.parametrize("function", ["EmitterFunction", "WorkerFunction", "ReconcilerFunction"])

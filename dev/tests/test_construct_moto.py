@@ -4,7 +4,8 @@ moto server with `dev/local_stack.py deploy --cfn-template` (no SAM translation)
 A moto server is started on a free 127.0.0.1 port and stopped by the fixture's finalizer. The
 tests check that the stack comes up with the same output keys as the SAM local stack, that the
 bus, rule (with its target's DLQ and retry policy), queues, DLQs, archive and roles exist with the
-right settings, that an event on the bus reaches the queue, that a CloudTrail-shaped Cognito event
+right settings, that an event on the bus reaches the queue, that the archive keeps UserDeleted
+events as well as UserConfirmed, that a CloudTrail-shaped Cognito event
 on the default bus reaches the lifecycle queue, that moto creates the dashboard, and
 that a SAM stack deployed next to it reads back the same settings (dashboard included). A second stack deploys the functions (placeholder zips) to
 check their configuration, event source mapping and permission.
@@ -158,7 +159,7 @@ def test_outputs_are_the_sam_local_stacks(stack, moto):
         "EmitterInvokeFromUserPool", "EmitterErrorsAlarm",
         "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule", "ReconcilerFailedAlarm"}
     assert {canonical_name(i) for i in dropped["CreateSchemaRegistry"].split(", ")} == {
-        "SchemaRegistry", "UserConfirmedSchema", "ProfileCreatedSchema"}
+        "SchemaRegistry", "UserConfirmedSchema", "ProfileCreatedSchema", "UserDeletedSchema", "ProfileDeletedSchema"}
 
 
 def test_bus_rule_queues_archive_and_roles(stack, moto):
@@ -192,7 +193,8 @@ def test_bus_rule_queues_archive_and_roles(stack, moto):
 
     archive = events.describe_archive(ArchiveName=outputs["ArchiveName"])
     assert (archive["EventSourceArn"], archive["RetentionDays"]) == (outputs["EventBusArn"], 365)
-    assert json.loads(archive["EventPattern"]) == {"source": ["userconfirmed.cognito"], "detail-type": ["UserConfirmed"]}
+    assert json.loads(archive["EventPattern"]) == {
+        "source": ["userconfirmed.cognito"], "detail-type": ["UserConfirmed", "UserDeleted"]}
 
     emitter = {s["Sid"]: s for s in role_policy(iam, outputs["EmitterRoleArn"])["Statement"]}
     assert emitter["PublishUserConfirmed"]["Resource"] == outputs["EventBusArn"]
@@ -276,6 +278,29 @@ def test_a_user_confirmed_event_reaches_the_worker_queue(stack, moto):
     envelope = json.loads(messages[0]["Body"])
     assert (envelope["source"], envelope["detail-type"]) == ("userconfirmed.cognito", "UserConfirmed")
     jsonschema.Draft4Validator(json.loads(SCHEMA_FILE.read_text())).validate(envelope["detail"])
+
+
+def test_the_archive_keeps_user_deleted_events_too(stack, moto):
+    """moto archives through a rule with the archive's pattern: a UserDeleted under the stack's
+    source is kept (a consumer back-filled by a replay gets the deletions), the other lifecycle
+    events and another source's UserDeleted are not."""
+    outputs, _ = stack
+    events = aws("events", moto)
+    count = lambda: events.describe_archive(ArchiveName=outputs["ArchiveName"])["EventCount"]
+    before = count()
+    detail = {"schemaVersion": "1.0", "eventId": "6f1c1d0e-0000-5000-8000-000000000001",
+              "sub": "0b3c8f1e-0000-4000-8000-000000000003", "deletedAt": "2026-01-01T00:00:00Z",
+              "detectedBy": "cloudTrail", "profileDeleted": True}
+    entry = lambda source, detail_type: {"EventBusName": outputs["EventBusName"], "Source": source,
+                                         "DetailType": detail_type, "Detail": json.dumps(detail)}
+    entries = [entry("userconfirmed.cognito", "UserDeleted"), entry("someone.else", "UserDeleted"),
+               entry("userconfirmed.cognito", "ProfileDeleted"), entry("userconfirmed.cognito", "ProfileCreated")]
+    assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+    deadline = time.monotonic() + 5
+    while count() < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # anything else that would wrongly be archived has had its chance
+    assert count() == before + 1
 
 
 def test_a_cognito_cloudtrail_event_on_the_default_bus_reaches_the_lifecycle_queue(stack, moto):

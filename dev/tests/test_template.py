@@ -33,6 +33,8 @@ INFRA = ROOT / "infra"
 TEMPLATE = INFRA / "template.yaml"
 SCHEMA_FILE = ROOT / "schemas" / "json" / "user-confirmed.v1.schema.json"
 PROFILE_SCHEMA_FILE = ROOT / "schemas" / "json" / "profile-created.v1.schema.json"
+USER_DELETED_SCHEMA_FILE = ROOT / "schemas" / "json" / "user-deleted.v1.schema.json"
+PROFILE_DELETED_SCHEMA_FILE = ROOT / "schemas" / "json" / "profile-deleted.v1.schema.json"
 METRICS_RS = ROOT / "runtime" / "src" / "metrics.rs"
 LOCAL_STACK = ROOT / "dev" / "local_stack.py"
 BIN = Path(sys.executable).parent
@@ -152,12 +154,26 @@ def test_rendered_template_is_fresh():
     )
 
 
-@pytest.mark.parametrize("name, path, detail_type, condition", [
-    ("UserConfirmedSchema", SCHEMA_FILE, "UserConfirmed", "WithSchemaRegistry"),
-    ("ProfileCreatedSchema", PROFILE_SCHEMA_FILE, "ProfileCreated", "WithProfileCreatedSchema"),
-])
-def test_schema_registry_carries_the_contracts_verbatim(template, resources, name, path, detail_type, condition):
+# Each contract's schema, and where its event is published (the schema is registered there only):
+# UserConfirmed always, ProfileCreated with PublishProfileCreated, UserDeleted with LifecycleEvents,
+# ProfileDeleted with both (the worker publishes it only with PROFILE_CREATED_EVENTS).
+SCHEMA_RESOURCES = [
+    ("UserConfirmedSchema", SCHEMA_FILE, "UserConfirmed", "WithSchemaRegistry", lambda c: True),
+    ("ProfileCreatedSchema", PROFILE_SCHEMA_FILE, "ProfileCreated", "WithProfileCreatedSchema",
+     lambda c: c["PublishProfileCreatedEvents"]),
+    ("UserDeletedSchema", USER_DELETED_SCHEMA_FILE, "UserDeleted", "WithUserDeletedSchema",
+     lambda c: c["FollowLifecycle"]),
+    ("ProfileDeletedSchema", PROFILE_DELETED_SCHEMA_FILE, "ProfileDeleted", "WithProfileDeletedSchema",
+     lambda c: c["PublishProfileCreatedEvents"] and c["FollowLifecycle"]),
+]
+
+
+@pytest.mark.parametrize("name, path, detail_type, condition, published", SCHEMA_RESOURCES,
+                         ids=[r[0] for r in SCHEMA_RESOURCES])
+def test_schema_registry_carries_the_contracts_verbatim(template, resources, name, path, detail_type, condition,
+                                                         published):
     schema = resources[name]["Properties"]
+    assert resources[name]["Type"] == "AWS::EventSchemas::Schema"
     assert schema["Type"] == "JSONSchemaDraft4"
     text = path.read_text(encoding="utf-8")
     assert schema["Content"] == text
@@ -165,11 +181,31 @@ def test_schema_registry_carries_the_contracts_verbatim(template, resources, nam
     assert json.loads(schema["Content"])["title"] == detail_type
     assert schema["RegistryName"] == {"Fn::GetAtt": ["SchemaRegistry", "RegistryName"]}
     assert schema["SchemaName"] == {"Fn::Sub": "${EventSource}@" + detail_type}
+    assert schema["Description"] == f"detail of the {detail_type} event, version 1."
     assert resources[name]["Condition"] == condition
-    # ProfileCreated is registered only where it is published.
-    for case in condition_cases(template, "CreateSchemaRegistry", "PublishProfileCreated"):
-        expected = case["WithSchemaRegistry"] and (detail_type == "UserConfirmed" or case["PublishProfileCreatedEvents"])
-        assert case[condition] == expected
+    # Registered only where it is published.
+    for case in condition_cases(template, "CreateSchemaRegistry", "PublishProfileCreated", "LifecycleEvents"):
+        assert case[condition] == (case["WithSchemaRegistry"] and published(case)), case
+    # Its ARN is an output under the same condition.
+    output = "SchemaArn" if name == "UserConfirmedSchema" else f"{name}Arn"
+    assert template["Outputs"][output] == {
+        "Condition": condition,
+        "Description": f"ARN of the {detail_type} schema in the EventBridge schema registry.",
+        "Value": {"Fn::GetAtt": [name, "SchemaArn"]},
+    }
+
+
+def test_every_contract_is_registered_and_rendered():
+    """Every JSON Schema in schemas/json/ is embedded by render.py and by the construct's
+    render-schema.mjs (so both --check runs cover it), and has its schema resource above."""
+    files = sorted(p.name for p in (ROOT / "schemas" / "json").glob("*.schema.json"))
+    assert sorted(p.name for p in render.SCHEMAS.values()) == files
+    assert sorted(r[1].name for r in SCHEMA_RESOURCES) == files
+    modules = (INFRA / "cdk" / "render-schema.mjs").read_text()
+    assert sorted(re.findall(r'schema: "([^"]+)"', modules)) == files
+    for name in files:
+        module = INFRA / "cdk" / "src" / name.replace(".v1.schema.json", "-schema.ts")
+        assert module.exists(), module
 
 
 def test_render_embeds_each_schema_at_its_own_placeholder():
@@ -205,7 +241,13 @@ def test_rule_and_archive_use_the_contracts_event_pattern(template, resources):
     assert rule["State"] == "ENABLED"
     archive = resources["UserConfirmedArchive"]["Properties"]
     pattern = json.loads(archive["EventPattern"]["Fn::Sub"].replace("${EventSource}", "SRC"))
-    assert pattern == {"source": ["SRC"], "detail-type": [detail_type]}
+    # The contract's pattern with UserDeleted beside UserConfirmed: a consumer back-filled by a
+    # replay gets the deletions of the users it is given, not only their confirmations.
+    user_deleted = rust_const(ROOT / "schemas" / "src" / "user_deleted.rs", "USER_DELETED_DETAIL_TYPE")
+    assert pattern == {"source": ["SRC"], "detail-type": [detail_type, user_deleted]}
+    assert archive["ArchiveName"] == {"Fn::Sub": "${NamePrefix}-user-confirmed"}
+    assert archive["Description"] == (
+        "Every UserConfirmed and UserDeleted event published on the bus, for EventBridge replay.")
     assert archive["RetentionDays"] == {"Ref": "ArchiveRetentionDays"}
     for fn in (Fn(c) for c in condition_cases(template, "CreateEventBus")):
         bus = "GetAtt EventBus.Arn" if fn.conditions["CreateBus"] else BUS_ARN_EXISTING
@@ -638,6 +680,7 @@ def test_archive_retention_is_bounded_by_default(template):
     retention = template["Parameters"]["ArchiveRetentionDays"]
     assert 0 < retention["Default"] <= 365
     assert "erased" in retention["Description"]
+    assert "UserConfirmed and UserDeleted events" in retention["Description"]
 
 
 # --------------------------------------------------------------------------- IAM
@@ -1614,7 +1657,8 @@ def test_local_stack_resources(local, moto):
     archive = events.describe_archive(ArchiveName=outputs["ArchiveName"])
     assert archive["EventSourceArn"] == outputs["EventBusArn"]
     assert archive["RetentionDays"] == 365
-    assert json.loads(archive["EventPattern"]) == {"source": ["userconfirmed.cognito"], "detail-type": ["UserConfirmed"]}
+    assert json.loads(archive["EventPattern"]) == {
+        "source": ["userconfirmed.cognito"], "detail-type": ["UserConfirmed", "UserDeleted"]}
 
     emitter = role_policy(iam, outputs["EmitterRoleArn"])
     assert {s["Sid"]: s["Resource"] for s in emitter["Statement"]}["PublishUserConfirmed"] == outputs["EventBusArn"]

@@ -1,6 +1,6 @@
 // Writes the construct's schema modules from the event contracts' JSON Schemas, their one source
-// of truth: src/user-confirmed-schema.ts from schemas/json/user-confirmed.v1.schema.json and
-// src/profile-created-schema.ts from schemas/json/profile-created.v1.schema.json. The construct
+// of truth: src/<contract>-schema.ts from schemas/json/<contract>.v1.schema.json for
+// user-confirmed, profile-created, user-deleted and profile-deleted. The construct
 // publishes the text in the EventBridge schema registry; a generated module (not a file read at
 // synth time) keeps the construct free of Node APIs, so an Amplify app type-checks it without
 // @types/node.
@@ -15,6 +15,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const MODULES = [
   { schema: "user-confirmed.v1.schema.json", module: "user-confirmed-schema.ts", constant: "USER_CONFIRMED_SCHEMA" },
   { schema: "profile-created.v1.schema.json", module: "profile-created-schema.ts", constant: "PROFILE_CREATED_SCHEMA" },
+  { schema: "user-deleted.v1.schema.json", module: "user-deleted-schema.ts", constant: "USER_DELETED_SCHEMA" },
+  { schema: "profile-deleted.v1.schema.json", module: "profile-deleted-schema.ts", constant: "PROFILE_DELETED_SCHEMA" },
 ];
 
 let stale = false;

@@ -66,7 +66,9 @@ const cases: Record<string, () => void> = {
       { reconcileStatuses: ["CONFIRMED", "ACTIVE"] },
       { reconcileOverlap: Duration.seconds(30) },
       { reconcilePublishRate: 0 },
-      { reconcileListUsersRate: 101 },
+      // ListUsers' UserList quota is 30 requests per second: the template's MaxValue.
+      { reconcileListUsersRate: 31 },
+      { reconcileListUsersRate: 0 },
       { reconcileBehindAlarm: Duration.minutes(30) },
       { workerUserLookupRate: 0 },
       { workerUserLookupRate: 26 },
@@ -76,6 +78,52 @@ const cases: Record<string, () => void> = {
     for (const extra of bad) {
       const { stack, props } = setup();
       assert.throws(() => new UserConfirmedPipeline(stack, "Pipeline", { ...props, ...extra }), /UserConfirmedPipeline:/, JSON.stringify(extra));
+    }
+  },
+  "reconcileListUsersRate is taken up to ListUsers' quota, 30": () => {
+    for (const reconcileListUsersRate of [1, 30]) {
+      const { app, stack, props } = setup({ reconcileListUsersRate });
+      const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+      app.synth();
+      const variables = Template.fromStack(stack).toJSON().Resources[stack.getLogicalId(
+        pipeline.reconcilerFunction.node.defaultChild as lambda.CfnFunction,
+      )].Properties.Environment.Variables;
+      assert.equal(variables.LIST_USERS_RPS, String(reconcileListUsersRate));
+    }
+    const { stack, props } = setup();
+    assert.throws(
+      () => new UserConfirmedPipeline(stack, "Pipeline", { ...props, reconcileListUsersRate: 31 }),
+      /reconcileListUsersRate must be an integer from 1 to 30, not 31/,
+    );
+  },
+  "each contract's schema is registered where it is published": () => {
+    // UserConfirmed always; ProfileCreated with publishProfileCreated; UserDeleted with
+    // lifecycleEvents; ProfileDeleted with both (the worker publishes it only then).
+    for (const publishProfileCreated of [true, false]) {
+      for (const lifecycleEvents of [true, false]) {
+        for (const createSchemaRegistry of [true, false]) {
+          const { app, stack, props } = setup({ publishProfileCreated, lifecycleEvents, createSchemaRegistry });
+          const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+          app.synth();
+          const schemas = Object.values(Template.fromStack(stack).findResources("AWS::EventSchemas::Schema"))
+            .map((r) => String(r.Properties.SchemaName).split("@")[1])
+            .sort();
+          const expected = createSchemaRegistry
+            ? [
+                "UserConfirmed",
+                ...(publishProfileCreated ? ["ProfileCreated"] : []),
+                ...(lifecycleEvents ? ["UserDeleted"] : []),
+                ...(publishProfileCreated && lifecycleEvents ? ["ProfileDeleted"] : []),
+              ].sort()
+            : [];
+          const label = JSON.stringify({ publishProfileCreated, lifecycleEvents, createSchemaRegistry });
+          assert.deepEqual(schemas, expected, label);
+          assert.equal(pipeline.userDeletedSchema !== undefined, expected.includes("UserDeleted"), label);
+          assert.equal(pipeline.profileDeletedSchema !== undefined, expected.includes("ProfileDeleted"), label);
+          assert.equal("UserDeletedSchemaArn" in pipeline.outputs, expected.includes("UserDeleted"), label);
+          assert.equal("ProfileDeletedSchemaArn" in pipeline.outputs, expected.includes("ProfileDeleted"), label);
+        }
+      }
     }
   },
   "verifyUser cannot be a CloudFormation parameter (it decides the worker's statements)": () => {

@@ -71,7 +71,7 @@ const SAM_PARAMETERS: Record<string, Spec> = {
     minValue: 0,
     maxValue: 36500,
     description:
-      "Days the archive keeps UserConfirmed events for EventBridge replay; 0 = indefinitely. An archived event holds the user's e-mail: the retention is the longest an erased user's address may remain in the archive, so keep it bounded.",
+      "Days the archive keeps UserConfirmed and UserDeleted events for EventBridge replay (a back-filled consumer gets each deletion with the confirmations); 0 = indefinitely. An archived UserConfirmed holds the user's e-mail: the retention is the longest an erased user's address may remain in the archive, so keep it bounded.",
   },
   RuleMaximumRetryAttempts: {
     type: "Number",

@@ -32,7 +32,9 @@ import {
 } from "./checkov-skips";
 import { dashboardBody, METRICS_NAMESPACE } from "./dashboard";
 import { PROFILE_CREATED_SCHEMA } from "./profile-created-schema";
+import { PROFILE_DELETED_SCHEMA } from "./profile-deleted-schema";
 import { USER_CONFIRMED_SCHEMA } from "./user-confirmed-schema";
+import { USER_DELETED_SCHEMA } from "./user-deleted-schema";
 
 /** `detail-type` of the events (uc_schemas::DETAIL_TYPE). */
 export const DETAIL_TYPE = "UserConfirmed";
@@ -97,6 +99,10 @@ export class UserConfirmedPipeline extends Construct {
   readonly schema?: eventschemas.CfnSchema;
   /** The ProfileCreated schema (with `createSchemaRegistry` and `publishProfileCreated`). */
   readonly profileCreatedSchema?: eventschemas.CfnSchema;
+  /** The UserDeleted schema (with `createSchemaRegistry` and `lifecycleEvents`). */
+  readonly userDeletedSchema?: eventschemas.CfnSchema;
+  /** The ProfileDeleted schema (with `createSchemaRegistry`, `publishProfileCreated` and `lifecycleEvents`). */
+  readonly profileDeletedSchema?: eventschemas.CfnSchema;
   readonly queue: sqs.Queue;
   readonly workerDeadLetterQueue: sqs.Queue;
   readonly ruleDeadLetterQueue: sqs.Queue;
@@ -322,11 +328,13 @@ export class UserConfirmedPipeline extends Construct {
       publishers,
     );
 
-    // Every UserConfirmed event, kept for replay.
+    // Every UserConfirmed and UserDeleted event, kept for replay: a consumer back-filled from the
+    // archive gets the deletions of users confirmed since, not only their confirmations. The name
+    // and id keep "user-confirmed" (a rename would replace the archive and lose its events).
     this.archiveName = `${prefix}-user-confirmed`;
     this.archive = new events.CfnArchive(pub, "UserConfirmedArchive", {
       archiveName: this.archiveName,
-      description: "Every UserConfirmed event published on the bus, for EventBridge replay.",
+      description: "Every UserConfirmed and UserDeleted event published on the bus, for EventBridge replay.",
       sourceArn: this.eventBusArn,
       retentionDays: p.archiveRetentionDays,
     });
@@ -334,7 +342,7 @@ export class UserConfirmedPipeline extends Construct {
     // object, moto only the string, and the L1's typing only the object, hence the override.
     this.archive.addPropertyOverride(
       "EventPattern",
-      Stack.of(pub).toJsonString({ source: [source], "detail-type": [DETAIL_TYPE] }),
+      Stack.of(pub).toJsonString({ source: [source], "detail-type": [DETAIL_TYPE, USER_DELETED_DETAIL_TYPE] }),
     );
 
     if (p.createSchemaRegistry) {
@@ -356,6 +364,26 @@ export class UserConfirmedPipeline extends Construct {
           type: "JSONSchemaDraft4",
           description: "detail of the ProfileCreated event, version 1.",
           content: PROFILE_CREATED_SCHEMA,
+        });
+      }
+      // Each lifecycle contract where it is published: UserDeleted with the lifecycle,
+      // ProfileDeleted with the lifecycle and ProfileCreated (PROFILE_CREATED_EVENTS).
+      if (p.lifecycleEvents) {
+        this.userDeletedSchema = new eventschemas.CfnSchema(pub, "UserDeletedSchema", {
+          registryName: this.schemaRegistry.attrRegistryName,
+          schemaName: `${source}@${USER_DELETED_DETAIL_TYPE}`,
+          type: "JSONSchemaDraft4",
+          description: "detail of the UserDeleted event, version 1.",
+          content: USER_DELETED_SCHEMA,
+        });
+      }
+      if (p.lifecycleEvents && p.publishProfileCreated) {
+        this.profileDeletedSchema = new eventschemas.CfnSchema(pub, "ProfileDeletedSchema", {
+          registryName: this.schemaRegistry.attrRegistryName,
+          schemaName: `${source}@${PROFILE_DELETED_DETAIL_TYPE}`,
+          type: "JSONSchemaDraft4",
+          description: "detail of the ProfileDeleted event, version 1.",
+          content: PROFILE_DELETED_SCHEMA,
         });
       }
     }
@@ -1212,6 +1240,18 @@ export class UserConfirmedPipeline extends Construct {
       out.ProfileCreatedSchemaArn = {
         value: this.profileCreatedSchema.attrSchemaArn,
         description: "ARN of the ProfileCreated schema in the EventBridge schema registry.",
+      };
+    }
+    if (this.userDeletedSchema) {
+      out.UserDeletedSchemaArn = {
+        value: this.userDeletedSchema.attrSchemaArn,
+        description: "ARN of the UserDeleted schema in the EventBridge schema registry.",
+      };
+    }
+    if (this.profileDeletedSchema) {
+      out.ProfileDeletedSchemaArn = {
+        value: this.profileDeletedSchema.attrSchemaArn,
+        description: "ARN of the ProfileDeleted schema in the EventBridge schema registry.",
       };
     }
     Object.assign(out, {

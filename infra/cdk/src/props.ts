@@ -123,17 +123,18 @@ export interface UserConfirmedPipelineProps {
    * The worker publishes a ProfileCreated v1 event (source `eventSource`) on the bus for each
    * profile it creates: its `PROFILE_CREATED_EVENTS=true` and `EVENT_BUS_NAME`, its role's
    * `events:PutEvents` for that detail-type and source only (`AnnounceProfiles`), and the
-   * ProfileCreated schema in the registry. `false`: `PROFILE_CREATED_EVENTS=false`, no grant, no
-   * schema. A synth-time choice (it decides the role's statements), so a literal. Either way the
+   * ProfileCreated schema in the registry (and, with `lifecycleEvents`, ProfileDeleted events and
+   * their schema). `false`: `PROFILE_CREATED_EVENTS=false`, no grant, no schema. A synth-time choice (it decides the role's statements), so a literal. Either way the
    * bus policy lets no principal but the worker's role publish ProfileCreated under the source.
    * SAM: `PublishProfileCreated`. @default true
    */
   readonly publishProfileCreated?: boolean;
 
   /**
-   * Days the archive keeps UserConfirmed events, 0 = forever. An archived event holds the user's
-   * e-mail and an archive cannot be edited: this is the longest an erased user's address may
-   * remain in it, so keep it bounded. SAM: `ArchiveRetentionDays`. @default 365
+   * Days the archive keeps UserConfirmed and UserDeleted events (a consumer back-filled by a
+   * replay gets each deletion with the confirmations), 0 = forever. An archived UserConfirmed
+   * holds the user's e-mail and an archive cannot be edited: this is the longest an erased user's
+   * address may remain in it, so keep it bounded. SAM: `ArchiveRetentionDays`. @default 365
    */
   readonly archiveRetentionDays?: number;
 
@@ -165,7 +166,11 @@ export interface UserConfirmedPipelineProps {
    */
   readonly workerUserLookupRate?: number;
 
-  /** Publish the contract in an EventBridge schema registry. SAM: `CreateSchemaRegistry`. @default true */
+  /**
+   * Publish the event contracts in an EventBridge schema registry: UserConfirmed, ProfileCreated
+   * (with `publishProfileCreated`), UserDeleted (with `lifecycleEvents`), ProfileDeleted (with
+   * both). SAM: `CreateSchemaRegistry`. @default true
+   */
   readonly createSchemaRegistry?: boolean;
 
   /** EventBridge delivery retries before the rule DLQ, 0-185. SAM: `RuleMaximumRetryAttempts`. @default 185 */
@@ -225,7 +230,11 @@ export interface UserConfirmedPipelineProps {
   /** UserConfirmed events the reconciler puts per second, 1-1000. SAM: `ReconcilePublishRate`. @default 50 */
   readonly reconcilePublishRate?: number;
 
-  /** Cognito ListUsers calls per second (`LIST_USERS_RPS`), 1-100. SAM: `ReconcileListUsersRate`. @default 5 */
+  /**
+   * Cognito ListUsers calls per second (`LIST_USERS_RPS`), 1-30: ListUsers' UserList quota is 30
+   * per second per account and Region, shared with the worker's lookups (`workerUserLookupRate`).
+   * SAM: `ReconcileListUsersRate`. @default 5
+   */
   readonly reconcileListUsersRate?: number;
 
   /**
@@ -366,7 +375,8 @@ function check(p: ResolvedProps): void {
   range("workerUserLookupRate", p.workerUserLookupRate, 1, 25);
   range("reconcileOverlap (s)", p.reconcileOverlap.toSeconds(), 60, 2592000);
   range("reconcilePublishRate", p.reconcilePublishRate, 1, 1000);
-  range("reconcileListUsersRate", p.reconcileListUsersRate, 1, 100);
+  // The template's bounds; ListUsers' UserList quota is 30 requests per second.
+  range("reconcileListUsersRate", p.reconcileListUsersRate, 1, 30);
   range("reconcileBehindAlarm (s)", p.reconcileBehindAlarm.toSeconds(), 3600, 2592000);
   pattern("reconcileSchedule", p.reconcileSchedule, SCHEDULE_PATTERN);
   if (!Token.isUnresolved(p.reconcileScheduleState) && !["ENABLED", "DISABLED"].includes(p.reconcileScheduleState)) {
