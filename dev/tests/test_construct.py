@@ -890,6 +890,22 @@ def test_standalone_parameters_are_the_sam_templates():
         assert cdk[name]["Description"].strip(), name
 
 
+def test_props_bounds_are_the_templates():
+    """The construct refuses a literal prop outside its SAM parameter's MinValue/MaxValue, no more
+    and no less (infra/cdk/src/props.ts, ``range(...)``; a Duration prop is checked in seconds
+    against the parameter named ...Seconds). E.g. reconcileListUsersRate up to 30, ListUsers'
+    UserList quota, like ReconcileListUsersRate."""
+    sam = local_stack.load_template(local_stack.DEFAULT_TEMPLATE)["Parameters"]
+    source = (CDK / "src" / "props.ts").read_text()
+    calls = re.findall(r'range\("([^"]+)", p\.(\w+)(\.toSeconds\(\))?, (\d+), (\d+)\);', source)
+    assert len(calls) == source.count("  range("), "a range() call this test does not read"
+    assert len(calls) >= 16
+    for label, prop, seconds, low, high in calls:
+        assert label == prop + (" (s)" if seconds else ""), label
+        name = prop[0].upper() + prop[1:] + ("Seconds" if seconds else "")
+        assert (int(low), int(high)) == (sam[name]["MinValue"], sam[name]["MaxValue"]), name
+
+
 # --------------------------------------------------------------------------- Amplify stand-in
 
 
