@@ -2,7 +2,8 @@
 // (offline: nothing is deployed) and checks what the construct promises in Amplify's own stack
 // layout: no circular dependency between the nested stacks, the emitter attached as the pool's
 // PostConfirmation trigger inside the auth stack, the worker and the reconciler's function in the
-// custom stack (the reconciler's role, which the bus policies name, in auth).
+// custom stack (the reconciler's role, which the bus policies name, in auth), and the AppSync
+// fields the worker's and the reconciler's policies name.
 //
 //   ./node_modules/.bin/tsc -p tsconfig.synth.json && node synth-check.cjs
 // (make docs-typecheck runs both). Exit status 1 with the reasons when a check fails.
@@ -141,6 +142,24 @@ try {
   check(
     ofType(authResources, "AWS::SSM::Parameter").length === 1 && ofType(customResources, "AWS::SSM::Parameter").length === 0,
     "the reconciler's state parameter in auth",
+  );
+  // What the roles may call on the API (docs/amplify-gen2.md, section 1: IAM policy is the whole
+  // authorization, no schema rule): the worker creates profiles and, following each user's
+  // lifecycle, reads and deletes them; the reconciler reads them and deletes orphaned ones. No
+  // list, update or subscription.
+  const fields = (resource) =>
+    [...new Set([...JSON.stringify(resource ?? {}).matchAll(/types\/(\w+)\/fields\/(\w+)/g)].map((m) => `${m[1]}.${m[2]}`))].sort();
+  const workerRole = customResources[worker]?.Properties.Role?.["Fn::GetAtt"]?.[0];
+  check(
+    JSON.stringify(fields(customResources[workerRole])) ===
+      JSON.stringify(["Mutation.createUserProfile", "Mutation.deleteUserProfile", "Query.getUserProfile"]),
+    `the worker's role: createUserProfile, getUserProfile and deleteUserProfile on the API: ${fields(customResources[workerRole])}`,
+  );
+  const policies = ofType(customResources, "AWS::IAM::Policy").map((id) => customResources[id]);
+  const reconcilerFields = fields(policies.filter((r) => String(r.Properties.PolicyName).startsWith("reconciler-store-")));
+  check(
+    JSON.stringify(reconcilerFields) === JSON.stringify(["Mutation.deleteUserProfile", "Query.getUserProfile"]),
+    `the reconciler's store policies: getUserProfile and deleteUserProfile on the API: ${reconcilerFields}`,
   );
   const reconcilerVariables = Object.keys(customResources[reconciler]?.Properties.Environment.Variables ?? {});
   check(

@@ -7,7 +7,8 @@ const backend = defineBackend({ auth, data });
 
 // The whole UserConfirmed pipeline, deployed with this backend (`npx ampx sandbox`, or the
 // branch's pipeline deploy): it attaches the emitter as the user pool's PostConfirmation trigger
-// and lets the worker call Mutation.createUserProfile on this API, nothing copied by hand. The
+// and lets the worker call Mutation.createUserProfile on this API (and, following each user's
+// lifecycle, Query.getUserProfile and Mutation.deleteUserProfile), nothing copied by hand. The
 // emitter side lands in the auth stack next to the pool (no cross-stack cycle); the worker in
 // this custom stack (see infra/README.md, "CDK construct").
 const pipeline = new UserConfirmedPipeline(backend.createStack("UserConfirmed"), "Pipeline", {
