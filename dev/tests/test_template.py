@@ -1336,6 +1336,21 @@ def test_dashboard_is_one_resource_named_after_the_stack(resources):
     assert re.search(r"^## Dashboard\b", runbook, re.M), "the text widget points to the runbook's Dashboard section"
 
 
+def test_runbook_has_the_lifecycle_backlog_alarm(resources):
+    """docs/runbook.md's entry for <prefix>-lifecycle-queue-backlog names the alarm and what the
+    worker writes: its three log lines and the lifecycle's own DLQ reasons, as the code spells them."""
+    name = resources["LifecycleQueueAgeAlarm"]["Properties"]["AlarmName"]["Fn::Sub"]
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    section = re.search(r"^## Lifecycle queue backlog\n(.*?)^## ", runbook, re.S | re.M).group(1)
+    assert "`" + name.replace("${NamePrefix}", "<NamePrefix>") + "`" in section
+    code = (ROOT / "worker" / "src" / "processor.rs").read_text() + (ROOT / "worker" / "src" / "lifecycle.rs").read_text()
+    for line in ("lifecycle record handled", "lifecycle record not handled; SQS will retry", "lifecycle record refused"):
+        assert f'"{line}"' in code and f"`{line}`" in section, line
+    for reason in ("UserStillExists", "LifecycleOff"):
+        assert f'"{reason}"' in code and f"`{reason}`" in section, reason
+    assert "(../docs/runbook.md#lifecycle-queue-backlog)" in (INFRA / "README.md").read_text()
+
+
 @pytest.mark.parametrize("lifecycle", [True, False])
 def test_dashboard_shows_only_metrics_the_code_writes_for_this_stack(resources, lifecycle):
     namespace = rust_const(METRICS_RS, "METRICS_NAMESPACE")
