@@ -5,9 +5,9 @@
 //! plus DataStore's (`__typename`, `_version`, `_lastChangedAt`, `createdAt`, `updatedAt`).
 //! A failed condition means the profile exists; every other error goes through the shared
 //! classification (`uc_runtime::aws`) and the shared retry runner. Removal (the user left the
-//! pool) is what DataStore expects of a synced table — a soft delete (`_deleted`, `_version`
-//! + 1, `_lastChangedAt`, `_ttl`) — with the mapped fields (the email, the owner, which holds
-//! the username) removed from the item at once.
+//! pool) is what DataStore expects of a synced table — a soft delete (`_deleted`, the next
+//! `_version`, `_lastChangedAt`, `_ttl`) — with the mapped fields (the email, the owner, which
+//! holds the username) removed from the item at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

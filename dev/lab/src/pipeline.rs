@@ -171,7 +171,7 @@ impl Pipeline {
         sub: &str,
         pool: Option<&str>,
     ) -> anyhow::Result<String> {
-        let detail = cloudtrail_detail(name, sub, pool, &self.env.get("AWS_REGION")?);
+        let detail = cloudtrail_detail(name, sub, pool, self.env.get("AWS_REGION")?);
         let sent = self
             .events
             .put_events()
