@@ -44,35 +44,14 @@ async fn the_dynamodb_store_writes_each_profile_once_and_dead_letters_a_missing_
     let client = stack.sqs().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_model_table(&dynamodb, TABLE).await;
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let bus = stack.env.get("EVENT_BUS_NAME").unwrap();
     let source = stack.env.get("EVENT_SOURCE").unwrap();
     let dlq_url = stack.env.get("DLQ_URL").unwrap().to_owned();
 
     // A consumer of ProfileCreated, as in profile_created.rs.
-    let (consumer, consumer_arn) = sqs::create_queue(&client, "welcome-flow", 30).await;
-    events
-        .put_rule()
-        .event_bus_name(bus)
-        .name("welcome-flow")
-        .event_pattern(profile_created_event_pattern(source).to_string())
-        .send()
+    let consumer = stack
+        .subscribe_pattern("welcome-flow", profile_created_event_pattern(source))
         .await
-        .unwrap();
-    events
-        .put_targets()
-        .event_bus_name(bus)
-        .rule("welcome-flow")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(consumer_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+        .queue_url;
 
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::Target;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uc_devkit::{eventually, sqs};
@@ -22,42 +21,6 @@ use uc_schemas::{event_pattern, parse_message, profile_created_event_pattern};
 
 mod support;
 use support::{TestStack, binary, json_of};
-
-/// A rule named `name` on `bus` with `pattern`, delivering to a new queue of the same name.
-async fn consumer(
-    events: &aws_sdk_eventbridge::Client,
-    sqs_client: &aws_sdk_sqs::Client,
-    bus: &str,
-    name: &str,
-    pattern: Value,
-) -> (String, String, String) {
-    let (url, queue_arn) = sqs::create_queue(sqs_client, name, 30).await;
-    let rule_arn = events
-        .put_rule()
-        .event_bus_name(bus)
-        .name(name)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap()
-        .rule_arn
-        .unwrap();
-    events
-        .put_targets()
-        .event_bus_name(bus)
-        .rule(name)
-        .targets(
-            Target::builder()
-                .id("queue")
-                .arn(&queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    (url, queue_arn, rule_arn)
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -145,22 +108,14 @@ async fn a_new_consumer_catches_up_from_the_archive_and_the_worker_rule_is_refus
         .unwrap();
 
     // The new consumers: one of UserConfirmed, one of ProfileCreated.
-    let (crm_queue, crm_queue_arn, crm_rule) = consumer(
-        &events,
-        &sqs_client,
-        &bus,
-        "crm-sync",
-        event_pattern(&source),
-    )
-    .await;
-    let (welcome_queue, _, _) = consumer(
-        &events,
-        &sqs_client,
-        &bus,
-        "welcome-flow",
-        profile_created_event_pattern(&source),
-    )
-    .await;
+    let crm = stack
+        .subscribe_pattern("crm-sync", event_pattern(&source))
+        .await;
+    let (crm_queue, crm_queue_arn, crm_rule) = (crm.queue_url, crm.queue_arn, crm.rule_arn);
+    let welcome_queue = stack
+        .subscribe_pattern("welcome-flow", profile_created_event_pattern(&source))
+        .await
+        .queue_url;
 
     // consumers: the worker's rule is recognised by QUEUE_URL's queue.
     let output = stack.ops(&["events", "consumers", "--json"]);

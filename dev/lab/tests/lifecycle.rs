@@ -21,42 +21,6 @@ mod support;
 use support::{TestStack, binary, json_of};
 use uc_devkit::dynamodb::create_model_table;
 
-/// A rule of the test's own on the pipeline bus: every event of `detail_type` from the stack's
-/// source, to a queue (what another team's consumer would receive).
-async fn subscribe(stack: &TestStack, name: &str, detail_type: &str) -> String {
-    let sdk = stack.env.sdk_config().await.unwrap();
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let (queue, arn) = sqs::create_queue(&stack.sqs().await, name, 30).await;
-    let bus = stack.env.get("EVENT_BUS_NAME").unwrap();
-    let pattern = serde_json::json!({
-        "source": [stack.env.get("EVENT_SOURCE").unwrap()],
-        "detail-type": [detail_type],
-    });
-    events
-        .put_rule()
-        .event_bus_name(bus)
-        .name(name)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .event_bus_name(bus)
-        .rule(name)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    queue
-}
-
 /// The details the queue holds now.
 async fn details(stack: &TestStack, queue: &str) -> Vec<Value> {
     sqs::drain(&stack.sqs().await, queue)
@@ -84,8 +48,10 @@ async fn cloudtrail_records_delete_and_create_profiles_verified_against_the_pool
         stack.env.get("LIFECYCLE_QUEUE_URL").is_ok(),
         "the stack's env file names the lifecycle queue"
     );
-    let deleted_events = subscribe(&stack, "erasure-consumer", USER_DELETED_DETAIL_TYPE).await;
-    let confirmed_events = subscribe(&stack, "signup-consumer", "UserConfirmed").await;
+    let deleted_events = stack
+        .subscribe("erasure-consumer", USER_DELETED_DETAIL_TYPE)
+        .await;
+    let confirmed_events = stack.subscribe("signup-consumer", "UserConfirmed").await;
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await
         .unwrap();
@@ -264,7 +230,9 @@ async fn with_the_dynamodb_store_a_deletion_leaves_a_tombstone_without_the_email
     let sdk = stack.env.sdk_config().await.unwrap();
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_model_table(&dynamodb, TABLE).await;
-    let deleted_events = subscribe(&stack, "erasure-consumer", USER_DELETED_DETAIL_TYPE).await;
+    let deleted_events = stack
+        .subscribe("erasure-consumer", USER_DELETED_DETAIL_TYPE)
+        .await;
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await
         .unwrap();

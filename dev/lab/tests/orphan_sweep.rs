@@ -26,42 +26,6 @@ use uc_schemas::USER_DELETED_DETAIL_TYPE;
 mod support;
 use support::{TestStack, binary, json_of};
 
-/// A rule of the test's own on the pipeline bus: every `UserDeleted` of the stack's source, to a
-/// queue (what an erasure consumer would receive).
-async fn subscribe(stack: &TestStack, name: &str) -> String {
-    let sdk = stack.env.sdk_config().await.unwrap();
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let (queue, arn) = sqs::create_queue(&stack.sqs().await, name, 30).await;
-    let bus = stack.env.get("EVENT_BUS_NAME").unwrap();
-    let pattern = serde_json::json!({
-        "source": [stack.env.get("EVENT_SOURCE").unwrap()],
-        "detail-type": [USER_DELETED_DETAIL_TYPE],
-    });
-    events
-        .put_rule()
-        .event_bus_name(bus)
-        .name(name)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .event_bus_name(bus)
-        .rule(name)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    queue
-}
-
 /// The `UserDeleted` details the queue received since the last call (after a moment for the
 /// last to arrive).
 async fn user_deleted(stack: &TestStack, queue: &str) -> Vec<Value> {
@@ -109,7 +73,9 @@ async fn delete_users(pipeline: &Pipeline, users: &[ConfirmedUser]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_erases_orphans_and_refuses_a_mass_deletion() {
     let stack = TestStack::up("orphans").await;
-    let consumer = subscribe(&stack, "orphans-erasure-consumer").await;
+    let consumer = stack
+        .subscribe("orphans-erasure-consumer", USER_DELETED_DETAIL_TYPE)
+        .await;
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await
         .unwrap();
@@ -306,7 +272,9 @@ async fn with_the_dynamodb_store_erased_profiles_are_tombstones_not_orphans() {
         ("PROFILE_TABLE", TABLE),
         ("APPSYNC_GRAPHQL_URL", "http://127.0.0.1:9/graphql"),
     ];
-    let consumer = subscribe(&stack, "orphans-ddb-erasure-consumer").await;
+    let consumer = stack
+        .subscribe("orphans-ddb-erasure-consumer", USER_DELETED_DETAIL_TYPE)
+        .await;
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await
         .unwrap();

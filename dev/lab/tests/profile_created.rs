@@ -15,36 +15,14 @@ use support::{TestStack, binary};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_hears_one_profile_created_per_created_profile() {
     let stack = TestStack::up("announce").await;
-    let sdk = stack.env.sdk_config().await.unwrap();
     let client = stack.sqs().await;
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let bus = stack.env.get("EVENT_BUS_NAME").unwrap();
     let source = stack.env.get("EVENT_SOURCE").unwrap();
 
     // Another team's consumer: its own queue, its own rule on the pipeline's bus.
-    let (consumer, consumer_arn) = sqs::create_queue(&client, "welcome-flow", 30).await;
-    events
-        .put_rule()
-        .event_bus_name(bus)
-        .name("welcome-flow")
-        .event_pattern(profile_created_event_pattern(source).to_string())
-        .send()
+    let consumer = stack
+        .subscribe_pattern("welcome-flow", profile_created_event_pattern(source))
         .await
-        .unwrap();
-    events
-        .put_targets()
-        .event_bus_name(bus)
-        .rule("welcome-flow")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(consumer_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+        .queue_url;
 
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await

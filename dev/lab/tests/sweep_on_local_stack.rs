@@ -17,42 +17,6 @@ mod support;
 use support::{TestStack, binary, json_of};
 use uc_devkit::dynamodb::create_model_table;
 
-/// A rule of the test's own on the pipeline's bus, every `UserConfirmed` of the stack's source
-/// to a queue: what any other consumer of the event would receive.
-async fn count_user_confirmed(stack: &TestStack, name: &str) -> String {
-    let sdk = stack.env.sdk_config().await.unwrap();
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let (queue, arn) = sqs::create_queue(&stack.sqs().await, name, 30).await;
-    let bus = stack.env.get("EVENT_BUS_NAME").unwrap();
-    let pattern = serde_json::json!({
-        "source": [stack.env.get("EVENT_SOURCE").unwrap()],
-        "detail-type": ["UserConfirmed"],
-    });
-    events
-        .put_rule()
-        .event_bus_name(bus)
-        .name(name)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .event_bus_name(bus)
-        .rule(name)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    queue
-}
-
 /// What the counting queue received since the last call (after a moment for the last to arrive).
 #[derive(Debug, Default, PartialEq)]
 struct Received {
@@ -102,7 +66,7 @@ fn reconcile(stack: &TestStack, env: &[(&str, &str)]) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_publish_only_users_without_a_profile() {
     let stack = TestStack::up("sweep").await;
-    let counter = count_user_confirmed(&stack, "sweep-counter").await;
+    let counter = stack.subscribe("sweep-counter", "UserConfirmed").await;
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await
         .unwrap();
@@ -212,7 +176,7 @@ async fn with_the_dynamodb_store_the_audit_and_the_pass_read_the_table() {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_model_table(&dynamodb, TABLE).await;
     let store = [("PROFILE_STORE", "dynamodb"), ("PROFILE_TABLE", TABLE)];
-    let counter = count_user_confirmed(&stack, "sweep-ddb-counter").await;
+    let counter = stack.subscribe("sweep-ddb-counter", "UserConfirmed").await;
     let pipeline = Pipeline::start(stack.env.clone(), &binary("uc-emitter"), &[])
         .await
         .unwrap();

@@ -69,6 +69,62 @@ impl TestStack {
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.env.sdk_config().await.unwrap())
     }
+
+    /// Another team's consumer on the pipeline bus: rule `name` with `pattern`, delivering to
+    /// a new queue of the same name.
+    pub async fn subscribe_pattern(&self, name: &str, pattern: serde_json::Value) -> Subscription {
+        let sdk = self.env.sdk_config().await.unwrap();
+        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        let (queue_url, queue_arn) =
+            uc_devkit::sqs::create_queue(&self.sqs().await, name, 30).await;
+        let bus = self.env.get("EVENT_BUS_NAME").unwrap();
+        let rule_arn = events
+            .put_rule()
+            .event_bus_name(bus)
+            .name(name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .unwrap()
+            .rule_arn
+            .unwrap();
+        events
+            .put_targets()
+            .event_bus_name(bus)
+            .rule(name)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(&queue_arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        Subscription {
+            queue_url,
+            queue_arn,
+            rule_arn,
+        }
+    }
+
+    /// [`TestStack::subscribe_pattern`] for every `detail_type` event of the stack's source;
+    /// the queue's URL.
+    pub async fn subscribe(&self, name: &str, detail_type: &str) -> String {
+        let pattern = serde_json::json!({
+            "source": [self.env.get("EVENT_SOURCE").unwrap()],
+            "detail-type": [detail_type],
+        });
+        self.subscribe_pattern(name, pattern).await.queue_url
+    }
+}
+
+/// A consumer's rule and queue on the pipeline bus.
+pub struct Subscription {
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub rule_arn: String,
 }
 
 impl Drop for TestStack {
