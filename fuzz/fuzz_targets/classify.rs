@@ -2,7 +2,7 @@
 //! (the first two bytes) and body (the rest).
 //!
 //! Checks: it never panics; it is deterministic; the outcome agrees with the status class (the
-//! README's table); and its reason code, which becomes the DLQ's `uc.reason` attribute, is not
+//! table in docs/worker.md); and its reason code, which becomes the DLQ's `uc.reason` attribute, is not
 //! blank (SQS refuses empty attribute values).
 #![no_main]
 
