@@ -1,13 +1,14 @@
-//! The emitter's AWS edge: EventBridge `PutEvents` and SQS `SendMessage`, with SDK errors and
-//! failed entries classified by the shared AWS rules (`uc_runtime::aws`). Retries are the
-//! `PublishPolicy`'s alone, so the SDK's own retries are off.
+//! The emitter's AWS edge: EventBridge `PutEvents` (the one batch call,
+//! `uc_runtime::put_events::EventBus`, with one entry) and SQS `SendMessage`, with SDK errors
+//! classified by the shared AWS rules. Retries are the `PublishPolicy`'s alone, so the SDK's own
+//! retries are off.
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use uc_runtime::Failure;
-use uc_runtime::aws::{classify_sdk_error, entry_failure};
+use uc_runtime::aws::classify_sdk_error;
+use uc_runtime::put_events::{Entry, EventBus};
 use uc_schemas::DETAIL_TYPE;
 
 use crate::config::EmitterConfig;
@@ -27,9 +28,7 @@ fn client_settings(config: &EmitterConfig) -> (RetryConfig, TimeoutConfig) {
 /// Publishes to one EventBridge bus.
 #[derive(Debug, Clone)]
 pub struct EventBridgePublisher {
-    client: aws_sdk_eventbridge::Client,
-    bus: String,
-    source: String,
+    bus: EventBus,
 }
 
 impl EventBridgePublisher {
@@ -40,38 +39,27 @@ impl EventBridgePublisher {
             .timeout_config(timeouts)
             .build();
         Self {
-            client: aws_sdk_eventbridge::Client::from_conf(client_config),
-            bus: config.event_bus.clone(),
-            source: config.source.clone(),
+            bus: EventBus::new(
+                aws_sdk_eventbridge::Client::from_conf(client_config),
+                config.event_bus.clone(),
+                config.source.clone(),
+            ),
         }
     }
 }
 
 impl EventPublisher for EventBridgePublisher {
     async fn publish(&self, detail_json: &str, trace_header: Option<&str>) -> Result<(), Failure> {
-        let entry = PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus)
-            .source(&self.source)
-            .detail_type(DETAIL_TYPE)
-            .detail(detail_json)
-            .set_trace_header(trace_header.map(str::to_owned))
-            .build();
-        let output = self
-            .client
-            .put_events()
-            .entries(entry)
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error(&e))?;
+        let entry = Entry {
+            detail_type: DETAIL_TYPE,
+            detail: detail_json,
+            trace_header,
+        };
         // PutEvents answers 200 even when the entry failed.
-        if output.failed_entry_count() == 0 {
-            return Ok(());
+        match self.bus.put_once(&[entry]).await?.into_iter().next() {
+            None => Ok(()),
+            Some((_, failure)) => Err(failure),
         }
-        let failed = output.entries().iter().find(|e| e.error_code().is_some());
-        Err(entry_failure(
-            failed.and_then(|e| e.error_code()),
-            failed.and_then(|e| e.error_message()),
-        ))
     }
 }
 

@@ -1,12 +1,14 @@
 //! Publishing within Cognito's patience: the ports the emitter publishes through, and the
-//! `PublishPolicy` that retries retryable failures with jittered back-off inside a fixed time
-//! budget, then tries the fallback queue.
+//! `PublishPolicy` that runs the one PutEvents retry loop (`uc_runtime::put_events`, a batch of
+//! one) with its budget, per-attempt timeout and "unknown outcome", then tries the fallback.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use uc_runtime::{Failure, GaveUp, RetryPolicy};
+use uc_runtime::put_events::retry_entries;
+use uc_runtime::retry::bounded;
+use uc_runtime::{Failure, RetryPolicy};
 
 /// Where events are published: EventBridge in production.
 pub trait EventPublisher: Send + Sync {
@@ -94,20 +96,6 @@ impl PublishOutcome {
     }
 }
 
-/// Runs `fut` with a timeout of `limit`, turning expiry into a retryable `Timeout`.
-async fn bounded<T>(
-    limit: Duration,
-    fut: impl Future<Output = Result<T, Failure>>,
-) -> Result<T, Failure> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(Failure::retryable(
-            "Timeout",
-            format!("no answer within {} ms", limit.as_millis()),
-        )),
-    }
-}
-
 impl PublishPolicy {
     /// Publishes `detail_json`, retrying within the budget, then sends `fallback_body` to the
     /// fallback queue if there is one. Never takes longer than `budget` (nor `deadline`).
@@ -133,11 +121,14 @@ impl PublishPolicy {
             None => end,
         };
 
-        let attempt = |attempt: uc_runtime::Attempt| {
+        // One entry: the port answers its entry's failure as the call's.
+        let call = |_, attempt: uc_runtime::Attempt| async move {
             bounded(
                 attempt.bound(self.attempt_timeout),
                 publisher.publish(detail_json, trace_header),
             )
+            .await
+            .map(|()| Vec::new())
         };
         let unknown = std::sync::atomic::AtomicBool::new(false);
         let notify = |e: &Failure, delay: Duration| {
@@ -146,19 +137,12 @@ impl PublishPolicy {
             }
             tracing::warn!(code = %e.code, retry_in_ms = delay.as_millis() as u64, "PutEvents attempt failed; retrying");
         };
-        let (attempts, error) = match self.retry().run(Some(publish_end), attempt, notify).await {
-            Ok(done) => {
-                return PublishOutcome::Published {
-                    attempts: done.attempts,
-                };
-            }
-            Err(GaveUp::Failed { error, attempts }) => (attempts, error),
-            Err(GaveUp::Deadline { last, attempts }) => (
-                attempts,
-                last.unwrap_or_else(|| {
-                    Failure::retryable("BudgetExhausted", "no time left for another attempt")
-                }),
-            ),
+        let outcome =
+            retry_entries(&self.retry(), Some(publish_end), 1, call, notify, |_, _| {}).await;
+        let attempts = outcome.attempts;
+        // No time for an attempt at all is the runner's one `DeadlineReached`.
+        let Some((_, error)) = outcome.unpublished.into_iter().next() else {
+            return PublishOutcome::Published { attempts };
         };
         let maybe_published = unknown.into_inner() || error.outcome_unknown();
 

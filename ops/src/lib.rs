@@ -12,7 +12,6 @@ pub mod dlq;
 pub mod env_file;
 pub mod events;
 pub mod orphans;
-pub mod pace;
 pub mod profile_lookup;
 pub mod profile_scan;
 pub mod publish;

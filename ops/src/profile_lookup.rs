@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::{Map, Value, json};
 use uc_runtime::aws::classify_sdk_error;
-use uc_runtime::{Classified, Failure, FailureKind, GaveUp};
+use uc_runtime::{Classified, Failure, FailureKind};
 use uc_worker::classify::{Answer, Outcome, classify};
 use uc_worker::{AppSyncClient, EndpointSetting, GraphQlEndpoint, StoreSetting};
 
@@ -161,9 +161,7 @@ impl<E: GraphQlEndpoint> AppSyncLookup<E> {
                 LookupError {
                     store: "AppSync",
                     operation: GET_FIELD,
-                    failure: gave_up
-                        .into_last_error()
-                        .map_or_else(|| "no attempt made".into(), |o| o.code().to_owned()),
+                    failure: gave_up.into_error().code().to_owned(),
                     attempts,
                 }
             })
@@ -196,6 +194,12 @@ struct BatchGetFailure(Failure);
 impl Classified for BatchGetFailure {
     fn kind(&self) -> FailureKind {
         self.0.kind
+    }
+}
+
+impl From<BatchGetFailure> for Failure {
+    fn from(failure: BatchGetFailure) -> Self {
+        failure.0
     }
 }
 
@@ -297,13 +301,7 @@ impl DynamoDbLookup {
             Ok(_) => Ok(found.into_inner().unwrap()),
             Err(gave_up) => {
                 let attempts = gave_up.attempts();
-                let failure = match gave_up {
-                    GaveUp::Failed { error, .. } => error.0.to_string(),
-                    GaveUp::Deadline { last, .. } => last.map_or_else(
-                        || "no time left".to_owned(),
-                        |failure| failure.0.to_string(),
-                    ),
-                };
+                let failure = gave_up.into_failure().to_string();
                 Err(LookupError {
                     store: "DynamoDB",
                     operation: "BatchGetItem",

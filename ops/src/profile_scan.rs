@@ -25,10 +25,10 @@ use uc_runtime::{Failure, FailureKind, GaveUp};
 use uc_worker::classify::{Answer, Outcome, classify};
 use uc_worker::{AppSyncClient, GraphQlEndpoint, StoreSetting};
 
-use crate::pace::{Pacer, admit};
 use crate::profile_lookup::{appsync_client, dynamodb_client};
 use crate::text::redact;
 use crate::user_pages::PAGE_RETRY;
+use uc_runtime::pace::{Pacer, admit};
 
 /// The read-only query the audit sends: ids and owners only, never an email.
 pub const LIST_USER_PROFILES: &str =
@@ -148,13 +148,13 @@ impl<E: GraphQlEndpoint> ProfileScan for AppSyncScan<E> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ScanError> {
         let endpoint = &self.0;
-        let mut pacer = Pacer::new(pace.pages_per_second);
+        let pacer = Pacer::new(pace.pages_per_second);
         let mut token: Option<String> = None;
         let mut seen = 0u64;
         // Until the API says its type has no `_deleted` (see the module's notes).
         let mut versioned = true;
         loop {
-            admit(&mut pacer, 1).await;
+            admit(&pacer, 1).await;
             let query = if versioned {
                 LIST_USER_PROFILES_VERSIONED
             } else {
@@ -215,7 +215,7 @@ impl<E: GraphQlEndpoint> ProfileScan for AppSyncScan<E> {
                     let attempts = gave_up.attempts();
                     return Err(match gave_up.into_last_error() {
                         Some(PageFailure(_, answer)) => page_error(&answer, attempts),
-                        None => appsync_error("no attempt made".into()),
+                        None => appsync_error(Failure::deadline_reached().to_string()),
                     });
                 }
             };
@@ -290,7 +290,7 @@ impl ProfileScan for DynamoDbScan {
         each: &mut dyn FnMut(Scanned<'_>),
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ScanError> {
-        let mut pacer = Pacer::new(pace.pages_per_second);
+        let pacer = Pacer::new(pace.pages_per_second);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         let mut seen = 0u64;
         let error = |message: String| ScanError {
@@ -299,7 +299,7 @@ impl ProfileScan for DynamoDbScan {
             message: redact(&message),
         };
         loop {
-            admit(&mut pacer, 1).await;
+            admit(&pacer, 1).await;
             let answer = PAGE_RETRY
                 .run(
                     None,
@@ -330,9 +330,7 @@ impl ProfileScan for DynamoDbScan {
                 Ok(page) => page.value,
                 Err(gave_up) => {
                     let attempts = gave_up.attempts();
-                    let last = gave_up
-                        .into_last_error()
-                        .map_or_else(|| "no attempt made".to_owned(), |f| f.to_string());
+                    let last = gave_up.into_failure();
                     return Err(error(format!("{last} (after {attempts} attempts)")));
                 }
             };

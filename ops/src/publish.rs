@@ -1,18 +1,19 @@
 //! Publishing `UserConfirmed` for listed users, the sweep's last step: the event for a user
 //! ([`event_for`], validated against the contract), and batches of ten sent at a pace
 //! ([`publish_paced`]) to EventBridge or straight to the worker's queue ([`Target`]), each
-//! batch and its failed entries retried with the shared runner. At-least-once: the worker's
+//! batch and its failed entries retried by the one per-entry retry loop
+//! (`uc_runtime::put_events`). At-least-once: the worker's
 //! idempotency absorbs a batch published twice.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::types::UserType;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, Utc};
-use uc_runtime::aws::{classify_sdk_error, entry_failure, sqs_entry_failure};
-use uc_runtime::{Classified, Failure, FailureKind, GaveUp, RetryPolicy};
+use uc_runtime::aws::{classify_sdk_error, sqs_entry_failure};
+use uc_runtime::pace::Pacer;
+use uc_runtime::put_events::{Entry, EventBus, retry_entries};
+use uc_runtime::{Failure, RetryPolicy};
 use uc_schemas::{DETAIL_TYPE, Origin, UserConfirmed, to_envelope};
 
 /// Events per second a sweep publishes at most unless told otherwise (`uc-ops backfill --rate`,
@@ -59,11 +60,11 @@ pub async fn publish_paced(
     clients: &Clients,
     target: &Target,
     events: &[UserConfirmed],
-    pacer: &mut Option<crate::pace::Pacer>,
+    pacer: &Option<Pacer>,
 ) -> Result<PagePublished, PublishError> {
     let mut sent = PagePublished::default();
     for chunk in events.chunks(10) {
-        crate::pace::admit(pacer, chunk.len()).await;
+        uc_runtime::pace::admit(pacer, chunk.len()).await;
         let failed = publish(clients, target, chunk).await?;
         sent.published += chunk.len() - failed.len();
         sent.failed.extend(failed);
@@ -152,122 +153,81 @@ const PUBLISH_RETRY: RetryPolicy = RetryPolicy {
     min_attempt_time: Duration::ZERO,
 };
 
-/// Why one batch attempt failed: the call itself, or some of its entries.
-#[derive(Debug)]
-enum BatchFailure {
-    Call(&'static str, Failure),
-    /// Entries that may pass on a retry are still pending.
-    Entries(Failure),
-}
-
-impl Classified for BatchFailure {
-    fn kind(&self) -> FailureKind {
-        match self {
-            Self::Call(_, failure) | Self::Entries(failure) => failure.kind,
-        }
-    }
-}
-
-/// Publishes up to ten events, retrying the call and the entries that failed retryably
-/// (PutEvents and SendMessageBatch answer 200 with per-entry failures) with the shared runner
-/// and AWS rules; returns the `sub`s that could not be published. A call that cannot succeed
-/// (access denied, bus or queue missing) stops the sweep.
+/// Publishes up to ten events with the one PutEvents batch with per-entry retry
+/// (`uc_runtime::put_events`; SendMessageBatch for a queue target), retrying the call and the
+/// entries that failed retryably; returns the `sub`s that could not be published. A call that
+/// cannot succeed (access denied, bus or queue missing) stops the sweep.
 pub(crate) async fn publish(
     clients: &Clients,
     target: &Target,
     events: &[UserConfirmed],
 ) -> Result<Vec<String>, PublishError> {
-    let pending: Mutex<Vec<&UserConfirmed>> = Mutex::new(events.iter().collect());
-    let refused: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let attempt = |_| async {
-        let batch = pending.lock().unwrap().clone();
-        let failed = match target {
-            Target::EventBridge { bus, source } => {
-                put_events(&clients.events, bus, source, &batch).await
-            }
-            Target::Queue { url, source } => send_batch(&clients.sqs, url, source, &batch).await,
-        }?;
-        let mut retry = Vec::new();
-        let mut last = None;
-        for (index, failure) in failed {
-            let Some(event) = batch.get(index) else {
-                continue;
+    let on_retry = |failure: &Failure, delay: Duration| {
+        tracing::warn!(error = %failure, retry_in_ms = delay.as_millis() as u64, "publishing a page failed; retrying");
+    };
+    let on_refused = |index: usize, failure: &Failure| {
+        tracing::warn!(sub = %events[index].sub, error = %failure, "entry refused");
+    };
+    let (operation, outcome) = match target {
+        Target::EventBridge { bus, source } => {
+            let bus = EventBus::new(clients.events.clone(), bus.clone(), source.clone());
+            let details: Vec<String> = events
+                .iter()
+                .map(|e| serde_json::to_string(e).expect("serializes"))
+                .collect();
+            let entries: Vec<Entry<'_>> = details
+                .iter()
+                .map(|detail| Entry {
+                    detail_type: DETAIL_TYPE,
+                    detail,
+                    trace_header: None,
+                })
+                .collect();
+            let outcome = bus
+                .put(&entries, &PUBLISH_RETRY, None, None, on_retry, on_refused)
+                .await;
+            ("PutEvents", outcome)
+        }
+        Target::Queue { url, source } => {
+            let call = |batch: Vec<usize>, _| {
+                let batch: Vec<&UserConfirmed> = batch.iter().map(|&i| &events[i]).collect();
+                async move { send_batch(&clients.sqs, url, source, &batch).await }
             };
-            if failure.is_retryable() {
-                retry.push(*event);
-                last = Some(failure);
-            } else {
-                tracing::warn!(sub = %event.sub, error = %failure, "entry refused");
-                refused.lock().unwrap().push(event.sub.clone());
-            }
-        }
-        *pending.lock().unwrap() = retry;
-        match last {
-            None => Ok(()),
-            Some(failure) => Err(BatchFailure::Entries(failure)),
+            let outcome = retry_entries(
+                &PUBLISH_RETRY,
+                None,
+                events.len(),
+                call,
+                on_retry,
+                on_refused,
+            )
+            .await;
+            ("SendMessageBatch", outcome)
         }
     };
-    let notify = |failure: &BatchFailure, delay: Duration| {
-        let (BatchFailure::Call(_, f) | BatchFailure::Entries(f)) = failure;
-        tracing::warn!(error = %f, retry_in_ms = delay.as_millis() as u64, "publishing a page failed; retrying");
-    };
-    let result = PUBLISH_RETRY.run(None, attempt, notify).await;
-    let mut unpublished = refused.into_inner().unwrap();
-    match result {
-        Ok(_) => {}
-        Err(GaveUp::Failed {
-            error: BatchFailure::Call(operation, failure),
-            ..
-        }) if !failure.is_retryable() => {
-            return Err(PublishError::Aws {
-                operation,
-                message: failure.to_string(),
-            });
-        }
-        // Retries ran out: whatever is still pending is reported, not lost.
-        Err(_) => unpublished.extend(pending.into_inner().unwrap().iter().map(|e| e.sub.clone())),
+    if let Some(failure) = outcome.call_refused {
+        return Err(PublishError::Aws {
+            operation,
+            message: failure.to_string(),
+        });
     }
-    Ok(unpublished)
+    // Retries ran out: whatever is still pending is reported, not lost.
+    Ok(outcome
+        .unpublished
+        .into_iter()
+        .map(|(index, _)| events[index].sub.clone())
+        .collect())
 }
 
 /// Index in `events` → why its entry failed.
 type EntryFailures = Vec<(usize, Failure)>;
-
-async fn put_events(
-    client: &aws_sdk_eventbridge::Client,
-    bus: &str,
-    source: &str,
-    events: &[&UserConfirmed],
-) -> Result<EntryFailures, BatchFailure> {
-    let entries = events.iter().map(|e| {
-        PutEventsRequestEntry::builder()
-            .event_bus_name(bus)
-            .source(source)
-            .detail_type(DETAIL_TYPE)
-            .detail(serde_json::to_string(e).expect("serializes"))
-            .build()
-    });
-    let output = client
-        .put_events()
-        .set_entries(Some(entries.collect()))
-        .send()
-        .await
-        .map_err(|e| BatchFailure::Call("PutEvents", classify_sdk_error(&e)))?;
-    Ok(output
-        .entries()
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.error_code().is_some())
-        .map(|(i, e)| (i, entry_failure(e.error_code(), e.error_message())))
-        .collect())
-}
 
 async fn send_batch(
     client: &aws_sdk_sqs::Client,
     url: &str,
     source: &str,
     events: &[&UserConfirmed],
-) -> Result<EntryFailures, BatchFailure> {
+) -> Result<EntryFailures, Failure> {
     let entries = events.iter().enumerate().map(|(i, e)| {
         SendMessageBatchRequestEntry::builder()
             .id(i.to_string())
@@ -281,7 +241,7 @@ async fn send_batch(
         .set_entries(Some(entries.collect()))
         .send()
         .await
-        .map_err(|e| BatchFailure::Call("SendMessageBatch", classify_sdk_error(&e)))?;
+        .map_err(|e| classify_sdk_error(&e))?;
     Ok(output
         .failed()
         .iter()

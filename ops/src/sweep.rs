@@ -23,11 +23,11 @@ use tokio::time::Instant;
 use uc_runtime::metrics::MetricsRecord;
 use uc_schemas::{Origin, UserConfirmed};
 
-use crate::pace::Pacer;
 use crate::profile_lookup::{LookupError, ProfileLookup};
 use crate::publish::{self, Clients, PublishError, Target, list_failed, publish_paced};
 use crate::sweep_state::{PassProgress, StateError, StateStore};
 use crate::user_pages::{PageError, USERS_PER_PAGE, UserPages};
+use uc_runtime::Pacer;
 
 /// Time kept free after the last page of an invocation, for the state's save and the answer.
 const SAVE_MARGIN: Duration = Duration::from_secs(15);
@@ -289,7 +289,7 @@ impl<S: StateStore, L: ProfileLookup> Sweep<'_, S, L> {
             &[],
             config.list_rate,
         );
-        let mut publish_pacer = config.publish_rate.and_then(Pacer::new);
+        let publish_pacer = config.publish_rate.and_then(Pacer::new);
         let page_budget = config.publish_rate.map_or(Duration::ZERO, |rate| {
             Duration::from_secs_f64(f64::from(USERS_PER_PAGE) / rate)
         }) + SAVE_MARGIN;
@@ -348,7 +348,7 @@ impl<S: StateStore, L: ProfileLookup> Sweep<'_, S, L> {
                     self.clients,
                     &config.target,
                     &events,
-                    &mut publish_pacer,
+                    &publish_pacer,
                     &mut report,
                     &mut pass,
                 );
@@ -437,7 +437,7 @@ async fn publish_page(
     clients: &Clients,
     target: &Target,
     events: &[UserConfirmed],
-    pacer: &mut Option<Pacer>,
+    pacer: &Option<Pacer>,
     report: &mut SweepReport,
     pass: &mut PassProgress,
 ) -> Result<(), SweepError> {

@@ -8,7 +8,7 @@ use aws_sdk_cognitoidentityprovider::operation::list_users::ListUsersOutput;
 use uc_runtime::aws::classify_sdk_error;
 use uc_runtime::{Failure, RetryPolicy};
 
-use crate::pace::Pacer;
+use uc_runtime::Pacer;
 
 /// Users a `ListUsers` page holds at most.
 pub const USERS_PER_PAGE: i32 = 60;
@@ -65,7 +65,7 @@ impl<'a> UserPages<'a> {
 
     /// The page `token` points at (the first page for `None`), after waiting for the pace.
     pub async fn page(&mut self, token: Option<String>) -> Result<ListUsersOutput, PageError> {
-        crate::pace::admit(&mut self.pacer, 1).await;
+        uc_runtime::pace::admit(&self.pacer, 1).await;
         let answer = PAGE_RETRY
             .run(
                 None,
@@ -89,9 +89,7 @@ impl<'a> UserPages<'a> {
         answer.map(|page| page.value).map_err(|gave_up| {
             let attempts = gave_up.attempts();
             PageError {
-                failure: gave_up.into_last_error().unwrap_or_else(|| {
-                    Failure::retryable("NoAttempt", "the retry runner made no attempt")
-                }),
+                failure: gave_up.into_failure(),
                 attempts,
             }
         })

@@ -75,6 +75,35 @@ impl Failure {
     pub fn outcome_unknown(&self) -> bool {
         matches!(self.code.as_str(), "Timeout" | "BadResponse")
     }
+
+    /// The one failure of a runner that gave up before any attempt could fail: no time was
+    /// left before the deadline ([`DEADLINE_REACHED`], retryable: a later try with a fresh
+    /// deadline may pass).
+    pub fn deadline_reached() -> Self {
+        Self::retryable(
+            DEADLINE_REACHED,
+            "no time left before the deadline for an attempt",
+        )
+    }
+}
+
+/// The code of [`Failure::deadline_reached`]: the runner gave up without an attempt's error.
+/// Documented (docs/runbook.md: the lifecycle's `reason`) and the same in every caller.
+pub const DEADLINE_REACHED: &str = "DeadlineReached";
+
+/// Runs `fut` for at most `limit`, turning expiry into a retryable `Timeout` (an outcome
+/// unknown: the request may have reached the service).
+pub async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::retryable(
+            "Timeout",
+            format!("no answer within {} ms", limit.as_millis()),
+        )),
+    }
 }
 
 impl fmt::Display for Failure {
@@ -125,6 +154,25 @@ impl<E> GaveUp<E> {
             Self::Failed { error, .. } => Some(error),
             Self::Deadline { last, .. } => last,
         }
+    }
+
+    /// The one conversion of a give-up: the latest failure, or [`Failure::deadline_reached`]
+    /// when no attempt was made, in the caller's error type.
+    pub fn into_error(self) -> E
+    where
+        E: From<Failure>,
+    {
+        self.into_last_error()
+            .unwrap_or_else(|| Failure::deadline_reached().into())
+    }
+
+    /// [`GaveUp::into_error`] in the shared vocabulary.
+    pub fn into_failure(self) -> Failure
+    where
+        E: Into<Failure>,
+    {
+        self.into_last_error()
+            .map_or_else(Failure::deadline_reached, Into::into)
     }
 }
 
@@ -419,6 +467,35 @@ mod tests {
                 attempts: 0
             }
         );
+        assert_eq!(gave_up.into_failure().code, DEADLINE_REACHED);
+    }
+
+    #[test]
+    fn a_give_up_converts_to_its_last_error_or_the_one_deadline_code() {
+        let failed = GaveUp::Failed {
+            error: Failure::permanent("AccessDenied", ""),
+            attempts: 1,
+        };
+        assert_eq!(failed.into_failure().code, "AccessDenied");
+        let starved: GaveUp<Failure> = GaveUp::Deadline {
+            last: None,
+            attempts: 0,
+        };
+        let failure = starved.into_error();
+        assert_eq!(failure.code, DEADLINE_REACHED);
+        assert!(failure.is_retryable());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_turns_expiry_into_an_unknown_timeout() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, Failure>(())
+        };
+        let failure = bounded(Duration::from_millis(300), slow).await.unwrap_err();
+        assert_eq!(failure.code, "Timeout");
+        assert_eq!(failure.message, "no answer within 300 ms");
+        assert!(failure.outcome_unknown() && failure.is_retryable());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,19 +1,21 @@
-//! The worker's edge to the pipeline bus: PutEvents in calls of up to ten entries, retrying the
-//! call and each entry that failed retryably with the one runner, and saying which entries
-//! could not be published and why. `ProfileCreated` announcements and the lifecycle's events
+//! The worker's edge to the pipeline bus: the [`EventSink`] port and its EventBridge adapter,
+//! which publishes through the one PutEvents batch with per-entry retry
+//! (`uc_runtime::put_events`) with the worker's quick policy, saying which entries could not be
+//! published and why. `ProfileCreated` announcements and the lifecycle's events
 //! (`UserDeleted`, `ProfileDeleted`, a re-published `UserConfirmed`) all go out through it.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use tokio::time::Instant;
-use uc_runtime::aws::{classify_sdk_error, entry_failure};
-use uc_runtime::{Failure, FailureKind, RetryPolicy};
+use uc_runtime::put_events::{Entry, EventBus};
+use uc_runtime::{Failure, RetryPolicy};
 
 /// PutEvents takes at most ten entries.
-pub const BATCH: usize = 10;
+pub const BATCH: usize = uc_runtime::put_events::MAX_ENTRIES;
+
+/// One PutEvents call's timeout (also bounded by what is left before the deadline).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Quick retries only: the messages that wait for these are settled after them.
 const PUBLISH_RETRY: RetryPolicy = RetryPolicy {
@@ -53,18 +55,14 @@ pub trait EventSink: Send + Sync {
 /// The pipeline bus, with the deployment's `source`.
 #[derive(Debug, Clone)]
 pub struct EventBridgeSink {
-    client: aws_sdk_eventbridge::Client,
-    bus: String,
-    source: String,
+    bus: EventBus,
 }
 
 impl EventBridgeSink {
     /// `client` should have the SDK's own retries off: these are the runner's.
     pub fn new(client: aws_sdk_eventbridge::Client, bus: String, source: String) -> Self {
         Self {
-            client,
-            bus,
-            source,
+            bus: EventBus::new(client, bus, source),
         }
     }
 }
@@ -75,67 +73,24 @@ impl EventSink for EventBridgeSink {
         entries: &[BusEntry],
         deadline: Option<Instant>,
     ) -> Vec<(usize, Failure)> {
-        let pending = Mutex::new((0..entries.len()).collect::<Vec<_>>());
-        let refused = Mutex::new(Vec::new());
-        let attempt = |attempt: uc_runtime::Attempt| {
-            let batch = pending.lock().unwrap().clone();
-            let (pending, refused) = (&pending, &refused);
-            async move {
-                let request = batch.iter().map(|&index| {
-                    PutEventsRequestEntry::builder()
-                        .event_bus_name(&self.bus)
-                        .source(&self.source)
-                        .detail_type(entries[index].detail_type)
-                        .detail(&entries[index].detail)
-                        .build()
-                });
-                let call = self
-                    .client
-                    .put_events()
-                    .set_entries(Some(request.collect()))
-                    .send();
-                let output = match tokio::time::timeout(attempt.bound(Duration::from_secs(2)), call)
-                    .await
-                {
-                    Err(_) => return Err(Failure::retryable("Timeout", "PutEvents took too long")),
-                    Ok(result) => result.map_err(|e| classify_sdk_error(&e))?,
-                };
-                let mut retry = Vec::new();
-                let mut last = None;
-                for (&index, entry) in batch.iter().zip(output.entries()) {
-                    if entry.error_code().is_none() {
-                        continue;
-                    }
-                    let failure = entry_failure(entry.error_code(), entry.error_message());
-                    if failure.is_retryable() {
-                        retry.push(index);
-                        last = Some(failure);
-                    } else {
-                        refused.lock().unwrap().push((index, failure));
-                    }
-                }
-                *pending.lock().unwrap() = retry;
-                last.map_or(Ok(()), Err)
-            }
-        };
-        let result = PUBLISH_RETRY.run(deadline, attempt, |_, _| {}).await;
-        let mut unpublished = refused.into_inner().unwrap();
-        if let Err(gave_up) = result {
-            let failure = gave_up.into_last_error().unwrap_or_else(|| {
-                Failure::new(
-                    FailureKind::RETRYABLE,
-                    "DeadlineReached",
-                    "no time to publish",
-                )
-            });
-            unpublished.extend(
-                pending
-                    .into_inner()
-                    .unwrap()
-                    .into_iter()
-                    .map(|index| (index, failure.clone())),
-            );
-        }
-        unpublished
+        let entries: Vec<Entry<'_>> = entries
+            .iter()
+            .map(|entry| Entry {
+                detail_type: entry.detail_type,
+                detail: &entry.detail,
+                trace_header: None,
+            })
+            .collect();
+        self.bus
+            .put(
+                &entries,
+                &PUBLISH_RETRY,
+                deadline,
+                Some(ATTEMPT_TIMEOUT),
+                |_, _| {},
+                |_, _| {},
+            )
+            .await
+            .unpublished
     }
 }

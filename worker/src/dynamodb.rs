@@ -21,7 +21,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
 use uc_runtime::aws::classify_sdk_error;
-use uc_runtime::{Failure, FailureKind, RetryPolicy};
+use uc_runtime::{Failure, RetryPolicy};
 use uc_schemas::UserConfirmed;
 use uc_schemas::dead_letter::stage;
 
@@ -104,16 +104,7 @@ where
     {
         return Outcome::AlreadyExists;
     }
-    let failure = classify_sdk_error(error);
-    match failure.kind {
-        FailureKind::Retryable { throttled } => Outcome::Retryable {
-            reason: failure.code,
-            throttled,
-        },
-        FailureKind::Permanent => Outcome::Permanent {
-            reason: failure.code,
-        },
-    }
+    Outcome::from(classify_sdk_error(error))
 }
 
 /// Creates profiles in an Amplify model table with conditional `PutItem`s, with the one retry

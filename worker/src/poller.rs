@@ -228,9 +228,7 @@ impl<H: MessageHandler> Poller<H> {
         };
         let output = output.map_err(|gave_up| {
             let attempts = gave_up.attempts();
-            let error = gave_up
-                .into_last_error()
-                .map_or_else(|| "no attempt made".to_owned(), |e| e.to_string());
+            let error = gave_up.into_failure();
             WorkerError::Sqs(format!(
                 "cannot use queue {}: GetQueueAttributes failed ({error}) after {attempts} attempt(s)",
                 self.settings.queue_url

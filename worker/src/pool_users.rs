@@ -10,9 +10,7 @@ use std::time::Duration;
 use aws_sdk_cognitoidentityprovider::types::UserType;
 use tokio::time::Instant;
 use uc_runtime::aws::classify_sdk_error;
-use uc_runtime::{Failure, GaveUp, RetryPolicy};
-
-use crate::user_check::Pacer;
+use uc_runtime::{Failure, GaveUp, Pacer, RetryPolicy};
 
 /// A user as the lifecycle needs them: status and what a `UserConfirmed` carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +47,7 @@ impl CognitoPoolUsers {
     pub fn new(client: aws_sdk_cognitoidentityprovider::Client, per_second: u32) -> Self {
         Self {
             client,
-            pacer: Pacer::new(per_second),
+            pacer: Pacer::per_second(per_second),
             retry: RetryPolicy {
                 max_attempts: 4,
                 min_delay: Duration::from_millis(200),
@@ -111,18 +109,18 @@ impl PoolDirectory for CognitoPoolUsers {
                 .map_err(|e| classify_sdk_error(&e))?;
             // The filter is an equality on an immutable, unique attribute: an exact match or
             // nothing (checked, not assumed).
-            Ok(listed
-                .users()
-                .iter()
-                .filter_map(|user| pool_user(user_pool_id, user))
-                .find(|user| user.sub == sub))
+            Ok::<_, Failure>(
+                listed
+                    .users()
+                    .iter()
+                    .filter_map(|user| pool_user(user_pool_id, user))
+                    .find(|user| user.sub == sub),
+            )
         };
-        match self.retry.run(deadline, attempt, |_, _| {}).await {
-            Ok(done) => Ok(done.value),
-            Err(GaveUp::Failed { error, .. }) => Err(error),
-            Err(GaveUp::Deadline { last, .. }) => Err(last.unwrap_or_else(|| {
-                Failure::retryable("DeadlineReached", "no time left for ListUsers")
-            })),
-        }
+        self.retry
+            .run(deadline, attempt, |_, _| {})
+            .await
+            .map(|done| done.value)
+            .map_err(GaveUp::into_failure)
     }
 }

@@ -33,15 +33,12 @@ impl WriteReport {
     ) -> Self {
         let (outcome, attempts) = match result {
             Ok(done) => (done.value, done.attempts),
-            Err(GaveUp::Failed { error, attempts }) => (error, attempts),
-            // SQS redelivers it after the visibility timeout, with a full deadline.
-            Err(GaveUp::Deadline { last, attempts }) => (
-                last.unwrap_or_else(|| Outcome::Retryable {
-                    reason: "DeadlineReached".into(),
-                    throttled: false,
-                }),
-                attempts,
-            ),
+            // No time for an attempt is retryable `DeadlineReached`: SQS redelivers it after
+            // the visibility timeout, with a full deadline.
+            Err(gave_up) => {
+                let attempts = gave_up.attempts();
+                (gave_up.into_error(), attempts)
+            }
         };
         Self {
             outcome,
@@ -73,12 +70,28 @@ pub fn failure_of(outcome: Outcome) -> Failure {
 
 /// The result of a retried store call (`remove`, `exists`) as the shared vocabulary has it.
 pub fn result_of_run<T>(result: Result<Succeeded<T>, GaveUp<Outcome>>) -> Result<T, Failure> {
-    match result {
-        Ok(done) => Ok(done.value),
-        Err(GaveUp::Failed { error, .. }) => Err(failure_of(error)),
-        Err(GaveUp::Deadline { last, .. }) => Err(last.map(failure_of).unwrap_or_else(|| {
-            Failure::retryable("DeadlineReached", "no time left for the store")
-        })),
+    result.map(|done| done.value).map_err(GaveUp::into_failure)
+}
+
+impl From<Outcome> for Failure {
+    fn from(outcome: Outcome) -> Self {
+        failure_of(outcome)
+    }
+}
+
+/// A failure of the shared vocabulary as a store outcome (a runner that gave up without an
+/// attempt's outcome: `DeadlineReached`).
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Self {
+        match failure.kind {
+            FailureKind::Retryable { throttled } => Outcome::Retryable {
+                reason: failure.code,
+                throttled,
+            },
+            FailureKind::Permanent => Outcome::Permanent {
+                reason: failure.code,
+            },
+        }
     }
 }
 

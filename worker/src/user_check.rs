@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_cognitoidentityprovider::types::UserStatusType;
 use tokio::time::Instant;
 use uc_runtime::aws::classify_sdk_error;
-use uc_runtime::{Failure, GaveUp, RetryPolicy};
+use uc_runtime::{Failure, Pacer, RetryPolicy};
 use uc_schemas::UserConfirmed;
 
 /// Why a user check did not pass.
@@ -65,32 +65,6 @@ const USABLE: &[&str] = &[
 /// Cached positive answers at most; past this the cache starts again (bounded memory).
 const CACHE_CAPACITY: usize = 100_000;
 
-/// Spaces calls at least `interval` apart, across every task of the process.
-#[derive(Debug)]
-pub(crate) struct Pacer {
-    interval: Duration,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    pub(crate) fn new(per_second: u32) -> Self {
-        Self {
-            interval: Duration::from_secs(1) / per_second.max(1),
-            next: Mutex::new(Instant::now()),
-        }
-    }
-
-    pub(crate) async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().unwrap();
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-    }
-}
-
 /// `AdminGetUser` on one pool, paced and cached.
 pub struct CognitoUsers {
     client: aws_sdk_cognitoidentityprovider::Client,
@@ -109,7 +83,7 @@ impl CognitoUsers {
     ) -> Self {
         Self {
             client,
-            pacer: Pacer::new(per_second),
+            pacer: Pacer::per_second(per_second),
             ttl,
             confirmed: Mutex::new(HashMap::new()),
             retry: RetryPolicy {
@@ -169,12 +143,7 @@ impl UserDirectory for CognitoUsers {
         };
         let user = match self.retry.run(deadline, attempt, |_, _| {}).await {
             Ok(done) => done.value,
-            Err(GaveUp::Failed { error, .. }) => return Err(UserCheckFailure::Lookup(error)),
-            Err(GaveUp::Deadline { last, .. }) => {
-                return Err(UserCheckFailure::Lookup(last.unwrap_or_else(|| {
-                    Failure::retryable("DeadlineReached", "no time left for AdminGetUser")
-                })));
-            }
+            Err(gave_up) => return Err(UserCheckFailure::Lookup(gave_up.into_failure())),
         };
         let Some(user) = user else {
             return Err(UserCheckFailure::UnknownUser);
@@ -202,16 +171,6 @@ impl UserDirectory for CognitoUsers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_pacer_spaces_calls() {
-        let pacer = Pacer::new(10);
-        let start = Instant::now();
-        for _ in 0..5 {
-            pacer.wait().await;
-        }
-        assert_eq!(start.elapsed(), Duration::from_millis(400));
-    }
 
     #[test]
     fn codes_are_stable() {

@@ -12,7 +12,7 @@ use aws_sdk_sqs::types::{
 };
 use tokio::time::Instant;
 
-use crate::pace::Pacer;
+use uc_runtime::Pacer;
 
 use super::*;
 
@@ -285,8 +285,8 @@ async fn receive(
 }
 
 /// Waits for `pacer` until `units` more messages may go; the wait renews the reader's holds.
-pub(super) async fn pace(pacer: &mut Option<Pacer>, reader: &mut Reader<'_>, units: usize) {
-    let Some(pacer) = pacer.as_mut() else {
+pub(super) async fn pace(pacer: &Option<Pacer>, reader: &mut Reader<'_>, units: usize) {
+    let Some(pacer) = pacer else {
         return;
     };
     let at = pacer.reserve(units);

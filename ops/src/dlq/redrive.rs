@@ -10,8 +10,8 @@ use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::pace::Pacer;
 use crate::text::redact;
+use uc_runtime::Pacer;
 
 use super::*;
 
@@ -84,7 +84,7 @@ async fn redrive_with(
 ) -> Result<RedriveSummary, DlqError> {
     let started = Utc::now();
     let mut summary = RedriveSummary::default();
-    let mut pacer = options.rate.and_then(Pacer::new);
+    let pacer = options.rate.and_then(Pacer::new);
     'reading: loop {
         let batch = reader.next(10).await?;
         if batch.is_empty() {
@@ -116,7 +116,7 @@ async fn redrive_with(
             chosen.push(message);
         }
         if !chosen.is_empty() {
-            pace(&mut pacer, reader, chosen.len()).await;
+            pace(&pacer, reader, chosen.len()).await;
             let (moved, failed) = move_batch(reader, client, target_url, &chosen).await?;
             summary.moved += moved;
             summary.failed += failed;

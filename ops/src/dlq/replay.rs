@@ -10,8 +10,8 @@ use serde::Serialize;
 use uc_schemas::FailureRecord;
 use uc_worker::{DeadLetterSink, Disposition, MessageHandler};
 
-use crate::pace::Pacer;
 use crate::text::redact;
+use uc_runtime::Pacer;
 
 use super::*;
 
@@ -123,7 +123,7 @@ async fn replay_with<H: MessageHandler, D: DeadLetterSink>(
         dry_run: options.dry_run,
         ..Default::default()
     };
-    let mut pacer = options.rate.and_then(Pacer::new);
+    let pacer = options.rate.and_then(Pacer::new);
     let left = |summary: &mut ReplaySummary, message: &DlqMessage| {
         summary.left += 1;
         if summary.left_subs.len() < LISTED {
@@ -155,7 +155,7 @@ async fn replay_with<H: MessageHandler, D: DeadLetterSink>(
                 progress(&summary);
                 continue;
             }
-            pace(&mut pacer, reader, 1).await;
+            pace(&pacer, reader, 1).await;
             let report = reader
                 .while_holding(handler.handle(message.body.clone(), message.meta(), None))
                 .await;
