@@ -105,6 +105,8 @@ OPTIONS_SAM_PARAMS = {  # infra/cdk/example/standalone.ts OptionsStack, value fo
     "LogRetentionDays": "90",
     "ReconcileSchedule": "cron(0 3 * * ? *)",
     "ReconcileScheduleState": "DISABLED",
+    "OrphanSweepSchedule": "cron(0 4 ? * SUN *)",
+    "OrphanSweepScheduleState": "DISABLED",
     "ReconcileOverlapSeconds": "172800",
     "ReconcilePublishRate": "20",
     "ReconcileListUsersRate": "2",
@@ -453,6 +455,28 @@ DRIFTS = {  # one edit of the construct's template -> the drift it must show (th
     "schedule with a flexible window": (
         lambda t: mutate_resource(t, "ReconcilerSchedule", lambda p: p.update(
             FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15})), "ReconcilerSchedule.FlexibleTimeWindow"),
+    "orphan sweep without its input": (
+        lambda t: mutate_resource(t, "ReconcilerOrphanSweepSchedule", lambda p: p["Target"].pop("Input")),
+        "ReconcilerOrphanSweepSchedule.Target"),
+    "orphan sweep as a dry run": (
+        lambda t: mutate_resource(t, "ReconcilerOrphanSweepSchedule", lambda p: p["Target"].update(
+            Input='{"orphans": {"dryRun": true}}')), "ReconcilerOrphanSweepSchedule.Target", "options"),
+    "no orphan sweep schedule": (
+        lambda t: t["Resources"].pop(next(k for k in t["Resources"] if "ReconcilerOrphanSweepSchedule" in k)),
+        "ReconcilerOrphanSweepSchedule: only in the SAM template"),
+    "orphan sweep on the pass's schedule": (
+        lambda t: mutate_resource(t, "ReconcilerOrphanSweepSchedule", lambda p: p.update(
+            ScheduleExpression={"Ref": "ReconcileSchedule"})), "ReconcilerOrphanSweepSchedule.ScheduleExpression"),
+    "sweep may read the store with GetItem too": (
+        lambda t: mutate_resource(t, "ReconcilerStoreDeletePolicy", lambda p: p["PolicyDocument"]["Statement"][1].update(
+            Action=["dynamodb:Scan", "dynamodb:GetItem"])), "ReconcilerStoreDeletePolicy.PolicyDocument", "options"),
+    "sweep lists every field": (
+        lambda t: mutate_resource(t, "ReconcilerStoreDeletePolicy", lambda p: p["PolicyDocument"]["Statement"][1].update(
+            Resource="*")),
+        "ReconcilerStoreDeletePolicy.PolicyDocument"),
+    "sweep without the worker's lookup pace": (
+        lambda t: mutate_resource(t, "ReconcilerFunction", lambda p: p["Environment"]["Variables"].pop("USER_LOOKUP_RPS")),
+        "ReconcilerFunction.Environment"),
     "scheduler may invoke anything": (
         lambda t: mutate_statement(t, "InvokeReconciler", lambda s: s.update(Resource="*")), "ReconcilerSchedulerRole.Policies"),
     "state parameter's initial value": (lambda t: mutate_resource(t, "ReconcileWatermarkParameter", lambda p: p.update(Value="")),
@@ -612,7 +636,7 @@ def test_reconciler_and_auditor_grants(pair):
         read = [{"Sid": "ReadProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:BatchGetItem"],
                  "Resource": [table]}]
         delete = [{"Sid": "SoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": ["dynamodb:UpdateItem"],
-                   "Resource": [table]}]
+                   "Resource": [table]}, store[0]]
     else:
         resolve = [{"Sid": "ResolveGraphqlEndpoint", "Effect": "Allow", "Action": ["appsync:GetGraphqlApi"],
                     "Resource": [api]}] if lookup else []
@@ -621,7 +645,10 @@ def test_reconciler_and_auditor_grants(pair):
         read = [{"Sid": "ReadProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
                  "Resource": [f"{api}/types/Query/fields/getUserProfile"]}, *resolve]
         delete = [{"Sid": "DeleteUserProfilesOnly", "Effect": "Allow", "Action": ["appsync:GraphQL"],
-                   "Resource": [f"{api}/types/Mutation/fields/deleteUserProfile"]}]
+                   "Resource": [f"{api}/types/Mutation/fields/deleteUserProfile"]}, store[0]]
+    # The orphan sweep's whole-store read is the auditor's own statement (listUserProfiles, or
+    # Scan on the table), and nothing else is added for it: the role's inline statements are the
+    # pass's, GetGraphqlApi stays the store read's.
     assert pair.cdk["ReconcilerStoreReadPolicy"]["Properties"]["PolicyDocument"]["Statement"] == read
     assert pair.cdk["ReconcilerStoreDeletePolicy"]["Properties"]["PolicyDocument"]["Statement"] == delete
     assert pair.cdk["AuditorPolicy"]["Properties"]["PolicyDocument"]["Statement"] == [
@@ -633,19 +660,27 @@ def test_reconciler_and_auditor_grants(pair):
 
 def test_reconciler_settings_are_the_same(pair):
     """Function (one at a time, 900 s), async-invoke settings, schedule, state parameter."""
-    for name in ("ReconcilerInvokeConfig", "ReconcilerSchedule", "ReconcileWatermarkParameter", "ReconcilerLogGroup"):
+    for name in ("ReconcilerInvokeConfig", "ReconcilerSchedule", "ReconcilerOrphanSweepSchedule",
+                 "ReconcileWatermarkParameter", "ReconcilerLogGroup"):
         assert pair.cdk[name]["Properties"] == pair.sam[name]["Properties"], name
     function = pair.cdk["ReconcilerFunction"]["Properties"]
+    # The orphan sweep (lifecycleEvents, on in both): the pass's target with the sweep's input.
+    sweep = pair.cdk["ReconcilerOrphanSweepSchedule"]["Properties"]
+    assert sweep["Target"] == {**pair.cdk["ReconcilerSchedule"]["Properties"]["Target"], "Input": '{"orphans": true}'}
+    assert function["Environment"]["Variables"]["USER_LOOKUP_RPS"] == \
+        pair.cdk["WorkerFunction"]["Properties"]["Environment"]["Variables"]["USER_LOOKUP_RPS"]
     assert (function["Timeout"], function["ReservedConcurrentExecutions"], function["Role"]) == (
         "900", "1", "${ReconcilerRole.Arn}")
     variables = function["Environment"]["Variables"]
     schedule = pair.cdk["ReconcilerSchedule"]["Properties"]
     if pair.sam_params is OPTIONS_SAM_PARAMS:
         assert (schedule["ScheduleExpression"], schedule["State"]) == ("cron(0 3 * * ? *)", "DISABLED")
+        assert (sweep["ScheduleExpression"], sweep["State"]) == ("cron(0 4 ? * SUN *)", "DISABLED")
         assert (variables["RECONCILE_OVERLAP_SECONDS"], variables["RECONCILE_STATUSES"]) == (
             "172800", "CONFIRMED,EXTERNAL_PROVIDER,RESET_REQUIRED")
     else:
         assert (schedule["ScheduleExpression"], schedule["State"]) == ("${ReconcileSchedule}", "${ReconcileScheduleState}")
+        assert (sweep["ScheduleExpression"], sweep["State"]) == ("${OrphanSweepSchedule}", "${OrphanSweepScheduleState}")
         assert variables["RECONCILE_STATUSES"] == "${ReconcileStatuses}"
 
 
@@ -990,7 +1025,7 @@ def test_standin_places_the_emitter_side_with_the_pool_and_the_worker_side_in_it
                    "BusPolicyDenyForeignDetailType", "BusPolicyDenyForeignProfileDeleted", "BusPolicyDenyForeignUserDeleted",
                    "WorkerFunctionLifecycleQueue", "ReconcilerStoreDeletePolicy",
                    "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule",
-                   "ReconcilerFailedAlarm", "ReconcilerBehindAlarm", "AuditorPolicy", "ReconcilerStoreReadPolicy"}
+                   "ReconcilerOrphanSweepSchedule", "ReconcilerFailedAlarm", "ReconcilerBehindAlarm", "AuditorPolicy", "ReconcilerStoreReadPolicy"}
     assert set(custom.values()) == worker_side
     assert set(auth.values()) == sam_names - worker_side
     assert {"LifecycleRule", "LifecycleQueue", "LifecycleQueuePolicy", "LifecycleQueueAgeAlarm"} <= set(auth.values())
@@ -1108,8 +1143,14 @@ def test_standin_reconciler_defaults_are_the_sam_templates():
     behind, = [v["Properties"] for v in custom.values()
                if v["Type"] == "AWS::CloudWatch::Alarm" and "OldestUnreconciledChange" == v["Properties"].get("MetricName")]
     assert str(behind["Threshold"]) == default("ReconcileBehindAlarmSeconds") == "259200"
-    schedule, = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Scheduler::Schedule"]
+    schedules = [v["Properties"] for v in custom.values() if v["Type"] == "AWS::Scheduler::Schedule"]
+    assert len(schedules) == 2, schedules
+    by_input = {s["Target"].get("Input"): s for s in schedules}
+    assert set(by_input) == {None, '{"orphans": true}'}
+    schedule, sweep = by_input[None], by_input['{"orphans": true}']
     assert (schedule["ScheduleExpression"], schedule["State"]) == (default("ReconcileSchedule"), default("ReconcileScheduleState"))
+    assert (sweep["ScheduleExpression"], sweep["State"]) == (default("OrphanSweepSchedule"), default("OrphanSweepScheduleState"))
+    assert variables["USER_LOOKUP_RPS"] == default("WorkerUserLookupRate")
 
 
 def test_standin_default_name_prefix_is_valid_and_applied():

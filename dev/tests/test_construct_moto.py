@@ -157,7 +157,8 @@ def test_outputs_are_the_sam_local_stacks(stack, moto):
     assert {canonical_name(i) for i in dropped["DeployFunctions"].split(", ")} == {
         "EmitterFunction", "WorkerFunction", "WorkerFunctionWorkerQueue", "WorkerFunctionLifecycleQueue",
         "EmitterInvokeFromUserPool", "EmitterErrorsAlarm",
-        "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule", "ReconcilerFailedAlarm"}
+        "ReconcilerFunction", "ReconcilerInvokeConfig", "ReconcilerSchedulerRole", "ReconcilerSchedule",
+        "ReconcilerOrphanSweepSchedule", "ReconcilerFailedAlarm"}
     assert {canonical_name(i) for i in dropped["CreateSchemaRegistry"].split(", ")} == {
         "SchemaRegistry", "UserConfirmedSchema", "ProfileCreatedSchema", "UserDeletedSchema", "ProfileDeletedSchema"}
 
@@ -459,6 +460,8 @@ def test_functions_event_source_and_permission(moto):
         "RECONCILE_WATERMARK_PARAMETER": "/uc-cdk-fn/reconciler/state", "RECONCILE_OVERLAP_SECONDS": "3600",
         "RECONCILE_PUBLISH_RATE": "50", "LIST_USERS_RPS": "5", "RECONCILE_STATUSES": "CONFIRMED,EXTERNAL_PROVIDER",
         "STACK_NAME": "uc-cdk-fn",
+        # The orphan sweep's second look in the pool, at the worker's pace.
+        "USER_LOOKUP_RPS": "5",
         # The worker's store, where a pass checks for profiles (the API looked up by id here).
         "APPSYNC_API_ID": "abcdefghijklmnopqrstuvwxyz",
     }
@@ -466,7 +469,8 @@ def test_functions_event_source_and_permission(moto):
     skipped = set(re.search(r"^moto skipped: (.*)$", stderr, re.M).group(1).split(", "))
     assert {f"{t} {canonical_name(i)}" for t, i in (s.split(" ") for s in skipped)} == MOTO_SKIPS | {
         "AWS::CloudWatch::Alarm EmitterErrorsAlarm", "AWS::CloudWatch::Alarm ReconcilerFailedAlarm",
-        "AWS::Scheduler::Schedule ReconcilerSchedule", "AWS::Lambda::EventInvokeConfig ReconcilerInvokeConfig"}
+        "AWS::Scheduler::Schedule ReconcilerSchedule", "AWS::Scheduler::Schedule ReconcilerOrphanSweepSchedule",
+        "AWS::Lambda::EventInvokeConfig ReconcilerInvokeConfig"}
     deleted, _ = local_stack("delete", "--endpoint", moto, "--stack-name", "uc-cdk-fn")
     assert deleted == {"deleted": "uc-cdk-fn"}
 

@@ -263,6 +263,7 @@ CONFIG_SOURCES = {
     "worker": ["worker/src/config.rs"],
     # The store variables (PROFILE_STORE, PROFILE_TABLE, APPSYNC_*) are read by the worker's
     # StoreSetting::from_reader, which the reconciler calls: it checks the store the worker writes.
+    # The orphan sweep (ops/src/orphans*) reads the worker's whole WorkerConfig the same way.
     "reconciler": ["ops/src/reconcile.rs", "ops/src/reconcile/*.rs", "worker/src/config.rs"],
 }
 # Where each service's EMF metrics are written (MetricsRecord::new("<service>")).
@@ -312,7 +313,7 @@ def test_functions_get_only_the_variables_their_config_reads(resources):
     assert reconciler_env == {"USER_POOL_ID", "EVENT_BUS_NAME", "EVENT_SOURCE", "RECONCILE_WATERMARK_PARAMETER",
                               "RECONCILE_OVERLAP_SECONDS", "RECONCILE_PUBLISH_RATE", "LIST_USERS_RPS",
                               "RECONCILE_STATUSES", "STACK_NAME", "PROFILE_STORE", "APPSYNC_GRAPHQL_URL",
-                              "APPSYNC_API_ID", "PROFILE_TABLE"}
+                              "APPSYNC_API_ID", "PROFILE_TABLE", "USER_LOOKUP_RPS"}
     for service, env in (("worker", worker_env), ("reconciler", reconciler_env)):
         pending = NOT_YET_READ[service]
         assert not pending & read[service], f"now read by the {service}'s code: remove {pending & read[service]} from NOT_YET_READ"
@@ -420,6 +421,8 @@ def test_reconciler_function(template, resources):
             "LIST_USERS_RPS": "Ref ReconcileListUsersRate",
             "RECONCILE_STATUSES": "Ref ReconcileStatuses",
             "STACK_NAME": "Ref NamePrefix",
+            # The orphan sweep's second look in the pool, at the worker's pace.
+            "USER_LOOKUP_RPS": "Ref WorkerUserLookupRate",
         }
         assert env["USER_POOL_ID"] == ("Ref TrialUserPool" if fn.conditions["CreateTrialUserPool"] else "Ref UserPoolId")
     # The interface's defaults (uc-reconciler's own) are the parameters' defaults.
@@ -499,6 +502,72 @@ def test_reconciler_schedule_and_invoke_config(resources):
     }
 
 
+
+def test_orphan_sweep_schedule(template, resources):
+    """With LifecycleEvents (and the functions), a second schedule invokes the same function with
+    the input that asks for the orphan sweep ({"orphans": true}, uc-reconciler's orphan_ask):
+    weekly by default, its own state, otherwise the pass's schedule's settings and role."""
+    schedule = resources["ReconcilerOrphanSweepSchedule"]
+    assert (schedule["Type"], schedule["Condition"]) == ("AWS::Scheduler::Schedule", "FollowLifecycleWithFunctions")
+    pass_target = resources["ReconcilerSchedule"]["Properties"]["Target"]
+    assert schedule["Properties"] == {
+        "Name": {"Fn::Sub": "${NamePrefix}-orphan-sweep"},
+        "Description": schedule["Properties"]["Description"],
+        "ScheduleExpression": {"Ref": "OrphanSweepSchedule"},
+        "State": {"Ref": "OrphanSweepScheduleState"},
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {**pass_target, "Input": '{"orphans": true}'},
+    }
+    assert json.loads(schedule["Properties"]["Target"]["Input"]) == {"orphans": True}
+    # The payload uc-reconciler reads as a sweep with the defaults (not a dry run).
+    reconciler = (ROOT / "ops" / "src" / "bin" / "uc-reconciler.rs").read_text()
+    assert 'Some(Value::Bool(true)) => Ok(Some(OrphanAsk::default()))' in reconciler
+    assert 'payload.get("orphans")' in reconciler
+    parameters = template["Parameters"]
+    assert parameters["OrphanSweepSchedule"]["Default"] == "rate(7 days)"
+    assert parameters["OrphanSweepSchedule"]["AllowedPattern"] == parameters["ReconcileSchedule"]["AllowedPattern"]
+    assert {k: v for k, v in parameters["OrphanSweepScheduleState"].items() if k != "Description"} == \
+        {k: v for k, v in parameters["ReconcileScheduleState"].items() if k != "Description"}
+    assert re.fullmatch(parameters["OrphanSweepSchedule"]["AllowedPattern"], "rate(7 days)")
+    group, = [g for g in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+              if "ReconcileSchedule" in g["Parameters"]]
+    assert {"OrphanSweepSchedule", "OrphanSweepScheduleState"} <= set(group["Parameters"])
+    # Only with LifecycleEvents and the functions; the pass's schedule with the functions alone.
+    for case in condition_cases(template, "LifecycleEvents", "DeployFunctions"):
+        assert case["FollowLifecycleWithFunctions"] == (case["FollowLifecycle"] and case["WithFunctions"])
+        sweep_present = case[schedule["Condition"]]
+        assert sweep_present == (case["FollowLifecycle"] and case["WithFunctions"])
+        assert case[resources["ReconcilerSchedule"]["Condition"]] == case["WithFunctions"]
+    # The same scheduler role: it may invoke the reconciler and nothing else, whatever the input.
+    assert schedule["Properties"]["Target"]["RoleArn"] == {"Fn::GetAtt": ["ReconcilerSchedulerRole", "Arn"]}
+
+
+def test_reconciler_has_the_variables_the_orphan_sweep_reads(resources):
+    """The sweep builds the worker's configuration (WorkerConfig::from_env) inside the reconciler:
+    every worker variable it relies on is set there, with the worker's value. Left out, each for
+    its reason: DLQ_URL, CONCURRENCY, VERIFY_USER (the worker's queue handling, unused by an
+    erasure), PROFILE_TYPENAME (written on created items only), and PROFILE_CREATED_EVENTS: with
+    it the sweep would publish ProfileDeleted, which the bus admits from the worker's role alone."""
+    worker = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    reconciler = resources["ReconcilerFunction"]["Properties"]["Environment"]["Variables"]
+    worker_only = {"DLQ_URL", "CONCURRENCY", "VERIFY_USER", "PROFILE_TYPENAME", "PROFILE_CREATED_EVENTS"}
+    assert set(worker) - set(reconciler) == worker_only
+    for name in set(worker) - worker_only:
+        assert reconciler[name] == worker[name], name
+    # The sweep's own: the listing's pace and the counted statuses.
+    assert reconciler["LIST_USERS_RPS"] == {"Ref": "ReconcileListUsersRate"}
+    assert reconciler["RECONCILE_STATUSES"] == {"Ref": "ReconcileStatuses"}
+    # No MUTATION_* on the worker, so the default mapping (id=sub) on both.
+    assert not any(k.startswith("MUTATION_") for k in worker)
+    # The variables the sweep names in its own documentation are among them.
+    run = (ROOT / "ops" / "src" / "orphans" / "run.rs").read_text()
+    doc = re.search(r"((?:^///.*\n)+)pub struct OrphanSweep\b", run, re.M)
+    assert doc, "ops/src/orphans/run.rs: OrphanSweep's doc comment not found"
+    documented = set(re.findall(r"`([A-Z][A-Z_]+)`", doc.group(1)))
+    assert {"USER_POOL_ID", "EVENT_BUS_NAME", "RECONCILE_STATUSES", "USER_LOOKUP_RPS"} <= documented
+    assert documented - {"PROFILE_CREATED_EVENTS"} <= set(reconciler), documented - set(reconciler)
+
+
 def test_queues(template, resources):
     queue = resources["WorkerQueue"]["Properties"]
     worker_timeout = resources["WorkerFunction"]["Properties"]["Timeout"]
@@ -538,7 +607,9 @@ LIFECYCLE_PATTERN = {
 }
 # Every resource LifecycleEvents adds (the event source mapping only with the functions too).
 LIFECYCLE_RESOURCES = {"LifecycleRule", "LifecycleQueue", "LifecycleQueuePolicy", "LifecycleQueueAgeAlarm",
-                       "WorkerFunctionLifecycleQueue", "ReconcilerStoreDeletePolicy"}
+                       "WorkerFunctionLifecycleQueue", "ReconcilerStoreDeletePolicy", "ReconcilerOrphanSweepSchedule"}
+# Of those, the ones that need the functions too.
+LIFECYCLE_WITH_FUNCTIONS = {"WorkerFunctionLifecycleQueue", "ReconcilerOrphanSweepSchedule"}
 LIFECYCLE_OUTPUTS = {"LifecycleQueueUrl", "LifecycleQueueArn", "LifecycleRuleArn"}
 TRAIL_RESOURCES = {"Trail", "TrailBucket", "TrailBucketPolicy"}
 
@@ -564,12 +635,12 @@ def test_lifecycle_rule_takes_cognitos_cloudtrail_events_from_the_default_bus(te
     assert template["Parameters"]["LifecycleEvents"]["Default"] == "true"
     assert template["Conditions"]["FollowLifecycle"] == {"Fn::Equals": [{"Ref": "LifecycleEvents"}, "true"]}
     # Every lifecycle resource and output exists exactly when LifecycleEvents is on (the event
-    # source mapping only with the functions).
+    # source mapping and the orphan sweep's schedule only with the functions).
     for case in condition_cases(template, "LifecycleEvents", "DeployFunctions"):
         present = {n for n, r in resources.items() if "Condition" in r and case[r["Condition"]]}
         expected = set()
         if case["FollowLifecycle"]:
-            expected = LIFECYCLE_RESOURCES - (set() if case["WithFunctions"] else {"WorkerFunctionLifecycleQueue"})
+            expected = LIFECYCLE_RESOURCES - (set() if case["WithFunctions"] else LIFECYCLE_WITH_FUNCTIONS)
         assert present & LIFECYCLE_RESOURCES == expected
         outputs = {n for n in LIFECYCLE_OUTPUTS if case[template["Outputs"][n]["Condition"]]}
         assert outputs == (LIFECYCLE_OUTPUTS if case["FollowLifecycle"] else set())
@@ -836,17 +907,22 @@ def test_reconciler_role_grants_exactly(template, resources):
         read = fn(resources["ReconcilerStoreReadPolicy"]["Properties"])
         assert read == {"PolicyName": "reconciler-store-read", "Roles": ["Ref ReconcilerRole"],
                         "PolicyDocument": {"Version": "2012-10-17", "Statement": store}}
-        # LifecycleEvents: a pass deletes orphaned profiles (deleteUserProfile, or UpdateItem, the
-        # soft delete) and publishes UserDeleted; nothing of it without.
+        # LifecycleEvents: the orphan sweep reads the whole store (listUserProfiles, or Scan) and
+        # deletes orphaned profiles (deleteUserProfile, or UpdateItem, the soft delete), and
+        # publishes UserDeleted; nothing of it without, and nothing else.
         lifecycle = fn.conditions["FollowLifecycle"]
         delete = resources["ReconcilerStoreDeletePolicy"]
         assert delete["Condition"] == "FollowLifecycle"
         if fn.conditions["StoreInDynamoDb"]:
             deleting = [{"Sid": "SoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:UpdateItem",
+                         "Resource": PROFILE_TABLE_ARN},
+                        {"Sid": "ScanProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:Scan",
                          "Resource": PROFILE_TABLE_ARN}]
         else:
             deleting = [{"Sid": "DeleteUserProfilesOnly", "Effect": "Allow", "Action": "appsync:GraphQL",
-                         "Resource": APPSYNC_API + "/types/Mutation/fields/deleteUserProfile"}]
+                         "Resource": APPSYNC_API + "/types/Mutation/fields/deleteUserProfile"},
+                        {"Sid": "ListProfilesOnly", "Effect": "Allow", "Action": "appsync:GraphQL",
+                         "Resource": APPSYNC_API + "/types/Query/fields/listUserProfiles"}]
         assert fn(delete["Properties"]) == {"PolicyName": "reconciler-store-delete", "Roles": ["Ref ReconcilerRole"],
                                            "PolicyDocument": {"Version": "2012-10-17", "Statement": deleting}}
         announce = [{"Sid": "AnnounceDeletedUsers", "Effect": "Allow", "Action": "events:PutEvents", "Resource": bus,
@@ -1558,6 +1634,7 @@ MOTO_SKIPS_WITH_FUNCTIONS = MOTO_SKIPS | {
     "AWS::CloudWatch::Alarm EmitterErrorsAlarm",
     "AWS::CloudWatch::Alarm ReconcilerFailedAlarm",
     "AWS::Scheduler::Schedule ReconcilerSchedule",
+    "AWS::Scheduler::Schedule ReconcilerOrphanSweepSchedule",
     "AWS::Lambda::EventInvokeConfig ReconcilerInvokeConfig",
 }
 
@@ -1713,6 +1790,9 @@ def test_local_stack_resources(local, moto):
                                    "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Mutation/fields/deleteUserProfile"),
         "ReadProfilesOnly": ("appsync:GraphQL",
                              "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Query/fields/getUserProfile"),
+        # The orphan sweep's whole-store read.
+        "ListProfilesOnly": ("appsync:GraphQL",
+                             "arn:aws:appsync:us-east-1:123456789012:apis/local/types/Query/fields/listUserProfiles"),
         # The local stack gives no endpoint: the functions would look it up by id.
         "ResolveGraphqlEndpoint": ("appsync:GetGraphqlApi", "arn:aws:appsync:us-east-1:123456789012:apis/local"),
         "KeepReconcileState": (["ssm:GetParameter", "ssm:PutParameter"],
@@ -1936,6 +2016,8 @@ def test_functions_event_source_and_permission_in_moto(moto):
         "STACK_NAME": "uc-fn",
         # The worker's store, where a pass checks for profiles.
         "APPSYNC_GRAPHQL_URL": "https://abcdefghijklmnopqrstuvwxyz.appsync-api.us-east-1.amazonaws.com/graphql",
+        # The orphan sweep's second look in the pool, at the worker's pace.
+        "USER_LOOKUP_RPS": "5",
     }
     # The scheduler's role may invoke exactly that function.
     cfn, iam = aws("cloudformation", moto), aws("iam", moto)
@@ -1989,7 +2071,8 @@ def test_dynamodb_store_deploys_with_put_item_on_its_table_only(moto):
          "Resource": table},
     ]
     delete = role_policy(aws("iam", moto), outputs["ReconcilerRoleArn"], "reconciler-store-delete")["Statement"]
-    assert delete == [{"Sid": "SoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": table}]
+    assert delete == [{"Sid": "SoftDeleteProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": table},
+                      {"Sid": "ScanProfileItemsOnly", "Effect": "Allow", "Action": "dynamodb:Scan", "Resource": table}]
     deleted, _ = run_local_stack("delete", "--endpoint", moto, "--stack-name", "uc-ddb")
     assert deleted == {"deleted": "uc-ddb"}
 

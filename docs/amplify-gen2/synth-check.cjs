@@ -134,19 +134,32 @@ try {
     ofType(authResources, "AWS::CloudTrail::Trail").length + ofType(customResources, "AWS::CloudTrail::Trail").length === 0,
     "no trail by default (createTrail: false)",
   );
-  // The reconciler: its schedule, and the auditor's policy (which names the API), in the custom
-  // stack; its role and state parameter in auth, where the bus policies that name the role are.
-  for (const type of ["AWS::Scheduler::Schedule", "AWS::IAM::ManagedPolicy", "AWS::Lambda::EventInvokeConfig"]) {
-    check(ofType(customResources, type).length === 1 && ofType(authResources, type).length === 0, `${type} in the custom stack only`);
+  // The reconciler: its schedules (the pass's, and the orphan sweep's with lifecycleEvents), and
+  // the auditor's policy (which names the API), in the custom stack; its role and state parameter
+  // in auth, where the bus policies that name the role are.
+  for (const [type, count] of [
+    ["AWS::Scheduler::Schedule", 2],
+    ["AWS::IAM::ManagedPolicy", 1],
+    ["AWS::Lambda::EventInvokeConfig", 1],
+  ]) {
+    check(
+      ofType(customResources, type).length === count && ofType(authResources, type).length === 0,
+      `${count} ${type} in the custom stack only`,
+    );
   }
+  const sweepInputs = ofType(customResources, "AWS::Scheduler::Schedule").map((id) => customResources[id].Properties.Target.Input ?? null);
+  check(
+    JSON.stringify(sweepInputs.sort()) === JSON.stringify([null, '{"orphans": true}']),
+    `the pass's schedule (no input) and the orphan sweep's ({"orphans": true}): ${JSON.stringify(sweepInputs)}`,
+  );
   check(
     ofType(authResources, "AWS::SSM::Parameter").length === 1 && ofType(customResources, "AWS::SSM::Parameter").length === 0,
     "the reconciler's state parameter in auth",
   );
   // What the roles may call on the API (docs/amplify-gen2.md, section 1: IAM policy is the whole
   // authorization, no schema rule): the worker creates profiles and, following each user's
-  // lifecycle, reads and deletes them; the reconciler reads them and deletes orphaned ones. No
-  // list, update or subscription.
+  // lifecycle, reads and deletes them; the reconciler reads them, and its orphan sweep lists them
+  // all and deletes orphaned ones. No update or subscription; no list for the worker.
   const fields = (resource) =>
     [...new Set([...JSON.stringify(resource ?? {}).matchAll(/types\/(\w+)\/fields\/(\w+)/g)].map((m) => `${m[1]}.${m[2]}`))].sort();
   const workerRole = customResources[worker]?.Properties.Role?.["Fn::GetAtt"]?.[0];
@@ -158,8 +171,9 @@ try {
   const policies = ofType(customResources, "AWS::IAM::Policy").map((id) => customResources[id]);
   const reconcilerFields = fields(policies.filter((r) => String(r.Properties.PolicyName).startsWith("reconciler-store-")));
   check(
-    JSON.stringify(reconcilerFields) === JSON.stringify(["Mutation.deleteUserProfile", "Query.getUserProfile"]),
-    `the reconciler's store policies: getUserProfile and deleteUserProfile on the API: ${reconcilerFields}`,
+    JSON.stringify(reconcilerFields) ===
+      JSON.stringify(["Mutation.deleteUserProfile", "Query.getUserProfile", "Query.listUserProfiles"]),
+    `the reconciler's store policies: getUserProfile, listUserProfiles and deleteUserProfile on the API: ${reconcilerFields}`,
   );
   const reconcilerVariables = Object.keys(customResources[reconciler]?.Properties.Environment.Variables ?? {});
   check(
@@ -167,7 +181,9 @@ try {
       JSON.stringify([
         // APPSYNC_GRAPHQL_URL: the store it checks before publishing (the one the worker writes).
         "APPSYNC_GRAPHQL_URL", "EVENT_BUS_NAME", "EVENT_SOURCE", "LIST_USERS_RPS", "RECONCILE_OVERLAP_SECONDS",
-        "RECONCILE_PUBLISH_RATE", "RECONCILE_STATUSES", "RECONCILE_WATERMARK_PARAMETER", "STACK_NAME", "USER_POOL_ID",
+        "RECONCILE_PUBLISH_RATE", "RECONCILE_STATUSES", "RECONCILE_WATERMARK_PARAMETER", "STACK_NAME",
+        // The orphan sweep's second look in the pool (the worker's lifecycle, at the worker's pace).
+        "USER_LOOKUP_RPS", "USER_POOL_ID",
       ]),
     `the reconciler's environment: ${reconcilerVariables}`,
   );

@@ -62,6 +62,9 @@ const cases: Record<string, () => void> = {
       { reconcileSchedule: "every hour" },
       { reconcileSchedule: "at(2026-01-01T00:00:00)" },
       { reconcileScheduleState: "OFF" as "ENABLED" },
+      { orphanSweepSchedule: "weekly" },
+      { orphanSweepSchedule: "at(2026-01-01T00:00:00)" },
+      { orphanSweepScheduleState: "OFF" as "ENABLED" },
       { reconcileStatuses: [] },
       { reconcileStatuses: ["CONFIRMED", "ACTIVE"] },
       { reconcileOverlap: Duration.seconds(30) },
@@ -161,7 +164,7 @@ const cases: Record<string, () => void> = {
     const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
     app.synth();
     for (const made of [pipeline.lifecycleRule, pipeline.lifecycleQueue, pipeline.workerLifecycleEventSource,
-                        pipeline.reconcilerStoreDeletePolicy]) {
+                        pipeline.reconcilerStoreDeletePolicy, pipeline.reconcilerOrphanSweepSchedule]) {
       assert.equal(made, undefined);
     }
     const template = Template.fromStack(stack);
@@ -169,7 +172,7 @@ const cases: Record<string, () => void> = {
     // No lifecycle queue, rule, alarm, dashboard row or grant (the bus policies that name UserDeleted
     // and ProfileDeleted stay: without the grants no principal may publish those).
     for (const absent of ["Lifecycle", "-lifecycle", "lifecycle_age", "aws.cognito-idp", "deleteUserProfile", "AnnounceDeletedUsers", "LookUpUsersInThePool", "PublishLifecycleEvents",
-                          "ConsumeLifecycleQueue", "ReadAndDeleteUserProfilesOnly"]) {
+                          "ConsumeLifecycleQueue", "ReadAndDeleteUserProfilesOnly", "orphan-sweep", "orphans"]) {
       assert.ok(!text.includes(absent), absent);
     }
     const roles = template.findResources("AWS::IAM::Role");
@@ -179,6 +182,20 @@ const cases: Record<string, () => void> = {
     assert.equal(Object.keys(template.findResources("AWS::Events::Rule")).length, 1);
     assert.equal(Object.keys(template.findResources("AWS::Events::EventBusPolicy")).length, 5);
     assert.ok(!Object.keys(pipeline.outputs).some((k) => k.startsWith("Lifecycle")));
+    // The pass's schedule only.
+    assert.equal(Object.keys(template.findResources("AWS::Scheduler::Schedule")).length, 1);
+  },
+  "lifecycleEvents (the default) schedules the orphan sweep weekly": () => {
+    const { app, stack, props } = setup();
+    const pipeline = new UserConfirmedPipeline(stack, "Pipeline", props);
+    app.synth();
+    const sweep = pipeline.reconcilerOrphanSweepSchedule!;
+    assert.ok(sweep);
+    assert.equal(sweep.scheduleExpression, "rate(7 days)");
+    assert.equal(sweep.state, "ENABLED");
+    const target = sweep.target as { input?: string };
+    assert.deepEqual(JSON.parse(target.input!), { orphans: true });
+    assert.equal(Stack.of(sweep), Stack.of(pipeline.reconcilerSchedule));
   },
   "createTrail does not depend on lifecycleEvents": () => {
     const { app, stack, props } = setup({ lifecycleEvents: false, createTrail: true });
@@ -216,13 +233,22 @@ const cases: Record<string, () => void> = {
     assert.equal(Stack.of(pipeline.reconcileStateParameter), poolStack);
     assert.equal(Stack.of(pipeline.reconcilerFunction), stack);
     assert.equal(Stack.of(pipeline.reconcilerSchedule), stack);
+    assert.equal(Stack.of(pipeline.reconcilerOrphanSweepSchedule!), stack);
     assert.equal(Stack.of(pipeline.auditorPolicy), stack);
   },
   "the reconciler's schedule and statuses may be CloudFormation parameters": () => {
     const { app, stack, props } = setup();
     const schedule = new CfnParameter(stack, "Schedule", { type: "String" }).valueAsString;
     const statuses = new CfnParameter(stack, "Statuses", { type: "String" }).valueAsString;
-    new UserConfirmedPipeline(stack, "Pipeline", { ...props, reconcileSchedule: schedule, reconcileStatuses: [statuses] });
+    const sweep = new CfnParameter(stack, "OrphanSweep", { type: "String" }).valueAsString;
+    const sweepState = new CfnParameter(stack, "OrphanSweepState", { type: "String" }).valueAsString;
+    new UserConfirmedPipeline(stack, "Pipeline", {
+      ...props,
+      reconcileSchedule: schedule,
+      reconcileStatuses: [statuses],
+      orphanSweepSchedule: sweep,
+      orphanSweepScheduleState: sweepState as "ENABLED",
+    });
     app.synth();
   },
 };

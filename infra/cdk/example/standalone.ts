@@ -165,6 +165,20 @@ const SAM_PARAMETERS: Record<string, Spec> = {
     allowedValues: ["ENABLED", "DISABLED"],
     description: "The reconciler's schedule: ENABLED, or DISABLED (invoke the function by hand to run a pass).",
   },
+  OrphanSweepSchedule: {
+    type: "String",
+    default: "rate(7 days)",
+    allowedPattern: "^(rate\\([1-9][0-9]{0,4} (minute|minutes|hour|hours|day|days)\\)|cron\\([^()]{9,200}\\))$",
+    constraintDescription: "an EventBridge Scheduler rate(...) or cron(...) expression, e.g. rate(7 days).",
+    description:
+      "When the reconciler runs the orphan sweep (input {\"orphans\": true}): the safety net that erases the profiles of deleted users. A sweep must finish in one 15-minute invocation (about 240,000 users at ReconcileListUsersRate 5); larger pools sweep from a host.",
+  },
+  OrphanSweepScheduleState: {
+    type: "String",
+    default: "ENABLED",
+    allowedValues: ["ENABLED", "DISABLED"],
+    description: "The orphan sweep's schedule: ENABLED, or DISABLED (invoke the reconciler with {\"orphans\": true} by hand).",
+  },
   ReconcileOverlapSeconds: {
     type: "Number",
     default: 3600,
@@ -259,6 +273,8 @@ export class StandaloneStack extends Stack {
       logRetention: num("LogRetentionDays") as logs.RetentionDays,
       reconcileSchedule: text("ReconcileSchedule"),
       reconcileScheduleState: text("ReconcileScheduleState") as "ENABLED",
+      orphanSweepSchedule: text("OrphanSweepSchedule"),
+      orphanSweepScheduleState: text("OrphanSweepScheduleState") as "ENABLED",
       reconcileOverlap: Duration.seconds(num("ReconcileOverlapSeconds")),
       reconcilePublishRate: num("ReconcilePublishRate"),
       reconcileListUsersRate: num("ReconcileListUsersRate"),
@@ -318,6 +334,8 @@ export class OptionsStack extends Stack {
       logRetention: 90 as logs.RetentionDays,
       reconcileSchedule: "cron(0 3 * * ? *)",
       reconcileScheduleState: "DISABLED",
+      orphanSweepSchedule: "cron(0 4 ? * SUN *)",
+      orphanSweepScheduleState: "DISABLED",
       reconcileOverlap: Duration.days(2),
       reconcilePublishRate: 20,
       reconcileListUsersRate: 2,

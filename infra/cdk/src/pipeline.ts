@@ -118,8 +118,10 @@ export class UserConfirmedPipeline extends Construct {
   /** The lifecycle queue, the worker's second event source (with `lifecycleEvents`). */
   readonly lifecycleQueue?: sqs.Queue;
   readonly workerLifecycleEventSource?: lambda.EventSourceMapping;
-  /** The reconciler's grant to delete orphaned profiles (with `lifecycleEvents`). */
+  /** The orphan sweep's store grant: read the whole store, delete orphaned profiles (with `lifecycleEvents`). */
   readonly reconcilerStoreDeletePolicy?: iam.CfnPolicy;
+  /** EventBridge Scheduler's schedule that invokes the reconciler's orphan sweep (with `lifecycleEvents`). */
+  readonly reconcilerOrphanSweepSchedule?: scheduler.CfnSchedule;
   /** The trail of management write events and its bucket (with `createTrail`). */
   readonly trail?: cloudtrail.CfnTrail;
   readonly trailBucket?: s3.CfnBucket;
@@ -811,6 +813,10 @@ export class UserConfirmedPipeline extends Construct {
         // Where a pass checks for profiles: the worker's store, as the worker is told it.
         ...(dynamo ? { PROFILE_STORE: "dynamodb", PROFILE_TABLE: p.profileTableName ?? "" } : appsyncEnv),
         STACK_NAME: prefix,
+        // The orphan sweep erases through the worker's lifecycle: its second look in the pool
+        // (ListUsers by sub) at the worker's pace. No PROFILE_CREATED_EVENTS: ProfileDeleted is
+        // the worker's alone (the bus policy), so a sweep publishes UserDeleted only.
+        USER_LOOKUP_RPS: numberText(p.workerUserLookupRate),
       },
     });
     withoutRoleDependsOn(this.reconcilerFunction);
@@ -839,22 +845,32 @@ export class UserConfirmedPipeline extends Construct {
       },
     });
     if (p.lifecycleEvents) {
-      // A pass deletes the profiles of users no longer in the pool: deleteUserProfile, or
-      // UpdateItem (DataStore's soft delete), nothing else. A policy of its own in this stack, for
-      // the store read's reason (it names the API).
+      // The orphan sweep reads the whole store (listUserProfiles, or Scan) and deletes the
+      // profiles of users no longer in the pool (deleteUserProfile, or UpdateItem: DataStore's
+      // soft delete), nothing else. A policy of its own in this stack, for the store read's
+      // reason (it names the API).
       this.reconcilerStoreDeletePolicy = new iam.CfnPolicy(this, "ReconcilerStoreDeletePolicy", {
         policyName: "reconciler-store-delete",
         roles: [this.reconcilerRole.roleName],
         policyDocument: {
           Version: "2012-10-17",
           Statement: dynamo
-            ? [{ Sid: "SoftDeleteProfileItemsOnly", Effect: "Allow", Action: "dynamodb:UpdateItem", Resource: tableArn }]
+            ? [
+                { Sid: "SoftDeleteProfileItemsOnly", Effect: "Allow", Action: "dynamodb:UpdateItem", Resource: tableArn },
+                { Sid: "ScanProfileItemsOnly", Effect: "Allow", Action: "dynamodb:Scan", Resource: tableArn },
+              ]
             : [
                 {
                   Sid: "DeleteUserProfilesOnly",
                   Effect: "Allow",
                   Action: "appsync:GraphQL",
                   Resource: `${apiArn}/types/Mutation/fields/deleteUserProfile`,
+                },
+                {
+                  Sid: "ListProfilesOnly",
+                  Effect: "Allow",
+                  Action: "appsync:GraphQL",
+                  Resource: `${apiArn}/types/Query/fields/listUserProfiles`,
                 },
               ],
         },
@@ -901,6 +917,24 @@ export class UserConfirmedPipeline extends Construct {
         retryPolicy: { maximumRetryAttempts: 5, maximumEventAgeInSeconds: 900 },
       },
     });
+    if (p.lifecycleEvents) {
+      // The orphan sweep, the safety net behind the CloudTrail path, weekly by default: the same
+      // function, role and invoke settings, with the input that asks for a sweep. A refused or
+      // failed sweep fails the invocation (the reconciler-failed alarm).
+      this.reconcilerOrphanSweepSchedule = new scheduler.CfnSchedule(this, "ReconcilerOrphanSweepSchedule", {
+        name: `${prefix}-orphan-sweep`,
+        description: "Runs uc-reconciler's orphan sweep (profiles whose user is gone from the pool).",
+        scheduleExpression: p.orphanSweepSchedule,
+        state: p.orphanSweepScheduleState,
+        flexibleTimeWindow: { mode: "OFF" },
+        target: {
+          arn: this.reconcilerFunction.functionArn,
+          roleArn: schedulerRole.roleArn,
+          input: '{"orphans": true}',
+          retryPolicy: { maximumRetryAttempts: 5, maximumEventAgeInSeconds: 900 },
+        },
+      });
+    }
 
     // ------------------------------------------------------------------ auditor
     // What `uc-ops audit` needs (docs/runbook.md, section 5), read-only, for an operator to attach.
@@ -1138,7 +1172,7 @@ export class UserConfirmedPipeline extends Construct {
     alarm(this, "ReconcilerFailedAlarm", {
       name: "reconciler-failed",
       description:
-        "A reconciliation pass failed (Cognito, EventBridge or SSM refused, or it timed out). It is not retried: the next scheduled invocation resumes from the saved state. See the reconciler's log group and docs/runbook.md, Reconciliation.",
+        'A reconciliation pass failed (Cognito, EventBridge or SSM refused, or it timed out), or an orphan sweep was refused or failed (log lines "orphan sweep ..."). It is not retried: the next scheduled invocation resumes from the saved state. See the reconciler\'s log group and docs/runbook.md, Reconciliation and Orphaned profiles.',
       namespace: "AWS/Lambda",
       metric: "Errors",
       dimensions: [["FunctionName", this.reconcilerFunction.functionName]],

@@ -14,7 +14,7 @@ export type FailurePolicy = "fail-open" | "fail-closed";
 /** The worker's strict mode (SAM: `VerifyUser`). */
 export type VerifyUser = "none" | "cognito";
 
-/** The reconciler's schedule state (SAM: `ReconcileScheduleState`). */
+/** A reconciler schedule's state (SAM: `ReconcileScheduleState`, `OrphanSweepScheduleState`). */
 export type ScheduleState = "ENABLED" | "DISABLED";
 
 /** Cognito's user statuses (`RECONCILE_STATUSES` takes a list of them). */
@@ -220,6 +220,18 @@ export interface UserConfirmedPipelineProps {
   readonly reconcileScheduleState?: ScheduleState;
 
   /**
+   * With `lifecycleEvents`: when the reconciler runs the orphan sweep (a second schedule, input
+   * `{"orphans": true}`), the safety net that erases the profiles of deleted users whatever path
+   * removed them. A sweep must finish in one 15-minute invocation (about 240,000 users at
+   * `reconcileListUsersRate` 5, 1.1 million at 30); larger pools sweep from a host
+   * (docs/runbook.md, "Orphaned profiles"). SAM: `OrphanSweepSchedule`. @default "rate(7 days)"
+   */
+  readonly orphanSweepSchedule?: string;
+
+  /** The orphan sweep's schedule, `"ENABLED"` or `"DISABLED"`. SAM: `OrphanSweepScheduleState`. @default "ENABLED" */
+  readonly orphanSweepScheduleState?: ScheduleState;
+
+  /**
    * How far before the last completed pass's watermark a pass also looks (`RECONCILE_OVERLAP_SECONDS`),
    * 60 s - 30 days. Confirmation moves a user's `UserLastModifiedDate`, so the overlap only covers
    * clock skew and ListUsers' eventual consistency; each changed user is published again about
@@ -301,6 +313,8 @@ export interface ResolvedProps extends UserConfirmedPipelineProps {
   readonly logRetention: logs.RetentionDays;
   readonly reconcileSchedule: string;
   readonly reconcileScheduleState: ScheduleState;
+  readonly orphanSweepSchedule: string;
+  readonly orphanSweepScheduleState: ScheduleState;
   readonly reconcileOverlap: Duration;
   readonly reconcilePublishRate: number;
   readonly reconcileListUsersRate: number;
@@ -345,6 +359,8 @@ export function resolveProps(props: UserConfirmedPipelineProps): ResolvedProps {
     logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
     reconcileSchedule: props.reconcileSchedule ?? "rate(1 hour)",
     reconcileScheduleState: props.reconcileScheduleState ?? "ENABLED",
+    orphanSweepSchedule: props.orphanSweepSchedule ?? "rate(7 days)",
+    orphanSweepScheduleState: props.orphanSweepScheduleState ?? "ENABLED",
     reconcileOverlap: props.reconcileOverlap ?? Duration.hours(1),
     reconcilePublishRate: props.reconcilePublishRate ?? 50,
     reconcileListUsersRate: props.reconcileListUsersRate ?? 5,
@@ -379,10 +395,14 @@ function check(p: ResolvedProps): void {
   range("reconcileListUsersRate", p.reconcileListUsersRate, 1, 30);
   range("reconcileBehindAlarm (s)", p.reconcileBehindAlarm.toSeconds(), 3600, 2592000);
   pattern("reconcileSchedule", p.reconcileSchedule, SCHEDULE_PATTERN);
-  if (!Token.isUnresolved(p.reconcileScheduleState) && !["ENABLED", "DISABLED"].includes(p.reconcileScheduleState)) {
-    throw new Error(
-      `UserConfirmedPipeline: reconcileScheduleState must be "ENABLED" or "DISABLED", not ${JSON.stringify(p.reconcileScheduleState)}`,
-    );
+  pattern("orphanSweepSchedule", p.orphanSweepSchedule, SCHEDULE_PATTERN);
+  for (const [name, state] of [
+    ["reconcileScheduleState", p.reconcileScheduleState],
+    ["orphanSweepScheduleState", p.orphanSweepScheduleState],
+  ] as const) {
+    if (!Token.isUnresolved(state) && !["ENABLED", "DISABLED"].includes(state)) {
+      throw new Error(`UserConfirmedPipeline: ${name} must be "ENABLED" or "DISABLED", not ${JSON.stringify(state)}`);
+    }
   }
   const statuses = p.reconcileStatuses.filter((s) => !Token.isUnresolved(s));
   if (p.reconcileStatuses.length === 0 || statuses.some((s) => !(USER_STATUSES as readonly string[]).includes(s))) {

@@ -6,9 +6,10 @@
 //! An invocation whose payload asks for it — `{"orphans": true}`, or `{"orphans": {"dryRun":
 //! true, "maxOrphans": N}}` — runs the orphan sweep instead (`uc_ops::orphans`: the same as
 //! `uc-ops reconcile --orphans`), with the reconciler's role: the bus admits `UserDeleted`
-//! from the worker's and the reconciler's roles only. Nothing schedules it by default (a
-//! sweep lists the whole pool and must finish within one invocation: see docs/runbook.md,
-//! "Orphaned profiles"); an operator invokes it, or a schedule of its own with that payload.
+//! from the worker's and the reconciler's roles only. With the lifecycle on, a second schedule
+//! of the stack sends `{"orphans": true}` weekly (`OrphanSweepSchedule`); an operator may
+//! invoke it too. A sweep lists the whole pool and must finish within one invocation: a pool
+//! too large for that sweeps from a host (docs/runbook.md, "Orphaned profiles").
 //! Its answer is the sweep's report; a real sweep that was refused, or left orphans failed or
 //! not attempted, fails the invocation (the alarm), a dry run never does.
 // The SDK and lambda_runtime futures nest deeply enough to pass the default limit.
