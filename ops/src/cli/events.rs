@@ -26,11 +26,12 @@ pub struct EventsArgs {
 
 #[derive(Subcommand)]
 pub enum EventsAction {
-    /// The rules on the bus that receive UserConfirmed or ProfileCreated, with their targets;
-    /// the pipeline's own worker rule is marked.
+    /// The rules on the bus that receive UserConfirmed, ProfileCreated or UserDeleted, with
+    /// their targets; the pipeline's own worker rule is marked.
     Consumers(ConsumersArgs),
-    /// Replay archived UserConfirmed events to chosen consumers' rules only (EventBridge
-    /// StartReplay with FilterArns), and follow the replay until it ends.
+    /// Replay archived UserConfirmed and UserDeleted events to chosen consumers' rules only
+    /// (EventBridge StartReplay with FilterArns; each rule receives those its pattern matches),
+    /// and follow the replay until it ends.
     Replay(ReplayArgs),
     /// Cancel a running replay.
     Cancel(CancelArgs),
@@ -288,7 +289,7 @@ async fn replay(
         return Ok(report);
     }
     ui.announce(&format!(
-        "replay {}: UserConfirmed {} .. {} from archive {} to {}",
+        "replay {}: UserConfirmed and UserDeleted {} .. {} from archive {} to {}",
         report.replay_name,
         report.since,
         report.until,
@@ -401,7 +402,12 @@ fn render_consumers(c: &Consumers) -> String {
         "bus {} ({}), source {}\nworker's rule: {}\n",
         c.bus, c.bus_arn, c.source, c.worker_rule_by
     );
-    let mut section = |title: &str, rules: &[RuleView], of: fn(&RuleView) -> &Verdict| {
+    // `replayed`: the verdict for a replayed event of the section's type, where the archive
+    // holds that type.
+    let mut section = |title: &str,
+                       rules: &[RuleView],
+                       of: fn(&RuleView) -> &Verdict,
+                       replayed: Option<fn(&RuleView) -> &Verdict>| {
         out.push_str(&format!("\n{title} consumers: {}\n", rules.len()));
         for rule in rules {
             let mut tags = Vec::new();
@@ -417,7 +423,7 @@ fn render_consumers(c: &Consumers) -> String {
             if let Verdict::MayMatch { reasons } = of(rule) {
                 tags.push(format!("may match: {}", reasons.join("; ")));
             }
-            if title == "UserConfirmed" && !rule.user_confirmed_replayed.may_receive() {
+            if replayed.is_some_and(|replayed| !replayed(rule).may_receive()) {
                 tags.push("ignores replays".into());
             }
             let tags = if tags.is_empty() {
@@ -434,10 +440,26 @@ fn render_consumers(c: &Consumers) -> String {
             }
         }
     };
-    section("UserConfirmed", &c.user_confirmed, |r| &r.user_confirmed);
-    section("ProfileCreated", &c.profile_created, |r| &r.profile_created);
+    section(
+        "UserConfirmed",
+        &c.user_confirmed,
+        |r| &r.user_confirmed,
+        Some(|r| &r.user_confirmed_replayed),
+    );
+    section(
+        "ProfileCreated",
+        &c.profile_created,
+        |r| &r.profile_created,
+        None,
+    );
+    section(
+        "UserDeleted",
+        &c.user_deleted,
+        |r| &r.user_deleted,
+        Some(|r| &r.user_deleted_replayed),
+    );
     out.push_str(&format!(
-        "\nother rules on the bus (matching neither): {}\n",
+        "\nother rules on the bus (matching none of them): {}\n",
         c.other_rules
     ));
     out
@@ -513,6 +535,8 @@ mod tests {
             user_confirmed: uc.clone(),
             user_confirmed_replayed: uc,
             profile_created: Verdict::NoMatch { reason: "x".into() },
+            user_deleted: Verdict::NoMatch { reason: "x".into() },
+            user_deleted_replayed: Verdict::NoMatch { reason: "x".into() },
         }
     }
 
@@ -534,6 +558,15 @@ mod tests {
                 ),
             ],
             profile_created: vec![],
+            user_deleted: vec![RuleView {
+                user_deleted: Verdict::Matches,
+                user_deleted_replayed: Verdict::Matches,
+                ..rule(
+                    "erasure-sync",
+                    false,
+                    Verdict::NoMatch { reason: "x".into() },
+                )
+            }],
             other_rules: 2,
         };
         let text = render_consumers(&report);
@@ -552,7 +585,12 @@ UserConfirmed consumers: 2
 
 ProfileCreated consumers: 0
 
-other rules on the bus (matching neither): 2
+UserDeleted consumers: 1
+  erasure-sync
+    rule arn:aws:events:us-east-1:111122223333:rule/uc-main/erasure-sync
+    -> queue arn:aws:sqs:us-east-1:111122223333:erasure-sync
+
+other rules on the bus (matching none of them): 2
 "
         );
     }

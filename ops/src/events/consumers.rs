@@ -1,10 +1,10 @@
-//! Who consumes the pipeline's events: each rule's pattern read against a `UserConfirmed` and a
-//! `ProfileCreated` from the pipeline's source (matches / may match / no match), the worker's
-//! own rule recognised.
+//! Who consumes the pipeline's events: each rule's pattern read against a `UserConfirmed`, a
+//! `ProfileCreated` and a `UserDeleted` from the pipeline's source (matches / may match / no
+//! match), the worker's own rule recognised.
 
 use serde::Serialize;
 use serde_json::Value;
-use uc_schemas::{DETAIL_TYPE, PROFILE_CREATED_DETAIL_TYPE};
+use uc_schemas::{DETAIL_TYPE, PROFILE_CREATED_DETAIL_TYPE, USER_DELETED_DETAIL_TYPE};
 
 /// Whether an event would match a rule's pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -172,6 +172,17 @@ pub struct RuleView {
     /// A replayed `UserConfirmed` (it carries `replay-name`).
     pub user_confirmed_replayed: Verdict,
     pub profile_created: Verdict,
+    /// A live `UserDeleted` from the pipeline's source.
+    pub user_deleted: Verdict,
+    /// A replayed `UserDeleted` (the archive holds them beside `UserConfirmed`).
+    pub user_deleted_replayed: Verdict,
+}
+
+impl RuleView {
+    /// Would it receive anything from a replay of the archive (`UserConfirmed` or `UserDeleted`)?
+    pub fn takes_replays(&self) -> bool {
+        self.user_confirmed_replayed.may_receive() || self.user_deleted_replayed.may_receive()
+    }
 }
 
 /// Each rule with its verdicts and whether it is the worker's.
@@ -180,6 +191,10 @@ pub fn classify(rules: Vec<RawRule>, source: &str, worker: &WorkerHint) -> Vec<R
         source,
         detail_type,
         replay_name: None,
+    };
+    let replayed = |detail_type| Probe {
+        replay_name: Some(ANY_REPLAY),
+        ..live(detail_type)
     };
     rules
         .into_iter()
@@ -192,14 +207,10 @@ pub fn classify(rules: Vec<RawRule>, source: &str, worker: &WorkerHint) -> Vec<R
             };
             RuleView {
                 user_confirmed: verdict(pattern, &live(DETAIL_TYPE)),
-                user_confirmed_replayed: verdict(
-                    pattern,
-                    &Probe {
-                        replay_name: Some(ANY_REPLAY),
-                        ..live(DETAIL_TYPE)
-                    },
-                ),
+                user_confirmed_replayed: verdict(pattern, &replayed(DETAIL_TYPE)),
                 profile_created: verdict(pattern, &live(PROFILE_CREATED_DETAIL_TYPE)),
+                user_deleted: verdict(pattern, &live(USER_DELETED_DETAIL_TYPE)),
+                user_deleted_replayed: verdict(pattern, &replayed(USER_DELETED_DETAIL_TYPE)),
                 worker: is_worker,
                 name: rule.name,
                 arn: rule.arn,
@@ -224,7 +235,9 @@ pub struct Consumers {
     pub user_confirmed: Vec<RuleView>,
     /// Rules that match (or may match) a `ProfileCreated`.
     pub profile_created: Vec<RuleView>,
-    /// Rules on the bus that match neither.
+    /// Rules that match (or may match) a live `UserDeleted`.
+    pub user_deleted: Vec<RuleView>,
+    /// Rules on the bus that match none of the three.
     pub other_rules: usize,
 }
 
@@ -249,9 +262,14 @@ pub fn consumers(
         worker_rule_by: worker.describe(),
         user_confirmed: pick(|r| &r.user_confirmed),
         profile_created: pick(|r| &r.profile_created),
+        user_deleted: pick(|r| &r.user_deleted),
         other_rules: rules
             .iter()
-            .filter(|r| !r.user_confirmed.may_receive() && !r.profile_created.may_receive())
+            .filter(|r| {
+                !r.user_confirmed.may_receive()
+                    && !r.profile_created.may_receive()
+                    && !r.user_deleted.may_receive()
+            })
             .count(),
     }
 }

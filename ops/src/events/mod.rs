@@ -3,8 +3,10 @@
 //!
 //! A new consumer (a CRM sync, an analytics loader) subscribes with its own rule on the bus and
 //! then wants the events published before it existed. The bus's archive holds every
-//! `UserConfirmed`; `StartReplay` with `Destination.FilterArns` re-sends a time window of them
-//! to the named rules only. The worker's own rule is left out unless asked for: the worker
+//! `UserConfirmed` and every `UserDeleted` (so a consumer back-filled with the confirmations
+//! also learns of the users deleted since); `StartReplay` with `Destination.FilterArns`
+//! re-sends a time window of both to the named rules only, and each rule receives those its
+//! pattern matches: a rule that matches neither is refused. The worker's own rule is left out unless asked for: the worker
 //! would absorb the duplicates (one profile per user), but it is pointless load and, with
 //! `PROFILE_CREATED_EVENTS`, no announcement is repeated anyway.
 //!

@@ -7,7 +7,7 @@ use aws_sdk_eventbridge::types::ReplayDestination;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use uc_schemas::DETAIL_TYPE;
+use uc_schemas::{DETAIL_TYPE, USER_DELETED_DETAIL_TYPE};
 
 use super::*;
 
@@ -95,6 +95,8 @@ pub struct PlannedRule {
     pub worker: bool,
     /// Would a replayed `UserConfirmed` match it.
     pub verdict: Verdict,
+    /// Would a replayed `UserDeleted` match it (the archive holds both).
+    pub user_deleted: Verdict,
 }
 
 /// A checked replay: everything `StartReplay` needs.
@@ -192,11 +194,14 @@ pub fn plan_replay(request: &ReplayRequest) -> Result<ReplayPlan, EventsError> {
             let names: Vec<&str> = request
                 .rules
                 .iter()
-                .filter(|r| r.user_confirmed.may_receive() && r.managed_by.is_none())
+                .filter(|r| {
+                    (r.user_confirmed.may_receive() || r.user_deleted.may_receive())
+                        && r.managed_by.is_none()
+                })
                 .map(|r| r.name.as_str())
                 .collect();
             return refuse(format!(
-                "no rule {wanted} on the bus; UserConfirmed consumers: {}",
+                "no rule {wanted} on the bus; consumers of UserConfirmed or UserDeleted: {}",
                 if names.is_empty() {
                     "none".to_owned()
                 } else {
@@ -229,33 +234,37 @@ pub fn plan_replay(request: &ReplayRequest) -> Result<ReplayPlan, EventsError> {
                 request.worker.describe()
             ));
         }
-        let verdict = verdict(
-            rule.event_pattern.as_deref(),
-            &Probe {
-                source: request.source,
-                detail_type: DETAIL_TYPE,
-                replay_name: Some(&name),
-            },
-        );
-        match &verdict {
-            Verdict::NoMatch { reason } => {
-                return refuse(format!(
-                    "rule {} would receive nothing from a replay of UserConfirmed events: {reason}",
-                    rule.name
-                ));
-            }
-            Verdict::MayMatch { reasons } => notes.push(format!(
-                "rule {} may not match every event: {}",
-                rule.name,
-                reasons.join("; ")
-            )),
-            Verdict::Matches => {}
+        let replayed = |detail_type| {
+            verdict(
+                rule.event_pattern.as_deref(),
+                &Probe {
+                    source: request.source,
+                    detail_type,
+                    replay_name: Some(&name),
+                },
+            )
+        };
+        let (confirmed, deleted) = (replayed(DETAIL_TYPE), replayed(USER_DELETED_DETAIL_TYPE));
+        if let (Verdict::NoMatch { reason: a }, Verdict::NoMatch { reason: b }) =
+            (&confirmed, &deleted)
+        {
+            let why = if a == b {
+                a.clone()
+            } else {
+                format!("UserConfirmed: {a}; UserDeleted: {b}")
+            };
+            return refuse(format!(
+                "rule {} would receive nothing from a replay of UserConfirmed events, nor of UserDeleted events (all the archive holds): {why}",
+                rule.name
+            ));
         }
+        notes.extend(may_match_notes(&rule.name, &confirmed, &deleted));
         rules.push(PlannedRule {
             name: rule.name.clone(),
             arn: rule.arn.clone(),
             worker: rule.worker,
-            verdict,
+            verdict: confirmed,
+            user_deleted: deleted,
         });
     }
     Ok(ReplayPlan {
@@ -267,6 +276,26 @@ pub fn plan_replay(request: &ReplayRequest) -> Result<ReplayPlan, EventsError> {
         until,
         notes,
     })
+}
+
+/// What the operator should know of a rule that only may match: one note when both event types
+/// may match for the same reasons, else one per event type.
+fn may_match_notes(rule: &str, confirmed: &Verdict, deleted: &Verdict) -> Vec<String> {
+    let reasons = |v: &Verdict| match v {
+        Verdict::MayMatch { reasons } => Some(reasons.join("; ")),
+        _ => None,
+    };
+    match (reasons(confirmed), reasons(deleted)) {
+        (Some(a), Some(b)) if a == b => {
+            vec![format!("rule {rule} may not match every event: {a}")]
+        }
+        (a, b) => [("UserConfirmed", a), ("UserDeleted", b)]
+            .into_iter()
+            .filter_map(|(kind, why)| {
+                why.map(|why| format!("rule {rule} may not match every {kind} event: {why}"))
+            })
+            .collect(),
+    }
 }
 
 /// `t`, or the next whole second when it has a fraction: an easier `--since` to type.
@@ -291,7 +320,7 @@ pub(super) fn chrono_time(t: &AwsDateTime) -> Option<DateTime<Utc>> {
 pub fn start_replay_request(plan: &ReplayPlan) -> StartReplayInput {
     let names: Vec<&str> = plan.rules.iter().map(|r| r.name.as_str()).collect();
     let mut description = format!(
-        "uc-ops events replay: UserConfirmed {} .. {} to {}",
+        "uc-ops events replay: UserConfirmed and UserDeleted {} .. {} to {}",
         rfc3339(plan.since),
         rfc3339(plan.until),
         names.join(", ")

@@ -3,7 +3,7 @@ use aws_sdk_eventbridge::primitives::DateTime as AwsDateTime;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use uc_schemas::{DEFAULT_SOURCE, event_pattern, profile_created_event_pattern};
-use uc_schemas::{DETAIL_TYPE, PROFILE_CREATED_DETAIL_TYPE};
+use uc_schemas::{DETAIL_TYPE, PROFILE_CREATED_DETAIL_TYPE, USER_DELETED_DETAIL_TYPE};
 
 const BUS: &str = "arn:aws:events:us-east-1:111122223333:event-bus/uc-main";
 const QUEUE: &str = "arn:aws:sqs:us-east-1:111122223333:uc-main-worker";
@@ -37,7 +37,7 @@ fn rule(name: &str, pattern: Value, target: &str) -> RawRule {
 fn bus_rules() -> Vec<RuleView> {
     let mut archive = rule(
         "Events-Archive-uc-main-user-confirmed",
-        json!({"source": [DEFAULT_SOURCE], "detail-type": ["UserConfirmed"], "replay-name": [{"exists": false}]}),
+        json!({"source": [DEFAULT_SOURCE], "detail-type": ["UserConfirmed", "UserDeleted"], "replay-name": [{"exists": false}]}),
         "arn:aws:events:us-east-1:::",
     );
     archive.managed_by = Some("events.amazonaws.com".into());
@@ -57,6 +57,11 @@ fn bus_rules() -> Vec<RuleView> {
                 "welcome-flow",
                 profile_created_event_pattern(DEFAULT_SOURCE),
                 "arn:aws:sqs:us-east-1:111122223333:welcome",
+            ),
+            rule(
+                "erasure-sync",
+                json!({"source": [DEFAULT_SOURCE], "detail-type": ["UserDeleted"]}),
+                "arn:aws:sqs:us-east-1:111122223333:erasure",
             ),
             rule(
                 "live-only",
@@ -232,6 +237,15 @@ fn consumers_are_sorted_into_their_sections_and_the_worker_rule_is_marked() {
     );
     // A pattern naming only the source takes ProfileCreated as well.
     assert_eq!(names(&found.profile_created), ["welcome-flow", "live-only"]);
+    // UserDeleted's consumers are listed in the same way.
+    assert_eq!(
+        names(&found.user_deleted),
+        [
+            "erasure-sync",
+            "live-only",
+            "Events-Archive-uc-main-user-confirmed"
+        ]
+    );
     assert_eq!(found.other_rules, 0);
     let workers: Vec<&str> = rules
         .iter()
@@ -241,6 +255,10 @@ fn consumers_are_sorted_into_their_sections_and_the_worker_rule_is_marked() {
     assert_eq!(workers, ["uc-main-user-confirmed"]);
     let live_only = rules.iter().find(|r| r.name == "live-only").unwrap();
     assert!(!live_only.user_confirmed_replayed.may_receive());
+    assert!(!live_only.user_deleted_replayed.may_receive());
+    assert!(!live_only.takes_replays());
+    let erasure = rules.iter().find(|r| r.name == "erasure-sync").unwrap();
+    assert!(!erasure.user_confirmed.may_receive() && erasure.takes_replays());
     // --worker-rule names it instead of the queue.
     let by_name = classify(
         vec![rule("mine", event_pattern(DEFAULT_SOURCE), "arn:x")],
@@ -333,7 +351,9 @@ fn the_start_replay_request_names_the_archive_window_bus_and_only_the_chosen_rul
     // welcome-flow takes ProfileCreated only: the archive has nothing for it.
     let message = refusal(plan_replay(&request(&rules, &wanted, &archive, &worker)));
     assert!(
-        message.contains("rule welcome-flow would receive nothing"),
+        message.contains(
+            "rule welcome-flow would receive nothing from a replay of UserConfirmed events, nor of UserDeleted events (all the archive holds): UserConfirmed: `detail-type` is [\"ProfileCreated\"], the event's is \"UserConfirmed\"; UserDeleted: `detail-type` is [\"ProfileCreated\"], the event's is \"UserDeleted\""
+        ),
         "{message}"
     );
 
@@ -372,7 +392,7 @@ fn the_start_replay_request_names_the_archive_window_bus_and_only_the_chosen_rul
         request_json(&input),
         json!({
             "ReplayName": "uc-crm-sync-20261122T101530Z",
-            "Description": "uc-ops events replay: UserConfirmed 2026-11-01T00:00:00Z .. 2026-11-22T10:15:30Z to crm-sync",
+            "Description": "uc-ops events replay: UserConfirmed and UserDeleted 2026-11-01T00:00:00Z .. 2026-11-22T10:15:30Z to crm-sync",
             "EventSourceArn": "arn:aws:events:us-east-1:111122223333:archive/uc-main-user-confirmed",
             "EventStartTime": "2026-11-01T00:00:00Z",
             "EventEndTime": "2026-11-22T10:15:30Z",
@@ -431,7 +451,7 @@ fn other_rules_that_cannot_take_the_replay_are_refused() {
     for (wanted, expected) in [
         (
             "nope",
-            "no rule nope on the bus; UserConfirmed consumers: uc-main-user-confirmed, crm-sync, live-only",
+            "no rule nope on the bus; consumers of UserConfirmed or UserDeleted: uc-main-user-confirmed, crm-sync, erasure-sync, live-only",
         ),
         (
             "Events-Archive-uc-main-user-confirmed",
@@ -439,7 +459,7 @@ fn other_rules_that_cannot_take_the_replay_are_refused() {
         ),
         (
             "live-only",
-            "rule live-only would receive nothing from a replay of UserConfirmed events: `replay-name`",
+            "rule live-only would receive nothing from a replay of UserConfirmed events, nor of UserDeleted events (all the archive holds): `replay-name`",
         ),
     ] {
         let wanted = vec![wanted.to_owned()];
@@ -572,4 +592,117 @@ fn progress_is_the_share_of_the_window_replayed() {
     assert_eq!(done.progress(), Some(1.0));
     assert!(done.finished());
     assert_eq!(ReplayStatus::default().progress(), None);
+}
+
+#[test]
+fn a_rule_taking_either_archived_event_type_takes_the_replay() {
+    let rules = bus_rules();
+    let archive = archive();
+    let worker = WorkerHint::QueueArn(QUEUE.into());
+    // UserDeleted only: the archive holds UserDeleted too, so it is back-filled with them.
+    let wanted = vec!["erasure-sync".to_owned()];
+    let plan = plan_replay(&request(&rules, &wanted, &archive, &worker)).unwrap();
+    assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+    let [planned] = plan.rules.as_slice() else {
+        panic!("{:?}", plan.rules)
+    };
+    assert!(!planned.verdict.may_receive(), "{:?}", planned.verdict);
+    assert_eq!(planned.user_deleted, Verdict::Matches);
+    // UserConfirmed only: unchanged, UserDeleted's verdict says it takes none of them.
+    let wanted = vec!["crm-sync".to_owned()];
+    let plan = plan_replay(&request(&rules, &wanted, &archive, &worker)).unwrap();
+    assert_eq!(plan.rules[0].verdict, Verdict::Matches);
+    assert!(!plan.rules[0].user_deleted.may_receive());
+    let json = serde_json::to_value(&plan.rules[0]).unwrap();
+    assert_eq!(json["verdict"], json!({"verdict": "matches"}));
+    assert_eq!(json["user_deleted"]["verdict"], "no-match");
+    // Both, by detail-type or by source alone.
+    let both = classify(
+        vec![
+            rule(
+                "both",
+                json!({"source": [DEFAULT_SOURCE], "detail-type": ["UserConfirmed", "UserDeleted"]}),
+                "arn:aws:sqs:us-east-1:111122223333:both",
+            ),
+            rule(
+                "any",
+                json!({"source": [DEFAULT_SOURCE]}),
+                "arn:aws:sqs:us-east-1:111122223333:any",
+            ),
+        ],
+        DEFAULT_SOURCE,
+        &worker,
+    );
+    let wanted = vec!["both".to_owned(), "any".to_owned()];
+    let plan = plan_replay(&request(&both, &wanted, &archive, &worker)).unwrap();
+    for rule in &plan.rules {
+        assert_eq!(
+            (&rule.verdict, &rule.user_deleted),
+            (&Verdict::Matches, &Verdict::Matches),
+            "{}",
+            rule.name
+        );
+    }
+    assert!(plan.notes.is_empty());
+    // Another source: neither type, refused with the one reason.
+    let elsewhere = classify(
+        vec![rule(
+            "elsewhere",
+            json!({"source": ["acme.signups"]}),
+            "arn:aws:sqs:us-east-1:111122223333:e",
+        )],
+        DEFAULT_SOURCE,
+        &worker,
+    );
+    let wanted = vec!["elsewhere".to_owned()];
+    let message = refusal(plan_replay(&request(
+        &elsewhere, &wanted, &archive, &worker,
+    )));
+    assert!(
+        message.ends_with(
+            r#"nor of UserDeleted events (all the archive holds): `source` is ["acme.signups"], the event's is "userconfirmed.cognito""#
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn may_match_notes_name_the_event_type_when_only_one_may_match() {
+    let worker = WorkerHint::QueueArn(QUEUE.into());
+    let rules = classify(
+        vec![
+            rule(
+                "sweep-deletions",
+                json!({"source": [DEFAULT_SOURCE], "detail-type": ["UserDeleted"], "detail": {"detectedBy": ["sweep"]}}),
+                "arn:aws:sqs:us-east-1:111122223333:s",
+            ),
+            rule(
+                "user-events",
+                json!({"detail-type": [{"prefix": "User"}]}),
+                "arn:aws:sqs:us-east-1:111122223333:u",
+            ),
+        ],
+        DEFAULT_SOURCE,
+        &worker,
+    );
+    let wanted = vec!["sweep-deletions".to_owned(), "user-events".to_owned()];
+    let archive = archive();
+    let plan = plan_replay(&request(&rules, &wanted, &archive, &worker)).unwrap();
+    assert_eq!(
+        plan.notes,
+        [
+            "rule sweep-deletions may not match every UserDeleted event: also filters on `detail`",
+            "rule user-events may not match every event: `detail-type` uses prefix",
+        ]
+    );
+    assert!(!plan.rules[0].verdict.may_receive());
+    assert!(matches!(plan.rules[1].verdict, Verdict::MayMatch { .. }));
+    // The live verdict of each type, for `events consumers`.
+    assert!(matches!(
+        verdict(
+            Some(&json!({"detail-type": ["UserDeleted"]}).to_string()),
+            &live(USER_DELETED_DETAIL_TYPE)
+        ),
+        Verdict::Matches
+    ));
 }
