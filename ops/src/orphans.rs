@@ -45,9 +45,10 @@
 //! 240,000 users at the default pace, 1.1 million at 30/s; the erasures take what is left),
 //! which runs it when the payload asks (`{"orphans": ...}`) with its own role, the one the
 //! bus admits for `UserDeleted` besides the worker's.
-//! Nothing schedules it by default: the CloudTrail path erases deleted users within seconds,
-//! the sweep only meets what that path missed, and the audit already alerts on orphans; a
-//! schedule of its own with that payload (daily, say) suits pools that fit an invocation.
+//! The template and the construct schedule it weekly (`OrphanSweepSchedule`, with that
+//! payload): the CloudTrail path erases deleted users within seconds, so the sweep only meets
+//! what that path missed; a pool too large for one invocation disables the schedule and runs
+//! `uc-ops reconcile --orphans` (docs/runbook.md).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
