@@ -1,6 +1,6 @@
 //! What AppSync answered (or failed to answer), as an outcome. AppSync often answers HTTP 200
 //! with `errors`, so the GraphQL body rules live here; statuses follow the shared rule in
-//! `uc_runtime::aws`. Pure logic: the table in the README is this function, row by row.
+//! `uc_runtime::aws`. Pure logic: the table in docs/worker.md is this function, row by row.
 
 use serde_json::Value;
 use uc_runtime::aws::status_kind;
@@ -265,7 +265,7 @@ mod tests {
         }
     }
 
-    /// The README's classification table, row by row.
+    /// The classification table in docs/worker.md, row by row.
     #[test]
     fn classification_table() {
         let rows: Vec<(&str, Answer, Outcome)> = vec![

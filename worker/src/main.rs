@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use uc_worker::poller::{self, PollerSettings};
 use uc_worker::{ConfiguredStore, SqsDeadLetters, Worker, WorkerConfig, build_worker, lambda};
 
-/// Creates user profiles from UserConfirmed events (configuration: see README).
+/// Creates user profiles from UserConfirmed events, and acts on Cognito's CloudTrail records of
+/// deletions (configuration: docs/configuration.md).
 #[derive(Parser)]
 #[command(version)]
 struct Cli {

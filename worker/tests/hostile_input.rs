@@ -422,7 +422,7 @@ fn status() -> impl Strategy<Value = u16> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
-    /// Every (status, body) has exactly one outcome, agreeing with the README's table, and a
+    /// Every (status, body) has exactly one outcome, agreeing with the table in docs/worker.md, and a
     /// non-blank reason code (the DLQ's `uc.reason`; SQS refuses empty attribute values).
     #[test]
     fn classification_is_total(status in status(), body in body()) {
