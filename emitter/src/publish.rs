@@ -156,6 +156,7 @@ impl PublishPolicy {
         };
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
+            // Not a runner's give-up (that is `DeadlineReached`): the fallback was never tried.
             let fallback_error =
                 Failure::permanent("BudgetExhausted", "no time left for the fallback");
             return PublishOutcome::Failed {
