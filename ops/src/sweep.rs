@@ -441,7 +441,8 @@ async fn publish_page(
     report: &mut SweepReport,
     pass: &mut PassProgress,
 ) -> Result<(), SweepError> {
-    let sent = publish_paced(clients, target, events, pacer).await?;
+    // Boxed: the publish loop's future is large (see uc_runtime::put_events::EventBus::put_once).
+    let sent = Box::pin(publish_paced(clients, target, events, pacer)).await?;
     let (published, failed) = (sent.published as u64, sent.failed.len() as u64);
     report.published += published;
     pass.published += published;

@@ -174,13 +174,14 @@ impl EventBus {
                 .set_trace_header(entry.trace_header.map(str::to_owned))
                 .build()
         });
-        let output = self
+        // Boxed: the SDK's send future is large, and inlined into every caller's retry loop it
+        // made a debug build's frames big enough to overflow a 2 MiB thread stack.
+        let call = self
             .client
             .put_events()
             .set_entries(Some(request.collect()))
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error(&e))?;
+            .send();
+        let output = Box::pin(call).await.map_err(|e| classify_sdk_error(&e))?;
         Ok(output
             .entries()
             .iter()

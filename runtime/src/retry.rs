@@ -282,7 +282,11 @@ impl RetryPolicy {
             async move {
                 match fut {
                     None => Err(Stop::Deadline),
-                    Some(fut) => fut.await.map_err(Stop::Error),
+                    // On the heap: an attempt is usually an AWS SDK call, whose future is large;
+                    // nested in callers' loops it gave debug builds frames big enough to
+                    // overflow a 2 MiB thread stack. One allocation per attempt is nothing
+                    // beside a network call.
+                    Some(fut) => Box::pin(fut).await.map_err(Stop::Error),
                 }
             }
         };

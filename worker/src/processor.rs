@@ -255,7 +255,10 @@ impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory, P: PoolDirectory, B: 
             let disposition = self.dead_letter(body, meta, record).await;
             return MessageReport::unwritten(message_id, disposition, sub);
         };
-        let disposition = match lifecycle.handle(&self.store, &call, deadline).await {
+        // Boxed: the lifecycle's future holds Cognito's and the store's SDK calls; inline in
+        // every front end's (and DLQ replay's) future it made debug builds' frames too large.
+        let handled = Box::pin(lifecycle.handle(&self.store, &call, deadline)).await;
+        let disposition = match handled {
             Ok(handled) => {
                 tracing::info!(
                     message_id,

@@ -132,7 +132,14 @@ fn fault_rules() -> serde_json::Value {
     ])
 }
 
+/// The whole run. Its state is large (every phase's futures: the pipelines, the sweep, the
+/// replay's worker core, the orphan sweep), so it lives on the heap: on a test thread's 2 MiB
+/// stack a debug build overflowed.
 pub async fn run(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
+    Box::pin(run_on_heap(env, options)).await
+}
+
+async fn run_on_heap(env: StackEnv, options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     anyhow::ensure!(
         GraphqlBackend::of(&env)? == GraphqlBackend::StandIn,
         "the chaos run injects the AppSync stand-in's faults: bring the local stack up with it \
