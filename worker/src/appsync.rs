@@ -15,7 +15,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use tokio::time::Instant;
-use uc_runtime::{Failure, RetryPolicy};
+use uc_runtime::{Failure, GaveUp, RetryPolicy, Succeeded};
 use uc_schemas::UserConfirmed;
 
 use crate::WorkerError;
@@ -313,11 +313,33 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
         trace_header: Option<&str>,
     ) -> WriteReport {
         let body = self.mutation.request_body(event);
+        let field = &self.mutation.field;
+        let (result, latencies) = self
+            .requests(body, deadline, trace_header, |answer| {
+                match classify(answer, field) {
+                    done @ (Outcome::Created | Outcome::AlreadyExists) => Ok(done),
+                    other => Err(other),
+                }
+            })
+            .await;
+        WriteReport::of_run(result, latencies)
+    }
+
+    /// One GraphQL request, retried with the one runner, credentials renewed once after a
+    /// refusal, throttling fed to the adaptive limit; `judge` reads each answer. Returns the
+    /// run and each attempt's latency.
+    async fn requests<T: Send>(
+        &self,
+        body: Vec<u8>,
+        deadline: Option<Instant>,
+        trace_header: Option<&str>,
+        judge: impl Fn(&Answer) -> Result<T, Outcome> + Send + Sync,
+    ) -> (Result<Succeeded<T>, GaveUp<Outcome>>, Vec<f64>) {
         let refreshed = AtomicBool::new(false);
         let latencies = Mutex::new(Vec::new());
         let attempt = |attempt: uc_runtime::Attempt| {
             let body = body.clone();
-            let (refreshed, latencies) = (&refreshed, &latencies);
+            let (refreshed, latencies, judge) = (&refreshed, &latencies, &judge);
             async move {
                 let _slot = self.limit.acquire().await;
                 let started = Instant::now();
@@ -329,12 +351,12 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
                     .lock()
                     .unwrap()
                     .push(started.elapsed().as_secs_f64() * 1000.0);
-                match classify(&answer, &self.mutation.field) {
-                    done @ (Outcome::Created | Outcome::AlreadyExists) => {
+                match judge(&answer) {
+                    Ok(value) => {
                         self.limit.on_success();
-                        Ok(done)
+                        Ok(value)
                     }
-                    Outcome::AuthRejected { reason }
+                    Err(Outcome::AuthRejected { reason })
                         if !refreshed.swap(true, Ordering::Relaxed) =>
                     {
                         // Expired or rotated credentials: fetch new ones and try again, once.
@@ -344,19 +366,21 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
                             throttled: false,
                         })
                     }
-                    Outcome::AuthRejected { reason } => Err(Outcome::Permanent { reason }),
-                    retry @ Outcome::Retryable {
-                        throttled: true, ..
-                    } => {
+                    Err(Outcome::AuthRejected { reason }) => Err(Outcome::Permanent { reason }),
+                    Err(
+                        retry @ Outcome::Retryable {
+                            throttled: true, ..
+                        },
+                    ) => {
                         self.limit.on_throttled();
                         Err(retry)
                     }
-                    other => Err(other),
+                    Err(other) => Err(other),
                 }
             }
         };
         let result = self.retry.run(deadline, attempt, |_, _| {}).await;
-        WriteReport::of_run(result, latencies.into_inner().unwrap())
+        (result, latencies.into_inner().unwrap())
     }
 }
 
@@ -404,52 +428,15 @@ impl<E: GraphQlEndpoint> ProfileWriter<E> {
         .await
     }
 
-    /// One GraphQL request, retried with the one runner, credentials renewed once after a
-    /// refusal, throttling fed to the adaptive limit; `judge` reads each answer.
+    /// [`ProfileWriter::requests`] for a read or a delete: no trace, the result as the shared
+    /// failure vocabulary has it.
     async fn call<T: Send>(
         &self,
         body: Vec<u8>,
         deadline: Option<Instant>,
         judge: impl Fn(&Answer) -> Result<T, Outcome> + Send + Sync,
     ) -> Result<T, Failure> {
-        let refreshed = AtomicBool::new(false);
-        let attempt = |attempt: uc_runtime::Attempt| {
-            let body = body.clone();
-            let (refreshed, judge) = (&refreshed, &judge);
-            async move {
-                let _slot = self.limit.acquire().await;
-                let answer = self
-                    .endpoint
-                    .post(body, attempt.bound(self.request_timeout), None)
-                    .await;
-                match judge(&answer) {
-                    Ok(value) => {
-                        self.limit.on_success();
-                        Ok(value)
-                    }
-                    Err(Outcome::AuthRejected { reason })
-                        if !refreshed.swap(true, Ordering::Relaxed) =>
-                    {
-                        self.endpoint.refresh_credentials().await;
-                        Err(Outcome::Retryable {
-                            reason,
-                            throttled: false,
-                        })
-                    }
-                    Err(Outcome::AuthRejected { reason }) => Err(Outcome::Permanent { reason }),
-                    Err(
-                        retry @ Outcome::Retryable {
-                            throttled: true, ..
-                        },
-                    ) => {
-                        self.limit.on_throttled();
-                        Err(retry)
-                    }
-                    Err(other) => Err(other),
-                }
-            }
-        };
-        result_of_run(self.retry.run(deadline, attempt, |_, _| {}).await)
+        result_of_run(self.requests(body, deadline, None, judge).await.0)
     }
 }
 

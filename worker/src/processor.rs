@@ -240,7 +240,16 @@ impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory, P: PoolDirectory, B: 
         let message_id = meta.message_id.clone();
         let sub = call.sub.clone();
         let name = call.call.name();
-        let cloudtrail_id = call.cloudtrail_event_id.clone().unwrap_or_default();
+        // From the record, so bounded and redacted like any text from data.
+        let cloudtrail_id = uc_runtime::redact_emails(
+            &call
+                .cloudtrail_event_id
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect::<String>(),
+        );
         let Some(lifecycle) = &self.lifecycle else {
             let reason = "LifecycleOff";
             let record = FailureRecord::for_message(
@@ -271,13 +280,13 @@ impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory, P: PoolDirectory, B: 
                 Disposition::Lifecycle(handled)
             }
             Err(failure) if failure.is_retryable() => {
-                tracing::warn!(message_id, call = name, cloudtrail_id, sub, reason = %failure.code(), error = %failure, "lifecycle record not handled; SQS will retry");
+                tracing::warn!(message_id, call = name, cloudtrail_id, sub, reason = %failure.code(), error = %uc_runtime::redact_emails(&failure.to_string()), "lifecycle record not handled; SQS will retry");
                 Disposition::RetryLater {
                     reason: failure.code(),
                 }
             }
             Err(failure) => {
-                tracing::warn!(message_id, call = name, cloudtrail_id, sub, reason = %failure.code(), error = %failure, "lifecycle record refused");
+                tracing::warn!(message_id, call = name, cloudtrail_id, sub, reason = %failure.code(), error = %uc_runtime::redact_emails(&failure.to_string()), "lifecycle record refused");
                 let stage = match &failure {
                     LifecycleFailure::UserStillExists { .. } => stage::VERIFY,
                     LifecycleFailure::Failed {
@@ -290,7 +299,7 @@ impl<S: ProfileStore, D: DeadLetterSink, U: UserDirectory, P: PoolDirectory, B: 
                     meta,
                     stage,
                     &failure.code(),
-                    failure.to_string(),
+                    uc_runtime::redact_emails(&failure.to_string()),
                     0,
                     sub.clone(),
                 );

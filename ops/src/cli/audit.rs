@@ -170,20 +170,13 @@ pub fn render(report: &AuditReport, json: bool) -> anyhow::Result<String> {
         return to_json(report);
     }
     let f = &report.findings;
-    let mut statuses: Vec<String> = report
-        .users_by_status
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect();
-    if statuses.is_empty() {
-        statuses.push("none".into());
-    }
+    let statuses = super::status_counts(&report.users_by_status);
     let mut out = format!(
         "pool {}: {} users listed ({}); {} counted ({}), {} changed in the last {} s not judged\n\
          profiles {}{}, missing {}, orphaned {}, owner mismatches {}\n",
         report.user_pool_id,
         report.users_listed,
-        statuses.join(", "),
+        statuses,
         report.users_counted,
         report.statuses.join(","),
         report.users_recent,

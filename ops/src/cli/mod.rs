@@ -90,6 +90,19 @@ pub fn to_json(value: &impl serde::Serialize) -> anyhow::Result<String> {
     Ok(format!("{}\n", uc_ops::text::json_terminal_safe(&json)))
 }
 
+/// Users per account status as a report prints them (`CONFIRMED 3, RESET_REQUIRED 1`), or
+/// `none`.
+pub fn status_counts(by_status: &std::collections::BTreeMap<String, u64>) -> String {
+    if by_status.is_empty() {
+        return "none".into();
+    }
+    by_status
+        .iter()
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Every line of `text` made safe for a terminal ([`uc_ops::text::terminal_safe`]), the line
 /// breaks kept: what every text report goes through.
 pub fn terminal_safe_lines(text: &str) -> String {

@@ -106,20 +106,13 @@ pub fn render(report: &OrphanReport, json: bool) -> anyhow::Result<String> {
     if json {
         return to_json(report);
     }
-    let mut statuses: Vec<String> = report
-        .users_by_status
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect();
-    if statuses.is_empty() {
-        statuses.push("none".into());
-    }
+    let statuses = super::status_counts(&report.users_by_status);
     let mut out = format!(
         "pools {}: {} users listed ({}), {} of a counted status\n\
          {}: {} profiles{}, {} orphaned (no user in any status){}\n",
         report.user_pool_ids.join(", "),
         report.users_listed,
-        statuses.join(", "),
+        statuses,
         report.users_counted,
         report.store,
         report.profiles,
